@@ -1,0 +1,528 @@
+//! [`CodeMode`]: tools + driver + limits → `execute_typescript`, `discover_tools` and the
+//! system prompt.
+//!
+//! One `CodeMode` is built per application (or per agent) and shared; each
+//! `execute_typescript` call gets a fresh sandbox context, its own event tagging and its own
+//! tool-call budget, and disposes the context when done.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use serde_json::{Value, json};
+
+use crate::bindings::{Binding, Bindings, GuestError};
+use crate::console::{ConsoleSink, LogLevel};
+use crate::driver::{ContextConfig, IsolateDriver};
+use crate::error::{CodeModeError, ErrorKind, ExecutionError, ToolDefinitionError, ToolError};
+use crate::events::{EventKind, EventSink, Phase, now_ms};
+use crate::limits::Limits;
+use crate::prompt::{
+    CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME, catalog_entry, discover_description,
+    execute_description, system_prompt,
+};
+use crate::result::{CodeModeResult, result_schema};
+use crate::stubs::generate_stubs;
+use crate::tool::{Tool, ToolContext};
+use crate::typescript::{StrippedCode, strip_typescript};
+
+/// Largest program accepted by default, in bytes.
+pub const DEFAULT_MAX_CODE_BYTES: usize = 256 * 1024;
+
+/// Extra wall-clock time the host grants a driver past the execution timeout before it
+/// gives up on the driver itself (a driver is expected to stop on time on its own).
+const DRIVER_GRACE: Duration = Duration::from_secs(2);
+
+/// Name, description and schemas of a tool, as sent to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// Tool name.
+    pub name: String,
+    /// Description shown to the model.
+    pub description: String,
+    /// Input JSON Schema.
+    pub input_schema: Value,
+    /// Output JSON Schema, if any.
+    pub output_schema: Option<Value>,
+}
+
+/// Per-call options of [`CodeMode::execute`].
+#[derive(Debug, Clone, Default)]
+pub struct ExecuteOptions {
+    /// Id of the model's tool call; every event carries it.
+    pub tool_call_id: Option<Arc<str>>,
+    /// Where events go.
+    pub events: EventSink,
+    /// Bindings added to the tools' for this call (the skills crate adds `skill_*` here).
+    pub extra_bindings: Vec<Binding>,
+}
+
+impl ExecuteOptions {
+    /// Options tagging events with `tool_call_id` and sending them to `events`.
+    pub fn new(tool_call_id: impl Into<Arc<str>>, events: EventSink) -> Self {
+        Self { tool_call_id: Some(tool_call_id.into()), events, extra_bindings: Vec::new() }
+    }
+}
+
+/// Builder of [`CodeMode`].
+#[must_use]
+pub struct CodeModeBuilder {
+    tools: Vec<Tool>,
+    driver: Option<Arc<dyn IsolateDriver>>,
+    limits: Limits,
+    detail: CatalogDetail,
+    max_code_bytes: usize,
+}
+
+impl CodeModeBuilder {
+    /// Adds a tool.
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+    /// Adds tools.
+    pub fn tools(mut self, tools: impl IntoIterator<Item = Tool>) -> Self {
+        self.tools.extend(tools);
+        self
+    }
+    /// Sets the sandbox driver.
+    pub fn driver(mut self, driver: Arc<dyn IsolateDriver>) -> Self {
+        self.driver = Some(driver);
+        self
+    }
+    /// Sets the limits of each execution.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// How much of a lazy tool's description the catalogue shows.
+    pub fn catalog_detail(mut self, detail: CatalogDetail) -> Self {
+        self.detail = detail;
+        self
+    }
+    /// Largest program accepted, in bytes (default 256 KiB).
+    pub fn max_code_bytes(mut self, bytes: usize) -> Self {
+        self.max_code_bytes = bytes;
+        self
+    }
+
+    /// Checks the tools (at least one, unique names) and builds.
+    pub fn build(self) -> Result<CodeMode, CodeModeError> {
+        if self.tools.is_empty() {
+            return Err(CodeModeError::NoTools);
+        }
+        let driver = self.driver.ok_or(CodeModeError::NoDriver)?;
+        for (i, t) in self.tools.iter().enumerate() {
+            if self.tools[..i].iter().any(|o| o.name() == t.name()) {
+                return Err(ToolDefinitionError::Duplicate { name: t.name().to_owned() }.into());
+            }
+        }
+        let limits = self.limits.to_builder().build()?;
+        let eager: Vec<&Tool> = self.tools.iter().filter(|t| !t.is_lazy()).collect();
+        let lazy: Vec<&Tool> = self.tools.iter().filter(|t| t.is_lazy()).collect();
+        let inner = Inner {
+            system_prompt: system_prompt(&eager, &lazy, &limits, self.detail),
+            execute_description: execute_description(&eager, !lazy.is_empty()),
+            discover_description: (!lazy.is_empty()).then(|| discover_description(&lazy, self.detail)),
+            tools: self.tools.clone(),
+            driver,
+            limits,
+            detail: self.detail,
+            max_code_bytes: self.max_code_bytes,
+        };
+        Ok(CodeMode { inner: Arc::new(inner) })
+    }
+}
+
+struct Inner {
+    tools: Vec<Tool>,
+    driver: Arc<dyn IsolateDriver>,
+    limits: Limits,
+    detail: CatalogDetail,
+    max_code_bytes: usize,
+    system_prompt: String,
+    execute_description: String,
+    discover_description: Option<String>,
+}
+
+/// The code-mode toolset of an application. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::Arc;
+/// use code_mode::{CodeMode, ExecuteOptions, Tool, ToolError};
+/// # use code_mode::{IsolateDriver, IsolateContext, ContextConfig, ExecutionResult, DriverError};
+/// # struct NoDriver;
+/// # #[async_trait::async_trait] impl IsolateDriver for NoDriver {
+/// #   fn name(&self) -> &str { "none" }
+/// #   async fn create_context(&self, _: ContextConfig) -> Result<Box<dyn IsolateContext>, DriverError> {
+/// #     Err(DriverError::new("none", "doc example without a sandbox")) } }
+/// use serde_json::json;
+///
+/// let tool = Tool::new("add", "Adds two numbers.",
+///     json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}),
+///     |v, _| async move { Ok::<_, ToolError>(json!(v["a"].as_f64().unwrap_or(0.0) + v["b"].as_f64().unwrap_or(0.0))) },
+/// ).unwrap();
+/// // Use a real driver here, e.g. `code_mode_drivers::default_driver()`.
+/// let code_mode = CodeMode::builder().tool(tool).driver(Arc::new(NoDriver)).build().unwrap();
+/// assert!(code_mode.system_prompt().contains("declare function external_add(input: AddInput): Promise<unknown>;"));
+/// let result = code_mode.execute("return 1", ExecuteOptions::default()).await;
+/// assert_eq!(result.error.unwrap().kind.name(), "CreateContextError");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CodeMode {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CodeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeMode")
+            .field("driver", &self.inner.driver.name())
+            .field("tools", &self.inner.tools.iter().map(Tool::name).collect::<Vec<_>>())
+            .field("limits", &self.inner.limits)
+            .finish()
+    }
+}
+
+impl CodeMode {
+    /// Starts a builder with default limits.
+    pub fn builder() -> CodeModeBuilder {
+        CodeModeBuilder {
+            tools: Vec::new(),
+            driver: None,
+            limits: Limits::default(),
+            detail: CatalogDetail::default(),
+            max_code_bytes: DEFAULT_MAX_CODE_BYTES,
+        }
+    }
+
+    /// The system prompt: sandbox rules, tool list, type stubs, discoverable tools, example.
+    pub fn system_prompt(&self) -> &str {
+        &self.inner.system_prompt
+    }
+
+    /// The application's tools.
+    pub fn tools(&self) -> &[Tool] {
+        &self.inner.tools
+    }
+
+    /// The limits of each execution.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The sandbox driver.
+    pub fn driver(&self) -> &Arc<dyn IsolateDriver> {
+        &self.inner.driver
+    }
+
+    /// The `execute_typescript` tool as sent to the model.
+    pub fn execute_tool_spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: EXECUTE_TOOL_NAME.into(),
+            description: self.inner.execute_description.clone(),
+            input_schema: execute_input_schema(),
+            output_schema: Some(result_schema()),
+        }
+    }
+
+    /// The `discover_tools` tool, present when some tools are lazy.
+    pub fn discover_tool_spec(&self) -> Option<ToolSpec> {
+        let description = self.inner.discover_description.clone()?;
+        Some(ToolSpec {
+            name: DISCOVER_TOOL_NAME.into(),
+            description,
+            input_schema: discover_input_schema(),
+            output_schema: Some(discover_output_schema()),
+        })
+    }
+
+    /// `execute_typescript`, then `discover_tools` when present.
+    pub fn tool_specs(&self) -> Vec<ToolSpec> {
+        let mut v = vec![self.execute_tool_spec()];
+        v.extend(self.discover_tool_spec());
+        v
+    }
+
+    /// `execute_typescript` (and `discover_tools`) as ordinary [`Tool`]s, for an agent loop
+    /// that treats every tool alike. Their handlers read the tool-call id and the event sink
+    /// from the [`ToolContext`].
+    pub fn as_tools(&self) -> Vec<Tool> {
+        let me = self.clone();
+        let mut tools = vec![Tool::internal(
+            self.execute_tool_spec(),
+            Arc::new(move |input, ctx: ToolContext| {
+                let me = me.clone();
+                Box::pin(async move {
+                    let opts = ExecuteOptions {
+                        tool_call_id: ctx.tool_call_id,
+                        events: ctx.events,
+                        extra_bindings: Vec::new(),
+                    };
+                    Ok(me.call_execute_tool(&input, opts).await.to_json())
+                })
+            }),
+        )];
+        if let Some(spec) = self.discover_tool_spec() {
+            let me = self.clone();
+            tools.push(Tool::internal(
+                spec,
+                Arc::new(move |input, _ctx| {
+                    let out = me.discover(&input);
+                    Box::pin(async move { Ok(out) })
+                }),
+            ));
+        }
+        tools
+    }
+
+    /// Runs `execute_typescript` with its tool input `{"typescriptCode": "..."}`.
+    pub async fn call_execute_tool(&self, input: &Value, opts: ExecuteOptions) -> CodeModeResult {
+        match input.get("typescriptCode").and_then(Value::as_str) {
+            Some(code) => self.execute(code, opts).await,
+            None => {
+                let error = ExecutionError::new(
+                    ErrorKind::Validation,
+                    "typescriptCode must be a non-empty string",
+                );
+                self.finish(&opts, Instant::now(), Phase::ValidateInput, CodeModeResult::failure(error))
+            }
+        }
+    }
+
+    /// Strips, runs and reports one TypeScript program in a fresh sandbox context.
+    pub async fn execute(&self, code: &str, opts: ExecuteOptions) -> CodeModeResult {
+        let started = Instant::now();
+        if code.is_empty() || code.len() > self.inner.max_code_bytes {
+            let message = if code.is_empty() {
+                "typescriptCode must be a non-empty string".to_owned()
+            } else {
+                format!(
+                    "typescriptCode is {} bytes, above the limit of {} bytes",
+                    code.len(),
+                    self.inner.max_code_bytes
+                )
+            };
+            let error = ExecutionError::new(ErrorKind::Validation, message);
+            return self.finish(&opts, started, Phase::ValidateInput, CodeModeResult::failure(error));
+        }
+        opts.events.emit_kind(
+            opts.tool_call_id.clone(),
+            EventKind::ExecutionStarted { timestamp: now_ms(), code_length: code.encode_utf16().count() },
+        );
+        let stripped = match strip_typescript(code) {
+            Ok(s) => s,
+            Err(e) => return self.finish(&opts, started, Phase::Transpile, CodeModeResult::failure(e)),
+        };
+        self.run(stripped, opts, started).await
+    }
+
+    /// Runs already-stripped JavaScript, with the same events and reporting as
+    /// [`CodeMode::execute`].
+    pub async fn execute_javascript(&self, code: &str, opts: ExecuteOptions) -> CodeModeResult {
+        let started = Instant::now();
+        opts.events.emit_kind(
+            opts.tool_call_id.clone(),
+            EventKind::ExecutionStarted { timestamp: now_ms(), code_length: code.encode_utf16().count() },
+        );
+        self.run(StrippedCode::javascript(code), opts, started).await
+    }
+
+    async fn run(&self, stripped: StrippedCode, opts: ExecuteOptions, started: Instant) -> CodeModeResult {
+        let bindings = match self.bindings(&opts) {
+            Ok(b) => b,
+            Err(e) => {
+                let error = ExecutionError::new(ErrorKind::Driver("CreateContextError".into()), e.to_string());
+                return self.finish(&opts, started, Phase::CreateContext, CodeModeResult::failure(error));
+            }
+        };
+        let console: ConsoleSink = {
+            let events = opts.events.clone();
+            let id = opts.tool_call_id.clone();
+            Arc::new(move |level: LogLevel, message: &str| {
+                events.emit_kind(
+                    id.clone(),
+                    EventKind::Console { level, message: message.to_owned(), timestamp: now_ms() },
+                );
+            })
+        };
+        let config = ContextConfig { bindings, limits: self.inner.limits, console: Some(console) };
+        let context = match self.inner.driver.create_context(config).await {
+            Ok(c) => c,
+            Err(e) => {
+                let error = ExecutionError::new(ErrorKind::Driver("CreateContextError".into()), e.to_string());
+                return self.finish(&opts, started, Phase::CreateContext, CodeModeResult::failure(error));
+            }
+        };
+        let deadline = self.inner.limits.timeout() + DRIVER_GRACE;
+        let outcome = tokio::time::timeout(deadline, context.execute(&stripped.body)).await;
+        context.dispose().await;
+        let mut result = match outcome {
+            Ok(r) => CodeModeResult::from_execution(r),
+            Err(_) => CodeModeResult::failure(ExecutionError::timeout(self.inner.limits.timeout())),
+        };
+        if let Some(err) = &mut result.error {
+            err.line = err.line.and_then(|l| stripped.original_line(l));
+        }
+        self.finish(&opts, started, Phase::Execute, result)
+    }
+
+    fn finish(&self, opts: &ExecuteOptions, started: Instant, phase: Phase, result: CodeModeResult) -> CodeModeResult {
+        if let Some(err) = &result.error {
+            tracing::debug!(target: "code_mode", phase = phase.as_str(), error = %err, "execute_typescript failed");
+        }
+        opts.events.emit_kind(
+            opts.tool_call_id.clone(),
+            EventKind::ExecutionFinished {
+                timestamp: now_ms(),
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                phase,
+                success: result.success,
+                log_count: result.logs.len(),
+                error: result.error.clone(),
+            },
+        );
+        result
+    }
+
+    /// The bindings one execution gets: every tool (eager and lazy) as `external_<name>`,
+    /// emitting `external_call`/`external_result`/`external_error` events, plus
+    /// `opts.extra_bindings`.
+    pub fn bindings(&self, opts: &ExecuteOptions) -> Result<Bindings, ToolDefinitionError> {
+        let mut bindings = Bindings::new();
+        for tool in &self.inner.tools {
+            bindings.insert(tool_binding(tool.clone(), opts.tool_call_id.clone(), opts.events.clone()))?;
+        }
+        for extra in &opts.extra_bindings {
+            bindings.insert(extra.clone())?;
+        }
+        Ok(bindings)
+    }
+
+    /// Runs `discover_tools` on its input `{"toolNames": [...]}`: the stubs of the named lazy
+    /// tools, and an `errors` list for unknown names.
+    ///
+    /// Eager tools are accepted too (their stubs are already in the prompt, but a model
+    /// asking for them should not be told they do not exist).
+    pub fn discover(&self, input: &Value) -> Value {
+        let names: Vec<&str> = match input.get("toolNames").and_then(Value::as_array) {
+            Some(names) => names.iter().filter_map(Value::as_str).collect(),
+            None => {
+                return json!({"tools": [], "errors": ["toolNames must be an array of tool names"]});
+            }
+        };
+        let lazy: Vec<&Tool> = self.inner.tools.iter().filter(|t| t.is_lazy()).collect();
+        let mut tools = Vec::new();
+        let mut errors = Vec::new();
+        let mut seen = Vec::new();
+        for raw in names {
+            let name = raw.strip_prefix("external_").unwrap_or(raw);
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            match self.inner.tools.iter().find(|t| t.name() == name) {
+                Some(tool) => tools.push(json!({
+                    "name": format!("external_{}", tool.name()),
+                    "description": tool.description(),
+                    "typeStub": generate_stubs(&[tool]),
+                })),
+                None => {
+                    let catalog: Vec<String> = lazy.iter().map(|t| catalog_entry(t, CatalogDetail::NameOnly)).collect();
+                    errors.push(format!("Unknown tool: '{raw}'. Discoverable tools: [{}]", catalog.join(", ")));
+                }
+            }
+        }
+        let mut out = json!({"tools": tools});
+        if !errors.is_empty() {
+            out["errors"] = json!(errors);
+        }
+        let _ = self.inner.detail;
+        out
+    }
+}
+
+fn tool_binding(tool: Tool, tool_call_id: Option<Arc<str>>, events: EventSink) -> Binding {
+    let function: Arc<str> = format!("external_{}", tool.name()).into();
+    Binding::unchecked(function.clone(), Arc::new(move |args: Value| {
+        let tool = tool.clone();
+        let events = events.clone();
+        let id = tool_call_id.clone();
+        let function = function.clone();
+        Box::pin(async move {
+            if events.is_active() {
+                events.emit_kind(
+                    id.clone(),
+                    EventKind::ExternalCall { function: function.to_string(), args: args.clone(), timestamp: now_ms() },
+                );
+            }
+            let start = Instant::now();
+            let ctx = ToolContext { tool_call_id: id.clone(), events: events.clone() };
+            let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await {
+                Ok(r) => r,
+                Err(_) => Err(ToolError::new("The tool failed unexpectedly (its handler panicked)")),
+            };
+            let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+            match outcome {
+                Ok(result) => {
+                    if events.is_active() {
+                        events.emit_kind(
+                            id,
+                            EventKind::ExternalResult { function: function.to_string(), result: result.clone(), duration_ms },
+                        );
+                    }
+                    Ok(result)
+                }
+                Err(e) => {
+                    events.emit_kind(
+                        id,
+                        EventKind::ExternalError { function: function.to_string(), error: e.message().to_owned(), duration_ms },
+                    );
+                    Err(GuestError::error(e.message()))
+                }
+            }
+        })
+    }))
+}
+
+fn execute_input_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "typescriptCode": {
+                "type": "string",
+                "description": "TypeScript code to run in the sandbox: the body of an async function. Use top-level await, call external_* functions, and return a JSON value."
+            }
+        },
+        "required": ["typescriptCode"]
+    })
+}
+
+fn discover_input_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "toolNames": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Names of the functions to describe, as listed in the catalogue (the external_ prefix is optional)."
+            }
+        },
+        "required": ["toolNames"]
+    })
+}
+
+fn discover_output_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "tools": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"}, "typeStub": {"type": "string"}
+            }, "required": ["name", "description", "typeStub"]}},
+            "errors": {"type": "array", "items": {"type": "string"}}
+        },
+        "required": ["tools"]
+    })
+}

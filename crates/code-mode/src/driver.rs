@@ -1,0 +1,124 @@
+//! The sandbox driver contract.
+//!
+//! A driver is a factory of contexts; a context runs JavaScript function bodies. All drivers
+//! (in-process QuickJS, QuickJS in WebAssembly, V8, a Cloudflare Worker) implement these two
+//! traits and pass the same behaviour suite (`code-mode-conformance`), so an application can
+//! swap one for another without changing code.
+//!
+//! The contract, which every implementation upholds:
+//! - [`IsolateContext::execute`] never panics and never returns a Rust error for guest
+//!   failures: every failure is an [`ExecutionError`] with a normalised [`ErrorKind`](crate::ErrorKind).
+//! - The code is a JavaScript *function body*: it may `await` at top level and `return` a
+//!   value; the value comes back as JSON (no `return` gives `None`).
+//! - Bindings appear as global async functions; a call with no argument passes `{}`; a
+//!   rejected call throws an `Error` (or the named error of [`GuestError`](crate::GuestError))
+//!   carrying the message only.
+//! - Limits are enforced: the timeout covers awaited tool calls; timeout, memory and stack
+//!   failures are terminal, after which the context reports `DisposedError`.
+//! - Executions on one context run one at a time, in call order; state set on `globalThis`
+//!   persists between them; separate contexts share nothing.
+//! - `dispose` is idempotent.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::bindings::Bindings;
+use crate::console::{ConsoleSink, LogEntry};
+use crate::error::{DriverError, ExecutionError};
+use crate::limits::Limits;
+
+/// What a context is created from.
+#[derive(Clone, Default)]
+pub struct ContextConfig {
+    /// Host functions exposed as guest globals.
+    pub bindings: Bindings,
+    /// Limits of every execution in the context.
+    pub limits: Limits,
+    /// Receives console lines live (in addition to the logs in the result).
+    pub console: Option<ConsoleSink>,
+}
+
+impl std::fmt::Debug for ContextConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextConfig")
+            .field("bindings", &self.bindings)
+            .field("limits", &self.limits)
+            .field("console", &self.console.is_some())
+            .finish()
+    }
+}
+
+impl ContextConfig {
+    /// A configuration with these bindings and the default limits.
+    pub fn new(bindings: Bindings) -> Self {
+        Self { bindings, ..Self::default() }
+    }
+    /// Sets the limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// Sets the live console sink.
+    #[must_use]
+    pub fn with_console(mut self, sink: ConsoleSink) -> Self {
+        self.console = Some(sink);
+        self
+    }
+}
+
+/// The outcome of one execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionResult {
+    /// The returned JSON value (`None` when the code returned nothing), or the failure.
+    pub outcome: Result<Option<Value>, ExecutionError>,
+    /// Console lines kept during the execution (capped, with a truncation marker).
+    pub logs: Vec<LogEntry>,
+}
+
+impl ExecutionResult {
+    /// A successful result.
+    pub fn ok(value: Option<Value>, logs: Vec<LogEntry>) -> Self {
+        Self { outcome: Ok(value), logs }
+    }
+    /// A failed result.
+    pub fn err(error: ExecutionError, logs: Vec<LogEntry>) -> Self {
+        Self { outcome: Err(error), logs }
+    }
+    /// True on success.
+    pub fn is_success(&self) -> bool {
+        self.outcome.is_ok()
+    }
+    /// The error, if any.
+    pub fn error(&self) -> Option<&ExecutionError> {
+        self.outcome.as_ref().err()
+    }
+    /// The value, if the execution succeeded and returned one.
+    pub fn value(&self) -> Option<&Value> {
+        self.outcome.as_ref().ok().and_then(Option::as_ref)
+    }
+}
+
+/// A sandbox engine: creates isolated contexts.
+#[async_trait]
+pub trait IsolateDriver: Send + Sync {
+    /// Short name of the driver (`quickjs`, `quickjs-wasm`, `v8`, `cloudflare`).
+    fn name(&self) -> &str;
+
+    /// Creates a fresh, isolated context with `config.bindings` installed.
+    async fn create_context(
+        &self,
+        config: ContextConfig,
+    ) -> Result<Box<dyn IsolateContext>, DriverError>;
+}
+
+/// One isolated JavaScript environment.
+#[async_trait]
+pub trait IsolateContext: Send + Sync {
+    /// Runs a JavaScript function body. Never fails as a Rust call; see the module docs.
+    /// `line` in errors is 1-based within `code`.
+    async fn execute(&self, code: &str) -> ExecutionResult;
+
+    /// Frees the context. Idempotent; later executions report `DisposedError`.
+    async fn dispose(&self);
+}

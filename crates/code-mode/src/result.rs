@@ -1,0 +1,68 @@
+//! The value `execute_typescript` returns to the model.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::driver::ExecutionResult;
+use crate::error::ExecutionError;
+
+/// Result of one `execute_typescript` call, in the shape the model and the TanStack client
+/// expect: `{success, result?, logs, error?: {name, message, line?}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeModeResult {
+    /// Whether the program ran to completion.
+    pub success: bool,
+    /// The returned value; absent when the program returned nothing or failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub result: Option<Value>,
+    /// Console output, one line per call, prefixed `INFO: `/`WARN: `/`ERROR: ` by level.
+    #[serde(default)]
+    pub logs: Vec<String>,
+    /// The failure, when `success` is false.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<ExecutionError>,
+}
+
+impl CodeModeResult {
+    /// A failure before anything ran (no logs).
+    pub fn failure(error: ExecutionError) -> Self {
+        Self { success: false, result: None, logs: Vec::new(), error: Some(error) }
+    }
+
+    /// Converts a driver result.
+    pub fn from_execution(result: ExecutionResult) -> Self {
+        let logs = result.logs.iter().map(|e| e.to_line()).collect();
+        match result.outcome {
+            Ok(value) => Self { success: true, result: value, logs, error: None },
+            Err(error) => Self { success: false, result: None, logs, error: Some(error) },
+        }
+    }
+
+    /// The result as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|e| json!({"success": false, "logs": [], "error": {"name": "Error", "message": e.to_string()}}))
+    }
+}
+
+/// JSON Schema of [`CodeModeResult`], the output schema of `execute_typescript`.
+pub fn result_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean", "description": "Whether the code ran to completion."},
+            "result": {"description": "The value the code returned, if any."},
+            "logs": {"type": "array", "items": {"type": "string"}, "description": "Captured console output."},
+            "error": {
+                "type": "object",
+                "description": "Why the code failed.",
+                "properties": {
+                    "name": {"type": "string", "description": "Error class, e.g. TypeError or TimeoutError."},
+                    "message": {"type": "string", "description": "Error message."},
+                    "line": {"type": "integer", "description": "1-based line in the submitted code."}
+                },
+                "required": ["name", "message"]
+            }
+        },
+        "required": ["success", "logs"]
+    })
+}
