@@ -67,7 +67,7 @@ type Handler = dyn Fn(Value, ToolContext) -> ToolFuture + Send + Sync;
 /// )
 /// .unwrap();
 /// assert_eq!(tool.name(), "getWeather");
-/// assert!(Tool::new("get-weather", "", json!({"type": "object"}), |_, _| async { Ok(json!(1)) }).is_err());
+/// assert!(Tool::new("get-weather", "", json!({"type": "object"}), |_, _| async { Ok::<_, ToolError>(json!(1)) }).is_err());
 /// ```
 #[derive(Clone)]
 pub struct Tool {

@@ -208,7 +208,7 @@ return [id<number>(p.x), q.x, r.x];"#;
         assert!(out.was_transformed());
         assert!(out.body.contains("Color"));
         // The `return` is on line 4 of the original code.
-        let ret_line = out.body.lines().position(|l| l.contains("return")).unwrap() as u32 + 1;
+        let ret_line = out.body.lines().position(|l| l.contains("return [")).unwrap() as u32 + 1;
         assert_eq!(out.original_line(ret_line), Some(4));
     }
 
@@ -224,6 +224,6 @@ return [id<number>(p.x), q.x, r.x];"#;
     #[test]
     fn empty_and_type_only_code() {
         assert_eq!(strip_typescript("").unwrap().body.trim(), "");
-        assert_eq!(strip_typescript("type A = number;").unwrap().body.trim(), "");
+        assert!(!strip_typescript("type A = number;").unwrap().body.contains("type"));
     }
 }

@@ -1,0 +1,84 @@
+//! # code-mode-conformance
+//!
+//! The behaviour and escape-attempt suite every code-mode sandbox driver must pass, written
+//! once and run against each driver (as `object_store` and `opendal` run one suite against
+//! every backend). A driver crate plugs in with one macro call in a test file:
+//!
+//! ```ignore
+//! code_mode_conformance::conformance_tests!(std::sync::Arc::new(my_driver::MyDriver::new()));
+//! ```
+//!
+//! which expands to one `#[tokio::test]` per case, so `cargo test` reports every case by
+//! name. Cases assert behaviour, not speed: where concurrency matters they count calls in
+//! flight on the host instead of timing them.
+//!
+//! The [`Harness`] gives each case fresh contexts with a standard set of host bindings
+//! ([`fixtures`]) and the limits a case needs.
+
+#![warn(missing_docs)]
+
+pub mod cases;
+pub mod fixtures;
+mod harness;
+
+pub use harness::Harness;
+
+/// Expands to one `#[tokio::test]` per conformance case, each running against the driver
+/// built by `$driver` (an expression giving `Arc<dyn IsolateDriver>` or `Arc<D>`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($driver:expr) => {
+        $crate::conformance_tests!(@cases $driver;
+            returns_every_json_type,
+            no_return_gives_no_value,
+            top_level_await,
+            typescript_forms,
+            syntax_error_reports_line,
+            runtime_error_reports_line,
+            thrown_error_classes,
+            tool_input_validation,
+            tool_errors_reach_guest_as_message,
+            uncaught_tool_error_fails_execution,
+            no_argument_passes_empty_object,
+            parallel_tool_calls_overlap,
+            sequential_tool_calls,
+            hundred_parallel_tool_calls,
+            console_levels_and_formatting,
+            console_caps,
+            console_events_are_live,
+            events_are_tagged_and_ordered,
+            infinite_loop,
+            infinite_loop_after_await,
+            never_resolving_tool_call,
+            never_settling_promise,
+            memory_bomb_arrays,
+            memory_bomb_strings,
+            memory_bomb_array_buffers,
+            deep_recursion,
+            tool_call_flood,
+            huge_return_value,
+            non_json_results,
+            absent_host_globals,
+            dynamic_import_is_blocked,
+            function_constructor_escapes,
+            prototype_pollution_is_contained,
+            overwritten_builtins_do_not_break_the_host,
+            host_caused_guest_code_is_under_the_deadline,
+            hostile_strings_round_trip,
+            state_isolation_between_contexts,
+            executions_on_one_context_are_serialized,
+            dispose_is_idempotent_and_final,
+            hundred_concurrent_contexts,
+            next_execution_works_after_failures,
+        );
+    };
+    (@cases $driver:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let harness = $crate::Harness::new($driver);
+                $crate::cases::$case(&harness).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,243 @@
+//! Conversions between guest values and host data: results, errors, console arguments.
+//!
+//! Everything here may run guest code (getters, `toJSON`, `toString`, proxies), so every
+//! step is fallible, runs under the execution's interrupt handler, and stops as soon as the
+//! deadline has passed. Only engine-native operations are used (`JSON.stringify` of the
+//! engine, not the guest's possibly replaced `JSON` global), so a guest that overwrites
+//! `JSON`, `Promise` or `console` cannot break the host's handling of its result.
+
+use code_mode::{ErrorKind, ExecutionError, Limits, serde_json};
+use rquickjs::{Ctx, Exception, Object, Type, Value};
+
+use crate::engine::{Deadline, SCRIPT_NAME};
+
+/// What failed while the host was handling a guest value.
+pub(crate) enum Thrown<'js> {
+    /// A thrown JavaScript value.
+    Value(Value<'js>),
+    /// An exception is pending in the context.
+    Pending,
+    /// The host decided the failure itself.
+    Error(ExecutionError),
+}
+
+/// Creates `new Error(message)` with `name` as its own `name` property.
+pub(crate) fn make_error<'js>(ctx: &Ctx<'js>, name: &str, message: &str) -> rquickjs::Result<Value<'js>> {
+    let err = Exception::from_message(ctx.clone(), message)?;
+    if name != "Error" {
+        err.as_object().set("name", name)?;
+    }
+    Ok(err.into_value())
+}
+
+/// Converts tool arguments to JSON. `Ok(Err(msg))` is a host-side refusal (too deep).
+pub(crate) fn to_json<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> rquickjs::Result<Result<serde_json::Value, String>> {
+    let Some(text) = ctx.json_stringify(v)? else {
+        return Ok(Ok(serde_json::Value::Object(Default::default())));
+    };
+    let text = text.to_string()?;
+    Ok(serde_json::from_str(&text).map_err(|e| e.to_string()))
+}
+
+/// Converts the program's return value to JSON, enforcing the result size limit.
+pub(crate) fn to_result<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    limits: &Limits,
+) -> Result<Option<serde_json::Value>, Thrown<'js>> {
+    let refuse = |what: &str| {
+        Thrown::Error(ExecutionError::new(
+            ErrorKind::Result,
+            format!("The returned value is not JSON-serializable: {what} cannot be returned; return plain data"),
+        ))
+    };
+    match value.type_of() {
+        Type::Undefined | Type::Uninitialized => return Ok(None),
+        Type::Function | Type::Constructor => return Err(refuse("a function")),
+        Type::Symbol => return Err(refuse("a symbol")),
+        Type::BigInt => return Err(refuse("a BigInt (convert it with Number() or String())")),
+        _ => {}
+    }
+    let text = match ctx.json_stringify(value) {
+        Ok(Some(s)) => s.to_string().map_err(|_| Thrown::Pending)?,
+        Ok(None) => return Ok(None),
+        Err(_) => {
+            let exc = ctx.catch();
+            return Err(match guest_error_parts(ctx, &exc) {
+                Some((name, message)) if name == "TypeError" => Thrown::Error(ExecutionError::new(
+                    ErrorKind::Result,
+                    format!("The returned value is not JSON-serializable: {message}"),
+                )),
+                _ => Thrown::Value(exc),
+            });
+        }
+    };
+    if text.len() as u64 > limits.max_result_bytes() {
+        return Err(Thrown::Error(ExecutionError::result_too_large(text.len() as u64, limits.max_result_bytes())));
+    }
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        Thrown::Error(ExecutionError::new(
+            ErrorKind::Result,
+            format!("The returned value cannot be converted to JSON: {e}"),
+        ))
+    })
+}
+
+/// Reads `name` and `message` of an error-like object, if it is one.
+fn guest_error_parts<'js>(_ctx: &Ctx<'js>, v: &Value<'js>) -> Option<(String, String)> {
+    let obj = v.as_object()?;
+    let name = obj.get::<_, Option<String>>("name").ok().flatten().unwrap_or_else(|| "Error".into());
+    let message = obj.get::<_, Option<String>>("message").ok().flatten().unwrap_or_default();
+    Some((name, message))
+}
+
+/// Turns a thrown value into the normalised error.
+pub(crate) fn classify<'js>(ctx: &Ctx<'js>, thrown: Thrown<'js>, limits: &Limits, deadline: &Deadline) -> ExecutionError {
+    let value = match thrown {
+        Thrown::Error(e) => return e,
+        Thrown::Pending => ctx.catch(),
+        Thrown::Value(v) => v,
+    };
+    let timeout = || ExecutionError::timeout(limits.timeout());
+    match value.type_of() {
+        // QuickJS throws `null` when it cannot even allocate the error object.
+        Type::Null | Type::Uninitialized | Type::Undefined if value.is_null() || value.type_of() == Type::Uninitialized => {
+            if deadline.passed() {
+                return timeout();
+            }
+            return ExecutionError::new(ErrorKind::Guest("Error".into()), "null was thrown");
+        }
+        Type::String => {
+            let message = value.as_string().and_then(|s| s.to_string().ok()).unwrap_or_default();
+            return ExecutionError::new(ErrorKind::Guest("Error".into()), message);
+        }
+        Type::Object | Type::Exception | Type::Array => {}
+        _ => {
+            let message = format_primitive(ctx, value).unwrap_or_else(|| "unknown value".into());
+            return ExecutionError::new(ErrorKind::Guest("Error".into()), format!("{message} was thrown"));
+        }
+    }
+    let Some(obj) = value.as_object() else {
+        return ExecutionError::new(ErrorKind::Guest("Error".into()), "an unknown value was thrown");
+    };
+    let read = |key: &str| -> Result<Option<String>, ()> {
+        match obj.get::<_, Value<'js>>(key) {
+            Ok(v) => Ok(v.as_string().and_then(|s| s.to_string().ok())),
+            Err(_) => {
+                let _ = ctx.catch();
+                if deadline.passed() { Err(()) } else { Ok(None) }
+            }
+        }
+    };
+    let (Ok(name), Ok(message), Ok(stack)) = (read("name"), read("message"), read("stack")) else {
+        return timeout();
+    };
+    let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| "Error".into());
+    let message = message.unwrap_or_default();
+    if message.contains("out of memory") {
+        return ExecutionError::memory_limit(limits.memory_bytes());
+    }
+    if name == "RangeError" && message.contains("call stack size exceeded") || message.contains("stack overflow") {
+        return ExecutionError::stack_overflow(limits.stack_bytes());
+    }
+    if name == "InternalError" && message == "interrupted" {
+        return timeout();
+    }
+    let line = stack.as_deref().and_then(line_in_stack);
+    ExecutionError::new(ErrorKind::from_name(&name), message).with_line(line)
+}
+
+/// The first line number of the program's own frames in a QuickJS stack trace.
+fn line_in_stack(stack: &str) -> Option<u32> {
+    let marker = format!("{SCRIPT_NAME}:");
+    let at = stack.find(&marker)? + marker.len();
+    let digits: String = stack[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn format_primitive<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Option<String> {
+    let s: rquickjs::Coerced<String> = rquickjs::FromJs::from_js(ctx, value).ok()?;
+    Some(s.0)
+}
+
+/// Formats one console argument: strings as is, objects as JSON, the rest like `String(v)`.
+pub(crate) fn format_value<'js>(ctx: &Ctx<'js>, value: Value<'js>, deadline: &Deadline) -> rquickjs::Result<String> {
+    let interrupted = |ctx: &Ctx<'js>| -> rquickjs::Result<()> {
+        if deadline.passed() {
+            // Re-raise: the interrupt must not be swallowed by formatting.
+            return Err(rquickjs::Exception::throw_internal(ctx, "interrupted"));
+        }
+        Ok(())
+    };
+    Ok(match value.type_of() {
+        Type::String => value.as_string().map(|s| s.to_string()).transpose()?.unwrap_or_default(),
+        Type::Undefined | Type::Uninitialized => "undefined".into(),
+        Type::Null => "null".into(),
+        Type::Symbol => {
+            let desc = value
+                .as_symbol()
+                .and_then(|s| s.description().ok())
+                .and_then(|d| d.as_string().and_then(|s| s.to_string().ok()))
+                .unwrap_or_default();
+            format!("Symbol({desc})")
+        }
+        Type::Function | Type::Constructor => {
+            let name = value
+                .as_object()
+                .and_then(|o| o.get::<_, Option<String>>("name").ok().flatten())
+                .filter(|n| !n.is_empty());
+            match name {
+                Some(n) => format!("[Function: {n}]"),
+                None => "[Function (anonymous)]".into(),
+            }
+        }
+        Type::BigInt => format!("{}n", format_primitive(ctx, value).unwrap_or_default()),
+        Type::Object | Type::Array | Type::Exception | Type::Promise | Type::Proxy => {
+            let obj: Object<'js> = match value.as_object() {
+                Some(o) => o.clone(),
+                None => return Ok("[object]".into()),
+            };
+            if obj.is_error() {
+                let name = obj.get::<_, Option<String>>("name").ok().flatten().unwrap_or_else(|| "Error".into());
+                let message = obj.get::<_, Option<String>>("message").ok().flatten().unwrap_or_default();
+                interrupted(ctx)?;
+                return Ok(if message.is_empty() { name } else { format!("{name}: {message}") });
+            }
+            match ctx.json_stringify(value.clone()) {
+                Ok(Some(s)) => s.to_string()?,
+                Ok(None) => "undefined".into(),
+                Err(_) => {
+                    let _ = ctx.catch();
+                    interrupted(ctx)?;
+                    match format_primitive(ctx, value) {
+                        Some(s) => s,
+                        None => {
+                            let _ = ctx.catch();
+                            interrupted(ctx)?;
+                            "[unprintable]".into()
+                        }
+                    }
+                }
+            }
+        }
+        _ => match format_primitive(ctx, value) {
+            Some(s) => s,
+            None => {
+                let _ = ctx.catch();
+                interrupted(ctx)?;
+                "[unprintable]".into()
+            }
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_in_stack;
+
+    #[test]
+    fn finds_the_program_frame() {
+        assert_eq!(line_in_stack("    at f (<code>:7:3)\n    at <anonymous> (<code>:9:1)\n"), Some(7));
+        assert_eq!(line_in_stack("    at native\n"), None);
+    }
+}

@@ -1,0 +1,476 @@
+//! One QuickJS runtime + context, and the host loop that runs an execution.
+//!
+//! The loop: evaluate the wrapped body (an async IIFE, so its value is a promise), then
+//! repeat { drain the job queue; start the tool calls the guest requested; if the promise
+//! settled, convert and return; if nothing is in flight, the program is deadlocked; else wait
+//! for the next tool call (or the deadline) and resolve its promise }.
+//!
+//! Every entry into the engine goes through [`Engine::enter`], which guarantees native stack
+//! headroom above the configured QuickJS stack limit. QuickJS measures its stack limit from the
+//! stack top recorded when the engine is entered (rquickjs's `parallel` feature re-records it
+//! on each entry), so with the headroom guaranteed a runaway recursion always hits QuickJS's
+//! own check first.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use code_mode::{
+    Bindings, ContextConfig, ExecutionError, ExecutionResult, GuestError, HostBridge, Limits,
+    LogBuffer, LogLevel, serde_json,
+};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use rquickjs::context::EvalOptions;
+use rquickjs::function::{Opt, Rest};
+use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
+
+use crate::allocator::LimitedAllocator;
+use crate::convert::{self, Thrown};
+
+/// Name of the evaluated script, used to find guest frames in stack traces.
+pub(crate) const SCRIPT_NAME: &str = "<code>";
+/// Lines the wrapper adds before the body.
+const WRAPPER_LINES: u32 = 1;
+/// Native stack kept free above QuickJS's own limit for Rust frames and host callbacks.
+const STACK_MARGIN: usize = 256 * 1024;
+/// Jobs run between deadline checks when the job queue never empties.
+const JOBS_PER_CHECK: u32 = 1024;
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// The current deadline, read by the interrupt handler on every check.
+#[derive(Debug, Default)]
+pub(crate) struct Deadline(AtomicU64);
+
+impl Deadline {
+    fn set(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(base()).as_nanos().min(u128::from(u64::MAX - 1));
+        self.0.store(nanos as u64, Ordering::Relaxed);
+    }
+    /// Disarmed: nothing is interrupted between executions (no guest code runs then).
+    fn disarm(&self) {
+        self.0.store(u64::MAX, Ordering::Relaxed);
+    }
+    pub(crate) fn passed(&self) -> bool {
+        let at = self.0.load(Ordering::Relaxed);
+        at != u64::MAX && base().elapsed().as_nanos() >= u128::from(at)
+    }
+}
+
+/// Resolve/reject functions of a guest promise waiting on the host.
+struct Resolvers {
+    resolve: Persistent<Function<'static>>,
+    reject: Persistent<Function<'static>>,
+}
+
+/// The program's promise, held by the host loop across awaits.
+struct ProgramPromise(Persistent<Promise<'static>>);
+
+// SAFETY: as for `Resolvers` below; the program promise is restored (and so released)
+// inside the engine before `run` returns.
+unsafe impl Send for ProgramPromise {}
+
+// SAFETY: the handles are only created, restored and dropped while the owning engine is
+// entered through `Context::with`/`Runtime` calls, which take the runtime lock (rquickjs
+// `parallel`), and the engine itself is only used by one task at a time (the context's
+// mutex). They never outlive the runtime: `Engine::shutdown` and `Engine::clear_pending`
+// release them inside the engine before it is dropped.
+unsafe impl Send for Resolvers {}
+
+/// A tool call the guest made and the host has not started yet.
+struct Request {
+    id: u32,
+    resolvers: Resolvers,
+    future: BoxFuture<'static, Result<serde_json::Value, GuestError>>,
+}
+
+/// State shared between the host loop and the host functions installed in the guest.
+pub(crate) struct Shared {
+    bridge: HostBridge,
+    max_calls: u32,
+    logs: Mutex<LogBuffer>,
+    requests: Mutex<Vec<Request>>,
+    next_id: AtomicU64,
+    pub(crate) deadline: Deadline,
+    /// Set by the allocator when the guest heap hit the memory limit.
+    pub(crate) out_of_memory: Arc<AtomicBool>,
+}
+
+impl Shared {
+    pub(crate) fn logs(&self) -> MutexGuard<'_, LogBuffer> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn requests(&self) -> MutexGuard<'_, Vec<Request>> {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub(crate) struct Engine {
+    // Field order is drop order: no JS handle may outlive the context and runtime.
+    pending: Vec<(u32, Resolvers)>,
+    shared: Arc<Shared>,
+    context: Context,
+    runtime: Runtime,
+    limits: Limits,
+}
+
+type Outcome = Result<Option<serde_json::Value>, ExecutionError>;
+
+impl Engine {
+    pub(crate) fn new(config: ContextConfig) -> Result<Self, String> {
+        let limits = config.limits;
+        let shared = Arc::new(Shared {
+            bridge: HostBridge::new(config.bindings.clone(), &limits),
+            max_calls: limits.max_tool_calls(),
+            logs: Mutex::new(LogBuffer::new(&limits, config.console.clone())),
+            requests: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(0),
+            deadline: Deadline::default(),
+            out_of_memory: Arc::new(AtomicBool::new(false)),
+        });
+        shared.deadline.disarm();
+        let red_zone = limits.stack_bytes() as usize + STACK_MARGIN;
+        stacker::maybe_grow(red_zone, red_zone * 2, || {
+            let allocator = LimitedAllocator::new(
+                usize::try_from(limits.memory_bytes()).unwrap_or(usize::MAX),
+                shared.out_of_memory.clone(),
+            );
+            let runtime = Runtime::new_with_alloc(allocator)
+                .map_err(|e| format!("cannot create a QuickJS runtime: {e}"))?;
+            runtime.set_max_stack_size(limits.stack_bytes() as usize);
+            let s = shared.clone();
+            runtime.set_interrupt_handler(Some(Box::new(move || s.deadline.passed())));
+            let context =
+                Context::full(&runtime).map_err(|e| format!("cannot create a QuickJS context: {e}"))?;
+            context
+                .with(|ctx| install(&ctx, &shared, &config.bindings))
+                .map_err(|e| format!("cannot install the sandbox globals: {e}"))?;
+            Ok(Self { pending: Vec::new(), shared: shared.clone(), context, runtime, limits })
+        })
+    }
+
+    /// Runs `f` inside the engine with guaranteed stack headroom.
+    fn enter<R>(&self, f: impl FnOnce(Ctx<'_>) -> R) -> R {
+        let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
+        stacker::maybe_grow(red_zone, red_zone * 2, || self.context.with(f))
+    }
+
+    pub(crate) async fn execute(&mut self, code: &str) -> ExecutionResult {
+        self.shared.bridge.begin_execution();
+        self.shared.out_of_memory.store(false, Ordering::Relaxed);
+        self.shared.deadline.set(Instant::now() + self.limits.timeout());
+        let deadline = tokio::time::Instant::now() + self.limits.timeout();
+        let outcome = self.run(code, deadline).await;
+        self.clear_pending();
+        self.shared.deadline.disarm();
+        let logs = self.shared.logs().take();
+        ExecutionResult { outcome, logs }
+    }
+
+    async fn run(&mut self, code: &str, deadline: tokio::time::Instant) -> Outcome {
+        let source = format!("(async () => {{\n{code}\n}})()");
+        let code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
+        let line_of = move |line: Option<u32>| {
+            line.and_then(|l| l.checked_sub(WRAPPER_LINES)).filter(|l| *l >= 1 && *l <= code_lines)
+        };
+        let promise = self.enter(|ctx| {
+            let mut opts = EvalOptions::default();
+            opts.global = true;
+            opts.strict = false;
+            opts.filename = Some(SCRIPT_NAME.to_owned());
+            match ctx.eval_with_options::<Value<'_>, _>(source, opts) {
+                Ok(value) => match value.into_promise() {
+                    Some(p) => Ok(ProgramPromise(Persistent::save(&ctx, p))),
+                    None => Err(ExecutionError::new(
+                        code_mode::ErrorKind::Driver("InternalError".into()),
+                        "the wrapped program did not produce a promise",
+                    )),
+                },
+                Err(_) => Err(self.caught(&ctx)),
+            }
+        });
+        let promise = promise.map_err(|e| fix_line(e, &line_of))?;
+        let mut inflight: FuturesUnordered<BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>> =
+            FuturesUnordered::new();
+        let result = loop {
+            if let Err(e) = self.drain_jobs() {
+                break Err(e);
+            }
+            self.start_requests(&mut inflight);
+            match self.settled(&promise) {
+                Some(outcome) => break outcome,
+                None if inflight.is_empty() => {
+                    if self.runtime.is_job_pending() {
+                        continue;
+                    }
+                    break Err(ExecutionError::deadlock());
+                }
+                None => {}
+            }
+            match tokio::time::timeout_at(deadline, inflight.next()).await {
+                Err(_) => break Err(ExecutionError::timeout(self.limits.timeout())),
+                Ok(None) => continue,
+                Ok(Some((id, result))) => {
+                    if let Err(e) = self.settle(id, result) {
+                        break Err(e);
+                    }
+                }
+            }
+            // Deliver every call that is already done before running guest code again.
+            let mut failed = None;
+            while let Some(Some((id, result))) = inflight.next().now_or_never() {
+                if let Err(e) = self.settle(id, result) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if let Some(e) = failed {
+                break Err(e);
+            }
+        };
+        // Release the program's promise inside the engine.
+        self.enter(|ctx| drop(promise.0.restore(&ctx)));
+        result.map_err(|e| fix_line(e, &line_of))
+    }
+
+    /// Runs queued promise jobs until none is left. Only uncatchable failures (interrupt,
+    /// out of memory in the engine's own machinery) surface here.
+    fn drain_jobs(&self) -> Result<(), ExecutionError> {
+        let mut ran = 0u32;
+        loop {
+            let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
+            let step = stacker::maybe_grow(red_zone, red_zone * 2, || self.runtime.execute_pending_job());
+            match step {
+                Ok(true) => {
+                    ran = ran.wrapping_add(1);
+                    if ran % JOBS_PER_CHECK == 0 && self.shared.deadline.passed() {
+                        return Err(ExecutionError::timeout(self.limits.timeout()));
+                    }
+                }
+                Ok(false) => return Ok(()),
+                Err(job) => {
+                    let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
+                    return Err(stacker::maybe_grow(red_zone, red_zone * 2, || {
+                        job.0.with(|ctx| self.caught(&ctx))
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Moves the guest's new tool calls into the in-flight set.
+    fn start_requests(
+        &mut self,
+        inflight: &mut FuturesUnordered<BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>>,
+    ) {
+        let requests = std::mem::take(&mut *self.shared.requests());
+        for req in requests {
+            let id = req.id;
+            self.pending.push((id, req.resolvers));
+            inflight.push(Box::pin(req.future.map(move |r| (id, r))));
+        }
+    }
+
+    /// Resolves or rejects the guest promise of call `id`.
+    fn settle(&mut self, id: u32, result: Result<serde_json::Value, GuestError>) -> Result<(), ExecutionError> {
+        let Some(pos) = self.pending.iter().position(|(p, _)| *p == id) else {
+            return Ok(());
+        };
+        let (_, resolvers) = self.pending.swap_remove(pos);
+        self.enter(|ctx| {
+            let outcome = (|| -> rquickjs::Result<()> {
+                let resolve = resolvers.resolve.restore(&ctx)?;
+                let reject = resolvers.reject.restore(&ctx)?;
+                match result {
+                    Ok(value) => {
+                        let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
+                        let js = ctx.json_parse(text)?;
+                        resolve.call::<_, ()>((js,))
+                    }
+                    Err(err) => {
+                        let js = convert::make_error(&ctx, &err.name, &err.message)?;
+                        reject.call::<_, ()>((js,))
+                    }
+                }
+            })();
+            // Converting a large result can exhaust the guest heap; that is the guest's
+            // memory failure, reported as such.
+            outcome.map_err(|_| self.caught(&ctx))
+        })
+    }
+
+    /// The program's outcome if its promise has settled.
+    fn settled(&self, promise: &ProgramPromise) -> Option<Outcome> {
+        self.enter(|ctx| {
+            let promise = match promise.0.clone().restore(&ctx) {
+                Ok(p) => p,
+                Err(_) => return Some(Err(self.caught(&ctx))),
+            };
+            match promise.state() {
+                rquickjs::promise::PromiseState::Pending => None,
+                rquickjs::promise::PromiseState::Resolved => {
+                    let value = match promise.result::<Value<'_>>() {
+                        Some(Ok(v)) => v,
+                        _ => return Some(Err(self.caught(&ctx))),
+                    };
+                    Some(convert::to_result(&ctx, value, &self.limits).map_err(|t| self.classify(&ctx, t)))
+                }
+                rquickjs::promise::PromiseState::Rejected => {
+                    let _ = promise.result::<Value<'_>>();
+                    Some(Err(self.caught(&ctx)))
+                }
+            }
+        })
+    }
+
+    /// Takes the pending exception of `ctx` and classifies it.
+    fn caught<'js>(&self, ctx: &Ctx<'js>) -> ExecutionError {
+        let value = ctx.catch();
+        self.classify(ctx, Thrown::Value(value))
+    }
+
+    fn classify<'js>(&self, ctx: &Ctx<'js>, thrown: Thrown<'js>) -> ExecutionError {
+        if self.shared.deadline.passed() {
+            // Drop whatever was thrown without running guest code: time is up.
+            return ExecutionError::timeout(self.limits.timeout());
+        }
+        if self.shared.out_of_memory.load(Ordering::Relaxed) {
+            // Whatever was thrown, the heap ran out: the context cannot be trusted further.
+            return ExecutionError::memory_limit(self.limits.memory_bytes());
+        }
+        let thrown = match thrown {
+            Thrown::Pending => Thrown::Value(ctx.catch()),
+            other => other,
+        };
+        convert::classify(ctx, thrown, &self.limits, &self.shared.deadline)
+    }
+
+    /// Drops the handles of calls that will never be delivered (the program finished or
+    /// failed without awaiting them); their host futures were already dropped.
+    fn clear_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let requests = std::mem::take(&mut *self.shared.requests());
+        if pending.is_empty() && requests.is_empty() {
+            return;
+        }
+        self.enter(|ctx| {
+            for (_, r) in pending {
+                let _ = r.resolve.restore(&ctx);
+                let _ = r.reject.restore(&ctx);
+            }
+            for req in requests {
+                let _ = req.resolvers.resolve.restore(&ctx);
+                let _ = req.resolvers.reject.restore(&ctx);
+            }
+        });
+    }
+
+    /// Releases every JS handle, then the context and the runtime.
+    pub(crate) fn shutdown(mut self) {
+        self.clear_pending();
+        self.shared.deadline.disarm();
+        let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
+        stacker::maybe_grow(red_zone, red_zone * 2, move || drop(self));
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Handles dropped outside `shutdown` (e.g. a panic unwinding) still go first.
+        self.clear_pending();
+    }
+}
+
+fn fix_line(mut e: ExecutionError, line_of: &impl Fn(Option<u32>) -> Option<u32>) -> ExecutionError {
+    e.line = line_of(e.line);
+    e
+}
+
+/// Installs `console` and the bindings as globals.
+fn install<'js>(ctx: &Ctx<'js>, shared: &Arc<Shared>, bindings: &Bindings) -> rquickjs::Result<()> {
+    let globals = ctx.globals();
+    let console = Object::new(ctx.clone())?;
+    for level in [LogLevel::Log, LogLevel::Info, LogLevel::Warn, LogLevel::Error, LogLevel::Debug] {
+        let s = shared.clone();
+        let f = Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
+            console_call(&s, &ctx, level, args)
+        })?
+        .with_name(level.as_str())?;
+        console.set(level.as_str(), f)?;
+    }
+    globals.set("console", console)?;
+    for binding in bindings.iter() {
+        let s = shared.clone();
+        let name: Arc<str> = binding.name().into();
+        let f = Function::new(ctx.clone(), move |ctx: Ctx<'js>, input: Opt<Value<'js>>| {
+            host_call(&s, &name, &ctx, input)
+        })?
+        .with_name(binding.name())?;
+        globals.set(binding.name(), f)?;
+    }
+    Ok(())
+}
+
+fn console_call<'js>(shared: &Shared, ctx: &Ctx<'js>, level: LogLevel, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
+    if shared.logs().is_full() {
+        return Ok(());
+    }
+    let mut line = String::new();
+    for (i, arg) in args.0.into_iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(&convert::format_value(ctx, arg, &shared.deadline)?);
+    }
+    shared.logs().push(level, line);
+    Ok(())
+}
+
+fn host_call<'js>(shared: &Shared, name: &Arc<str>, ctx: &Ctx<'js>, input: Opt<Value<'js>>) -> rquickjs::Result<Promise<'js>> {
+    let (promise, resolve, reject) = ctx.promise()?;
+    // Past the budget, refuse at once: nothing is queued, so a flood costs no host memory.
+    if shared.bridge.calls() >= shared.max_calls {
+        let err = convert::make_error(
+            ctx,
+            "ToolCallLimitError",
+            &format!("Exceeded the maximum of {} tool calls per execution", shared.max_calls),
+        )?;
+        reject.call::<_, ()>((err,))?;
+        return Ok(promise);
+    }
+    let args = match input.0 {
+        None => serde_json::Value::Object(Default::default()),
+        Some(v) if v.is_undefined() => serde_json::Value::Object(Default::default()),
+        Some(v) => match convert::to_json(ctx, v)? {
+            Ok(json) => json,
+            Err(message) => {
+                let err = convert::make_error(ctx, "TypeError", &format!("{name}: arguments are not JSON: {message}"))?;
+                reject.call::<_, ()>((err,))?;
+                return Ok(promise);
+            }
+        },
+    };
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed) as u32;
+    let future = shared.bridge.call(name, args);
+    shared.requests().push(Request {
+        id,
+        resolvers: Resolvers {
+            resolve: Persistent::save(ctx, resolve),
+            reject: Persistent::save(ctx, reject),
+        },
+        future,
+    });
+    Ok(promise)
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Engine>();
+    let _ = Duration::ZERO;
+}
