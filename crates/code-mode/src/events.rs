@@ -26,6 +26,11 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds rounded to microseconds, so durations read cleanly on the wire.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
 /// Where an `execute_typescript` call stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -168,15 +173,15 @@ impl Event {
                 json!({"function": function, "args": args, "timestamp": timestamp})
             }
             EventKind::ExternalResult { function, result, duration_ms } => {
-                json!({"function": function, "result": result, "duration": duration_ms})
+                json!({"function": function, "result": result, "duration": round_ms(*duration_ms)})
             }
             EventKind::ExternalError { function, error, duration_ms } => {
-                json!({"function": function, "error": error, "duration": duration_ms})
+                json!({"function": function, "error": error, "duration": round_ms(*duration_ms)})
             }
             EventKind::ExecutionFinished { timestamp, duration_ms, phase, success, log_count, error } => {
                 let mut v = json!({
                     "timestamp": timestamp,
-                    "durationMs": duration_ms,
+                    "durationMs": round_ms(*duration_ms),
                     "phase": phase.as_str(),
                     "success": success,
                     "logCount": log_count,

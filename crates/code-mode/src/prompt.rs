@@ -145,17 +145,18 @@ fn fmt_secs(d: std::time::Duration) -> String {
 /// A small program using `tool`, with placeholder arguments built from its schema.
 fn example(tool: Option<&Tool>) -> Option<String> {
     let tool = tool?;
-    let args = placeholder_object(tool.input_schema());
+    let first = placeholder_object(tool.input_schema(), 0);
+    let second = placeholder_object(tool.input_schema(), 1);
     let name = format!("external_{}", tool.name());
     Some(format!(
         "// Independent calls run in parallel; combine the results in code.\n\
-const [first, second] = await Promise.all([\n  {name}({args}),\n  {name}({args}),\n]);\n\
+const [first, second] = await Promise.all([\n  {name}({first}),\n  {name}({second}),\n]);\n\
 console.log(\"received two results\");\n\
 return {{ first, second }};"
     ))
 }
 
-fn placeholder_object(schema: &Value) -> String {
+fn placeholder_object(schema: &Value, variant: usize) -> String {
     let required: Vec<&str> = schema
         .get("required")
         .and_then(Value::as_array)
@@ -166,19 +167,19 @@ fn placeholder_object(schema: &Value) -> String {
     let parts: Vec<String> = props
         .iter()
         .filter(|(k, _)| required.contains(&k.as_str()))
-        .map(|(k, v)| format!("{k}: {}", placeholder(v)))
+        .map(|(k, v)| format!("{k}: {}", placeholder(v, variant)))
         .collect();
     if parts.is_empty() { "{}".into() } else { format!("{{ {} }}", parts.join(", ")) }
 }
 
-fn placeholder(schema: &Value) -> String {
-    if let Some(v) = schema.get("examples").and_then(Value::as_array).and_then(|a| a.first()) {
+fn placeholder(schema: &Value, variant: usize) -> String {
+    if let Some(v) = schema.get("examples").and_then(Value::as_array).filter(|a| !a.is_empty()).map(|a| &a[variant % a.len()]) {
         return v.to_string();
     }
     if let Some(v) = schema.get("default").or_else(|| schema.get("const")) {
         return v.to_string();
     }
-    if let Some(v) = schema.get("enum").and_then(Value::as_array).and_then(|a| a.first()) {
+    if let Some(v) = schema.get("enum").and_then(Value::as_array).filter(|a| !a.is_empty()).map(|a| &a[variant % a.len()]) {
         return v.to_string();
     }
     let ty = match schema.get("type") {
@@ -187,11 +188,11 @@ fn placeholder(schema: &Value) -> String {
         _ => "",
     };
     match ty {
-        "string" => "\"...\"".into(),
-        "number" | "integer" => "1".into(),
+        "string" => if variant == 0 { "\"a\"".into() } else { "\"b\"".into() },
+        "number" | "integer" => (variant + 1).to_string(),
         "boolean" => "true".into(),
         "array" => "[]".into(),
-        "object" => placeholder_object(schema),
+        "object" => placeholder_object(schema, variant),
         "null" => "null".into(),
         _ => "undefined".into(),
     }

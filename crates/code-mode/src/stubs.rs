@@ -96,6 +96,8 @@ struct StubGenerator {
     shared_order: Vec<String>,
     /// The schema behind each shared declaration.
     shared_defs: BTreeMap<String, Value>,
+    /// Current nesting of [`StubGenerator::ty`] calls (a guard against absurdly deep schemas).
+    nesting: usize,
 }
 
 struct Scope<'a> {
@@ -142,6 +144,8 @@ impl StubGenerator {
     /// alias otherwise. Returns the name to reference and the declaration.
     fn named(&mut self, schema: &Value, name: &str) -> (String, Option<String>) {
         let mut scope = Scope { root: schema, names: BTreeMap::new() };
+        // A reference to the root (`"$ref": "#"`) is the declaration itself.
+        scope.names.insert("#".to_owned(), name.to_owned());
         let rendered = self.render_decl(schema, name, &mut scope);
         (name.to_owned(), Some(rendered))
     }
@@ -254,9 +258,16 @@ impl StubGenerator {
 
     /// Renders a schema as a TypeScript type expression.
     fn ty(&mut self, schema: &Value, scope: &mut Scope<'_>, depth: usize) -> String {
-        if depth > MAX_DEPTH {
+        if self.nesting >= MAX_DEPTH {
             return "unknown".into();
         }
+        self.nesting += 1;
+        let out = self.ty_inner(schema, scope, depth);
+        self.nesting -= 1;
+        out
+    }
+
+    fn ty_inner(&mut self, schema: &Value, scope: &mut Scope<'_>, depth: usize) -> String {
         let obj = match schema {
             Value::Bool(true) => return "unknown".into(),
             Value::Bool(false) => return "never".into(),
@@ -330,7 +341,7 @@ impl StubGenerator {
         match schema.get("additionalProperties") {
             Some(Value::Bool(false)) => "Record<string, never>".into(),
             Some(Value::Bool(true)) | None => "Record<string, unknown>".into(),
-            Some(extra) => format!("Record<string, {}>", self.ty(extra, scope, depth + 1)),
+            Some(extra) => format!("Record<string, {}>", self.ty(extra, scope, depth)),
         }
     }
 
@@ -345,14 +356,14 @@ impl StubGenerator {
             (_, items) => (None, items),
         };
         if let Some(prefix) = tuple {
-            let mut parts: Vec<String> = prefix.iter().map(|p| self.ty(p, scope, depth + 1)).collect();
+            let mut parts: Vec<String> = prefix.iter().map(|p| self.ty(p, scope, depth)).collect();
             if let Some(rest) = rest {
-                parts.push(format!("...{}", array_of(self.ty(rest, scope, depth + 1))));
+                parts.push(format!("...{}", array_of(self.ty(rest, scope, depth))));
             }
             return format!("[{}]", parts.join(", "));
         }
         match rest {
-            Some(items) => array_of(self.ty(items, scope, depth + 1)),
+            Some(items) => array_of(self.ty(items, scope, depth)),
             None => "unknown[]".into(),
         }
     }

@@ -1,0 +1,165 @@
+//! `code-mode`: run TypeScript in a sandbox (`run`), or watch code-mode at work (`demo`).
+//!
+//! Exit codes: 0 success, 1 the code failed, 2 usage error (bad flags, unreadable file,
+//! unavailable driver).
+
+mod demo;
+mod render;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use code_mode::{CodeMode, ExecuteOptions, EventSink, Limits, Tool, ToolError};
+use code_mode_drivers::{DriverOptions, driver_by_name};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "code-mode", version, about = "Run LLM-written TypeScript in a secure sandbox")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct SandboxArgs {
+    /// Sandbox driver.
+    #[arg(long, default_value = "quickjs", value_parser = clap::builder::PossibleValuesParser::new(code_mode_drivers::ALL_DRIVERS))]
+    driver: String,
+    /// Wall-clock timeout in milliseconds (1..=900000), tool calls included.
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// Memory limit in MiB (1..=16384).
+    #[arg(long, default_value_t = 128)]
+    memory_mb: u64,
+    /// Stack limit in KiB (16..=65536).
+    #[arg(long, default_value_t = 512)]
+    stack_kb: u64,
+    /// Tool calls allowed per execution (1..=1000000).
+    #[arg(long, default_value_t = 1000)]
+    max_tool_calls: u32,
+    /// URL of the code-mode Worker (cloudflare driver). The authorization is read from
+    /// CODE_MODE_WORKER_AUTHORIZATION, never from a flag.
+    #[arg(long)]
+    worker_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a TypeScript file (or `-` for standard input) and print the result as JSON.
+    Run {
+        /// The program: a function body that may `await` and `return`.
+        file: PathBuf,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        /// Stream events as JSON lines on standard error while the code runs.
+        #[arg(long)]
+        events: bool,
+    },
+    /// Run a realistic LLM-style program against example tools and show what happens.
+    Demo {
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        /// Print the whole system prompt instead of its first lines.
+        #[arg(long)]
+        full_prompt: bool,
+    },
+}
+
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("code-mode: {message}");
+    ExitCode::from(2)
+}
+
+fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode, String> {
+    let limits = Limits::builder()
+        .timeout(Duration::from_millis(sandbox.timeout_ms))
+        .memory_mib(sandbox.memory_mb)
+        .stack_kib(sandbox.stack_kb)
+        .max_tool_calls(sandbox.max_tool_calls)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut options = DriverOptions::from_env();
+    if sandbox.worker_url.is_some() {
+        options.worker_url = sandbox.worker_url.clone();
+    }
+    let driver = driver_by_name(&sandbox.driver, &options).map_err(|e| e.to_string())?;
+    CodeMode::builder().tools(tools).driver(driver).limits(limits).build().map_err(|e| e.to_string())
+}
+
+/// Tools available to `code-mode run`: a few harmless helpers for trying things out.
+fn run_tools() -> Vec<Tool> {
+    let echo = Tool::new(
+        "echo",
+        "Returns its input unchanged.",
+        json!({"type": "object"}),
+        |input, _| async move { Ok::<_, ToolError>(input) },
+    );
+    let sleep = Tool::new(
+        "sleep",
+        "Waits `ms` milliseconds (at most 10 s), then returns {slept: ms}.",
+        json!({"type": "object", "properties": {"ms": {"type": "integer", "minimum": 0, "maximum": 10000}}, "required": ["ms"]}),
+        |input, _| async move {
+            let ms = input["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, ToolError>(json!({"slept": ms}))
+        },
+    );
+    [echo, sleep].into_iter().filter_map(Result::ok).collect()
+}
+
+async fn run(file: PathBuf, sandbox: SandboxArgs, events: bool) -> ExitCode {
+    let code = if file.as_os_str() == "-" {
+        let mut s = String::new();
+        match std::io::stdin().read_to_string(&mut s) {
+            Ok(_) => s,
+            Err(e) => return usage_error(format!("cannot read standard input: {e}")),
+        }
+    } else {
+        match std::fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(e) => return usage_error(format!("cannot read {}: {e}", file.display())),
+        }
+    };
+    let code_mode = match build(&sandbox, run_tools()) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let sink = if events {
+        EventSink::from_fn(|event| {
+            let line = json!({"name": event.name(), "value": event.value()});
+            eprintln!("{line}");
+        })
+    } else {
+        EventSink::none()
+    };
+    let result = code_mode.execute(&code, ExecuteOptions::new("cli", sink)).await;
+    println!("{}", serde_json::to_string_pretty(&result.to_json()).unwrap_or_default());
+    if result.success { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run { file, sandbox, events } => run(file, sandbox, events).await,
+            Command::Demo { sandbox, full_prompt } => match build(&sandbox, demo::tools()) {
+                Ok(code_mode) => demo::run(code_mode, full_prompt).await,
+                Err(e) => usage_error(e),
+            },
+        }
+    })
+}
