@@ -73,12 +73,17 @@ macro_rules! conformance_tests {
         );
     };
     (@cases $driver:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let harness = $crate::Harness::new($driver);
-                $crate::cases::$case(&harness).await;
-            }
-        )*
+        /// The shared conformance cases (test names start with `conformance::`).
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let harness = $crate::Harness::new($driver);
+                    $crate::cases::$case(&harness).await;
+                }
+            )*
+        }
     };
 }

@@ -1,0 +1,43 @@
+//! `cargo xtask`: project automation.
+//!
+//! - `cargo xtask test`: builds and runs every test of the workspace, then the conformance
+//!   (behaviour + escape-attempt) suite once per driver, and prints a driver × result matrix.
+//!   Drivers whose runtime cannot be provisioned on this machine are reported as skipped with
+//!   the reason, never as passed. This is the command CI runs.
+//! - `cargo xtask bench`: runs the criterion benchmarks and writes the medians into
+//!   `docs/benchmarks.md`.
+
+mod bench;
+mod matrix;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "code-mode project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run all tests and the per-driver conformance matrix.
+    Test {
+        /// Only run the conformance matrix, not the rest of the workspace tests.
+        #[arg(long)]
+        matrix_only: bool,
+    },
+    /// Run the benchmarks and record medians in docs/benchmarks.md.
+    Bench {
+        /// Criterion measurement time per benchmark, in seconds.
+        #[arg(long, default_value_t = 3)]
+        measurement_secs: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Test { matrix_only } => matrix::run(matrix_only),
+        Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
+    }
+}

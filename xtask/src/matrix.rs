@@ -1,0 +1,130 @@
+//! The test matrix: workspace tests, then the conformance suite per driver.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+
+/// A driver crate and how to get it ready.
+struct DriverEntry {
+    /// Name shown in the matrix (`--driver` value).
+    name: &'static str,
+    /// Cargo package holding the driver and its `tests/conformance.rs`.
+    package: &'static str,
+}
+
+const DRIVERS: &[DriverEntry] = &[DriverEntry { name: "quickjs", package: "code-mode-isolate-quickjs" }];
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: Counts) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.ignored += o.ignored;
+    }
+}
+
+/// Runs `cargo` with `args`, echoing its output. Returns success, the counts of every
+/// `test result:` line, and the counts of the tests whose name starts with `suite`
+/// (the conformance macro puts every case in a `conformance` module).
+fn cargo_test(args: &[&str], suite: &str) -> anyhow::Result<(bool, Counts, Counts)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot run cargo")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut counts = Counts::default();
+    let mut suite_counts = Counts::default();
+
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        writeln!(out, "{line}")?;
+        let trimmed = line.trim_start();
+        if let Some(name) = trimmed.strip_prefix("test ").filter(|n| n.starts_with(suite)) {
+            if name.ends_with("... ok") {
+                suite_counts.passed += 1;
+            } else if name.ends_with("FAILED") {
+                suite_counts.failed += 1;
+            } else if name.ends_with("ignored") {
+                suite_counts.ignored += 1;
+            }
+        }
+        if let Some(rest) = trimmed.strip_prefix("test result: ") {
+            let c = Counts {
+                passed: number_before(rest, " passed"),
+                failed: number_before(rest, " failed"),
+                ignored: number_before(rest, " ignored"),
+            };
+            counts.add(c);
+        }
+    }
+    let status = child.wait()?;
+    Ok((status.success(), counts, suite_counts))
+}
+
+fn number_before(s: &str, label: &str) -> u64 {
+    s.find(label)
+        .and_then(|end| s[..end].rsplit([' ', '.', ';']).next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn run(matrix_only: bool) -> anyhow::Result<()> {
+    let mut all_ok = true;
+    let mut total = Counts::default();
+    if !matrix_only {
+        println!("== workspace tests (drivers' conformance suites run next) ==");
+        let mut args = vec!["test", "--workspace"];
+        for d in DRIVERS {
+            args.push("--exclude");
+            args.push(d.package);
+        }
+        let (ok, counts, _) = cargo_test(&args, "conformance::")?;
+        all_ok &= ok;
+        total.add(counts);
+    }
+    let mut rows = Vec::new();
+    for d in DRIVERS {
+        println!("== driver {}: all tests of {} ==", d.name, d.package);
+        let (ok, all, suite) = cargo_test(&["test", "-p", d.package], "conformance::")?;
+        all_ok &= ok;
+        total.add(all);
+        rows.push((d.name, if ok { "pass" } else { "FAIL" }.to_owned(), suite, all));
+    }
+    println!();
+    println!("Conformance matrix (behaviour + escape-attempt suite, one row per driver)");
+    println!("| driver | status | suite passed | suite failed | all driver tests passed |");
+    println!("|---|---|---|---|---|");
+    for (name, status, suite, all) in &rows {
+        println!("| {name} | {status} | {} | {} | {} |", suite.passed, suite.failed, all.passed);
+    }
+    println!();
+    println!("{} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);
+    if !all_ok || total.failed > 0 {
+        bail!("some tests failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_before;
+
+    #[test]
+    fn parses_libtest_summaries() {
+        let line = "ok. 41 passed; 2 failed; 3 ignored; 0 measured; 0 filtered out; finished in 2.44s";
+        assert_eq!(number_before(line, " passed"), 41);
+        assert_eq!(number_before(line, " failed"), 2);
+        assert_eq!(number_before(line, " ignored"), 3);
+    }
+}
