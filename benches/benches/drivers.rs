@@ -1,0 +1,75 @@
+//! Driver benchmarks: every enabled driver × every scenario, plus a reused context, the full
+//! `execute_typescript` path and the cold start of the first context of the process.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use code_mode::{CodeMode, EventSink, ExecuteOptions, Tool, ToolError};
+use code_mode_benches::{SCENARIOS, config, run_fresh};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("tokio runtime: {e}"),
+    }
+}
+
+fn drivers() -> Vec<(String, Arc<dyn code_mode::IsolateDriver>)> {
+    let options = code_mode_drivers::DriverOptions::from_env();
+    code_mode_drivers::enabled_drivers()
+        .into_iter()
+        .filter_map(|name| code_mode_drivers::driver_by_name(name, &options).ok().map(|d| (name.to_owned(), d)))
+        .collect()
+}
+
+/// Cold start: the first context of the process and `return 1`, written for the report.
+fn cold_start(rt: &tokio::runtime::Runtime) {
+    let mut out = serde_json::Map::new();
+    for (name, driver) in drivers() {
+        let started = Instant::now();
+        rt.block_on(run_fresh(&driver, "return 1"));
+        out.insert(name, serde_json::json!(started.elapsed().as_secs_f64() * 1e9));
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("cold_start.json"), serde_json::Value::Object(out).to_string());
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = runtime();
+    cold_start(&rt);
+    for (name, driver) in drivers() {
+        let mut group = c.benchmark_group(name.as_str());
+        for (scenario, code) in SCENARIOS {
+            group.bench_function(*scenario, |b| b.to_async(&rt).iter(|| run_fresh(&driver, code)));
+        }
+        let ctx = match rt.block_on(driver.create_context(config())) {
+            Ok(c) => c,
+            Err(e) => panic!("context: {e}"),
+        };
+        group.bench_function("reused_context_return_1_plus_1", |b| {
+            b.to_async(&rt).iter(|| async { ctx.execute("return 1 + 1").await })
+        });
+        rt.block_on(ctx.dispose());
+
+        let echo = Tool::new("echo", "Echo.", serde_json::json!({"type": "object"}), |v, _| async move { Ok::<_, ToolError>(v) });
+        let code_mode = match echo.map(|t| CodeMode::builder().tool(t).driver(driver.clone()).build()) {
+            Ok(Ok(cm)) => cm,
+            _ => panic!("code mode"),
+        };
+        let ts = "interface R { i: number }\nconst r: R[] = await Promise.all([1, 2, 3].map((i) => external_echo({ i })));\nconsole.log('got', r.length);\nreturn r.map((x) => x.i * 2);";
+        group.bench_function("execute_typescript_full_path", |b| {
+            b.to_async(&rt).iter(|| async {
+                let (sink, mut rx) = EventSink::channel();
+                let r = code_mode.execute(ts, ExecuteOptions::new("bench", sink)).await;
+                assert!(r.success);
+                while rx.try_recv().is_ok() {}
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(drivers_group, benches);
+criterion_main!(drivers_group);
