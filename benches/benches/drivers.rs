@@ -2,14 +2,21 @@
 //! `execute_typescript` path and the cold start of the first context of the process.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Untimed pause between spaced runs.
+const PAUSE: Duration = Duration::from_micros(300);
 
 use code_mode::{CodeMode, EventSink, ExecuteOptions, Tool, ToolError};
 use code_mode_benches::{SCENARIOS, config, run_fresh};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => panic!("tokio runtime: {e}"),
     }
@@ -19,7 +26,11 @@ fn drivers() -> Vec<(String, Arc<dyn code_mode::IsolateDriver>)> {
     let options = code_mode_drivers::DriverOptions::from_env();
     code_mode_drivers::enabled_drivers()
         .into_iter()
-        .filter_map(|name| code_mode_drivers::driver_by_name(name, &options).ok().map(|d| (name.to_owned(), d)))
+        .filter_map(|name| {
+            code_mode_drivers::driver_by_name(name, &options)
+                .ok()
+                .map(|d| (name.to_owned(), d))
+        })
         .collect()
 }
 
@@ -29,11 +40,17 @@ fn cold_start(rt: &tokio::runtime::Runtime) {
     for (name, driver) in drivers() {
         let started = Instant::now();
         rt.block_on(run_fresh(&driver, "return 1"));
-        out.insert(name, serde_json::json!(started.elapsed().as_secs_f64() * 1e9));
+        out.insert(
+            name,
+            serde_json::json!(started.elapsed().as_secs_f64() * 1e9),
+        );
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("cold_start.json"), serde_json::Value::Object(out).to_string());
+    let _ = std::fs::write(
+        dir.join("cold_start.json"),
+        serde_json::Value::Object(out).to_string(),
+    );
 }
 
 fn benches(c: &mut Criterion) {
@@ -41,28 +58,61 @@ fn benches(c: &mut Criterion) {
     cold_start(&rt);
     for (name, driver) in drivers() {
         let mut group = c.benchmark_group(name.as_str());
+        // Fresh context per run, runs spaced as in a chat (the model takes seconds between
+        // executions): drivers that keep engines ready (QuickJS's pool) refill between runs.
+        // The pause is not timed.
         for (scenario, code) in SCENARIOS {
-            group.bench_function(*scenario, |b| b.to_async(&rt).iter(|| run_fresh(&driver, code)));
+            group.bench_function(*scenario, |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        std::thread::sleep(PAUSE);
+                        let started = Instant::now();
+                        rt.block_on(run_fresh(&driver, code));
+                        total += started.elapsed();
+                    }
+                    total
+                })
+            });
         }
+        // Back to back: no pause, so engine creation and teardown are on the critical path.
+        group.bench_function("return_1_plus_1_back_to_back", |b| {
+            b.to_async(&rt).iter(|| run_fresh(&driver, "return 1 + 1"))
+        });
         let ctx = match rt.block_on(driver.create_context(config())) {
             Ok(c) => c,
             Err(e) => panic!("context: {e}"),
         };
         group.bench_function("reused_context_return_1_plus_1", |b| {
-            b.to_async(&rt).iter(|| async { ctx.execute("return 1 + 1").await })
+            b.to_async(&rt)
+                .iter(|| async { ctx.execute("return 1 + 1").await })
+        });
+        // The bridge cost of a tool call, without context creation in the measurement.
+        group.bench_function("reused_context_sequential_tool_calls_100", |b| {
+            b.to_async(&rt).iter(|| async {
+                ctx.execute("let s = 0; for (let i = 0; i < 100; i++) s += (await external_echo({i})).i; return s").await
+            })
         });
         rt.block_on(ctx.dispose());
 
-        let echo = Tool::new("echo", "Echo.", serde_json::json!({"type": "object"}), |v, _| async move { Ok::<_, ToolError>(v) });
-        let code_mode = match echo.map(|t| CodeMode::builder().tool(t).driver(driver.clone()).build()) {
-            Ok(Ok(cm)) => cm,
-            _ => panic!("code mode"),
-        };
+        let echo = Tool::new(
+            "echo",
+            "Echo.",
+            serde_json::json!({"type": "object"}),
+            |v, _| async move { Ok::<_, ToolError>(v) },
+        );
+        let code_mode =
+            match echo.map(|t| CodeMode::builder().tool(t).driver(driver.clone()).build()) {
+                Ok(Ok(cm)) => cm,
+                _ => panic!("code mode"),
+            };
         let ts = "interface R { i: number }\nconst r: R[] = await Promise.all([1, 2, 3].map((i) => external_echo({ i })));\nconsole.log('got', r.length);\nreturn r.map((x) => x.i * 2);";
         group.bench_function("execute_typescript_full_path", |b| {
             b.to_async(&rt).iter(|| async {
                 let (sink, mut rx) = EventSink::channel();
-                let r = code_mode.execute(ts, ExecuteOptions::new("bench", sink)).await;
+                let r = code_mode
+                    .execute(ts, ExecuteOptions::new("bench", sink))
+                    .await;
                 assert!(r.success);
                 while rx.try_recv().is_ok() {}
             })

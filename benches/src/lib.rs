@@ -9,16 +9,33 @@ use code_mode::{Binding, Bindings, ContextConfig, GuestError, IsolateDriver, Lim
 /// `(name, program)` pairs measured with a fresh context per run.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("return_1_plus_1", "return 1 + 1"),
-    ("sequential_tool_calls_3", "let s = 0; for (let i = 0; i < 3; i++) s += (await external_echo({i})).i; return s"),
-    ("sequential_tool_calls_8", "let s = 0; for (let i = 0; i < 8; i++) s += (await external_echo({i})).i; return s"),
-    ("parallel_tool_calls_100", "const r = await Promise.all(Array.from({length: 100}, (_, i) => external_echo({i}))); return r.length"),
-    ("fib_20", "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); } return fib(20)"),
-    ("json_5000_rows", "const rows = Array.from({length: 5000}, (_, i) => ({id: i, name: 'row' + i, tags: ['a', 'b']})); return JSON.parse(JSON.stringify(rows)).length"),
+    (
+        "sequential_tool_calls_3",
+        "let s = 0; for (let i = 0; i < 3; i++) s += (await external_echo({i})).i; return s",
+    ),
+    (
+        "sequential_tool_calls_8",
+        "let s = 0; for (let i = 0; i < 8; i++) s += (await external_echo({i})).i; return s",
+    ),
+    (
+        "parallel_tool_calls_100",
+        "const r = await Promise.all(Array.from({length: 100}, (_, i) => external_echo({i}))); return r.length",
+    ),
+    (
+        "fib_20",
+        "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); } return fib(20)",
+    ),
+    (
+        "json_5000_rows",
+        "const rows = Array.from({length: 5000}, (_, i) => ({id: i, name: 'row' + i, tags: ['a', 'b']})); return JSON.parse(JSON.stringify(rows)).length",
+    ),
 ];
 
 /// The `echo` binding used by the tool-call scenarios.
 pub fn bindings() -> Bindings {
-    let echo = Binding::new("external_echo", |args| Box::pin(async move { Ok::<_, GuestError>(args) }));
+    let echo = Binding::new("external_echo", |args| {
+        Box::pin(async move { Ok::<_, GuestError>(args) })
+    });
     let mut b = Bindings::new();
     if let Ok(echo) = echo {
         let _ = b.insert(echo);

@@ -13,7 +13,10 @@ struct DriverEntry {
     package: &'static str,
 }
 
-const DRIVERS: &[DriverEntry] = &[DriverEntry { name: "quickjs", package: "code-mode-isolate-quickjs" }];
+const DRIVERS: &[DriverEntry] = &[DriverEntry {
+    name: "quickjs",
+    package: "code-mode-isolate-quickjs",
+}];
 
 #[derive(Default, Clone, Copy)]
 struct Counts {
@@ -50,7 +53,10 @@ fn cargo_test(args: &[&str], suite: &str) -> anyhow::Result<(bool, Counts, Count
         let line = line?;
         writeln!(out, "{line}")?;
         let trimmed = line.trim_start();
-        if let Some(name) = trimmed.strip_prefix("test ").filter(|n| n.starts_with(suite)) {
+        if let Some(name) = trimmed
+            .strip_prefix("test ")
+            .filter(|n| n.starts_with(suite))
+        {
             if name.ends_with("... ok") {
                 suite_counts.passed += 1;
             } else if name.ends_with("FAILED") {
@@ -99,17 +105,28 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
         let (ok, all, suite) = cargo_test(&["test", "-p", d.package], "conformance::")?;
         all_ok &= ok;
         total.add(all);
-        rows.push((d.name, if ok { "pass" } else { "FAIL" }.to_owned(), suite, all));
+        rows.push((
+            d.name,
+            if ok { "pass" } else { "FAIL" }.to_owned(),
+            suite,
+            all,
+        ));
     }
     println!();
     println!("Conformance matrix (behaviour + escape-attempt suite, one row per driver)");
     println!("| driver | status | suite passed | suite failed | all driver tests passed |");
     println!("|---|---|---|---|---|");
     for (name, status, suite, all) in &rows {
-        println!("| {name} | {status} | {} | {} | {} |", suite.passed, suite.failed, all.passed);
+        println!(
+            "| {name} | {status} | {} | {} | {} |",
+            suite.passed, suite.failed, all.passed
+        );
     }
     println!();
-    println!("{} passed, {} failed, {} skipped", total.passed, total.failed, total.ignored);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.ignored
+    );
     if !all_ok || total.failed > 0 {
         bail!("some tests failed");
     }
@@ -122,7 +139,8 @@ mod tests {
 
     #[test]
     fn parses_libtest_summaries() {
-        let line = "ok. 41 passed; 2 failed; 3 ignored; 0 measured; 0 filtered out; finished in 2.44s";
+        let line =
+            "ok. 41 passed; 2 failed; 3 ignored; 0 measured; 0 filtered out; finished in 2.44s";
         assert_eq!(number_before(line, " passed"), 41);
         assert_eq!(number_before(line, " failed"), 2);
         assert_eq!(number_before(line, " ignored"), 3);

@@ -23,7 +23,14 @@ const CATALOGUE: &[(&str, &str, &str, f64)] = &[
     ("MN-340", "monitors", "34\" ultrawide", 429.0),
 ];
 
-const STOCK: &[(&str, u64)] = &[("KB-101", 42), ("KB-202", 3), ("MS-310", 120), ("MS-420", 0), ("MN-270", 7), ("MN-340", 2)];
+const STOCK: &[(&str, u64)] = &[
+    ("KB-101", 42),
+    ("KB-202", 3),
+    ("MS-310", 120),
+    ("MS-420", 0),
+    ("MN-270", 7),
+    ("MN-340", 2),
+];
 
 /// The example tools.
 pub fn tools() -> Vec<Tool> {
@@ -83,7 +90,10 @@ pub fn tools() -> Vec<Tool> {
         },
     )
     .map(|t| t.lazy(true));
-    [list, stock, reorder].into_iter().filter_map(Result::ok).collect()
+    [list, stock, reorder]
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect()
 }
 
 /// The program an LLM might write for "restock whatever is running low".
@@ -131,7 +141,10 @@ pub async fn run(code_mode: CodeMode, full_prompt: bool) -> ExitCode {
             println!("{line}");
         }
         if lines.len() > 40 {
-            println!("… ({} more lines; --full-prompt shows all)", lines.len() - 40);
+            println!(
+                "… ({} more lines; --full-prompt shows all)",
+                lines.len() - 40
+            );
         }
     }
     heading("Tools the model sees", color);
@@ -140,16 +153,28 @@ pub async fn run(code_mode: CodeMode, full_prompt: bool) -> ExitCode {
     }
     heading("Program written by the model (execute_typescript)", color);
     println!("{PROGRAM}");
-    heading(&format!("Live events (driver: {})", code_mode.driver().name()), color);
+    heading(
+        &format!("Live events (driver: {})", code_mode.driver().name()),
+        color,
+    );
     let (sink, mut rx) = EventSink::channel();
     let printer = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
             println!("{}", event_line(&event, color));
         }
     });
-    let result = code_mode.execute(PROGRAM, ExecuteOptions::new("call_demo_1", sink)).await;
+    let result = code_mode
+        .execute(PROGRAM, ExecuteOptions::new("call_demo_1", sink))
+        .await;
     let _ = printer.await;
     heading("Result returned to the model", color);
-    println!("{}", serde_json::to_string_pretty(&result.to_json()).unwrap_or_default());
-    if result.success { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result.to_json()).unwrap_or_default()
+    );
+    if result.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

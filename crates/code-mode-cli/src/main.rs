@@ -12,12 +12,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use code_mode::{CodeMode, ExecuteOptions, EventSink, Limits, Tool, ToolError};
+use code_mode::{CodeMode, EventSink, ExecuteOptions, Limits, Tool, ToolError};
 use code_mode_drivers::{DriverOptions, driver_by_name};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "code-mode", version, about = "Run LLM-written TypeScript in a secure sandbox")]
+#[command(
+    name = "code-mode",
+    version,
+    about = "Run LLM-written TypeScript in a secure sandbox"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,7 +90,12 @@ fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode, String> {
         options.worker_url = sandbox.worker_url.clone();
     }
     let driver = driver_by_name(&sandbox.driver, &options).map_err(|e| e.to_string())?;
-    CodeMode::builder().tools(tools).driver(driver).limits(limits).build().map_err(|e| e.to_string())
+    CodeMode::builder()
+        .tools(tools)
+        .driver(driver)
+        .limits(limits)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Tools available to `code-mode run`: a few harmless helpers for trying things out.
@@ -135,9 +144,18 @@ async fn run(file: PathBuf, sandbox: SandboxArgs, events: bool) -> ExitCode {
     } else {
         EventSink::none()
     };
-    let result = code_mode.execute(&code, ExecuteOptions::new("cli", sink)).await;
-    println!("{}", serde_json::to_string_pretty(&result.to_json()).unwrap_or_default());
-    if result.success { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    let result = code_mode
+        .execute(&code, ExecuteOptions::new("cli", sink))
+        .await;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result.to_json()).unwrap_or_default()
+    );
+    if result.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn main() -> ExitCode {
@@ -149,14 +167,24 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Run { file, sandbox, events } => run(file, sandbox, events).await,
-            Command::Demo { sandbox, full_prompt } => match build(&sandbox, demo::tools()) {
+            Command::Run {
+                file,
+                sandbox,
+                events,
+            } => run(file, sandbox, events).await,
+            Command::Demo {
+                sandbox,
+                full_prompt,
+            } => match build(&sandbox, demo::tools()) {
                 Ok(code_mode) => demo::run(code_mode, full_prompt).await,
                 Err(e) => usage_error(e),
             },

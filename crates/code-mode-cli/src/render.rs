@@ -25,23 +25,46 @@ fn short(v: &Value, max: usize) -> String {
 pub fn event_line(event: &Event, color: bool) -> String {
     let paint = |s: String, f: fn(&String) -> String| if color { f(&s) } else { s };
     match &event.kind {
-        EventKind::ExecutionStarted { code_length, .. } => {
-            paint(format!("▶ execution started ({code_length} chars)"), |s| s.bold().to_string())
-        }
+        EventKind::ExecutionStarted { code_length, .. } => paint(
+            format!("▶ execution started ({code_length} chars)"),
+            |s| s.bold().to_string(),
+        ),
         EventKind::ExternalCall { function, args, .. } => {
-            paint(format!("  → {function}({})", short(args, 80)), |s| s.cyan().to_string())
+            paint(format!("  → {function}({})", short(args, 80)), |s| {
+                s.cyan().to_string()
+            })
         }
-        EventKind::ExternalResult { function, result, duration_ms } => paint(
-            format!("  ← {function} {:.1} ms: {}", duration_ms, short(result, 80)),
+        EventKind::ExternalResult {
+            function,
+            result,
+            duration_ms,
+        } => paint(
+            format!(
+                "  ← {function} {:.1} ms: {}",
+                duration_ms,
+                short(result, 80)
+            ),
             |s| s.green().to_string(),
         ),
-        EventKind::ExternalError { function, error, duration_ms } => {
-            paint(format!("  ✗ {function} {:.1} ms: {error}", duration_ms), |s| s.red().to_string())
-        }
+        EventKind::ExternalError {
+            function,
+            error,
+            duration_ms,
+        } => paint(
+            format!("  ✗ {function} {:.1} ms: {error}", duration_ms),
+            |s| s.red().to_string(),
+        ),
         EventKind::Console { level, message, .. } => {
-            paint(format!("  [console.{}] {message}", level.as_str()), |s| s.yellow().to_string())
+            paint(format!("  [console.{}] {message}", level.as_str()), |s| {
+                s.yellow().to_string()
+            })
         }
-        EventKind::ExecutionFinished { duration_ms, success, phase, .. } => paint(
+        EventKind::ExecutionFinished {
+            duration_ms,
+            success,
+            phase,
+            ..
+        } => paint(
             format!(
                 "■ execution finished: {} in {:.1} ms (phase {})",
                 if *success { "success" } else { "failure" },

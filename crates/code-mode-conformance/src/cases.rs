@@ -42,7 +42,10 @@ pub async fn returns_every_json_type(h: &Harness) {
         ("return true", json!(true)),
         ("return null", Value::Null),
         ("return [1, 'a', null, [2]]", json!([1, "a", null, [2]])),
-        ("return {a: {b: [1, {c: false}]}, d: 'x'}", json!({"a": {"b": [1, {"c": false}]}, "d": "x"})),
+        (
+            "return {a: {b: [1, {c: false}]}, d: 'x'}",
+            json!({"a": {"b": [1, {"c": false}]}, "d": "x"}),
+        ),
         ("return new Date(0)", json!("1970-01-01T00:00:00.000Z")),
     ];
     for (code, expected) in cases {
@@ -53,7 +56,12 @@ pub async fn returns_every_json_type(h: &Harness) {
 
 /// No `return` (or `return undefined`) succeeds with no value.
 pub async fn no_return_gives_no_value(h: &Harness) {
-    for code in ["const x = 1;", "return undefined", "return", "// only a comment"] {
+    for code in [
+        "const x = 1;",
+        "return undefined",
+        "return",
+        "// only a comment",
+    ] {
         let r = h.run(code).await;
         assert_eq!(r.outcome, Ok(None), "{code}");
     }
@@ -85,7 +93,10 @@ return { pair, color: Color.Green, box: new Box<string>("b").value, v: res.v };
 "#;
     let r = h.run_typescript(code).await;
     assert!(r.success, "{r:?}");
-    assert_eq!(r.result, Some(json!({"pair": [1, 4], "color": "green", "box": "b", "v": 7})));
+    assert_eq!(
+        r.result,
+        Some(json!({"pair": [1, 4], "color": "green", "box": "b", "v": 7}))
+    );
 }
 
 /// A JavaScript syntax error is a `SyntaxError` with the line of the offending code; a
@@ -96,7 +107,9 @@ pub async fn syntax_error_reports_line(h: &Harness) {
     assert_eq!(e.kind, ErrorKind::Syntax, "{e}");
     assert_eq!(e.line, Some(3), "{e}");
 
-    let r = h.run_typescript("const a: number = 1;\n\nlet b: = 2;").await;
+    let r = h
+        .run_typescript("const a: number = 1;\n\nlet b: = 2;")
+        .await;
     let e = r.error.expect("TypeScript syntax error");
     assert_eq!(e.kind, ErrorKind::TypeScript, "{e}");
     assert_eq!(e.line, Some(3), "{e}");
@@ -104,7 +117,9 @@ pub async fn syntax_error_reports_line(h: &Harness) {
 
 /// A runtime error reports the line in the original code, TypeScript types included.
 pub async fn runtime_error_reports_line(h: &Harness) {
-    let r = h.run("const a = 1;\nconst b = null;\n\nreturn b.missing;").await;
+    let r = h
+        .run("const a = 1;\nconst b = null;\n\nreturn b.missing;")
+        .await;
     let e = error(&r);
     assert_eq!(e.kind, ErrorKind::Guest("TypeError".into()), "{e}");
     assert_eq!(e.line, Some(4), "{e}");
@@ -130,11 +145,23 @@ pub async fn thrown_error_classes(h: &Harness) {
         ("throw new RangeError('r')", "RangeError", "r"),
         ("undefinedVariable + 1", "ReferenceError", ""),
         ("JSON.parse('{')", "SyntaxError", ""),
-        ("class MyError extends Error { constructor(m) { super(m); this.name = 'MyError'; } }\nthrow new MyError('mine')", "MyError", "mine"),
+        (
+            "class MyError extends Error { constructor(m) { super(m); this.name = 'MyError'; } }\nthrow new MyError('mine')",
+            "MyError",
+            "mine",
+        ),
         ("throw new Error('plain')", "Error", "plain"),
         ("throw 'bare string'", "Error", "bare string"),
-        ("throw { name: 'CustomError', message: 'custom obj' }", "CustomError", "custom obj"),
-        ("await Promise.reject(new TypeError('async'))", "TypeError", "async"),
+        (
+            "throw { name: 'CustomError', message: 'custom obj' }",
+            "CustomError",
+            "custom obj",
+        ),
+        (
+            "await Promise.reject(new TypeError('async'))",
+            "TypeError",
+            "async",
+        ),
     ];
     for (code, name, message) in cases {
         let r = h.run(code).await;
@@ -167,7 +194,10 @@ return { message, missing, ok };
     assert!(r.success, "{r:?}");
     let out = r.result.expect("result");
     let message = out["message"].as_str().unwrap_or_default();
-    assert!(message.contains("Input validation failed for tool add"), "{message}");
+    assert!(
+        message.contains("Input validation failed for tool add"),
+        "{message}"
+    );
     assert!(message.contains("/b"), "{message}");
     let missing = out["missing"].as_str().unwrap_or_default();
     assert!(missing.contains("\"b\""), "{missing}");
@@ -187,13 +217,18 @@ pub async fn tool_errors_reach_guest_as_message(h: &Harness) {
     assert_eq!(v[2], json!("city not found"));
     let stack = v[3].as_str().unwrap_or_default();
     for leak in [".rs", "/home", "/root", "cargo", "src/"] {
-        assert!(!stack.contains(leak), "host detail {leak:?} in guest stack: {stack}");
+        assert!(
+            !stack.contains(leak),
+            "host detail {leak:?} in guest stack: {stack}"
+        );
     }
 }
 
 /// An uncaught tool error fails the execution with the tool's message.
 pub async fn uncaught_tool_error_fails_execution(h: &Harness) {
-    let r = h.run("await external_fail({message: 'upstream 503'});\nreturn 1;").await;
+    let r = h
+        .run("await external_fail({message: 'upstream 503'});\nreturn 1;")
+        .await;
     let e = error(&r);
     assert_eq!(e.kind.name(), "Error");
     assert_eq!(e.message, "upstream 503");
@@ -201,7 +236,9 @@ pub async fn uncaught_tool_error_fails_execution(h: &Harness) {
 
 /// A call with no argument passes `{}`.
 pub async fn no_argument_passes_empty_object(h: &Harness) {
-    let r = h.run("return [await external_echo(), await external_echo(undefined)]").await;
+    let r = h
+        .run("return [await external_echo(), await external_echo(undefined)]")
+        .await;
     assert_eq!(value(&r), json!([{}, {}]));
 }
 
@@ -212,7 +249,11 @@ pub async fn parallel_tool_calls_overlap(h: &Harness) {
         .run_with(&fixtures, h.limits(), "const r = await Promise.all(Array.from({length: 10}, () => external_sleep({ms: 150}))); return r.length")
         .await;
     assert_eq!(value(&r), json!(10));
-    assert_eq!(fixtures.max_concurrency(), 10, "the 10 calls did not overlap");
+    assert_eq!(
+        fixtures.max_concurrency(),
+        10,
+        "the 10 calls did not overlap"
+    );
 }
 
 /// Many sequential awaited calls work (TanStack's WASM driver crashes at the 4th).
@@ -239,7 +280,11 @@ pub async fn console_levels_and_formatting(h: &Harness) {
         .run("console.log('a', 1, true, null, undefined, {k: [1]}); console.info('i'); console.warn('w'); console.error('e'); console.debug('d'); return 0")
         .await;
     value(&r);
-    let lines: Vec<(LogLevel, &str)> = r.logs.iter().map(|e| (e.level, e.message.as_str())).collect();
+    let lines: Vec<(LogLevel, &str)> = r
+        .logs
+        .iter()
+        .map(|e| (e.level, e.message.as_str()))
+        .collect();
     assert_eq!(
         lines,
         vec![
@@ -253,39 +298,83 @@ pub async fn console_levels_and_formatting(h: &Harness) {
     let r = h.run("const o = {}; o.self = o; console.log(o, Symbol('s'), 5n, new TypeError('bad')); return 1").await;
     value(&r);
     assert_eq!(r.logs.len(), 1);
-    assert!(r.logs[0].message.contains("Symbol(s) 5n TypeError: bad"), "{:?}", r.logs);
+    assert!(
+        r.logs[0].message.contains("Symbol(s) 5n TypeError: bad"),
+        "{:?}",
+        r.logs
+    );
 }
 
 /// A log flood is capped (entries and bytes) with one truncation marker, and the program
 /// still completes.
 pub async fn console_caps(h: &Harness) {
-    let limits = h.limits().to_builder().max_log_entries(100).build().expect("limits");
-    let r = h.run_with(&Fixtures::default(), limits, "for (let i = 0; i < 100000; i++) console.log('line', i); return 'done'").await;
+    let limits = h
+        .limits()
+        .to_builder()
+        .max_log_entries(100)
+        .build()
+        .expect("limits");
+    let r = h
+        .run_with(
+            &Fixtures::default(),
+            limits,
+            "for (let i = 0; i < 100000; i++) console.log('line', i); return 'done'",
+        )
+        .await;
     assert_eq!(value(&r), json!("done"));
     assert_eq!(r.logs.len(), 101);
     assert_eq!(r.logs[100].message, TRUNCATION_MARKER);
 
-    let limits = h.limits().to_builder().max_log_bytes(1000).build().expect("limits");
-    let r = h.run_with(&Fixtures::default(), limits, "console.log('x'.repeat(5000)); console.log('after'); return 1").await;
+    let limits = h
+        .limits()
+        .to_builder()
+        .max_log_bytes(1000)
+        .build()
+        .expect("limits");
+    let r = h
+        .run_with(
+            &Fixtures::default(),
+            limits,
+            "console.log('x'.repeat(5000)); console.log('after'); return 1",
+        )
+        .await;
     value(&r);
     let total: usize = r.logs.iter().map(|e| e.message.len()).sum();
-    assert!(total <= 1000 + TRUNCATION_MARKER.len(), "{total} bytes kept");
-    assert_eq!(r.logs.last().map(|e| e.message.as_str()), Some(TRUNCATION_MARKER));
+    assert!(
+        total <= 1000 + TRUNCATION_MARKER.len(),
+        "{total} bytes kept"
+    );
+    assert_eq!(
+        r.logs.last().map(|e| e.message.as_str()),
+        Some(TRUNCATION_MARKER)
+    );
 }
 
 /// Console lines reach the sink while the program runs, before it finishes.
 pub async fn console_events_are_live(h: &Harness) {
     let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let s = seen.clone();
-    let sink: ConsoleSink = Arc::new(move |_, m| s.lock().unwrap_or_else(|p| p.into_inner()).push((m.to_owned(), Instant::now())));
-    let ctx = h.context_with(&Fixtures::default(), h.limits(), Some(sink)).await;
+    let sink: ConsoleSink = Arc::new(move |_, m| {
+        s.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((m.to_owned(), Instant::now()))
+    });
+    let ctx = h
+        .context_with(&Fixtures::default(), h.limits(), Some(sink))
+        .await;
     let r = ctx.execute("console.log('first'); await external_sleep({ms: 200}); console.log('second'); return 1").await;
     let finished = Instant::now();
     ctx.dispose().await;
     value(&r);
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-    assert_eq!(seen.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(), ["first", "second"]);
-    assert!(finished.duration_since(seen[0].1) >= Duration::from_millis(150), "first console line was not delivered live");
+    assert_eq!(
+        seen.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+    assert!(
+        finished.duration_since(seen[0].1) >= Duration::from_millis(150),
+        "first console line was not delivered live"
+    );
 }
 
 /// `execute_typescript` events carry the tool-call id and come in order, console live.
@@ -320,7 +409,11 @@ async fn assert_times_out(h: &Harness, fixtures: &Fixtures, code: &str) {
     let ctx = h.context_with(fixtures, h.short_limits(), None).await;
     let r = ctx.execute(code).await;
     assert_kind(&r, ErrorKind::Timeout);
-    assert!(started.elapsed() < h.short_timeout + Duration::from_secs(5), "timeout enforced too late: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < h.short_timeout + Duration::from_secs(5),
+        "timeout enforced too late: {:?}",
+        started.elapsed()
+    );
     // A timeout is terminal for the context.
     assert_kind(&ctx.execute("return 1").await, ErrorKind::Disposed);
     ctx.dispose().await;
@@ -330,13 +423,28 @@ async fn assert_times_out(h: &Harness, fixtures: &Fixtures, code: &str) {
 /// `while (true) {}` is stopped by the deadline.
 pub async fn infinite_loop(h: &Harness) {
     assert_times_out(h, &Fixtures::default(), "while (true) {}").await;
-    assert_times_out(h, &Fixtures::default(), "try { while (true) {} } catch (e) { return 'caught' } finally { while (true) {} }").await;
+    assert_times_out(
+        h,
+        &Fixtures::default(),
+        "try { while (true) {} } catch (e) { return 'caught' } finally { while (true) {} }",
+    )
+    .await;
 }
 
 /// An infinite loop after an awaited tool call is also stopped.
 pub async fn infinite_loop_after_await(h: &Harness) {
-    assert_times_out(h, &Fixtures::default(), "await external_echo({}); while (true) {}").await;
-    assert_times_out(h, &Fixtures::default(), "const f = async () => { await null; f(); }; f(); await external_never();").await;
+    assert_times_out(
+        h,
+        &Fixtures::default(),
+        "await external_echo({}); while (true) {}",
+    )
+    .await;
+    assert_times_out(
+        h,
+        &Fixtures::default(),
+        "const f = async () => { await null; f(); }; f(); await external_never();",
+    )
+    .await;
 }
 
 /// A tool call that never returns is cut by the deadline.
@@ -353,7 +461,12 @@ pub async fn never_settling_promise(h: &Harness) {
 }
 
 async fn assert_memory_failure(h: &Harness, code: &str, strict: bool) {
-    let limits = h.limits().to_builder().memory_mib(32).build().expect("limits");
+    let limits = h
+        .limits()
+        .to_builder()
+        .memory_mib(32)
+        .build()
+        .expect("limits");
     let r = h.run_with(&Fixtures::default(), limits, code).await;
     let e = error(&r);
     if strict {
@@ -364,20 +477,45 @@ async fn assert_memory_failure(h: &Harness, code: &str, strict: bool) {
 
 /// Growing arrays hit the memory limit.
 pub async fn memory_bomb_arrays(h: &Harness) {
-    assert_memory_failure(h, "const a = []; while (true) a.push(new Array(100000).fill(1.5));", true).await;
-    assert_memory_failure(h, "const a = []; while (true) a.push({x: a.length, y: [a.length]});", true).await;
+    assert_memory_failure(
+        h,
+        "const a = []; while (true) a.push(new Array(100000).fill(1.5));",
+        true,
+    )
+    .await;
+    assert_memory_failure(
+        h,
+        "const a = []; while (true) a.push({x: a.length, y: [a.length]});",
+        true,
+    )
+    .await;
 }
 
 /// Growing strings fail (out of memory, or the engine's maximum string length).
 pub async fn memory_bomb_strings(h: &Harness) {
     assert_memory_failure(h, "let s = 'x'; while (true) s += s;", false).await;
-    assert_memory_failure(h, "const parts = []; let i = 0; while (true) parts.push('y'.repeat(65536) + (i++));", true).await;
+    assert_memory_failure(
+        h,
+        "const parts = []; let i = 0; while (true) parts.push('y'.repeat(65536) + (i++));",
+        true,
+    )
+    .await;
 }
 
 /// Large buffers hit the memory limit.
 pub async fn memory_bomb_array_buffers(h: &Harness) {
-    assert_memory_failure(h, "return new ArrayBuffer(1024 * 1024 * 1024).byteLength;", true).await;
-    assert_memory_failure(h, "const b = []; while (true) b.push(new Uint8Array(1024 * 1024));", true).await;
+    assert_memory_failure(
+        h,
+        "return new ArrayBuffer(1024 * 1024 * 1024).byteLength;",
+        true,
+    )
+    .await;
+    assert_memory_failure(
+        h,
+        "const b = []; while (true) b.push(new Uint8Array(1024 * 1024));",
+        true,
+    )
+    .await;
 }
 
 /// Unbounded recursion is a `StackOverflowError`, never a crash.
@@ -400,30 +538,65 @@ pub async fn deep_recursion(h: &Harness) {
 /// uncaught one fails the execution with that name.
 pub async fn tool_call_flood(h: &Harness) {
     let fixtures = Fixtures::default();
-    let limits = h.limits().to_builder().max_tool_calls(5).build().expect("limits");
+    let limits = h
+        .limits()
+        .to_builder()
+        .max_tool_calls(5)
+        .build()
+        .expect("limits");
     let r = h
         .run_with(&fixtures, limits, "let ok = 0, err = ''; for (let i = 0; i < 1000; i++) { try { await external_echo({i}); ok++; } catch (e) { err = e.name + ': ' + e.message; } } return {ok, err}")
         .await;
     let v = value(&r);
     assert_eq!(v["ok"], json!(5));
-    assert!(v["err"].as_str().unwrap_or_default().starts_with("ToolCallLimitError: Exceeded the maximum of 5 tool calls"), "{v}");
+    assert!(
+        v["err"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("ToolCallLimitError: Exceeded the maximum of 5 tool calls"),
+        "{v}"
+    );
     assert_eq!(fixtures.call_count(), 5);
 
-    let limits = h.limits().to_builder().max_tool_calls(3).build().expect("limits");
+    let limits = h
+        .limits()
+        .to_builder()
+        .max_tool_calls(3)
+        .build()
+        .expect("limits");
     let r = h
-        .run_with(&Fixtures::default(), limits, "await Promise.all(Array.from({length: 10000}, () => external_echo({})));")
+        .run_with(
+            &Fixtures::default(),
+            limits,
+            "await Promise.all(Array.from({length: 10000}, () => external_echo({})));",
+        )
         .await;
     assert_kind(&r, ErrorKind::ToolCallLimit);
 }
 
 /// A result above `max_result_bytes` is a `ResultTooLargeError`.
 pub async fn huge_return_value(h: &Harness) {
-    let limits = h.limits().to_builder().max_result_bytes(10_000).build().expect("limits");
-    let r = h.run_with(&Fixtures::default(), limits, "return 'x'.repeat(20000)").await;
+    let limits = h
+        .limits()
+        .to_builder()
+        .max_result_bytes(10_000)
+        .build()
+        .expect("limits");
+    let r = h
+        .run_with(&Fixtures::default(), limits, "return 'x'.repeat(20000)")
+        .await;
     assert_kind(&r, ErrorKind::ResultTooLarge);
-    let r = h.run_with(&Fixtures::default(), limits, "return Array.from({length: 5000}, (_, i) => i)").await;
+    let r = h
+        .run_with(
+            &Fixtures::default(),
+            limits,
+            "return Array.from({length: 5000}, (_, i) => i)",
+        )
+        .await;
     assert_kind(&r, ErrorKind::ResultTooLarge);
-    let r = h.run_with(&Fixtures::default(), limits, "return 'x'.repeat(9000)").await;
+    let r = h
+        .run_with(&Fixtures::default(), limits, "return 'x'.repeat(9000)")
+        .await;
     assert_eq!(value(&r).as_str().map(str::len), Some(9000));
 }
 
@@ -449,28 +622,78 @@ pub async fn non_json_results(h: &Harness) {
 /// None of the host's globals exist in the sandbox.
 pub async fn absent_host_globals(h: &Harness) {
     let names = [
-        "process", "require", "module", "exports", "fetch", "XMLHttpRequest", "WebSocket", "Deno",
-        "Bun", "std", "os", "setTimeout", "setInterval", "setImmediate", "__dirname", "Buffer",
-        "importScripts", "navigator",
+        "process",
+        "require",
+        "module",
+        "exports",
+        "fetch",
+        "XMLHttpRequest",
+        "WebSocket",
+        "Deno",
+        "Bun",
+        "std",
+        "os",
+        "setTimeout",
+        "setInterval",
+        "setImmediate",
+        "__dirname",
+        "Buffer",
+        "importScripts",
+        "navigator",
     ];
-    let code = format!("return [{}].map(n => typeof globalThis[n])", names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", "));
+    let code = format!(
+        "return [{}].map(n => typeof globalThis[n])",
+        names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let r = h.run(&code).await;
     let v = value(&r);
     for (name, t) in names.iter().zip(v.as_array().into_iter().flatten()) {
-        assert_eq!(t, &json!("undefined"), "global {name} is visible in the sandbox");
+        assert_eq!(
+            t,
+            &json!("undefined"),
+            "global {name} is visible in the sandbox"
+        );
     }
-    let r = h.run("return [typeof process, typeof require, typeof fetch, typeof Deno, typeof Bun]").await;
-    assert_eq!(value(&r), json!(["undefined", "undefined", "undefined", "undefined", "undefined"]));
+    let r = h
+        .run("return [typeof process, typeof require, typeof fetch, typeof Deno, typeof Bun]")
+        .await;
+    assert_eq!(
+        value(&r),
+        json!([
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined"
+        ])
+    );
 }
 
 /// `import()` of host modules never yields a module.
 pub async fn dynamic_import_is_blocked(h: &Harness) {
-    for module in ["fs", "std", "os", "node:child_process", "child_process", "./secret.js", "https://example.com/x.js"] {
-        let code = format!("try {{ const m = await import({module:?}); return 'loaded:' + typeof m; }} catch (e) {{ return 'blocked'; }}");
+    for module in [
+        "fs",
+        "std",
+        "os",
+        "node:child_process",
+        "child_process",
+        "./secret.js",
+        "https://example.com/x.js",
+    ] {
+        let code = format!(
+            "try {{ const m = await import({module:?}); return 'loaded:' + typeof m; }} catch (e) {{ return 'blocked'; }}"
+        );
         let r = h.run(&code).await;
         match &r.outcome {
             Ok(v) => assert_eq!(v, &Some(json!("blocked")), "import({module:?})"),
-            Err(e) => assert!(!matches!(e.kind, ErrorKind::Timeout), "import({module:?}): {e}"),
+            Err(e) => assert!(
+                !matches!(e.kind, ErrorKind::Timeout),
+                "import({module:?}): {e}"
+            ),
         }
     }
 }
@@ -506,16 +729,33 @@ pub async fn prototype_pollution_is_contained(h: &Harness) {
         .execute("Object.prototype.polluted = 'yes'; Array.prototype.extra = 1; Object.prototype.toJSON = undefined; await external_echo({own: 1}); return {own: 2}")
         .await;
     assert_eq!(value(&r), json!({"own": 2}));
-    let sent = fixtures.last_echo.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    assert_eq!(sent, Some(json!({"own": 1})), "inherited keys reached the host");
-    let other = h.run("return [typeof ({}).polluted, typeof [].extra]").await;
+    let sent = fixtures
+        .last_echo
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert_eq!(
+        sent,
+        Some(json!({"own": 1})),
+        "inherited keys reached the host"
+    );
+    let other = h
+        .run("return [typeof ({}).polluted, typeof [].extra]")
+        .await;
     assert_eq!(value(&other), json!(["undefined", "undefined"]));
     ctx.dispose().await;
 
     let cm = h.code_mode(&Fixtures::default(), h.limits());
-    let r = cm.execute("(Object.prototype as any).leak = 1; return 1", ExecuteOptions::default()).await;
+    let r = cm
+        .execute(
+            "(Object.prototype as any).leak = 1; return 1",
+            ExecuteOptions::default(),
+        )
+        .await;
     assert!(r.success);
-    let r = cm.execute("return typeof ({} as any).leak", ExecuteOptions::default()).await;
+    let r = cm
+        .execute("return typeof ({} as any).leak", ExecuteOptions::default())
+        .await;
     assert_eq!(r.result, Some(json!("undefined")));
 }
 
@@ -555,7 +795,10 @@ pub async fn host_caused_guest_code_is_under_the_deadline(h: &Harness) {
         let started = Instant::now();
         let r = h.run_with(&fixtures, h.short_limits(), code).await;
         assert_kind(&r, ErrorKind::Timeout);
-        assert!(started.elapsed() < h.short_timeout + Duration::from_secs(5), "{code}");
+        assert!(
+            started.elapsed() < h.short_timeout + Duration::from_secs(5),
+            "{code}"
+        );
     }
     h.assert_healthy().await;
 }
@@ -563,7 +806,10 @@ pub async fn host_caused_guest_code_is_under_the_deadline(h: &Harness) {
 /// Strings that would break out of generated code round-trip exactly.
 pub async fn hostile_strings_round_trip(h: &Harness) {
     let hostile = "\"); process.exit(1); //`${globalThis}`\\'\u{2028}\u{0}</script>";
-    let code = format!("const r = await external_echo({{s: {}}}); return r.s", serde_json::to_string(hostile).unwrap_or_default());
+    let code = format!(
+        "const r = await external_echo({{s: {}}}); return r.s",
+        serde_json::to_string(hostile).unwrap_or_default()
+    );
     let r = h.run(&code).await;
     assert_eq!(value(&r), json!(hostile));
 }
@@ -573,8 +819,14 @@ pub async fn state_isolation_between_contexts(h: &Harness) {
     let a = h.bare_context(h.limits()).await;
     let b = h.bare_context(h.limits()).await;
     value(&a.execute("globalThis.marker = 'A'; return 1").await);
-    assert_eq!(value(&a.execute("return globalThis.marker").await), json!("A"));
-    assert_eq!(value(&b.execute("return typeof globalThis.marker").await), json!("undefined"));
+    assert_eq!(
+        value(&a.execute("return globalThis.marker").await),
+        json!("A")
+    );
+    assert_eq!(
+        value(&b.execute("return typeof globalThis.marker").await),
+        json!("undefined")
+    );
     a.dispose().await;
     b.dispose().await;
 }
@@ -620,7 +872,11 @@ pub async fn hundred_concurrent_contexts(h: &Harness) {
 
 /// After every kind of failure, a fresh context works.
 pub async fn next_execution_works_after_failures(h: &Harness) {
-    let limits = Limits::builder().timeout(h.short_timeout).memory_mib(32).build().expect("limits");
+    let limits = Limits::builder()
+        .timeout(h.short_timeout)
+        .memory_mib(32)
+        .build()
+        .expect("limits");
     for code in [
         "while (true) {}",
         "function f() { return f() + 1 } return f()",

@@ -55,7 +55,11 @@ async fn dispatch(f: Fixtures, name: &'static str, args: Value) -> Result<Value,
             Ok(args)
         }
         "sleep" => sleep(f, args).await,
-        "fail" => Err(args.get("message").and_then(Value::as_str).unwrap_or("tool failed").to_owned()),
+        "fail" => Err(args
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("tool failed")
+            .to_owned()),
         "never" => futures::future::pending().await,
         "big" => {
             let n = args.get("bytes").and_then(Value::as_u64).unwrap_or(0) as usize;

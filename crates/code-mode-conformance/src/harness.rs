@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use code_mode::{
-    Bindings, CodeMode, ConsoleSink, ContextConfig, ExecuteOptions, ExecutionResult, IsolateContext,
-    IsolateDriver, Limits,
+    Bindings, CodeMode, ConsoleSink, ContextConfig, ExecuteOptions, ExecutionResult,
+    IsolateContext, IsolateDriver, Limits,
 };
 
 use crate::fixtures::{Fixtures, bindings, tools};
@@ -20,7 +20,10 @@ pub struct Harness {
 impl Harness {
     /// A harness over `driver`.
     pub fn new(driver: Arc<dyn IsolateDriver>) -> Self {
-        Self { driver, short_timeout: Duration::from_millis(300) }
+        Self {
+            driver,
+            short_timeout: Duration::from_millis(300),
+        }
     }
 
     /// The driver.
@@ -30,12 +33,19 @@ impl Harness {
 
     /// Default limits of the cases: 10 s, so a hung driver fails the case instead of the run.
     pub fn limits(&self) -> Limits {
-        Limits::builder().timeout(Duration::from_secs(10)).build().expect("valid limits")
+        Limits::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("valid limits")
     }
 
     /// Limits with the short timeout.
     pub fn short_limits(&self) -> Limits {
-        self.limits().to_builder().timeout(self.short_timeout).build().expect("valid limits")
+        self.limits()
+            .to_builder()
+            .timeout(self.short_timeout)
+            .build()
+            .expect("valid limits")
     }
 
     /// Creates a context with the standard bindings, `limits` and an optional console sink.
@@ -47,22 +57,34 @@ impl Harness {
     ) -> Box<dyn IsolateContext> {
         let mut config = ContextConfig::new(bindings(fixtures)).with_limits(limits);
         config.console = console;
-        self.driver.create_context(config).await.expect("the driver creates a context")
+        self.driver
+            .create_context(config)
+            .await
+            .expect("the driver creates a context")
     }
 
     /// Creates a context with no bindings.
     pub async fn bare_context(&self, limits: Limits) -> Box<dyn IsolateContext> {
         let config = ContextConfig::new(Bindings::new()).with_limits(limits);
-        self.driver.create_context(config).await.expect("the driver creates a context")
+        self.driver
+            .create_context(config)
+            .await
+            .expect("the driver creates a context")
     }
 
     /// Runs `code` in a fresh context with the standard bindings and default limits.
     pub async fn run(&self, code: &str) -> ExecutionResult {
-        self.run_with(&Fixtures::default(), self.limits(), code).await
+        self.run_with(&Fixtures::default(), self.limits(), code)
+            .await
     }
 
     /// Runs `code` in a fresh context with `limits`.
-    pub async fn run_with(&self, fixtures: &Fixtures, limits: Limits, code: &str) -> ExecutionResult {
+    pub async fn run_with(
+        &self,
+        fixtures: &Fixtures,
+        limits: Limits,
+        code: &str,
+    ) -> ExecutionResult {
         let ctx = self.context_with(fixtures, limits, None).await;
         let result = ctx.execute(code).await;
         ctx.dispose().await;
@@ -81,12 +103,18 @@ impl Harness {
 
     /// Runs TypeScript through `execute_typescript` with default options.
     pub async fn run_typescript(&self, code: &str) -> code_mode::CodeModeResult {
-        self.code_mode(&Fixtures::default(), self.limits()).execute(code, ExecuteOptions::default()).await
+        self.code_mode(&Fixtures::default(), self.limits())
+            .execute(code, ExecuteOptions::default())
+            .await
     }
 
     /// Checks the driver still works: a fresh context runs `return 1 + 1`.
     pub async fn assert_healthy(&self) {
         let r = self.run("return 1 + 1").await;
-        assert_eq!(r.value(), Some(&serde_json::json!(2)), "driver unhealthy after the case: {r:?}");
+        assert_eq!(
+            r.value(),
+            Some(&serde_json::json!(2)),
+            "driver unhealthy after the case: {r:?}"
+        );
     }
 }

@@ -37,7 +37,9 @@ pub const ALL_DRIVERS: &[&str] = &["cloudflare", "v8", "quickjs-wasm", "quickjs"
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverSelectError {
     /// The crate was built without any driver feature.
-    #[error("no sandbox driver is enabled: enable a feature of code-mode-drivers (quickjs, quickjs-wasm, v8 or cloudflare)")]
+    #[error(
+        "no sandbox driver is enabled: enable a feature of code-mode-drivers (quickjs, quickjs-wasm, v8 or cloudflare)"
+    )]
     NoneEnabled,
     /// The name is not a driver.
     #[error("unknown driver {name:?}: expected one of {}", ALL_DRIVERS.join(", "))]
@@ -70,18 +72,27 @@ impl DriverOptions {
     /// Reads the options from `CODE_MODE_*` environment variables.
     pub fn from_env() -> Self {
         Self {
-            worker_url: std::env::var("CODE_MODE_WORKER_URL").ok().filter(|s| !s.is_empty()),
-            worker_authorization: std::env::var("CODE_MODE_WORKER_AUTHORIZATION").ok().filter(|s| !s.is_empty()),
+            worker_url: std::env::var("CODE_MODE_WORKER_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            worker_authorization: std::env::var("CODE_MODE_WORKER_AUTHORIZATION")
+                .ok()
+                .filter(|s| !s.is_empty()),
         }
     }
 }
 
 /// Names of the drivers enabled in this build, in order of preference.
 pub fn enabled_drivers() -> Vec<&'static str> {
-    ALL_DRIVERS.iter().copied().filter(|n| is_enabled(n)).collect()
+    ALL_DRIVERS
+        .iter()
+        .copied()
+        .filter(|n| is_enabled(n))
+        .collect()
 }
 
 fn is_enabled(name: &str) -> bool {
+    #[allow(clippy::match_like_matches_macro)] // one arm per driver feature, more to come
     match name {
         "quickjs" => cfg!(feature = "quickjs"),
         _ => false,
@@ -90,7 +101,10 @@ fn is_enabled(name: &str) -> bool {
 
 /// The preferred enabled driver, configured from the environment.
 pub fn default_driver() -> Result<Arc<dyn IsolateDriver>, DriverSelectError> {
-    let name = enabled_drivers().first().copied().ok_or(DriverSelectError::NoneEnabled)?;
+    let name = enabled_drivers()
+        .first()
+        .copied()
+        .ok_or(DriverSelectError::NoneEnabled)?;
     driver_by_name(name, &DriverOptions::from_env())
 }
 
@@ -100,7 +114,10 @@ pub fn default_driver() -> Result<Arc<dyn IsolateDriver>, DriverSelectError> {
 /// let err = code_mode_drivers::driver_by_name("lua", &Default::default()).err().unwrap();
 /// assert!(err.to_string().contains("unknown driver"));
 /// ```
-pub fn driver_by_name(name: &str, options: &DriverOptions) -> Result<Arc<dyn IsolateDriver>, DriverSelectError> {
+pub fn driver_by_name(
+    name: &str,
+    options: &DriverOptions,
+) -> Result<Arc<dyn IsolateDriver>, DriverSelectError> {
     let _ = options;
     match name {
         #[cfg(feature = "quickjs")]
@@ -117,8 +134,20 @@ mod tests {
     #[test]
     fn selection() {
         assert_eq!(enabled_drivers(), vec!["quickjs"]);
-        assert_eq!(default_driver().map(|d| d.name().to_owned()).ok().as_deref(), Some("quickjs"));
-        assert!(matches!(driver_by_name("v8", &DriverOptions::default()), Err(DriverSelectError::NotEnabled { .. })));
-        assert!(matches!(driver_by_name("nope", &DriverOptions::default()), Err(DriverSelectError::Unknown { .. })));
+        assert_eq!(
+            default_driver()
+                .map(|d| d.name().to_owned())
+                .ok()
+                .as_deref(),
+            Some("quickjs")
+        );
+        assert!(matches!(
+            driver_by_name("v8", &DriverOptions::default()),
+            Err(DriverSelectError::NotEnabled { .. })
+        ));
+        assert!(matches!(
+            driver_by_name("nope", &DriverOptions::default()),
+            Err(DriverSelectError::Unknown { .. })
+        ));
     }
 }

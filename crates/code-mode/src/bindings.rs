@@ -31,7 +31,10 @@ pub struct GuestError {
 impl GuestError {
     /// A plain `Error` with `message`.
     pub fn error(message: impl Into<String>) -> Self {
-        Self { name: "Error".into(), message: message.into() }
+        Self {
+            name: "Error".into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -49,7 +52,9 @@ pub struct Binding {
 
 impl std::fmt::Debug for Binding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Binding").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Binding")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,9 +72,14 @@ impl Binding {
         call: impl Fn(Value) -> BindingFuture + Send + Sync + 'static,
     ) -> Result<Self, ToolDefinitionError> {
         let name: String = name.into();
-        check_binding_name(&name)
-            .map_err(|problem| ToolDefinitionError::InvalidBinding { name: name.clone(), problem })?;
-        Ok(Self { name: name.into(), call: Arc::new(call) })
+        check_binding_name(&name).map_err(|problem| ToolDefinitionError::InvalidBinding {
+            name: name.clone(),
+            problem,
+        })?;
+        Ok(Self {
+            name: name.into(),
+            call: Arc::new(call),
+        })
     }
 
     /// A binding whose name the caller has already checked.
@@ -103,7 +113,9 @@ impl Bindings {
     /// Adds a binding; a repeated name is an error rather than a silent overwrite.
     pub fn insert(&mut self, binding: Binding) -> Result<(), ToolDefinitionError> {
         if self.get(binding.name()).is_some() {
-            return Err(ToolDefinitionError::Duplicate { name: binding.name().to_owned() });
+            return Err(ToolDefinitionError::Duplicate {
+                name: binding.name().to_owned(),
+            });
         }
         self.list.push(binding);
         Ok(())
@@ -147,7 +159,11 @@ pub struct HostBridge {
 impl HostBridge {
     /// A bridge over `bindings` enforcing `limits`.
     pub fn new(bindings: Bindings, limits: &Limits) -> Self {
-        Self { bindings, max_calls: limits.max_tool_calls(), calls: AtomicU32::new(0) }
+        Self {
+            bindings,
+            max_calls: limits.max_tool_calls(),
+            calls: AtomicU32::new(0),
+        }
     }
 
     /// The bindings.
@@ -180,18 +196,28 @@ impl HostBridge {
                 self.max_calls
             );
             return Box::pin(async move {
-                Err(GuestError { name: "ToolCallLimitError".into(), message })
+                Err(GuestError {
+                    name: "ToolCallLimitError".into(),
+                    message,
+                })
             });
         }
         let Some(binding) = self.bindings.get(name) else {
             let message = format!("{name} is not a function");
-            return Box::pin(async move { Err(GuestError { name: "TypeError".into(), message }) });
+            return Box::pin(async move {
+                Err(GuestError {
+                    name: "TypeError".into(),
+                    message,
+                })
+            });
         };
         let fut = binding.call(args);
         Box::pin(async move {
             match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(result) => result,
-                Err(_) => Err(GuestError::error("The tool failed unexpectedly (its handler panicked)")),
+                Err(_) => Err(GuestError::error(
+                    "The tool failed unexpectedly (its handler panicked)",
+                )),
             }
         })
     }
@@ -208,8 +234,13 @@ mod tests {
 
     #[tokio::test]
     async fn budget_and_panics() {
-        let panicker = Binding::new("external_p", |_| Box::pin(async move { panic!("boom") })).unwrap();
-        let bindings = Bindings::new().with(echo("external_e")).unwrap().with(panicker).unwrap();
+        let panicker =
+            Binding::new("external_p", |_| Box::pin(async move { panic!("boom") })).unwrap();
+        let bindings = Bindings::new()
+            .with(echo("external_e"))
+            .unwrap()
+            .with(panicker)
+            .unwrap();
         assert!(bindings.clone().with(echo("external_e")).is_err());
         let limits = Limits::builder().max_tool_calls(2).build().unwrap();
         let bridge = HostBridge::new(bindings, &limits);

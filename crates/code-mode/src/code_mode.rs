@@ -61,7 +61,11 @@ pub struct ExecuteOptions {
 impl ExecuteOptions {
     /// Options tagging events with `tool_call_id` and sending them to `events`.
     pub fn new(tool_call_id: impl Into<Arc<str>>, events: EventSink) -> Self {
-        Self { tool_call_id: Some(tool_call_id.into()), events, extra_bindings: Vec::new() }
+        Self {
+            tool_call_id: Some(tool_call_id.into()),
+            events,
+            extra_bindings: Vec::new(),
+        }
     }
 }
 
@@ -115,7 +119,10 @@ impl CodeModeBuilder {
         let driver = self.driver.ok_or(CodeModeError::NoDriver)?;
         for (i, t) in self.tools.iter().enumerate() {
             if self.tools[..i].iter().any(|o| o.name() == t.name()) {
-                return Err(ToolDefinitionError::Duplicate { name: t.name().to_owned() }.into());
+                return Err(ToolDefinitionError::Duplicate {
+                    name: t.name().to_owned(),
+                }
+                .into());
             }
         }
         let limits = self.limits.to_builder().build()?;
@@ -124,14 +131,17 @@ impl CodeModeBuilder {
         let inner = Inner {
             system_prompt: system_prompt(&eager, &lazy, &limits, self.detail),
             execute_description: execute_description(&eager, !lazy.is_empty()),
-            discover_description: (!lazy.is_empty()).then(|| discover_description(&lazy, self.detail)),
+            discover_description: (!lazy.is_empty())
+                .then(|| discover_description(&lazy, self.detail)),
             tools: self.tools.clone(),
             driver,
             limits,
             detail: self.detail,
             max_code_bytes: self.max_code_bytes,
         };
-        Ok(CodeMode { inner: Arc::new(inner) })
+        Ok(CodeMode {
+            inner: Arc::new(inner),
+        })
     }
 }
 
@@ -180,7 +190,10 @@ impl std::fmt::Debug for CodeMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CodeMode")
             .field("driver", &self.inner.driver.name())
-            .field("tools", &self.inner.tools.iter().map(Tool::name).collect::<Vec<_>>())
+            .field(
+                "tools",
+                &self.inner.tools.iter().map(Tool::name).collect::<Vec<_>>(),
+            )
             .field("limits", &self.inner.limits)
             .finish()
     }
@@ -287,7 +300,12 @@ impl CodeMode {
                     ErrorKind::Validation,
                     "typescriptCode must be a non-empty string",
                 );
-                self.finish(&opts, Instant::now(), Phase::ValidateInput, CodeModeResult::failure(error))
+                self.finish(
+                    &opts,
+                    Instant::now(),
+                    Phase::ValidateInput,
+                    CodeModeResult::failure(error),
+                )
             }
         }
     }
@@ -306,15 +324,25 @@ impl CodeMode {
                 )
             };
             let error = ExecutionError::new(ErrorKind::Validation, message);
-            return self.finish(&opts, started, Phase::ValidateInput, CodeModeResult::failure(error));
+            return self.finish(
+                &opts,
+                started,
+                Phase::ValidateInput,
+                CodeModeResult::failure(error),
+            );
         }
         opts.events.emit_kind(
             opts.tool_call_id.clone(),
-            EventKind::ExecutionStarted { timestamp: now_ms(), code_length: code.encode_utf16().count() },
+            EventKind::ExecutionStarted {
+                timestamp: now_ms(),
+                code_length: code.encode_utf16().count(),
+            },
         );
         let stripped = match strip_typescript(code) {
             Ok(s) => s,
-            Err(e) => return self.finish(&opts, started, Phase::Transpile, CodeModeResult::failure(e)),
+            Err(e) => {
+                return self.finish(&opts, started, Phase::Transpile, CodeModeResult::failure(e));
+            }
         };
         self.run(stripped, opts, started).await
     }
@@ -325,17 +353,34 @@ impl CodeMode {
         let started = Instant::now();
         opts.events.emit_kind(
             opts.tool_call_id.clone(),
-            EventKind::ExecutionStarted { timestamp: now_ms(), code_length: code.encode_utf16().count() },
+            EventKind::ExecutionStarted {
+                timestamp: now_ms(),
+                code_length: code.encode_utf16().count(),
+            },
         );
-        self.run(StrippedCode::javascript(code), opts, started).await
+        self.run(StrippedCode::javascript(code), opts, started)
+            .await
     }
 
-    async fn run(&self, stripped: StrippedCode, opts: ExecuteOptions, started: Instant) -> CodeModeResult {
+    async fn run(
+        &self,
+        stripped: StrippedCode,
+        opts: ExecuteOptions,
+        started: Instant,
+    ) -> CodeModeResult {
         let bindings = match self.bindings(&opts) {
             Ok(b) => b,
             Err(e) => {
-                let error = ExecutionError::new(ErrorKind::Driver("CreateContextError".into()), e.to_string());
-                return self.finish(&opts, started, Phase::CreateContext, CodeModeResult::failure(error));
+                let error = ExecutionError::new(
+                    ErrorKind::Driver("CreateContextError".into()),
+                    e.to_string(),
+                );
+                return self.finish(
+                    &opts,
+                    started,
+                    Phase::CreateContext,
+                    CodeModeResult::failure(error),
+                );
             }
         };
         let console: ConsoleSink = {
@@ -344,16 +389,32 @@ impl CodeMode {
             Arc::new(move |level: LogLevel, message: &str| {
                 events.emit_kind(
                     id.clone(),
-                    EventKind::Console { level, message: message.to_owned(), timestamp: now_ms() },
+                    EventKind::Console {
+                        level,
+                        message: message.to_owned(),
+                        timestamp: now_ms(),
+                    },
                 );
             })
         };
-        let config = ContextConfig { bindings, limits: self.inner.limits, console: Some(console) };
+        let config = ContextConfig {
+            bindings,
+            limits: self.inner.limits,
+            console: Some(console),
+        };
         let context = match self.inner.driver.create_context(config).await {
             Ok(c) => c,
             Err(e) => {
-                let error = ExecutionError::new(ErrorKind::Driver("CreateContextError".into()), e.to_string());
-                return self.finish(&opts, started, Phase::CreateContext, CodeModeResult::failure(error));
+                let error = ExecutionError::new(
+                    ErrorKind::Driver("CreateContextError".into()),
+                    e.to_string(),
+                );
+                return self.finish(
+                    &opts,
+                    started,
+                    Phase::CreateContext,
+                    CodeModeResult::failure(error),
+                );
             }
         };
         let deadline = self.inner.limits.timeout() + DRIVER_GRACE;
@@ -369,7 +430,13 @@ impl CodeMode {
         self.finish(&opts, started, Phase::Execute, result)
     }
 
-    fn finish(&self, opts: &ExecuteOptions, started: Instant, phase: Phase, result: CodeModeResult) -> CodeModeResult {
+    fn finish(
+        &self,
+        opts: &ExecuteOptions,
+        started: Instant,
+        phase: Phase,
+        result: CodeModeResult,
+    ) -> CodeModeResult {
         if let Some(err) = &result.error {
             tracing::debug!(target: "code_mode", phase = phase.as_str(), error = %err, "execute_typescript failed");
         }
@@ -393,7 +460,11 @@ impl CodeMode {
     pub fn bindings(&self, opts: &ExecuteOptions) -> Result<Bindings, ToolDefinitionError> {
         let mut bindings = Bindings::new();
         for tool in &self.inner.tools {
-            bindings.insert(tool_binding(tool.clone(), opts.tool_call_id.clone(), opts.events.clone()))?;
+            bindings.insert(tool_binding(
+                tool.clone(),
+                opts.tool_call_id.clone(),
+                opts.events.clone(),
+            ))?;
         }
         for extra in &opts.extra_bindings {
             bindings.insert(extra.clone())?;
@@ -430,8 +501,14 @@ impl CodeMode {
                     "typeStub": generate_stubs(&[tool]),
                 })),
                 None => {
-                    let catalog: Vec<String> = lazy.iter().map(|t| catalog_entry(t, CatalogDetail::NameOnly)).collect();
-                    errors.push(format!("Unknown tool: '{raw}'. Discoverable tools: [{}]", catalog.join(", ")));
+                    let catalog: Vec<String> = lazy
+                        .iter()
+                        .map(|t| catalog_entry(t, CatalogDetail::NameOnly))
+                        .collect();
+                    errors.push(format!(
+                        "Unknown tool: '{raw}'. Discoverable tools: [{}]",
+                        catalog.join(", ")
+                    ));
                 }
             }
         }
@@ -446,45 +523,65 @@ impl CodeMode {
 
 fn tool_binding(tool: Tool, tool_call_id: Option<Arc<str>>, events: EventSink) -> Binding {
     let function: Arc<str> = format!("external_{}", tool.name()).into();
-    Binding::unchecked(function.clone(), Arc::new(move |args: Value| {
-        let tool = tool.clone();
-        let events = events.clone();
-        let id = tool_call_id.clone();
-        let function = function.clone();
-        Box::pin(async move {
-            if events.is_active() {
-                events.emit_kind(
-                    id.clone(),
-                    EventKind::ExternalCall { function: function.to_string(), args: args.clone(), timestamp: now_ms() },
-                );
-            }
-            let start = Instant::now();
-            let ctx = ToolContext { tool_call_id: id.clone(), events: events.clone() };
-            let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await {
-                Ok(r) => r,
-                Err(_) => Err(ToolError::new("The tool failed unexpectedly (its handler panicked)")),
-            };
-            let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
-            match outcome {
-                Ok(result) => {
-                    if events.is_active() {
+    Binding::unchecked(
+        function.clone(),
+        Arc::new(move |args: Value| {
+            let tool = tool.clone();
+            let events = events.clone();
+            let id = tool_call_id.clone();
+            let function = function.clone();
+            Box::pin(async move {
+                if events.is_active() {
+                    events.emit_kind(
+                        id.clone(),
+                        EventKind::ExternalCall {
+                            function: function.to_string(),
+                            args: args.clone(),
+                            timestamp: now_ms(),
+                        },
+                    );
+                }
+                let start = Instant::now();
+                let ctx = ToolContext {
+                    tool_call_id: id.clone(),
+                    events: events.clone(),
+                };
+                let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await {
+                    Ok(r) => r,
+                    Err(_) => Err(ToolError::new(
+                        "The tool failed unexpectedly (its handler panicked)",
+                    )),
+                };
+                let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+                match outcome {
+                    Ok(result) => {
+                        if events.is_active() {
+                            events.emit_kind(
+                                id,
+                                EventKind::ExternalResult {
+                                    function: function.to_string(),
+                                    result: result.clone(),
+                                    duration_ms,
+                                },
+                            );
+                        }
+                        Ok(result)
+                    }
+                    Err(e) => {
                         events.emit_kind(
                             id,
-                            EventKind::ExternalResult { function: function.to_string(), result: result.clone(), duration_ms },
+                            EventKind::ExternalError {
+                                function: function.to_string(),
+                                error: e.message().to_owned(),
+                                duration_ms,
+                            },
                         );
+                        Err(GuestError::error(e.message()))
                     }
-                    Ok(result)
                 }
-                Err(e) => {
-                    events.emit_kind(
-                        id,
-                        EventKind::ExternalError { function: function.to_string(), error: e.message().to_owned(), duration_ms },
-                    );
-                    Err(GuestError::error(e.message()))
-                }
-            }
-        })
-    }))
+            })
+        }),
+    )
 }
 
 fn execute_input_schema() -> Value {

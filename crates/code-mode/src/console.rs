@@ -175,7 +175,10 @@ impl LogBuffer {
         if let Some(sink) = &self.sink {
             sink(LogLevel::Warn, TRUNCATION_MARKER);
         }
-        self.entries.push(LogEntry { level: LogLevel::Warn, message: TRUNCATION_MARKER.into() });
+        self.entries.push(LogEntry {
+            level: LogLevel::Warn,
+            message: TRUNCATION_MARKER.into(),
+        });
     }
 
     /// Takes the captured entries, leaving the buffer empty and reset.
@@ -202,7 +205,10 @@ mod tests {
         buf.push(LogLevel::Log, "ééé".into()); // 6 bytes, 3 remain: cut to "é"
         buf.push(LogLevel::Log, "dropped".into());
         let logs = buf.take();
-        assert_eq!(logs.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["ab", "é", TRUNCATION_MARKER]);
+        assert_eq!(
+            logs.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["ab", "é", TRUNCATION_MARKER]
+        );
         assert_eq!(seen.lock().unwrap().len(), 3);
     }
 

@@ -51,7 +51,10 @@ impl std::fmt::Debug for ContextConfig {
 impl ContextConfig {
     /// A configuration with these bindings and the default limits.
     pub fn new(bindings: Bindings) -> Self {
-        Self { bindings, ..Self::default() }
+        Self {
+            bindings,
+            ..Self::default()
+        }
     }
     /// Sets the limits.
     #[must_use]
@@ -79,11 +82,17 @@ pub struct ExecutionResult {
 impl ExecutionResult {
     /// A successful result.
     pub fn ok(value: Option<Value>, logs: Vec<LogEntry>) -> Self {
-        Self { outcome: Ok(value), logs }
+        Self {
+            outcome: Ok(value),
+            logs,
+        }
     }
     /// A failed result.
     pub fn err(error: ExecutionError, logs: Vec<LogEntry>) -> Self {
-        Self { outcome: Err(error), logs }
+        Self {
+            outcome: Err(error),
+            logs,
+        }
     }
     /// True on success.
     pub fn is_success(&self) -> bool {

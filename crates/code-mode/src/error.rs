@@ -73,7 +73,10 @@ impl ErrorKind {
 
     /// True for failures after which the context cannot run again.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, Self::Timeout | Self::MemoryLimit | Self::StackOverflow | Self::Disposed)
+        matches!(
+            self,
+            Self::Timeout | Self::MemoryLimit | Self::StackOverflow | Self::Disposed
+        )
     }
 
     /// Parses a wire name back into a kind (the inverse of [`ErrorKind::name`]).
@@ -133,7 +136,11 @@ pub struct ExecutionError {
 impl ExecutionError {
     /// Creates an error without a line.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), line: None }
+        Self {
+            kind,
+            message: message.into(),
+            line: None,
+        }
     }
     /// Sets the line.
     pub fn with_line(mut self, line: Option<u32>) -> Self {
@@ -220,7 +227,9 @@ pub struct ToolError {
 impl ToolError {
     /// Creates a tool error with the message the guest will see.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
     /// The message the guest sees.
     pub fn message(&self) -> &str {
@@ -287,7 +296,9 @@ pub enum ToolDefinitionError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitsError {
     /// The value is out of range; there is no "unlimited" setting.
-    #[error("limit `{field}` = {value} {unit} is out of range: it must be between {min} and {max} {unit}")]
+    #[error(
+        "limit `{field}` = {value} {unit} is out of range: it must be between {min} and {max} {unit}"
+    )]
     OutOfRange {
         /// The field.
         field: &'static str,
@@ -315,7 +326,10 @@ pub struct DriverError {
 impl DriverError {
     /// Creates a driver error.
     pub fn new(driver: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { driver: driver.into(), message: message.into() }
+        Self {
+            driver: driver.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -326,7 +340,9 @@ pub enum CodeModeError {
     #[error("at least one tool must be provided to code-mode")]
     NoTools,
     /// No driver was given.
-    #[error("no sandbox driver was given: pass one with CodeModeBuilder::driver (code_mode_drivers::default_driver() picks the one enabled by cargo features)")]
+    #[error(
+        "no sandbox driver was given: pass one with CodeModeBuilder::driver (code_mode_drivers::default_driver() picks the one enabled by cargo features)"
+    )]
     NoDriver,
     /// A tool is invalid.
     #[error(transparent)]

@@ -163,22 +163,48 @@ impl Event {
     /// ```
     pub fn value(&self) -> Value {
         let mut value = match &self.kind {
-            EventKind::ExecutionStarted { timestamp, code_length } => {
+            EventKind::ExecutionStarted {
+                timestamp,
+                code_length,
+            } => {
                 json!({"timestamp": timestamp, "codeLength": code_length})
             }
-            EventKind::Console { level, message, timestamp } => {
+            EventKind::Console {
+                level,
+                message,
+                timestamp,
+            } => {
                 json!({"level": level.as_str(), "message": message, "timestamp": timestamp})
             }
-            EventKind::ExternalCall { function, args, timestamp } => {
+            EventKind::ExternalCall {
+                function,
+                args,
+                timestamp,
+            } => {
                 json!({"function": function, "args": args, "timestamp": timestamp})
             }
-            EventKind::ExternalResult { function, result, duration_ms } => {
+            EventKind::ExternalResult {
+                function,
+                result,
+                duration_ms,
+            } => {
                 json!({"function": function, "result": result, "duration": round_ms(*duration_ms)})
             }
-            EventKind::ExternalError { function, error, duration_ms } => {
+            EventKind::ExternalError {
+                function,
+                error,
+                duration_ms,
+            } => {
                 json!({"function": function, "error": error, "duration": round_ms(*duration_ms)})
             }
-            EventKind::ExecutionFinished { timestamp, duration_ms, phase, success, log_count, error } => {
+            EventKind::ExecutionFinished {
+                timestamp,
+                duration_ms,
+                phase,
+                success,
+                log_count,
+                error,
+            } => {
                 let mut v = json!({
                     "timestamp": timestamp,
                     "durationMs": round_ms(*duration_ms),
@@ -233,7 +259,9 @@ pub struct EventSink {
 
 impl std::fmt::Debug for EventSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventSink").field("active", &self.callback.is_some()).finish()
+        f.debug_struct("EventSink")
+            .field("active", &self.callback.is_some())
+            .finish()
     }
 }
 
@@ -246,16 +274,21 @@ impl EventSink {
     /// A sink calling `f` for each event. `f` runs on the sandbox's task: keep it short and
     /// non-blocking (push into a queue), or use [`EventSink::channel`].
     pub fn from_fn(f: impl Fn(Event) + Send + Sync + 'static) -> Self {
-        Self { callback: Some(Arc::new(f)) }
+        Self {
+            callback: Some(Arc::new(f)),
+        }
     }
 
     /// A sink feeding an unbounded channel. Sending never blocks; the queue is bounded in
     /// practice by the per-execution caps on console entries and tool calls.
     pub fn channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self::from_fn(move |event| {
-            let _ = tx.send(event);
-        }), rx)
+        (
+            Self::from_fn(move |event| {
+                let _ = tx.send(event);
+            }),
+            rx,
+        )
     }
 
     /// True when events go somewhere.

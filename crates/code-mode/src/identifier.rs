@@ -8,25 +8,121 @@
 
 /// ECMAScript reserved words and strict-mode / TypeScript keywords that cannot name a function.
 pub const RESERVED_WORDS: &[&str] = &[
-    "await", "break", "case", "catch", "class", "const", "continue", "debugger", "default",
-    "delete", "do", "else", "enum", "export", "extends", "false", "finally", "for", "function",
-    "if", "implements", "import", "in", "instanceof", "interface", "let", "new", "null",
-    "package", "private", "protected", "public", "return", "static", "super", "switch", "this",
-    "throw", "true", "try", "typeof", "var", "void", "while", "with", "yield", "async",
-    "arguments", "eval", "undefined", "NaN", "Infinity",
+    "await",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "implements",
+    "import",
+    "in",
+    "instanceof",
+    "interface",
+    "let",
+    "new",
+    "null",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "return",
+    "static",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+    "async",
+    "arguments",
+    "eval",
+    "undefined",
+    "NaN",
+    "Infinity",
 ];
 
 /// Globals of the sandbox that a binding must never replace.
 pub const SANDBOX_GLOBALS: &[&str] = &[
-    "globalThis", "console", "JSON", "Promise", "Object", "Array", "Function", "String",
-    "Number", "Boolean", "Symbol", "BigInt", "Math", "Date", "RegExp", "Error", "TypeError",
-    "RangeError", "SyntaxError", "ReferenceError", "EvalError", "URIError", "AggregateError",
-    "InternalError", "Map", "Set", "WeakMap", "WeakSet", "WeakRef", "FinalizationRegistry",
-    "Proxy", "Reflect", "ArrayBuffer", "SharedArrayBuffer", "DataView", "Atomics",
-    "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array",
-    "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
-    "parseInt", "parseFloat", "isNaN", "isFinite", "encodeURI", "encodeURIComponent",
-    "decodeURI", "decodeURIComponent", "escape", "unescape", "Iterator", "queueMicrotask",
+    "globalThis",
+    "console",
+    "JSON",
+    "Promise",
+    "Object",
+    "Array",
+    "Function",
+    "String",
+    "Number",
+    "Boolean",
+    "Symbol",
+    "BigInt",
+    "Math",
+    "Date",
+    "RegExp",
+    "Error",
+    "TypeError",
+    "RangeError",
+    "SyntaxError",
+    "ReferenceError",
+    "EvalError",
+    "URIError",
+    "AggregateError",
+    "InternalError",
+    "Map",
+    "Set",
+    "WeakMap",
+    "WeakSet",
+    "WeakRef",
+    "FinalizationRegistry",
+    "Proxy",
+    "Reflect",
+    "ArrayBuffer",
+    "SharedArrayBuffer",
+    "DataView",
+    "Atomics",
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "Float32Array",
+    "Float64Array",
+    "BigInt64Array",
+    "BigUint64Array",
+    "parseInt",
+    "parseFloat",
+    "isNaN",
+    "isFinite",
+    "encodeURI",
+    "encodeURIComponent",
+    "decodeURI",
+    "decodeURIComponent",
+    "escape",
+    "unescape",
+    "Iterator",
+    "queueMicrotask",
     "structuredClone",
 ];
 
@@ -123,15 +219,26 @@ mod tests {
 
     #[test]
     fn rejects_breakouts() {
-        for bad in ["", "1abc", "a b", "a'b", "a\"b", "a`b", "a\nb", "a;b", "a(b", "é"] {
+        for bad in [
+            "", "1abc", "a b", "a'b", "a\"b", "a`b", "a\nb", "a;b", "a(b", "é",
+        ] {
             assert!(check_identifier(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["search", "fetchData", "my_tool_42", "$special", "_internal"] {
             assert!(check_identifier(good).is_ok(), "{good:?} rejected");
         }
-        assert_eq!(check_identifier(&"a".repeat(65)), Err(IdentifierProblem::TooLong));
-        assert_eq!(check_binding_name("console"), Err(IdentifierProblem::ShadowsGlobal));
-        assert_eq!(check_binding_name("__code_mode_host"), Err(IdentifierProblem::ShadowsGlobal));
+        assert_eq!(
+            check_identifier(&"a".repeat(65)),
+            Err(IdentifierProblem::TooLong)
+        );
+        assert_eq!(
+            check_binding_name("console"),
+            Err(IdentifierProblem::ShadowsGlobal)
+        );
+        assert_eq!(
+            check_binding_name("__code_mode_host"),
+            Err(IdentifierProblem::ShadowsGlobal)
+        );
     }
 
     #[test]

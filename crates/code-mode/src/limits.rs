@@ -72,7 +72,9 @@ impl Limits {
     /// Starts from the defaults: 30 s, 128 MiB, 512 KiB stack, 1000 tool calls,
     /// 10,000 log entries / 1 MiB of log text, 4 MiB result.
     pub fn builder() -> LimitsBuilder {
-        LimitsBuilder { limits: Self::default() }
+        LimitsBuilder {
+            limits: Self::default(),
+        }
     }
     /// Wall-clock budget of one execution, including time spent awaiting tool calls.
     pub fn timeout(&self) -> Duration {
@@ -170,7 +172,13 @@ impl LimitsBuilder {
         let l = self.limits;
         let check = |field: &'static str, value: u128, min: u128, max: u128, unit: &'static str| {
             if value < min || value > max {
-                Err(LimitsError::OutOfRange { field, value, min, max, unit })
+                Err(LimitsError::OutOfRange {
+                    field,
+                    value,
+                    min,
+                    max,
+                    unit,
+                })
             } else {
                 Ok(())
             }
@@ -182,12 +190,48 @@ impl LimitsBuilder {
             TIMEOUT_MAX.as_millis(),
             "ms",
         )?;
-        check("memory", l.memory_bytes.into(), MEMORY_MIN.into(), MEMORY_MAX.into(), "bytes")?;
-        check("stack", l.stack_bytes.into(), STACK_MIN.into(), STACK_MAX.into(), "bytes")?;
-        check("max_tool_calls", l.max_tool_calls.into(), 1, TOOL_CALLS_MAX.into(), "calls")?;
-        check("max_log_entries", l.max_log_entries.into(), 0, LOG_ENTRIES_MAX.into(), "entries")?;
-        check("max_log_bytes", l.max_log_bytes.into(), 0, LOG_BYTES_MAX.into(), "bytes")?;
-        check("max_result_bytes", l.max_result_bytes.into(), 2, RESULT_BYTES_MAX.into(), "bytes")?;
+        check(
+            "memory",
+            l.memory_bytes.into(),
+            MEMORY_MIN.into(),
+            MEMORY_MAX.into(),
+            "bytes",
+        )?;
+        check(
+            "stack",
+            l.stack_bytes.into(),
+            STACK_MIN.into(),
+            STACK_MAX.into(),
+            "bytes",
+        )?;
+        check(
+            "max_tool_calls",
+            l.max_tool_calls.into(),
+            1,
+            TOOL_CALLS_MAX.into(),
+            "calls",
+        )?;
+        check(
+            "max_log_entries",
+            l.max_log_entries.into(),
+            0,
+            LOG_ENTRIES_MAX.into(),
+            "entries",
+        )?;
+        check(
+            "max_log_bytes",
+            l.max_log_bytes.into(),
+            0,
+            LOG_BYTES_MAX.into(),
+            "bytes",
+        )?;
+        check(
+            "max_result_bytes",
+            l.max_result_bytes.into(),
+            2,
+            RESULT_BYTES_MAX.into(),
+            "bytes",
+        )?;
         Ok(l)
     }
 }
@@ -203,9 +247,17 @@ mod tests {
 
     #[test]
     fn zero_and_absurd_values_are_refused() {
-        let err = Limits::builder().timeout(Duration::ZERO).build().unwrap_err();
+        let err = Limits::builder()
+            .timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("timeout"), "{err}");
-        assert!(Limits::builder().timeout(Duration::from_secs(86_400)).build().is_err());
+        assert!(
+            Limits::builder()
+                .timeout(Duration::from_secs(86_400))
+                .build()
+                .is_err()
+        );
         assert!(Limits::builder().memory_bytes(0).build().is_err());
         assert!(Limits::builder().memory_mib(u64::MAX).build().is_err());
         assert!(Limits::builder().stack_bytes(1).build().is_err());

@@ -37,14 +37,20 @@ pub(crate) fn catalog_entry(tool: &Tool, detail: CatalogDetail) -> String {
         CatalogDetail::Full => desc,
         CatalogDetail::FirstSentence => first_sentence(desc),
     };
-    if desc.is_empty() { name } else { format!("{name} — {desc}") }
+    if desc.is_empty() {
+        name
+    } else {
+        format!("{name} — {desc}")
+    }
 }
 
 fn first_sentence(text: &str) -> &str {
     let line = text.lines().next().unwrap_or("").trim();
     let bytes = line.as_bytes();
     for (i, b) in bytes.iter().enumerate() {
-        if matches!(b, b'.' | b'!' | b'?') && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace()) {
+        if matches!(b, b'.' | b'!' | b'?')
+            && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
+        {
             return &line[..=i];
         }
     }
@@ -53,15 +59,23 @@ fn first_sentence(text: &str) -> &str {
 
 /// The description of `execute_typescript` given to the model.
 pub(crate) fn execute_description(eager: &[&Tool], has_lazy: bool) -> String {
-    let names: Vec<String> = eager.iter().map(|t| format!("external_{}", t.name())).collect();
+    let names: Vec<String> = eager
+        .iter()
+        .map(|t| format!("external_{}", t.name()))
+        .collect();
     let mut s = String::from("Execute TypeScript code in a secure sandbox. ");
     if names.is_empty() {
         s.push_str("No external API functions are documented up front.");
     } else {
-        s.push_str(&format!("The code can call these external API functions: {}.", names.join(", ")));
+        s.push_str(&format!(
+            "The code can call these external API functions: {}.",
+            names.join(", ")
+        ));
     }
     if has_lazy {
-        s.push_str(&format!(" Additional functions can be discovered with the {DISCOVER_TOOL_NAME} tool."));
+        s.push_str(&format!(
+            " Additional functions can be discovered with the {DISCOVER_TOOL_NAME} tool."
+        ));
     }
     s.push_str(" All external_* calls are async and must be awaited. Use top-level await; `return` a JSON value to pass results back. console.log output is captured.");
     s
@@ -77,7 +91,12 @@ pub(crate) fn discover_description(lazy: &[&Tool], detail: CatalogDetail) -> Str
 }
 
 /// Builds the system prompt.
-pub(crate) fn system_prompt(eager: &[&Tool], lazy: &[&Tool], limits: &Limits, detail: CatalogDetail) -> String {
+pub(crate) fn system_prompt(
+    eager: &[&Tool],
+    lazy: &[&Tool],
+    limits: &Limits,
+    detail: CatalogDetail,
+) -> String {
     let mut s = String::new();
     s.push_str("## Code Execution Tool\n\n");
     s.push_str(&format!(
@@ -96,9 +115,15 @@ and returns one JSON value. One program replaces many separate tool calls.\n\n"
     if eager.is_empty() {
         s.push_str("No functions are documented up front; see Discoverable APIs.\n\n");
     } else {
-        s.push_str("Each function is a global of the sandbox, async, and takes one object argument:\n\n");
+        s.push_str(
+            "Each function is a global of the sandbox, async, and takes one object argument:\n\n",
+        );
         for t in eager {
-            s.push_str(&format!("- `external_{}(input)`: {}\n", t.name(), first_sentence(t.description())));
+            s.push_str(&format!(
+                "- `external_{}(input)`: {}\n",
+                t.name(),
+                first_sentence(t.description())
+            ));
         }
         s.push('\n');
         s.push_str("### Type Definitions\n\n```typescript\n");
@@ -122,7 +147,9 @@ Call `{DISCOVER_TOOL_NAME}` with their names to get their TypeScript declaration
         s.push_str("\n```\n\n");
     }
     s.push_str("### Rules of the Sandbox\n\n");
-    s.push_str("- Always `await` external_* calls; a failed call throws an `Error` you can catch.\n");
+    s.push_str(
+        "- Always `await` external_* calls; a failed call throws an `Error` you can catch.\n",
+    );
     s.push_str("- `return` a JSON-serializable value (objects, arrays, strings, numbers, booleans, null); keep it small and summarised.\n");
     s.push_str("- `console.log`, `console.info`, `console.warn` and `console.error` output is captured and shown to you.\n");
     s.push_str("- There is no network, file system, `require`, `import`, `process`, `fetch` or timers (`setTimeout`); only the external_* functions reach the outside.\n");
@@ -132,14 +159,20 @@ Call `{DISCOVER_TOOL_NAME}` with their names to get their TypeScript declaration
         limits.memory_bytes() / (1024 * 1024),
         limits.max_tool_calls()
     ));
-    s.push_str("- Each execution starts from a fresh sandbox: no state survives between executions.\n");
+    s.push_str(
+        "- Each execution starts from a fresh sandbox: no state survives between executions.\n",
+    );
     s.push_str("- Errors come back with their name, message and line number in your code; fix the code and try again.\n");
     s
 }
 
 fn fmt_secs(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 { (ms / 1000).to_string() } else { format!("{:.3}", d.as_secs_f64()) }
+    if ms.is_multiple_of(1000) {
+        (ms / 1000).to_string()
+    } else {
+        format!("{:.3}", d.as_secs_f64())
+    }
 }
 
 /// A small program using `tool`, with placeholder arguments built from its schema.
@@ -163,32 +196,59 @@ fn placeholder_object(schema: &Value, variant: usize) -> String {
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let empty = Map::new();
-    let props = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+    let props = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
     let parts: Vec<String> = props
         .iter()
         .filter(|(k, _)| required.contains(&k.as_str()))
         .map(|(k, v)| format!("{k}: {}", placeholder(v, variant)))
         .collect();
-    if parts.is_empty() { "{}".into() } else { format!("{{ {} }}", parts.join(", ")) }
+    if parts.is_empty() {
+        "{}".into()
+    } else {
+        format!("{{ {} }}", parts.join(", "))
+    }
 }
 
 fn placeholder(schema: &Value, variant: usize) -> String {
-    if let Some(v) = schema.get("examples").and_then(Value::as_array).filter(|a| !a.is_empty()).map(|a| &a[variant % a.len()]) {
+    if let Some(v) = schema
+        .get("examples")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .map(|a| &a[variant % a.len()])
+    {
         return v.to_string();
     }
     if let Some(v) = schema.get("default").or_else(|| schema.get("const")) {
         return v.to_string();
     }
-    if let Some(v) = schema.get("enum").and_then(Value::as_array).filter(|a| !a.is_empty()).map(|a| &a[variant % a.len()]) {
+    if let Some(v) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .map(|a| &a[variant % a.len()])
+    {
         return v.to_string();
     }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
         _ => "",
     };
     match ty {
-        "string" => if variant == 0 { "\"a\"".into() } else { "\"b\"".into() },
+        "string" => {
+            if variant == 0 {
+                "\"a\"".into()
+            } else {
+                "\"b\"".into()
+            }
+        }
         "number" | "integer" => (variant + 1).to_string(),
         "boolean" => "true".into(),
         "array" => "[]".into(),

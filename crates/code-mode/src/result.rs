@@ -26,15 +26,30 @@ pub struct CodeModeResult {
 impl CodeModeResult {
     /// A failure before anything ran (no logs).
     pub fn failure(error: ExecutionError) -> Self {
-        Self { success: false, result: None, logs: Vec::new(), error: Some(error) }
+        Self {
+            success: false,
+            result: None,
+            logs: Vec::new(),
+            error: Some(error),
+        }
     }
 
     /// Converts a driver result.
     pub fn from_execution(result: ExecutionResult) -> Self {
         let logs = result.logs.iter().map(|e| e.to_line()).collect();
         match result.outcome {
-            Ok(value) => Self { success: true, result: value, logs, error: None },
-            Err(error) => Self { success: false, result: None, logs, error: Some(error) },
+            Ok(value) => Self {
+                success: true,
+                result: value,
+                logs,
+                error: None,
+            },
+            Err(error) => Self {
+                success: false,
+                result: None,
+                logs,
+                error: Some(error),
+            },
         }
     }
 

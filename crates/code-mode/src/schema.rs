@@ -22,7 +22,10 @@ impl CompiledSchema {
             return Err("a JSON Schema must be an object or a boolean".into());
         }
         if let Err(e) = jsonschema::meta::validate(&schema) {
-            return Err(format!("{e} (at {})", pointer_or_root(&e.instance_path().to_string())));
+            return Err(format!(
+                "{e} (at {})",
+                pointer_or_root(&e.instance_path().to_string())
+            ));
         }
         let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
         Ok(Self { schema, validator })

@@ -108,7 +108,10 @@ struct Scope<'a> {
 
 impl StubGenerator {
     fn shared_declarations(&self) -> Vec<String> {
-        self.shared_order.iter().filter_map(|n| self.shared.get(n).cloned()).collect()
+        self.shared_order
+            .iter()
+            .filter_map(|n| self.shared.get(n).cloned())
+            .collect()
     }
 
     fn tool(&mut self, tool: &Tool) -> Vec<String> {
@@ -143,7 +146,10 @@ impl StubGenerator {
     /// Renders `schema` under `name`: an interface for an object with properties, a type
     /// alias otherwise. Returns the name to reference and the declaration.
     fn named(&mut self, schema: &Value, name: &str) -> (String, Option<String>) {
-        let mut scope = Scope { root: schema, names: BTreeMap::new() };
+        let mut scope = Scope {
+            root: schema,
+            names: BTreeMap::new(),
+        };
         // A reference to the root (`"$ref": "#"`) is the declaration itself.
         scope.names.insert("#".to_owned(), name.to_owned());
         let rendered = self.render_decl(schema, name, &mut scope);
@@ -152,11 +158,11 @@ impl StubGenerator {
 
     fn render_decl(&mut self, schema: &Value, name: &str, scope: &mut Scope<'_>) -> String {
         let mut out = String::new();
-        if let Some(desc) = schema.get("description").and_then(Value::as_str) {
-            if let Some(doc) = jsdoc(desc, "") {
-                out.push_str(&doc);
-                out.push('\n');
-            }
+        if let Some(desc) = schema.get("description").and_then(Value::as_str)
+            && let Some(doc) = jsdoc(desc, "")
+        {
+            out.push_str(&doc);
+            out.push('\n');
         }
         let has_props = schema
             .get("properties")
@@ -168,7 +174,10 @@ impl StubGenerator {
             && schema.get("allOf").is_none()
             && types_of(schema).iter().all(|t| t == "object");
         if simple_object {
-            out.push_str(&format!("interface {name} {}", self.object_block(schema, scope, 0)));
+            out.push_str(&format!(
+                "interface {name} {}",
+                self.object_block(schema, scope, 0)
+            ));
         } else {
             out.push_str(&format!("type {name} = {};", self.ty(schema, scope, 0)));
         }
@@ -193,7 +202,13 @@ impl StubGenerator {
         self.declare_shared(&base, def, target, scope)
     }
 
-    fn declare_shared(&mut self, base: &str, def: &Value, target: &str, scope: &mut Scope<'_>) -> String {
+    fn declare_shared(
+        &mut self,
+        base: &str,
+        def: &Value,
+        target: &str,
+        scope: &mut Scope<'_>,
+    ) -> String {
         // The same definition (same name, same schema) used by several tools is declared
         // once; a different schema under a taken name gets a numeric suffix.
         let mut name = base.to_owned();
@@ -229,26 +244,39 @@ impl StubGenerator {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         let empty = Map::new();
-        let props = schema.get("properties").and_then(Value::as_object).unwrap_or(&empty);
+        let props = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
         let mut lines = Vec::new();
         for (key, prop) in props {
-            if let Some(desc) = prop.get("description").and_then(Value::as_str) {
-                if let Some(doc) = jsdoc(desc, &indent) {
-                    lines.push(doc);
-                }
+            if let Some(desc) = prop.get("description").and_then(Value::as_str)
+                && let Some(doc) = jsdoc(desc, &indent)
+            {
+                lines.push(doc);
             }
             let key_src = if is_plain_property_key(key) {
                 key.clone()
             } else {
                 serde_json::to_string(key).unwrap_or_else(|_| "\"?\"".into())
             };
-            let opt = if required.contains(&key.as_str()) { "" } else { "?" };
-            lines.push(format!("{indent}{key_src}{opt}: {};", self.ty(prop, scope, depth + 1)));
+            let opt = if required.contains(&key.as_str()) {
+                ""
+            } else {
+                "?"
+            };
+            lines.push(format!(
+                "{indent}{key_src}{opt}: {};",
+                self.ty(prop, scope, depth + 1)
+            ));
         }
         match schema.get("additionalProperties") {
             Some(Value::Bool(false)) | None => {}
             Some(Value::Bool(true)) => lines.push(format!("{indent}[key: string]: unknown;")),
-            Some(extra) => lines.push(format!("{indent}[key: string]: {};", self.ty(extra, scope, depth + 1))),
+            Some(extra) => lines.push(format!(
+                "{indent}[key: string]: {};",
+                self.ty(extra, scope, depth + 1)
+            )),
         }
         if lines.is_empty() {
             return "{}".into();
@@ -288,13 +316,17 @@ impl StubGenerator {
         }
         for key in ["anyOf", "oneOf"] {
             if let Some(variants) = obj.get(key).and_then(Value::as_array) {
-                let parts: Vec<String> = variants.iter().map(|v| self.ty(v, scope, depth)).collect();
+                let parts: Vec<String> =
+                    variants.iter().map(|v| self.ty(v, scope, depth)).collect();
                 let union = dedup(parts.into_iter()).join(" | ");
                 return with_nullable(obj, union);
             }
         }
         if let Some(parts) = obj.get("allOf").and_then(Value::as_array) {
-            let mut rendered: Vec<String> = parts.iter().map(|p| wrap_union(self.ty(p, scope, depth))).collect();
+            let mut rendered: Vec<String> = parts
+                .iter()
+                .map(|p| wrap_union(self.ty(p, scope, depth)))
+                .collect();
             // Sibling properties next to allOf also constrain the value.
             if obj.contains_key("properties") {
                 rendered.push(self.object_block(schema, scope, depth));
@@ -345,13 +377,21 @@ impl StubGenerator {
         }
     }
 
-    fn array_type(&mut self, obj: &Map<String, Value>, scope: &mut Scope<'_>, depth: usize) -> String {
+    fn array_type(
+        &mut self,
+        obj: &Map<String, Value>,
+        scope: &mut Scope<'_>,
+        depth: usize,
+    ) -> String {
         // Tuples: `prefixItems` (2020-12) or an `items` array (draft-07).
         let (tuple, rest) = match (obj.get("prefixItems"), obj.get("items")) {
-            (Some(Value::Array(prefix)), rest) => (Some(prefix), rest.filter(|r| **r != Value::Bool(false))),
+            (Some(Value::Array(prefix)), rest) => {
+                (Some(prefix), rest.filter(|r| **r != Value::Bool(false)))
+            }
             (None, Some(Value::Array(prefix))) => (
                 Some(prefix),
-                obj.get("additionalItems").filter(|r| **r != Value::Bool(false)),
+                obj.get("additionalItems")
+                    .filter(|r| **r != Value::Bool(false)),
             ),
             (_, items) => (None, items),
         };
@@ -372,7 +412,11 @@ impl StubGenerator {
 fn types_of(schema: &Value) -> Vec<String> {
     match schema.get("type") {
         Some(Value::String(t)) => vec![t.clone()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -394,7 +438,11 @@ fn array_of(item: String) -> String {
 }
 
 fn wrap_union(ty: String) -> String {
-    if ty.contains(" | ") && !ty.starts_with('{') { format!("({ty})") } else { ty }
+    if ty.contains(" | ") && !ty.starts_with('{') {
+        format!("({ty})")
+    } else {
+        ty
+    }
 }
 
 fn literal(v: &Value) -> String {
@@ -419,7 +467,11 @@ fn sanitize(raw: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() { format!("T{s}") } else { s }
+    if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() {
+        format!("T{s}")
+    } else {
+        s
+    }
 }
 
 /// Resolves `#`, `#/$defs/X`, `#/definitions/X` and other local JSON pointers.
@@ -454,6 +506,9 @@ mod tests {
     fn jsdoc_escapes_and_wraps() {
         assert_eq!(jsdoc("a */ b", ""), Some("/** a *\\/ b */".into()));
         assert_eq!(jsdoc("  ", ""), None);
-        assert_eq!(jsdoc("a\n\nb", "  ").unwrap(), "  /**\n   * a\n   *\n   * b\n   */");
+        assert_eq!(
+            jsdoc("a\n\nb", "  ").unwrap(),
+            "  /**\n   * a\n   *\n   * b\n   */"
+        );
     }
 }

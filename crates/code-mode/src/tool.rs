@@ -34,14 +34,17 @@ pub struct ToolContext {
 
 impl std::fmt::Debug for ToolContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ToolContext").field("tool_call_id", &self.tool_call_id).finish()
+        f.debug_struct("ToolContext")
+            .field("tool_call_id", &self.tool_call_id)
+            .finish()
     }
 }
 
 impl ToolContext {
     /// Publishes a custom event, e.g. progress of a long-running tool.
     pub fn emit_custom(&self, name: impl Into<String>, value: Value) {
-        self.events.emit_custom(self.tool_call_id.clone(), name.into(), value);
+        self.events
+            .emit_custom(self.tool_call_id.clone(), name.into(), value);
     }
 }
 
@@ -119,7 +122,11 @@ impl Tool {
         }
         let input_schema = normalize_input_schema(input_schema);
         let input = CompiledSchema::compile(input_schema).map_err(|message| {
-            ToolDefinitionError::InvalidSchema { tool: name.clone(), which: "input", message }
+            ToolDefinitionError::InvalidSchema {
+                tool: name.clone(),
+                which: "input",
+                message,
+            }
         })?;
         if !input.is_object_schema() {
             return Err(ToolDefinitionError::InvalidSchema {
@@ -194,7 +201,10 @@ impl Tool {
         let input = CompiledSchema::compile(spec.input_schema.clone())
             .unwrap_or_else(|_| CompiledSchema::permissive(spec.input_schema.clone()));
         let output = spec.output_schema.map(|s| {
-            Arc::new(CompiledSchema::compile(s.clone()).unwrap_or_else(|_| CompiledSchema::permissive(s)))
+            Arc::new(
+                CompiledSchema::compile(s.clone())
+                    .unwrap_or_else(|_| CompiledSchema::permissive(s)),
+            )
         });
         Self {
             name: spec.name.into(),
@@ -254,7 +264,11 @@ impl Tool {
     /// Validation failures are [`ToolError`]s whose message names the field at fault, so the
     /// model can correct its call.
     pub async fn call(&self, input: Value, ctx: ToolContext) -> Result<Value, ToolError> {
-        let input = if input.is_null() { Value::Object(Map::new()) } else { input };
+        let input = if input.is_null() {
+            Value::Object(Map::new())
+        } else {
+            input
+        };
         if let Err(msg) = self.input.validate(&input) {
             return Err(ToolError::new(format!(
                 "Input validation failed for tool {}: {msg}",
@@ -262,13 +276,13 @@ impl Tool {
             )));
         }
         let output = (self.handler)(input, ctx).await?;
-        if let Some(schema) = &self.output {
-            if let Err(msg) = schema.validate(&output) {
-                return Err(ToolError::new(format!(
-                    "Output validation failed for tool {}: {msg}",
-                    self.name
-                )));
-            }
+        if let Some(schema) = &self.output
+            && let Err(msg) = schema.validate(&output)
+        {
+            return Err(ToolError::new(format!(
+                "Output validation failed for tool {}: {msg}",
+                self.name
+            )));
         }
         Ok(output)
     }
@@ -302,19 +316,33 @@ mod tests {
     use serde_json::json;
 
     fn ok_tool(schema: Value) -> Result<Tool, ToolDefinitionError> {
-        Tool::new("t", "d", schema, |v, _| async move { Ok::<_, ToolError>(v) })
+        Tool::new(
+            "t",
+            "d",
+            schema,
+            |v, _| async move { Ok::<_, ToolError>(v) },
+        )
     }
 
     #[test]
     fn rejects_bad_definitions() {
         assert!(matches!(
-            Tool::new("execute_typescript", "", json!({"type":"object"}), |v, _| async move { Ok::<_, ToolError>(v) }),
+            Tool::new(
+                "execute_typescript",
+                "",
+                json!({"type":"object"}),
+                |v, _| async move { Ok::<_, ToolError>(v) }
+            ),
             Err(ToolDefinitionError::ReservedName { .. })
         ));
         let err = ok_tool(json!({"type": "string"})).unwrap_err();
         assert!(err.to_string().contains("must describe an object"), "{err}");
-        let err = ok_tool(json!({"type": "object", "properties": {"a": {"type": "strin"}}})).unwrap_err();
-        assert!(matches!(err, ToolDefinitionError::InvalidSchema { .. }), "{err}");
+        let err =
+            ok_tool(json!({"type": "object", "properties": {"a": {"type": "strin"}}})).unwrap_err();
+        assert!(
+            matches!(err, ToolDefinitionError::InvalidSchema { .. }),
+            "{err}"
+        );
         assert!(ok_tool(json!({"properties": {"a": {"type": "string"}}})).is_ok());
         assert!(ok_tool(Value::Null).is_ok());
     }
@@ -327,15 +355,35 @@ mod tests {
             "required": ["city"]
         }))
         .unwrap();
-        let err = tool.call(json!({"days": 0}), ToolContext::default()).await.unwrap_err();
+        let err = tool
+            .call(json!({"days": 0}), ToolContext::default())
+            .await
+            .unwrap_err();
         let msg = err.message();
-        assert!(msg.starts_with("Input validation failed for tool t:"), "{msg}");
+        assert!(
+            msg.starts_with("Input validation failed for tool t:"),
+            "{msg}"
+        );
         assert!(msg.contains("city"), "{msg}");
         assert!(msg.contains("/days"), "{msg}");
-        assert_eq!(tool.call(json!({"city": "Oslo"}), ToolContext::default()).await.unwrap(), json!({"city": "Oslo"}));
+        assert_eq!(
+            tool.call(json!({"city": "Oslo"}), ToolContext::default())
+                .await
+                .unwrap(),
+            json!({"city": "Oslo"})
+        );
 
-        let tool = tool.with_output_schema(json!({"type": "object", "required": ["temp"]})).unwrap();
-        let err = tool.call(json!({"city": "Oslo"}), ToolContext::default()).await.unwrap_err();
-        assert!(err.message().starts_with("Output validation failed for tool t:"), "{err}");
+        let tool = tool
+            .with_output_schema(json!({"type": "object", "required": ["temp"]}))
+            .unwrap();
+        let err = tool
+            .call(json!({"city": "Oslo"}), ToolContext::default())
+            .await
+            .unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("Output validation failed for tool t:"),
+            "{err}"
+        );
     }
 }

@@ -34,7 +34,10 @@ pub struct StrippedCode {
 impl StrippedCode {
     /// Code that needs no stripping (plain JavaScript); lines map one to one.
     pub fn javascript(body: impl Into<String>) -> Self {
-        Self { body: body.into(), line_map: None }
+        Self {
+            body: body.into(),
+            line_map: None,
+        }
     }
 
     /// Maps a 1-based line of [`StrippedCode::body`] to the 1-based line of the original code.
@@ -81,17 +84,27 @@ pub fn strip_typescript(code: &str) -> Result<StrippedCode, ExecutionError> {
                 .filter(|_| out.len() == wrapped.len())
                 .map(str::to_owned)
                 .ok_or_else(|| internal("strip mode changed the code length"))?;
-            Ok(StrippedCode { body, line_map: None })
+            Ok(StrippedCode {
+                body,
+                line_map: None,
+            })
         }
-        Err(SwcFailure { code: ErrorCode::UnsupportedSyntax, .. }) => transform(&wrapped),
+        Err(SwcFailure {
+            code: ErrorCode::UnsupportedSyntax,
+            ..
+        }) => transform(&wrapped),
         Err(failure) => Err(failure.into_error()),
     }
 }
 
 fn transform(wrapped: &str) -> Result<StrippedCode, ExecutionError> {
     let (out, map) = run_swc(wrapped, Mode::Transform).map_err(SwcFailure::into_error)?;
-    let open = out.find('{').ok_or_else(|| internal("no function body in transformed code"))?;
-    let close = out.rfind('}').ok_or_else(|| internal("no function end in transformed code"))?;
+    let open = out
+        .find('{')
+        .ok_or_else(|| internal("no function body in transformed code"))?;
+    let close = out
+        .rfind('}')
+        .ok_or_else(|| internal("no function end in transformed code"))?;
     if close <= open {
         return Err(internal("malformed transformed code"));
     }
@@ -100,7 +113,10 @@ fn transform(wrapped: &str) -> Result<StrippedCode, ExecutionError> {
     // line of the opening brace.
     let first_line = out[..open].matches('\n').count();
     let mut line_map = Vec::new();
-    if let Some(map) = map.as_deref().and_then(|m| swc_sourcemap::SourceMap::from_slice(m.as_bytes()).ok()) {
+    if let Some(map) = map
+        .as_deref()
+        .and_then(|m| swc_sourcemap::SourceMap::from_slice(m.as_bytes()).ok())
+    {
         let body_lines = body.matches('\n').count() + 1;
         line_map = vec![0u32; body_lines];
         for token in map.tokens() {
@@ -111,14 +127,18 @@ fn transform(wrapped: &str) -> Result<StrippedCode, ExecutionError> {
             let idx = gen_line - first_line;
             // Original line 1 is the wrapper's `async function` line.
             let src = token.get_src_line();
-            if let Some(slot) = line_map.get_mut(idx) {
-                if *slot == 0 && src >= 1 {
-                    *slot = src;
-                }
+            if let Some(slot) = line_map.get_mut(idx)
+                && *slot == 0
+                && src >= 1
+            {
+                *slot = src;
             }
         }
     }
-    Ok(StrippedCode { body: body.to_owned(), line_map: Some(line_map) })
+    Ok(StrippedCode {
+        body: body.to_owned(),
+        line_map: Some(line_map),
+    })
 }
 
 struct SwcFailure {
@@ -135,11 +155,18 @@ impl SwcFailure {
 }
 
 fn internal(what: &str) -> ExecutionError {
-    ExecutionError::new(ErrorKind::TypeScript, format!("could not strip TypeScript: {what}"))
+    ExecutionError::new(
+        ErrorKind::TypeScript,
+        format!("could not strip TypeScript: {what}"),
+    )
 }
 
+/// A diagnostic message and where it points.
+type Diagnostic = (String, Option<swc_common::BytePos>);
+
+/// Collects swc's diagnostics instead of printing them.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<(String, Option<swc_common::BytePos>)>>>);
+struct Captured(Arc<Mutex<Vec<Diagnostic>>>);
 
 impl Emitter for Captured {
     fn emit(&mut self, db: &mut DiagnosticBuilder<'_>) {
@@ -161,7 +188,9 @@ fn run_swc(input: &str, mode: Mode) -> Result<(String, Option<String>), SwcFailu
         source_map: transform,
         ..Default::default()
     };
-    let result = GLOBALS.set(&Globals::new(), || operate(&cm, &handler, input.to_owned(), options));
+    let result = GLOBALS.set(&Globals::new(), || {
+        operate(&cm, &handler, input.to_owned(), options)
+    });
     match result {
         Ok(out) => Ok((out.code, out.map)),
         Err(err) => {
@@ -169,12 +198,19 @@ fn run_swc(input: &str, mode: Mode) -> Result<(String, Option<String>), SwcFailu
             let (message, line) = match diags.first() {
                 Some((msg, pos)) => {
                     // Line 1 of the parsed text is the wrapper line.
-                    let line = pos.map(|p| cm.lookup_char_pos(p).line as u32).and_then(|l| l.checked_sub(1)).filter(|l| *l >= 1);
+                    let line = pos
+                        .map(|p| cm.lookup_char_pos(p).line as u32)
+                        .and_then(|l| l.checked_sub(1))
+                        .filter(|l| *l >= 1);
                     (msg.clone(), line)
                 }
                 None => (err.message.clone(), None),
             };
-            Err(SwcFailure { code: err.code, message, line })
+            Err(SwcFailure {
+                code: err.code,
+                message,
+                line,
+            })
         }
     }
 }
@@ -208,7 +244,12 @@ return [id<number>(p.x), q.x, r.x];"#;
         assert!(out.was_transformed());
         assert!(out.body.contains("Color"));
         // The `return` is on line 4 of the original code.
-        let ret_line = out.body.lines().position(|l| l.contains("return [")).unwrap() as u32 + 1;
+        let ret_line = out
+            .body
+            .lines()
+            .position(|l| l.contains("return ["))
+            .unwrap() as u32
+            + 1;
         assert_eq!(out.original_line(ret_line), Some(4));
     }
 
@@ -224,6 +265,11 @@ return [id<number>(p.x), q.x, r.x];"#;
     #[test]
     fn empty_and_type_only_code() {
         assert_eq!(strip_typescript("").unwrap().body.trim(), "");
-        assert!(!strip_typescript("type A = number;").unwrap().body.contains("type"));
+        assert!(
+            !strip_typescript("type A = number;")
+                .unwrap()
+                .body
+                .contains("type")
+        );
     }
 }

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 fn tool(name: &str, description: &str, input: Value, output: Option<Value>) -> Tool {
-    let t = Tool::new(name, description, input, |v, _| async move { Ok::<_, ToolError>(v) }).expect("valid tool");
+    let t = Tool::new(name, description, input, |v, _| async move {
+        Ok::<_, ToolError>(v)
+    })
+    .expect("valid tool");
     match output {
         Some(o) => t.with_output_schema(o).expect("valid output schema"),
         None => t,
@@ -164,7 +167,10 @@ struct OrderSummary {
 #[test]
 fn typed_tools_from_schemars() {
     let t = Tool::typed("findOrders", "Finds orders.", |_q: OrderQuery| async move {
-        Ok::<_, ToolError>(OrderSummary { total: 0.0, status: Status::Open })
+        Ok::<_, ToolError>(OrderSummary {
+            total: 0.0,
+            status: Status::Open,
+        })
     })
     .expect("typed tool");
     insta::assert_snapshot!(generate_stubs(&[&t]));
@@ -174,10 +180,32 @@ fn typed_tools_from_schemars() {
 fn several_tools_share_definitions() {
     let def = json!({"type": "object", "properties": {"street": {"type": "string"}}, "required": ["street"]});
     let other = json!({"type": "object", "properties": {"zip": {"type": "string"}}});
-    let a = tool("shipTo", "Ships to an address.", json!({"type": "object", "$defs": {"Address": def}, "properties": {"to": {"$ref": "#/$defs/Address"}}, "required": ["to"]}), None);
-    let b = tool("billTo", "Bills an address.", json!({"type": "object", "$defs": {"Address": def}, "properties": {"to": {"$ref": "#/$defs/Address"}}, "required": ["to"]}), Some(json!({"type": "object", "properties": {"invoice": {"type": "string"}}, "required": ["invoice"]})));
-    let c = tool("geocode", "", json!({"type": "object", "$defs": {"Address": other}, "properties": {"at": {"$ref": "#/$defs/Address"}}}), Some(json!({"type": "array", "items": {"type": "number"}})));
-    let d = tool("ping", "No input at all.", json!({"type": "object", "properties": {}}), None);
+    let a = tool(
+        "shipTo",
+        "Ships to an address.",
+        json!({"type": "object", "$defs": {"Address": def}, "properties": {"to": {"$ref": "#/$defs/Address"}}, "required": ["to"]}),
+        None,
+    );
+    let b = tool(
+        "billTo",
+        "Bills an address.",
+        json!({"type": "object", "$defs": {"Address": def}, "properties": {"to": {"$ref": "#/$defs/Address"}}, "required": ["to"]}),
+        Some(
+            json!({"type": "object", "properties": {"invoice": {"type": "string"}}, "required": ["invoice"]}),
+        ),
+    );
+    let c = tool(
+        "geocode",
+        "",
+        json!({"type": "object", "$defs": {"Address": other}, "properties": {"at": {"$ref": "#/$defs/Address"}}}),
+        Some(json!({"type": "array", "items": {"type": "number"}})),
+    );
+    let d = tool(
+        "ping",
+        "No input at all.",
+        json!({"type": "object", "properties": {}}),
+        None,
+    );
     insta::assert_snapshot!(generate_stubs(&[&a, &b, &c, &d]));
 }
 

@@ -9,33 +9,34 @@
 use std::alloc::{self, Layout};
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use rquickjs::allocator::Allocator;
+
+use crate::pool::{Budget, limit_of};
 
 const ALIGN: usize = 16;
 const HEADER: usize = 16;
 
-/// Allocator with a byte budget; sets `exhausted` when a request does not fit.
+/// Allocator with a byte budget; marks the budget exhausted when a request does not fit.
 pub(crate) struct LimitedAllocator {
     used: usize,
-    limit: usize,
-    exhausted: Arc<AtomicBool>,
+    budget: Arc<Budget>,
 }
 
 impl LimitedAllocator {
-    pub(crate) fn new(limit: usize, exhausted: Arc<AtomicBool>) -> Self {
-        Self { used: 0, limit, exhausted }
+    pub(crate) fn new(budget: Arc<Budget>) -> Self {
+        Self { used: 0, budget }
     }
 
     fn reserve(&mut self, size: usize) -> bool {
         match self.used.checked_add(size) {
-            Some(total) if total <= self.limit => {
+            Some(total) if total <= limit_of(&self.budget) => {
                 self.used = total;
                 true
             }
             _ => {
-                self.exhausted.store(true, Ordering::Relaxed);
+                self.budget.exhausted.store(true, Ordering::Relaxed);
                 false
             }
         }
@@ -43,7 +44,9 @@ impl LimitedAllocator {
 }
 
 fn padded(size: usize) -> Option<usize> {
-    size.checked_add(ALIGN - 1).map(|s| s / ALIGN * ALIGN)?.checked_add(HEADER)
+    size.checked_add(ALIGN - 1)
+        .map(|s| s / ALIGN * ALIGN)?
+        .checked_add(HEADER)
 }
 
 unsafe fn header(ptr: *mut u8) -> *mut usize {
@@ -56,7 +59,9 @@ unsafe fn header(ptr: *mut u8) -> *mut usize {
 // that size with the same alignment.
 unsafe impl Allocator for LimitedAllocator {
     fn alloc(&mut self, size: usize) -> *mut u8 {
-        let Some(total) = padded(size.max(1)) else { return ptr::null_mut() };
+        let Some(total) = padded(size.max(1)) else {
+            return ptr::null_mut();
+        };
         if !self.reserve(total) {
             return ptr::null_mut();
         }
@@ -68,7 +73,7 @@ unsafe impl Allocator for LimitedAllocator {
         let base = unsafe { alloc::alloc(layout) };
         if base.is_null() {
             self.used -= total;
-            self.exhausted.store(true, Ordering::Relaxed);
+            self.budget.exhausted.store(true, Ordering::Relaxed);
             return ptr::null_mut();
         }
         // SAFETY: the block is `total >= HEADER` bytes, aligned for `usize`.
@@ -79,7 +84,9 @@ unsafe impl Allocator for LimitedAllocator {
     }
 
     fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        let Some(bytes) = count.checked_mul(size) else { return ptr::null_mut() };
+        let Some(bytes) = count.checked_mul(size) else {
+            return ptr::null_mut();
+        };
         let p = self.alloc(bytes);
         if !p.is_null() {
             // SAFETY: `alloc` returned at least `bytes` writable bytes.
@@ -93,12 +100,17 @@ unsafe impl Allocator for LimitedAllocator {
         unsafe {
             let total = header(ptr).read();
             self.used = self.used.saturating_sub(total);
-            alloc::dealloc(ptr.sub(HEADER), Layout::from_size_align_unchecked(total, ALIGN));
+            alloc::dealloc(
+                ptr.sub(HEADER),
+                Layout::from_size_align_unchecked(total, ALIGN),
+            );
         }
     }
 
     unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        let Some(new_total) = padded(new_size.max(1)) else { return ptr::null_mut() };
+        let Some(new_total) = padded(new_size.max(1)) else {
+            return ptr::null_mut();
+        };
         // SAFETY: `ptr` came from this allocator (QuickJS contract).
         let old_total = unsafe { header(ptr).read() };
         if new_total > old_total && !self.reserve(new_total - old_total) {
@@ -106,13 +118,17 @@ unsafe impl Allocator for LimitedAllocator {
         }
         // SAFETY: same layout as the allocation; `new_total` is non-zero.
         let base = unsafe {
-            alloc::realloc(ptr.sub(HEADER), Layout::from_size_align_unchecked(old_total, ALIGN), new_total)
+            alloc::realloc(
+                ptr.sub(HEADER),
+                Layout::from_size_align_unchecked(old_total, ALIGN),
+                new_total,
+            )
         };
         if base.is_null() {
             if new_total > old_total {
                 self.used -= new_total - old_total;
             }
-            self.exhausted.store(true, Ordering::Relaxed);
+            self.budget.exhausted.store(true, Ordering::Relaxed);
             return ptr::null_mut();
         }
         if new_total < old_total {

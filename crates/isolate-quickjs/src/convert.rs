@@ -22,7 +22,11 @@ pub(crate) enum Thrown<'js> {
 }
 
 /// Creates `new Error(message)` with `name` as its own `name` property.
-pub(crate) fn make_error<'js>(ctx: &Ctx<'js>, name: &str, message: &str) -> rquickjs::Result<Value<'js>> {
+pub(crate) fn make_error<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    message: &str,
+) -> rquickjs::Result<Value<'js>> {
     let err = Exception::from_message(ctx.clone(), message)?;
     if name != "Error" {
         err.as_object().set("name", name)?;
@@ -31,7 +35,10 @@ pub(crate) fn make_error<'js>(ctx: &Ctx<'js>, name: &str, message: &str) -> rqui
 }
 
 /// Converts tool arguments to JSON. `Ok(Err(msg))` is a host-side refusal (too deep).
-pub(crate) fn to_json<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> rquickjs::Result<Result<serde_json::Value, String>> {
+pub(crate) fn to_json<'js>(
+    ctx: &Ctx<'js>,
+    v: Value<'js>,
+) -> rquickjs::Result<Result<serde_json::Value, String>> {
     let Some(text) = ctx.json_stringify(v)? else {
         return Ok(Ok(serde_json::Value::Object(Default::default())));
     };
@@ -48,7 +55,9 @@ pub(crate) fn to_result<'js>(
     let refuse = |what: &str| {
         Thrown::Error(ExecutionError::new(
             ErrorKind::Result,
-            format!("The returned value is not JSON-serializable: {what} cannot be returned; return plain data"),
+            format!(
+                "The returned value is not JSON-serializable: {what} cannot be returned; return plain data"
+            ),
         ))
     };
     match value.type_of() {
@@ -73,7 +82,10 @@ pub(crate) fn to_result<'js>(
         }
     };
     if text.len() as u64 > limits.max_result_bytes() {
-        return Err(Thrown::Error(ExecutionError::result_too_large(text.len() as u64, limits.max_result_bytes())));
+        return Err(Thrown::Error(ExecutionError::result_too_large(
+            text.len() as u64,
+            limits.max_result_bytes(),
+        )));
     }
     serde_json::from_str(&text).map(Some).map_err(|e| {
         Thrown::Error(ExecutionError::new(
@@ -86,13 +98,26 @@ pub(crate) fn to_result<'js>(
 /// Reads `name` and `message` of an error-like object, if it is one.
 fn guest_error_parts<'js>(_ctx: &Ctx<'js>, v: &Value<'js>) -> Option<(String, String)> {
     let obj = v.as_object()?;
-    let name = obj.get::<_, Option<String>>("name").ok().flatten().unwrap_or_else(|| "Error".into());
-    let message = obj.get::<_, Option<String>>("message").ok().flatten().unwrap_or_default();
+    let name = obj
+        .get::<_, Option<String>>("name")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "Error".into());
+    let message = obj
+        .get::<_, Option<String>>("message")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     Some((name, message))
 }
 
 /// Turns a thrown value into the normalised error.
-pub(crate) fn classify<'js>(ctx: &Ctx<'js>, thrown: Thrown<'js>, limits: &Limits, deadline: &Deadline) -> ExecutionError {
+pub(crate) fn classify<'js>(
+    ctx: &Ctx<'js>,
+    thrown: Thrown<'js>,
+    limits: &Limits,
+    deadline: &Deadline,
+) -> ExecutionError {
     let value = match thrown {
         Thrown::Error(e) => return e,
         Thrown::Pending => ctx.catch(),
@@ -101,24 +126,35 @@ pub(crate) fn classify<'js>(ctx: &Ctx<'js>, thrown: Thrown<'js>, limits: &Limits
     let timeout = || ExecutionError::timeout(limits.timeout());
     match value.type_of() {
         // QuickJS throws `null` when it cannot even allocate the error object.
-        Type::Null | Type::Uninitialized | Type::Undefined if value.is_null() || value.type_of() == Type::Uninitialized => {
+        Type::Null | Type::Uninitialized | Type::Undefined
+            if value.is_null() || value.type_of() == Type::Uninitialized =>
+        {
             if deadline.passed() {
                 return timeout();
             }
             return ExecutionError::new(ErrorKind::Guest("Error".into()), "null was thrown");
         }
         Type::String => {
-            let message = value.as_string().and_then(|s| s.to_string().ok()).unwrap_or_default();
+            let message = value
+                .as_string()
+                .and_then(|s| s.to_string().ok())
+                .unwrap_or_default();
             return ExecutionError::new(ErrorKind::Guest("Error".into()), message);
         }
         Type::Object | Type::Exception | Type::Array => {}
         _ => {
             let message = format_primitive(ctx, value).unwrap_or_else(|| "unknown value".into());
-            return ExecutionError::new(ErrorKind::Guest("Error".into()), format!("{message} was thrown"));
+            return ExecutionError::new(
+                ErrorKind::Guest("Error".into()),
+                format!("{message} was thrown"),
+            );
         }
     }
     let Some(obj) = value.as_object() else {
-        return ExecutionError::new(ErrorKind::Guest("Error".into()), "an unknown value was thrown");
+        return ExecutionError::new(
+            ErrorKind::Guest("Error".into()),
+            "an unknown value was thrown",
+        );
     };
     let read = |key: &str| -> Result<Option<String>, ()> {
         match obj.get::<_, Value<'js>>(key) {
@@ -132,12 +168,16 @@ pub(crate) fn classify<'js>(ctx: &Ctx<'js>, thrown: Thrown<'js>, limits: &Limits
     let (Ok(name), Ok(message), Ok(stack)) = (read("name"), read("message"), read("stack")) else {
         return timeout();
     };
-    let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| "Error".into());
+    let name = name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "Error".into());
     let message = message.unwrap_or_default();
     if message.contains("out of memory") {
         return ExecutionError::memory_limit(limits.memory_bytes());
     }
-    if name == "RangeError" && message.contains("call stack size exceeded") || message.contains("stack overflow") {
+    if name == "RangeError" && message.contains("call stack size exceeded")
+        || message.contains("stack overflow")
+    {
         return ExecutionError::stack_overflow(limits.stack_bytes());
     }
     if name == "InternalError" && message == "interrupted" {
@@ -151,7 +191,10 @@ pub(crate) fn classify<'js>(ctx: &Ctx<'js>, thrown: Thrown<'js>, limits: &Limits
 fn line_in_stack(stack: &str) -> Option<u32> {
     let marker = format!("{SCRIPT_NAME}:");
     let at = stack.find(&marker)? + marker.len();
-    let digits: String = stack[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = stack[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -161,7 +204,11 @@ fn format_primitive<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Option<String> {
 }
 
 /// Formats one console argument: strings as is, objects as JSON, the rest like `String(v)`.
-pub(crate) fn format_value<'js>(ctx: &Ctx<'js>, value: Value<'js>, deadline: &Deadline) -> rquickjs::Result<String> {
+pub(crate) fn format_value<'js>(
+    ctx: &Ctx<'js>,
+    value: Value<'js>,
+    deadline: &Deadline,
+) -> rquickjs::Result<String> {
     let interrupted = |ctx: &Ctx<'js>| -> rquickjs::Result<()> {
         if deadline.passed() {
             // Re-raise: the interrupt must not be swallowed by formatting.
@@ -170,7 +217,11 @@ pub(crate) fn format_value<'js>(ctx: &Ctx<'js>, value: Value<'js>, deadline: &De
         Ok(())
     };
     Ok(match value.type_of() {
-        Type::String => value.as_string().map(|s| s.to_string()).transpose()?.unwrap_or_default(),
+        Type::String => value
+            .as_string()
+            .map(|s| s.to_string())
+            .transpose()?
+            .unwrap_or_default(),
         Type::Undefined | Type::Uninitialized => "undefined".into(),
         Type::Null => "null".into(),
         Type::Symbol => {
@@ -198,10 +249,22 @@ pub(crate) fn format_value<'js>(ctx: &Ctx<'js>, value: Value<'js>, deadline: &De
                 None => return Ok("[object]".into()),
             };
             if obj.is_error() {
-                let name = obj.get::<_, Option<String>>("name").ok().flatten().unwrap_or_else(|| "Error".into());
-                let message = obj.get::<_, Option<String>>("message").ok().flatten().unwrap_or_default();
+                let name = obj
+                    .get::<_, Option<String>>("name")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "Error".into());
+                let message = obj
+                    .get::<_, Option<String>>("message")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
                 interrupted(ctx)?;
-                return Ok(if message.is_empty() { name } else { format!("{name}: {message}") });
+                return Ok(if message.is_empty() {
+                    name
+                } else {
+                    format!("{name}: {message}")
+                });
             }
             match ctx.json_stringify(value.clone()) {
                 Ok(Some(s)) => s.to_string()?,
@@ -237,7 +300,10 @@ mod tests {
 
     #[test]
     fn finds_the_program_frame() {
-        assert_eq!(line_in_stack("    at f (<code>:7:3)\n    at <anonymous> (<code>:9:1)\n"), Some(7));
+        assert_eq!(
+            line_in_stack("    at f (<code>:7:3)\n    at <anonymous> (<code>:9:1)\n"),
+            Some(7)
+        );
         assert_eq!(line_in_stack("    at native\n"), None);
     }
 }

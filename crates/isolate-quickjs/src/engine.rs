@@ -11,7 +11,7 @@
 //! on each entry), so with the headroom guaranteed a runaway recursion always hits QuickJS's
 //! own check first.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,8 @@ use rquickjs::context::EvalOptions;
 use rquickjs::function::{Opt, Rest};
 use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 
-use crate::allocator::LimitedAllocator;
 use crate::convert::{self, Thrown};
+use crate::pool::{Blank, Budget, Pool};
 
 /// Name of the evaluated script, used to find guest frames in stack traces.
 pub(crate) const SCRIPT_NAME: &str = "<code>";
@@ -49,7 +49,10 @@ pub(crate) struct Deadline(AtomicU64);
 
 impl Deadline {
     fn set(&self, at: Instant) {
-        let nanos = at.saturating_duration_since(base()).as_nanos().min(u128::from(u64::MAX - 1));
+        let nanos = at
+            .saturating_duration_since(base())
+            .as_nanos()
+            .min(u128::from(u64::MAX - 1));
         self.0.store(nanos as u64, Ordering::Relaxed);
     }
     /// Disarmed: nothing is interrupted between executions (no guest code runs then).
@@ -97,8 +100,8 @@ pub(crate) struct Shared {
     requests: Mutex<Vec<Request>>,
     next_id: AtomicU64,
     pub(crate) deadline: Deadline,
-    /// Set by the allocator when the guest heap hit the memory limit.
-    pub(crate) out_of_memory: Arc<AtomicBool>,
+    /// The guest heap budget; `exhausted` is set when the heap hit the memory limit.
+    pub(crate) budget: Arc<Budget>,
 }
 
 impl Shared {
@@ -115,6 +118,8 @@ pub(crate) struct Engine {
     pending: Vec<(u32, Resolvers)>,
     shared: Arc<Shared>,
     context: Context,
+    /// Owned so that it is dropped last, after every handle and the realm.
+    #[allow(dead_code)]
     runtime: Runtime,
     limits: Limits,
 }
@@ -122,35 +127,46 @@ pub(crate) struct Engine {
 type Outcome = Result<Option<serde_json::Value>, ExecutionError>;
 
 impl Engine {
-    pub(crate) fn new(config: ContextConfig) -> Result<Self, String> {
+    /// Builds the engine of a context, on a pooled blank engine when one is given.
+    pub(crate) fn new(config: ContextConfig, blank: Option<Blank>) -> Result<Self, String> {
         let limits = config.limits;
-        let shared = Arc::new(Shared {
-            bridge: HostBridge::new(config.bindings.clone(), &limits),
-            max_calls: limits.max_tool_calls(),
-            logs: Mutex::new(LogBuffer::new(&limits, config.console.clone())),
-            requests: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(0),
-            deadline: Deadline::default(),
-            out_of_memory: Arc::new(AtomicBool::new(false)),
-        });
-        shared.deadline.disarm();
         let red_zone = limits.stack_bytes() as usize + STACK_MARGIN;
-        stacker::maybe_grow(red_zone, red_zone * 2, || {
-            let allocator = LimitedAllocator::new(
+        stacker::maybe_grow(red_zone, red_zone * 2, move || {
+            let Blank {
+                context,
+                runtime,
+                budget,
+            } = match blank {
+                Some(b) => b,
+                None => Blank::create()?,
+            };
+            budget.limit.store(
                 usize::try_from(limits.memory_bytes()).unwrap_or(usize::MAX),
-                shared.out_of_memory.clone(),
+                Ordering::Relaxed,
             );
-            let runtime = Runtime::new_with_alloc(allocator)
-                .map_err(|e| format!("cannot create a QuickJS runtime: {e}"))?;
+            let shared = Arc::new(Shared {
+                bridge: HostBridge::new(config.bindings.clone(), &limits),
+                max_calls: limits.max_tool_calls(),
+                logs: Mutex::new(LogBuffer::new(&limits, config.console.clone())),
+                requests: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(0),
+                deadline: Deadline::default(),
+                budget,
+            });
+            shared.deadline.disarm();
             runtime.set_max_stack_size(limits.stack_bytes() as usize);
             let s = shared.clone();
             runtime.set_interrupt_handler(Some(Box::new(move || s.deadline.passed())));
-            let context =
-                Context::full(&runtime).map_err(|e| format!("cannot create a QuickJS context: {e}"))?;
             context
                 .with(|ctx| install(&ctx, &shared, &config.bindings))
                 .map_err(|e| format!("cannot install the sandbox globals: {e}"))?;
-            Ok(Self { pending: Vec::new(), shared: shared.clone(), context, runtime, limits })
+            Ok(Self {
+                pending: Vec::new(),
+                shared,
+                context,
+                runtime,
+                limits,
+            })
         })
     }
 
@@ -162,8 +178,10 @@ impl Engine {
 
     pub(crate) async fn execute(&mut self, code: &str) -> ExecutionResult {
         self.shared.bridge.begin_execution();
-        self.shared.out_of_memory.store(false, Ordering::Relaxed);
-        self.shared.deadline.set(Instant::now() + self.limits.timeout());
+        self.shared.budget.exhausted.store(false, Ordering::Relaxed);
+        self.shared
+            .deadline
+            .set(Instant::now() + self.limits.timeout());
         let deadline = tokio::time::Instant::now() + self.limits.timeout();
         let outcome = self.run(code, deadline).await;
         self.clear_pending();
@@ -176,7 +194,8 @@ impl Engine {
         let source = format!("(async () => {{\n{code}\n}})()");
         let code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
         let line_of = move |line: Option<u32>| {
-            line.and_then(|l| l.checked_sub(WRAPPER_LINES)).filter(|l| *l >= 1 && *l <= code_lines)
+            line.and_then(|l| l.checked_sub(WRAPPER_LINES))
+                .filter(|l| *l >= 1 && *l <= code_lines)
         };
         let promise = self.enter(|ctx| {
             let mut opts = EvalOptions::default();
@@ -195,42 +214,37 @@ impl Engine {
             }
         });
         let promise = promise.map_err(|e| fix_line(e, &line_of))?;
-        let mut inflight: FuturesUnordered<BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>> =
-            FuturesUnordered::new();
+        let mut inflight: FuturesUnordered<
+            BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>,
+        > = FuturesUnordered::new();
+        let mut completed: Vec<(u32, Result<serde_json::Value, GuestError>)> = Vec::new();
         let result = loop {
-            if let Err(e) = self.drain_jobs() {
-                break Err(e);
+            // One entry into the engine per round: deliver finished calls, run the jobs they
+            // unblock, then look at the program's promise.
+            let deliveries = self.take_deliveries(&mut completed);
+            match self.pass(deliveries, &promise) {
+                Err(e) => break Err(e),
+                Ok(Some(outcome)) => break outcome,
+                Ok(None) => {}
             }
             self.start_requests(&mut inflight);
-            match self.settled(&promise) {
-                Some(outcome) => break outcome,
-                None if inflight.is_empty() => {
-                    if self.runtime.is_job_pending() {
-                        continue;
-                    }
-                    break Err(ExecutionError::deadlock());
-                }
-                None => {}
+            if inflight.is_empty() {
+                break Err(ExecutionError::deadlock());
+            }
+            // Calls that are already done are delivered without arming a timer.
+            while let Some(Some(done)) = inflight.next().now_or_never() {
+                completed.push(done);
+            }
+            if !completed.is_empty() {
+                continue;
             }
             match tokio::time::timeout_at(deadline, inflight.next()).await {
                 Err(_) => break Err(ExecutionError::timeout(self.limits.timeout())),
                 Ok(None) => continue,
-                Ok(Some((id, result))) => {
-                    if let Err(e) = self.settle(id, result) {
-                        break Err(e);
-                    }
-                }
+                Ok(Some(done)) => completed.push(done),
             }
-            // Deliver every call that is already done before running guest code again.
-            let mut failed = None;
-            while let Some(Some((id, result))) = inflight.next().now_or_never() {
-                if let Err(e) = self.settle(id, result) {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            if let Some(e) = failed {
-                break Err(e);
+            while let Some(Some(done)) = inflight.next().now_or_never() {
+                completed.push(done);
             }
         };
         // Release the program's promise inside the engine.
@@ -238,26 +252,62 @@ impl Engine {
         result.map_err(|e| fix_line(e, &line_of))
     }
 
-    /// Runs queued promise jobs until none is left. Only uncatchable failures (interrupt,
-    /// out of memory in the engine's own machinery) surface here.
-    fn drain_jobs(&self) -> Result<(), ExecutionError> {
+    /// Pairs finished calls with the resolvers of their guest promises.
+    fn take_deliveries(
+        &mut self,
+        completed: &mut Vec<(u32, Result<serde_json::Value, GuestError>)>,
+    ) -> Vec<(Resolvers, Result<serde_json::Value, GuestError>)> {
+        let mut out = Vec::with_capacity(completed.len());
+        for (id, result) in completed.drain(..) {
+            if let Some(pos) = self.pending.iter().position(|(p, _)| *p == id) {
+                let (_, resolvers) = self.pending.swap_remove(pos);
+                out.push((resolvers, result));
+            }
+        }
+        out
+    }
+
+    /// Delivers results, drains the job queue and checks the program, in one engine entry.
+    fn pass(
+        &self,
+        deliveries: Vec<(Resolvers, Result<serde_json::Value, GuestError>)>,
+        promise: &ProgramPromise,
+    ) -> Result<Option<Outcome>, ExecutionError> {
+        self.enter(|ctx| {
+            let mut deliveries = deliveries.into_iter();
+            while let Some((resolvers, result)) = deliveries.next() {
+                if deliver(&ctx, resolvers, result).is_err() {
+                    // Release the remaining handles inside the engine before failing.
+                    for (r, _) in deliveries.by_ref() {
+                        drop(r.resolve.restore(&ctx));
+                        drop(r.reject.restore(&ctx));
+                    }
+                    return Err(self.caught(&ctx));
+                }
+            }
+            self.drain_jobs(&ctx)?;
+            Ok(self.settled(&ctx, promise))
+        })
+    }
+
+    /// Runs queued promise jobs until none is left. A job only fails for uncatchable reasons
+    /// (the interrupt, or out of memory in the engine's own machinery).
+    fn drain_jobs(&self, ctx: &Ctx<'_>) -> Result<(), ExecutionError> {
         let mut ran = 0u32;
+        // SAFETY: `ctx` is entered (the runtime lock is held); `job_ctx` receives a borrowed
+        // pointer that is not used beyond this call.
+        let rt = unsafe { rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
         loop {
-            let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
-            let step = stacker::maybe_grow(red_zone, red_zone * 2, || self.runtime.execute_pending_job());
-            match step {
-                Ok(true) => {
+            let mut job_ctx = std::ptr::null_mut();
+            let status = unsafe { rquickjs::qjs::JS_ExecutePendingJob(rt, &mut job_ctx) };
+            match status {
+                0 => return Ok(()),
+                s if s < 0 => return Err(self.caught(ctx)),
+                _ => {
                     ran = ran.wrapping_add(1);
-                    if ran % JOBS_PER_CHECK == 0 && self.shared.deadline.passed() {
+                    if ran.is_multiple_of(JOBS_PER_CHECK) && self.shared.deadline.passed() {
                         return Err(ExecutionError::timeout(self.limits.timeout()));
                     }
-                }
-                Ok(false) => return Ok(()),
-                Err(job) => {
-                    let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
-                    return Err(stacker::maybe_grow(red_zone, red_zone * 2, || {
-                        job.0.with(|ctx| self.caught(&ctx))
-                    }));
                 }
             }
         }
@@ -266,7 +316,9 @@ impl Engine {
     /// Moves the guest's new tool calls into the in-flight set.
     fn start_requests(
         &mut self,
-        inflight: &mut FuturesUnordered<BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>>,
+        inflight: &mut FuturesUnordered<
+            BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>,
+        >,
     ) {
         let requests = std::mem::take(&mut *self.shared.requests());
         for req in requests {
@@ -276,56 +328,28 @@ impl Engine {
         }
     }
 
-    /// Resolves or rejects the guest promise of call `id`.
-    fn settle(&mut self, id: u32, result: Result<serde_json::Value, GuestError>) -> Result<(), ExecutionError> {
-        let Some(pos) = self.pending.iter().position(|(p, _)| *p == id) else {
-            return Ok(());
-        };
-        let (_, resolvers) = self.pending.swap_remove(pos);
-        self.enter(|ctx| {
-            let outcome = (|| -> rquickjs::Result<()> {
-                let resolve = resolvers.resolve.restore(&ctx)?;
-                let reject = resolvers.reject.restore(&ctx)?;
-                match result {
-                    Ok(value) => {
-                        let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
-                        let js = ctx.json_parse(text)?;
-                        resolve.call::<_, ()>((js,))
-                    }
-                    Err(err) => {
-                        let js = convert::make_error(&ctx, &err.name, &err.message)?;
-                        reject.call::<_, ()>((js,))
-                    }
-                }
-            })();
-            // Converting a large result can exhaust the guest heap; that is the guest's
-            // memory failure, reported as such.
-            outcome.map_err(|_| self.caught(&ctx))
-        })
-    }
-
     /// The program's outcome if its promise has settled.
-    fn settled(&self, promise: &ProgramPromise) -> Option<Outcome> {
-        self.enter(|ctx| {
-            let promise = match promise.0.clone().restore(&ctx) {
-                Ok(p) => p,
-                Err(_) => return Some(Err(self.caught(&ctx))),
-            };
-            match promise.state() {
-                rquickjs::promise::PromiseState::Pending => None,
-                rquickjs::promise::PromiseState::Resolved => {
-                    let value = match promise.result::<Value<'_>>() {
-                        Some(Ok(v)) => v,
-                        _ => return Some(Err(self.caught(&ctx))),
-                    };
-                    Some(convert::to_result(&ctx, value, &self.limits).map_err(|t| self.classify(&ctx, t)))
-                }
-                rquickjs::promise::PromiseState::Rejected => {
-                    let _ = promise.result::<Value<'_>>();
-                    Some(Err(self.caught(&ctx)))
-                }
+    fn settled<'js>(&self, ctx: &Ctx<'js>, promise: &ProgramPromise) -> Option<Outcome> {
+        let promise = match promise.0.clone().restore(ctx) {
+            Ok(p) => p,
+            Err(_) => return Some(Err(self.caught(ctx))),
+        };
+        match promise.state() {
+            rquickjs::promise::PromiseState::Pending => None,
+            rquickjs::promise::PromiseState::Resolved => {
+                let value = match promise.result::<Value<'js>>() {
+                    Some(Ok(v)) => v,
+                    _ => return Some(Err(self.caught(ctx))),
+                };
+                Some(
+                    convert::to_result(ctx, value, &self.limits).map_err(|t| self.classify(ctx, t)),
+                )
             }
-        })
+            rquickjs::promise::PromiseState::Rejected => {
+                let _ = promise.result::<Value<'js>>();
+                Some(Err(self.caught(ctx)))
+            }
+        }
     }
 
     /// Takes the pending exception of `ctx` and classifies it.
@@ -339,7 +363,7 @@ impl Engine {
             // Drop whatever was thrown without running guest code: time is up.
             return ExecutionError::timeout(self.limits.timeout());
         }
-        if self.shared.out_of_memory.load(Ordering::Relaxed) {
+        if self.shared.budget.exhausted.load(Ordering::Relaxed) {
             // Whatever was thrown, the heap ran out: the context cannot be trusted further.
             return ExecutionError::memory_limit(self.limits.memory_bytes());
         }
@@ -370,12 +394,12 @@ impl Engine {
         });
     }
 
-    /// Releases every JS handle, then the context and the runtime.
-    pub(crate) fn shutdown(mut self) {
+    /// Releases every JS handle; the context and the runtime are then freed by `pool`
+    /// (off the critical path) or inline.
+    pub(crate) fn shutdown(mut self, pool: &Pool) {
         self.clear_pending();
         self.shared.deadline.disarm();
-        let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
-        stacker::maybe_grow(red_zone, red_zone * 2, move || drop(self));
+        pool.retire(Box::new(self));
     }
 }
 
@@ -386,7 +410,31 @@ impl Drop for Engine {
     }
 }
 
-fn fix_line(mut e: ExecutionError, line_of: &impl Fn(Option<u32>) -> Option<u32>) -> ExecutionError {
+/// Resolves or rejects one guest promise with a host result.
+fn deliver<'js>(
+    ctx: &Ctx<'js>,
+    resolvers: Resolvers,
+    result: Result<serde_json::Value, GuestError>,
+) -> rquickjs::Result<()> {
+    let resolve = resolvers.resolve.restore(ctx)?;
+    let reject = resolvers.reject.restore(ctx)?;
+    match result {
+        Ok(value) => {
+            let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
+            let js = ctx.json_parse(text)?;
+            resolve.call::<_, ()>((js,))
+        }
+        Err(err) => {
+            let js = convert::make_error(ctx, &err.name, &err.message)?;
+            reject.call::<_, ()>((js,))
+        }
+    }
+}
+
+fn fix_line(
+    mut e: ExecutionError,
+    line_of: &impl Fn(Option<u32>) -> Option<u32>,
+) -> ExecutionError {
     e.line = line_of(e.line);
     e
 }
@@ -395,7 +443,13 @@ fn fix_line(mut e: ExecutionError, line_of: &impl Fn(Option<u32>) -> Option<u32>
 fn install<'js>(ctx: &Ctx<'js>, shared: &Arc<Shared>, bindings: &Bindings) -> rquickjs::Result<()> {
     let globals = ctx.globals();
     let console = Object::new(ctx.clone())?;
-    for level in [LogLevel::Log, LogLevel::Info, LogLevel::Warn, LogLevel::Error, LogLevel::Debug] {
+    for level in [
+        LogLevel::Log,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+        LogLevel::Debug,
+    ] {
         let s = shared.clone();
         let f = Function::new(ctx.clone(), move |ctx: Ctx<'js>, args: Rest<Value<'js>>| {
             console_call(&s, &ctx, level, args)
@@ -416,7 +470,12 @@ fn install<'js>(ctx: &Ctx<'js>, shared: &Arc<Shared>, bindings: &Bindings) -> rq
     Ok(())
 }
 
-fn console_call<'js>(shared: &Shared, ctx: &Ctx<'js>, level: LogLevel, args: Rest<Value<'js>>) -> rquickjs::Result<()> {
+fn console_call<'js>(
+    shared: &Shared,
+    ctx: &Ctx<'js>,
+    level: LogLevel,
+    args: Rest<Value<'js>>,
+) -> rquickjs::Result<()> {
     if shared.logs().is_full() {
         return Ok(());
     }
@@ -431,14 +490,22 @@ fn console_call<'js>(shared: &Shared, ctx: &Ctx<'js>, level: LogLevel, args: Res
     Ok(())
 }
 
-fn host_call<'js>(shared: &Shared, name: &Arc<str>, ctx: &Ctx<'js>, input: Opt<Value<'js>>) -> rquickjs::Result<Promise<'js>> {
+fn host_call<'js>(
+    shared: &Shared,
+    name: &Arc<str>,
+    ctx: &Ctx<'js>,
+    input: Opt<Value<'js>>,
+) -> rquickjs::Result<Promise<'js>> {
     let (promise, resolve, reject) = ctx.promise()?;
     // Past the budget, refuse at once: nothing is queued, so a flood costs no host memory.
     if shared.bridge.calls() >= shared.max_calls {
         let err = convert::make_error(
             ctx,
             "ToolCallLimitError",
-            &format!("Exceeded the maximum of {} tool calls per execution", shared.max_calls),
+            &format!(
+                "Exceeded the maximum of {} tool calls per execution",
+                shared.max_calls
+            ),
         )?;
         reject.call::<_, ()>((err,))?;
         return Ok(promise);
@@ -449,7 +516,11 @@ fn host_call<'js>(shared: &Shared, name: &Arc<str>, ctx: &Ctx<'js>, input: Opt<V
         Some(v) => match convert::to_json(ctx, v)? {
             Ok(json) => json,
             Err(message) => {
-                let err = convert::make_error(ctx, "TypeError", &format!("{name}: arguments are not JSON: {message}"))?;
+                let err = convert::make_error(
+                    ctx,
+                    "TypeError",
+                    &format!("{name}: arguments are not JSON: {message}"),
+                )?;
                 reject.call::<_, ()>((err,))?;
                 return Ok(promise);
             }

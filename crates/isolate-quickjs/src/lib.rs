@@ -36,28 +36,58 @@
 mod allocator;
 mod convert;
 mod engine;
+mod pool;
 
 use code_mode::{
     ContextConfig, DriverError, ExecutionError, ExecutionResult, IsolateContext, IsolateDriver,
     async_trait,
 };
+use std::sync::Arc;
+
 use tokio::sync::Mutex;
 
 use crate::engine::Engine;
+use crate::pool::Pool;
 
 /// Driver name.
 pub const DRIVER_NAME: &str = "quickjs";
 
+/// Blank engines kept ready by default.
+pub const DEFAULT_POOL_SIZE: usize = 2;
+
 /// The in-process QuickJS driver.
-#[derive(Debug, Clone, Copy, Default)]
+///
+/// It keeps [`DEFAULT_POOL_SIZE`] blank engines (a runtime and realm on which no code ever
+/// ran) ready on a background thread, so creating a context does not pay QuickJS's realm
+/// creation on the critical path. Every context is still fresh and independent.
+#[derive(Debug, Clone)]
 pub struct QuickJsDriver {
-    _private: (),
+    pool: Arc<Pool>,
+}
+
+impl Default for QuickJsDriver {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl QuickJsDriver {
-    /// Creates the driver. It holds no state: every context is independent.
+    /// Creates the driver with the default pool of blank engines.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_pool_size(DEFAULT_POOL_SIZE)
+    }
+
+    /// Creates the driver keeping `size` blank engines ready (0 disables the pool and its
+    /// background thread: every context then creates its engine inline).
+    ///
+    /// ```
+    /// let driver = code_mode_isolate_quickjs::QuickJsDriver::with_pool_size(0);
+    /// # let _ = driver;
+    /// ```
+    pub fn with_pool_size(size: usize) -> Self {
+        Self {
+            pool: Pool::new(size),
+        }
     }
 }
 
@@ -71,8 +101,12 @@ impl IsolateDriver for QuickJsDriver {
         &self,
         config: ContextConfig,
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
-        let engine = Engine::new(config).map_err(|e| DriverError::new(DRIVER_NAME, e))?;
-        Ok(Box::new(QuickJsContext { engine: Mutex::new(Some(engine)) }))
+        let engine =
+            Engine::new(config, self.pool.take()).map_err(|e| DriverError::new(DRIVER_NAME, e))?;
+        Ok(Box::new(QuickJsContext {
+            engine: Mutex::new(Some(engine)),
+            pool: self.pool.clone(),
+        }))
     }
 }
 
@@ -80,6 +114,8 @@ impl IsolateDriver for QuickJsDriver {
 pub struct QuickJsContext {
     /// `None` once disposed or dead of a terminal error.
     engine: Mutex<Option<Engine>>,
+    /// Where the engine goes to be freed.
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for QuickJsContext {
@@ -96,17 +132,17 @@ impl IsolateContext for QuickJsContext {
             return ExecutionResult::err(ExecutionError::disposed(), Vec::new());
         };
         let result = engine.execute(code).await;
-        if result.error().is_some_and(|e| e.kind.is_terminal()) {
-            if let Some(engine) = guard.take() {
-                engine.shutdown();
-            }
+        if result.error().is_some_and(|e| e.kind.is_terminal())
+            && let Some(engine) = guard.take()
+        {
+            engine.shutdown(&self.pool);
         }
         result
     }
 
     async fn dispose(&self) {
         if let Some(engine) = self.engine.lock().await.take() {
-            engine.shutdown();
+            engine.shutdown(&self.pool);
         }
     }
 }

@@ -1,0 +1,194 @@
+//! The `code-mode` binary: output shape, exit codes, events, limits, demo.
+
+use std::io::Write;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn code_mode() -> Command {
+    match Command::cargo_bin("code-mode") {
+        Ok(c) => c,
+        Err(e) => panic!("binary not built: {e}"),
+    }
+}
+
+fn json_stdout(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn temp_file(code: &str) -> tempfile_like::Temp {
+    tempfile_like::Temp::new(code)
+}
+
+/// A minimal temporary file helper (no extra dependency).
+mod tempfile_like {
+    use super::Write;
+    use std::path::PathBuf;
+
+    pub struct Temp(pub PathBuf);
+
+    impl Temp {
+        pub fn new(content: &str) -> Self {
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = std::env::temp_dir()
+                .join(format!("code-mode-cli-test-{}-{n}.ts", std::process::id()));
+            let mut f = std::fs::File::create(&path).unwrap_or_else(|e| panic!("temp file: {e}"));
+            f.write_all(content.as_bytes())
+                .unwrap_or_else(|e| panic!("temp file: {e}"));
+            Self(path)
+        }
+    }
+
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[test]
+fn run_file_prints_the_result_and_exits_0() {
+    let file = temp_file(
+        "const n: number = (await external_echo({ n: 20 })).n;\nconsole.info('n is', n);\nreturn { answer: n + 22 };",
+    );
+    let out = code_mode()
+        .arg("run")
+        .arg(&file.0)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    let v = json_stdout(&out);
+    assert_eq!(v["success"], Value::Bool(true));
+    assert_eq!(v["result"]["answer"], serde_json::json!(42));
+    assert_eq!(v["logs"][0], serde_json::json!("INFO: n is 20"));
+}
+
+#[test]
+fn failing_code_exits_1_with_the_error_and_line() {
+    let out = code_mode()
+        .args(["run", "-"])
+        .write_stdin("const a = 1;\nthrow new RangeError('too big');")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_stdout(&out);
+    assert_eq!(v["success"], Value::Bool(false));
+    assert_eq!(
+        v["error"],
+        serde_json::json!({"name": "RangeError", "message": "too big", "line": 2})
+    );
+}
+
+#[test]
+fn infinite_loop_is_cut_by_the_timeout() {
+    let out = code_mode()
+        .args(["run", "-", "--timeout-ms", "200"])
+        .write_stdin("while (true) {}")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        json_stdout(&out)["error"]["name"],
+        serde_json::json!("TimeoutError")
+    );
+}
+
+#[test]
+fn limits_are_checked() {
+    for args in [
+        ["--timeout-ms", "0"],
+        ["--memory-mb", "0"],
+        ["--stack-kb", "1"],
+        ["--max-tool-calls", "0"],
+    ] {
+        let out = code_mode()
+            .args(["run", "-"])
+            .args(args)
+            .write_stdin("return 1")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("out of range"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = code_mode()
+        .args(["run", "/nonexistent/file.ts"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let out = code_mode()
+        .args(["run", "-", "--driver", "v8"])
+        .write_stdin("return 1")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not enabled"));
+    let out = code_mode()
+        .args(["frobnicate"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn events_stream_as_json_lines_on_stderr() {
+    let out = code_mode()
+        .args(["run", "-", "--events"])
+        .write_stdin("console.log('hello');\nawait external_sleep({ ms: 5 });\nreturn 1;")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    let names: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "code_mode:execution_started",
+            "code_mode:console",
+            "code_mode:external_call",
+            "code_mode:external_result",
+            "code_mode:execution_finished"
+        ]
+    );
+}
+
+#[test]
+fn demo_runs_and_shows_prompt_events_and_result() {
+    let out = code_mode()
+        .arg("demo")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "== System prompt given to the model ==",
+        "declare function external_listProducts",
+        "→ external_listProducts({\"category\":\"keyboards\"})",
+        "[console.log] 3 of 6 products are low on stock",
+        "→ external_createReorder",
+        "execution finished: success",
+        "\"stockValueEur\": 11321",
+    ] {
+        assert!(
+            text.contains(needle),
+            "demo output lacks {needle:?}:\n{text}"
+        );
+    }
+}
