@@ -168,13 +168,5 @@ pub async fn run(code_mode: CodeMode, full_prompt: bool) -> ExitCode {
         .await;
     let _ = printer.await;
     heading("Result returned to the model", color);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&result.to_json()).unwrap_or_default()
-    );
-    if result.success {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    crate::print_result(&result)
 }

@@ -147,6 +147,11 @@ async fn run(file: PathBuf, sandbox: SandboxArgs, events: bool) -> ExitCode {
     let result = code_mode
         .execute(&code, ExecuteOptions::new("cli", sink))
         .await;
+    print_result(&result)
+}
+
+/// Prints the result as pretty JSON; the exit code says whether the code succeeded.
+pub(crate) fn print_result(result: &code_mode::CodeModeResult) -> ExitCode {
     println!(
         "{}",
         serde_json::to_string_pretty(&result.to_json()).unwrap_or_default()

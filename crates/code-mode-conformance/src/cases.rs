@@ -308,12 +308,7 @@ pub async fn console_levels_and_formatting(h: &Harness) {
 /// A log flood is capped (entries and bytes) with one truncation marker, and the program
 /// still completes.
 pub async fn console_caps(h: &Harness) {
-    let limits = h
-        .limits()
-        .to_builder()
-        .max_log_entries(100)
-        .build()
-        .expect("limits");
+    let limits = h.limits_with(|b| b.max_log_entries(100));
     let r = h
         .run_with(
             &Fixtures::default(),
@@ -325,12 +320,7 @@ pub async fn console_caps(h: &Harness) {
     assert_eq!(r.logs.len(), 101);
     assert_eq!(r.logs[100].message, TRUNCATION_MARKER);
 
-    let limits = h
-        .limits()
-        .to_builder()
-        .max_log_bytes(1000)
-        .build()
-        .expect("limits");
+    let limits = h.limits_with(|b| b.max_log_bytes(1000));
     let r = h
         .run_with(
             &Fixtures::default(),
@@ -461,12 +451,7 @@ pub async fn never_settling_promise(h: &Harness) {
 }
 
 async fn assert_memory_failure(h: &Harness, code: &str, strict: bool) {
-    let limits = h
-        .limits()
-        .to_builder()
-        .memory_mib(32)
-        .build()
-        .expect("limits");
+    let limits = h.limits_with(|b| b.memory_mib(32));
     let r = h.run_with(&Fixtures::default(), limits, code).await;
     let e = error(&r);
     if strict {
@@ -538,12 +523,7 @@ pub async fn deep_recursion(h: &Harness) {
 /// uncaught one fails the execution with that name.
 pub async fn tool_call_flood(h: &Harness) {
     let fixtures = Fixtures::default();
-    let limits = h
-        .limits()
-        .to_builder()
-        .max_tool_calls(5)
-        .build()
-        .expect("limits");
+    let limits = h.limits_with(|b| b.max_tool_calls(5));
     let r = h
         .run_with(&fixtures, limits, "let ok = 0, err = ''; for (let i = 0; i < 1000; i++) { try { await external_echo({i}); ok++; } catch (e) { err = e.name + ': ' + e.message; } } return {ok, err}")
         .await;
@@ -558,12 +538,7 @@ pub async fn tool_call_flood(h: &Harness) {
     );
     assert_eq!(fixtures.call_count(), 5);
 
-    let limits = h
-        .limits()
-        .to_builder()
-        .max_tool_calls(3)
-        .build()
-        .expect("limits");
+    let limits = h.limits_with(|b| b.max_tool_calls(3));
     let r = h
         .run_with(
             &Fixtures::default(),
@@ -576,12 +551,7 @@ pub async fn tool_call_flood(h: &Harness) {
 
 /// A result above `max_result_bytes` is a `ResultTooLargeError`.
 pub async fn huge_return_value(h: &Harness) {
-    let limits = h
-        .limits()
-        .to_builder()
-        .max_result_bytes(10_000)
-        .build()
-        .expect("limits");
+    let limits = h.limits_with(|b| b.max_result_bytes(10_000));
     let r = h
         .run_with(&Fixtures::default(), limits, "return 'x'.repeat(20000)")
         .await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use code_mode::{
     Bindings, CodeMode, ConsoleSink, ContextConfig, ExecuteOptions, ExecutionResult,
-    IsolateContext, IsolateDriver, Limits,
+    IsolateContext, IsolateDriver, Limits, LimitsBuilder,
 };
 
 use crate::fixtures::{Fixtures, bindings, tools};
@@ -37,6 +37,11 @@ impl Harness {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("valid limits")
+    }
+
+    /// The default limits of the cases, changed by `f`.
+    pub fn limits_with(&self, f: impl FnOnce(LimitsBuilder) -> LimitsBuilder) -> Limits {
+        f(self.limits().to_builder()).build().expect("valid limits")
     }
 
     /// Limits with the short timeout.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::bindings::{Binding, Bindings, GuestError};
 use crate::console::{ConsoleSink, LogLevel};
-use crate::driver::{ContextConfig, IsolateDriver};
+use crate::driver::{ContextConfig, IsolateContext, IsolateDriver};
 use crate::error::{CodeModeError, ErrorKind, ExecutionError, ToolDefinitionError, ToolError};
 use crate::events::{EventKind, EventSink, Phase, now_ms};
 use crate::limits::Limits;
@@ -368,47 +368,11 @@ impl CodeMode {
         opts: ExecuteOptions,
         started: Instant,
     ) -> CodeModeResult {
-        let bindings = match self.bindings(&opts) {
-            Ok(b) => b,
-            Err(e) => {
-                let error = ExecutionError::new(
-                    ErrorKind::Driver("CreateContextError".into()),
-                    e.to_string(),
-                );
-                return self.finish(
-                    &opts,
-                    started,
-                    Phase::CreateContext,
-                    CodeModeResult::failure(error),
-                );
-            }
-        };
-        let console: ConsoleSink = {
-            let events = opts.events.clone();
-            let id = opts.tool_call_id.clone();
-            Arc::new(move |level: LogLevel, message: &str| {
-                events.emit_kind(
-                    id.clone(),
-                    EventKind::Console {
-                        level,
-                        message: message.to_owned(),
-                        timestamp: now_ms(),
-                    },
-                );
-            })
-        };
-        let config = ContextConfig {
-            bindings,
-            limits: self.inner.limits,
-            console: Some(console),
-        };
-        let context = match self.inner.driver.create_context(config).await {
+        let context = match self.create_context(&opts).await {
             Ok(c) => c,
-            Err(e) => {
-                let error = ExecutionError::new(
-                    ErrorKind::Driver("CreateContextError".into()),
-                    e.to_string(),
-                );
+            Err(message) => {
+                let error =
+                    ExecutionError::new(ErrorKind::Driver("CreateContextError".into()), message);
                 return self.finish(
                     &opts,
                     started,
@@ -428,6 +392,36 @@ impl CodeMode {
             err.line = err.line.and_then(|l| stripped.original_line(l));
         }
         self.finish(&opts, started, Phase::Execute, result)
+    }
+
+    /// A fresh context with this call's bindings, limits and live console events.
+    async fn create_context(
+        &self,
+        opts: &ExecuteOptions,
+    ) -> Result<Box<dyn IsolateContext>, String> {
+        let bindings = self.bindings(opts).map_err(|e| e.to_string())?;
+        let events = opts.events.clone();
+        let id = opts.tool_call_id.clone();
+        let console: ConsoleSink = Arc::new(move |level: LogLevel, message: &str| {
+            events.emit_kind(
+                id.clone(),
+                EventKind::Console {
+                    level,
+                    message: message.to_owned(),
+                    timestamp: now_ms(),
+                },
+            );
+        });
+        let config = ContextConfig {
+            bindings,
+            limits: self.inner.limits,
+            console: Some(console),
+        };
+        self.inner
+            .driver
+            .create_context(config)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     fn finish(

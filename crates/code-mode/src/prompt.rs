@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::limits::Limits;
+use crate::schema::object_parts;
 use crate::stubs::generate_stubs;
 use crate::tool::Tool;
 
@@ -190,16 +191,9 @@ return {{ first, second }};"
 }
 
 fn placeholder_object(schema: &Value, variant: usize) -> String {
-    let required: Vec<&str> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let (required, props) = object_parts(schema);
     let empty = Map::new();
-    let props = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let props = props.unwrap_or(&empty);
     let parts: Vec<String> = props
         .iter()
         .filter(|(k, _)| required.contains(&k.as_str()))

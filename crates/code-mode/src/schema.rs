@@ -75,6 +75,19 @@ impl CompiledSchema {
     }
 }
 
+/// The `required` names and the `properties` map of an object schema (empty when absent).
+pub(crate) fn object_parts(schema: &Value) -> (Vec<&str>, Option<&serde_json::Map<String, Value>>) {
+    let required = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    (
+        required,
+        schema.get("properties").and_then(Value::as_object),
+    )
+}
+
 fn pointer_or_root(path: &str) -> &str {
     if path.is_empty() { "(root)" } else { path }
 }

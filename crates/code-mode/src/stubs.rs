@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use crate::identifier::is_plain_property_key;
+use crate::schema::object_parts;
 use crate::tool::Tool;
 
 /// How deep nested anonymous types are rendered before falling back to `unknown`.
@@ -238,16 +239,9 @@ impl StubGenerator {
     fn object_block(&mut self, schema: &Value, scope: &mut Scope<'_>, depth: usize) -> String {
         let indent = "  ".repeat(depth + 1);
         let close_indent = "  ".repeat(depth);
-        let required: Vec<&str> = schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let (required, props) = object_parts(schema);
         let empty = Map::new();
-        let props = schema
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let props = props.unwrap_or(&empty);
         let mut lines = Vec::new();
         for (key, prop) in props {
             if let Some(desc) = prop.get("description").and_then(Value::as_str)

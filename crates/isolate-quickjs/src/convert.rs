@@ -249,16 +249,7 @@ pub(crate) fn format_value<'js>(
                 None => return Ok("[object]".into()),
             };
             if obj.is_error() {
-                let name = obj
-                    .get::<_, Option<String>>("name")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| "Error".into());
-                let message = obj
-                    .get::<_, Option<String>>("message")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                let (name, message) = guest_error_parts(ctx, &value).unwrap_or_default();
                 interrupted(ctx)?;
                 return Ok(if message.is_empty() {
                     name
