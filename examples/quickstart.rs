@@ -24,7 +24,9 @@ pub async fn run() -> Result<(CodeModeResult, Vec<String>), Box<dyn std::error::
     let _system_prompt = code_mode.system_prompt(); // give it to the model with code_mode.tool_specs()
     let (events, mut rx) = EventSink::channel();
     let code = "const [a, b] = await Promise.all([\n  external_getWeather({ city: 'Oslo' }),\n  external_getWeather({ city: 'Rome' }),\n]);\nreturn b.tempC - a.tempC;";
-    let result = code_mode.execute(code, ExecuteOptions::new("call_1", events)).await;
+    let result = code_mode
+        .execute(code, ExecuteOptions::new("call_1", events))
+        .await;
     let mut names = Vec::new();
     while let Ok(event) = rx.try_recv() {
         names.push(event.name().to_owned());

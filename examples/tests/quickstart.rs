@@ -10,6 +10,15 @@ async fn quickstart_runs() {
         Err(e) => panic!("quickstart failed: {e}"),
     };
     assert_eq!(result.result, Some(serde_json::json!(20)));
-    assert_eq!(events.first().map(String::as_str), Some("code_mode:execution_started"));
-    assert_eq!(events.iter().filter(|e| *e == "code_mode:external_call").count(), 2);
+    assert_eq!(
+        events.first().map(String::as_str),
+        Some("code_mode:execution_started")
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| *e == "code_mode:external_call")
+            .count(),
+        2
+    );
 }

@@ -519,6 +519,28 @@ pub async fn deep_recursion(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// Absurdly nested code is refused with an error, never a crash of the host: through
+/// `execute_typescript` (the TypeScript parser) and straight into the driver (the engine's
+/// parser).
+pub async fn deeply_nested_code_is_refused(h: &Harness) {
+    for code in [
+        format!("return {}1{};", "(".repeat(50_000), ")".repeat(50_000)),
+        format!("return {}1;", "!".repeat(100_000)),
+        format!("return {}1;", "[".repeat(50_000)) + &"]".repeat(50_000),
+    ] {
+        let r = h.run_typescript(&code).await;
+        let e = r.error.expect("refused");
+        assert_eq!(e.kind, ErrorKind::TypeScript, "{e}");
+        let r = h.run(&code).await;
+        assert!(
+            !r.is_success(),
+            "the driver accepted {} levels of nesting",
+            code.len() / 2
+        );
+    }
+    h.assert_healthy().await;
+}
+
 /// Past `max_tool_calls` calls are refused with a catchable `ToolCallLimitError`, and an
 /// uncaught one fails the execution with that name.
 pub async fn tool_call_flood(h: &Harness) {

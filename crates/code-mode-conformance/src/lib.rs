@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             memory_bomb_strings,
             memory_bomb_array_buffers,
             deep_recursion,
+            deeply_nested_code_is_refused,
             tool_call_flood,
             huge_return_value,
             non_json_results,

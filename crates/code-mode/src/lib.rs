@@ -48,6 +48,7 @@ mod error;
 mod events;
 pub mod identifier;
 mod limits;
+mod nesting;
 mod prompt;
 mod result;
 mod schema;
@@ -65,6 +66,7 @@ pub use error::{
 };
 pub use events::{Event, EventKind, EventSink, Phase, now_ms};
 pub use limits::{Limits, LimitsBuilder};
+pub use nesting::MAX_NESTING;
 pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};
 pub use stubs::generate_stubs;

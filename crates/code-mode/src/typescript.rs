@@ -17,6 +17,7 @@ use swc_common::{GLOBALS, Globals, SourceMap};
 use swc_ts_fast_strip::{ErrorCode, Mode, Options, operate};
 
 use crate::error::{ErrorKind, ExecutionError};
+use crate::nesting::{MAX_NESTING, PARSER_STACK, estimate_depth};
 
 const PREFIX: &str = "async function __code_mode_body__() {\n";
 const SUFFIX: &str = "\n}";
@@ -76,6 +77,25 @@ impl StrippedCode {
 /// assert_eq!(err.line, Some(2));
 /// ```
 pub fn strip_typescript(code: &str) -> Result<StrippedCode, ExecutionError> {
+    let depth = estimate_depth(code);
+    if depth > MAX_NESTING {
+        return Err(ExecutionError::new(
+            ErrorKind::TypeScript,
+            format!(
+                "The code nests too deeply (about {depth} levels of brackets or nested operators; the limit is {MAX_NESTING}); write it with less nesting"
+            ),
+        ));
+    }
+    // The parser is recursive: run it on a stack sized for the nesting limit, and turn an
+    // unexpected panic inside it into an error rather than unwinding into the caller.
+    let run = || std::panic::catch_unwind(|| strip_checked(code));
+    match stacker::maybe_grow(PARSER_STACK / 2, PARSER_STACK, run) {
+        Ok(result) => result,
+        Err(_) => Err(internal("the TypeScript parser failed on this input")),
+    }
+}
+
+fn strip_checked(code: &str) -> Result<StrippedCode, ExecutionError> {
     let wrapped = format!("{PREFIX}{code}{SUFFIX}");
     match run_swc(&wrapped, Mode::StripOnly) {
         Ok((out, _)) => {
@@ -260,6 +280,24 @@ return [id<number>(p.x), q.x, r.x];"#;
         assert_eq!(err.line, Some(3), "{err}");
         let err = strip_typescript("let x: = 1").unwrap_err();
         assert_eq!(err.line, Some(1), "{err}");
+    }
+
+    #[test]
+    fn pathological_nesting_is_refused_not_a_crash() {
+        for code in [
+            format!("return {}1{};", "(".repeat(100_000), ")".repeat(100_000)),
+            format!("return {}1;", "!".repeat(200_000)),
+            format!("return {}0;", "a ? 1 : ".repeat(30_000)),
+        ] {
+            let err = strip_typescript(&code).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::TypeScript);
+            assert!(err.message.contains("nests too deeply"), "{err}");
+        }
+        // Just under the limit still parses (on the parser's own stack).
+        let code = format!("return {}1{};", "(".repeat(900), ")".repeat(900));
+        assert!(strip_typescript(&code).is_ok());
+        let code = format!("return {}1;", "!".repeat(990));
+        assert!(strip_typescript(&code).is_ok());
     }
 
     #[test]

@@ -8,7 +8,11 @@ use code_mode_isolate_quickjs::QuickJsDriver;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -24,11 +28,21 @@ async fn round(driver: &QuickJsDriver, limits: Limits) {
         "throw new Error('x')",
     ];
     for code in programs {
-        let echo = Binding::new("external_echo", |a| Box::pin(async move { Ok::<_, GuestError>(a) }));
+        let echo = Binding::new("external_echo", |a| {
+            Box::pin(async move { Ok::<_, GuestError>(a) })
+        });
         let never = Binding::new("external_never", |_| Box::pin(futures_pending()));
-        let (Ok(echo), Ok(never)) = (echo, never) else { panic!("bindings") };
-        let bindings = Bindings::new().with(echo).and_then(|b| b.with(never)).unwrap_or_default();
-        let ctx = match driver.create_context(ContextConfig::new(bindings).with_limits(limits)).await {
+        let (Ok(echo), Ok(never)) = (echo, never) else {
+            panic!("bindings")
+        };
+        let bindings = Bindings::new()
+            .with(echo)
+            .and_then(|b| b.with(never))
+            .unwrap_or_default();
+        let ctx = match driver
+            .create_context(ContextConfig::new(bindings).with_limits(limits))
+            .await
+        {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };
@@ -44,7 +58,11 @@ async fn futures_pending() -> Result<serde_json::Value, GuestError> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contexts_do_not_leak() {
     let driver = QuickJsDriver::new();
-    let limits = match Limits::builder().timeout(Duration::from_millis(30)).memory_mib(16).build() {
+    let limits = match Limits::builder()
+        .timeout(Duration::from_millis(30))
+        .memory_mib(16)
+        .build()
+    {
         Ok(l) => l,
         Err(e) => panic!("{e}"),
     };
@@ -63,5 +81,9 @@ async fn contexts_do_not_leak() {
     // A leaked context keeps at least its realm (~170 KiB): leaking the 320 contexts would
     // add ~55 MiB; a leaked filled heap, 16 MiB each.
     eprintln!("RSS growth over 320 contexts: {} KiB", growth / 1024);
-    assert!(growth < 16 * 1024 * 1024, "RSS grew by {} MiB over 320 contexts", growth / (1024 * 1024));
+    assert!(
+        growth < 16 * 1024 * 1024,
+        "RSS grew by {} MiB over 320 contexts",
+        growth / (1024 * 1024)
+    );
 }
