@@ -650,6 +650,21 @@ pub async fn absent_host_globals(h: &Harness) {
             "global {name} is visible in the sandbox"
         );
     }
+    // The bindings themselves are ordinary enumerable globals (models list them this way).
+    let r = h
+        .run("return Object.keys(globalThis).filter((k) => k.startsWith('external_')).sort()")
+        .await;
+    assert_eq!(
+        value(&r),
+        json!([
+            "external_add",
+            "external_big",
+            "external_echo",
+            "external_fail",
+            "external_never",
+            "external_sleep"
+        ])
+    );
     let r = h
         .run("return [typeof process, typeof require, typeof fetch, typeof Deno, typeof Bun]")
         .await;
