@@ -4,7 +4,7 @@
 //! once and run against each driver (as `object_store` and `opendal` run one suite against
 //! every backend). A driver crate plugs in with one macro call in a test file:
 //!
-//! ```ignore
+//! ```text
 //! code_mode_conformance::conformance_tests!(std::sync::Arc::new(my_driver::MyDriver::new()));
 //! ```
 //!
