@@ -24,7 +24,11 @@
 
 #![warn(missing_docs)]
 
+mod agent;
 mod chunk;
+pub mod llm;
 pub mod sse;
 
+pub use agent::Agent;
 pub use chunk::{Chunk, RunError, Usage};
+pub use llm::{LlmAdapter, LlmError, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};

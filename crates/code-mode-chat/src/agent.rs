@@ -1,0 +1,294 @@
+//! The agent loop: model → tool calls → results → model, as a stream of [`Chunk`]s.
+//!
+//! Code Mode events of a running `execute_typescript` call are forwarded as CUSTOM chunks the
+//! moment they happen (console lines included), tagged with the call's id, so the chat UI
+//! shows the program's progress before its result arrives. Dropping the stream (a client that
+//! disconnects) aborts the loop, and with it the model request and the sandbox execution.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use code_mode::{EventSink, Tool, ToolContext, now_ms};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::Chunk;
+use crate::llm::{LlmAdapter, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
+
+/// Runs conversations with a model and tools.
+#[derive(Clone)]
+pub struct Agent {
+    llm: Arc<dyn LlmAdapter>,
+    tools: Vec<Tool>,
+    system: Vec<String>,
+    max_iterations: usize,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("model", &self.llm.model())
+            .field(
+                "tools",
+                &self.tools.iter().map(Tool::name).collect::<Vec<_>>(),
+            )
+            .field("max_iterations", &self.max_iterations)
+            .finish()
+    }
+}
+
+fn next_id(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        now_ms(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Aborts the loop's task when the chunk stream is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Agent {
+    /// An agent with `tools` (e.g. `code_mode.as_tools()` plus ordinary tools) and the
+    /// system prompts (e.g. `code_mode.system_prompt()`); at most `max_iterations` model calls
+    /// per run.
+    pub fn new(
+        llm: Arc<dyn LlmAdapter>,
+        tools: Vec<Tool>,
+        system: Vec<String>,
+        max_iterations: usize,
+    ) -> Self {
+        Self {
+            llm,
+            tools,
+            system,
+            max_iterations: max_iterations.max(1),
+        }
+    }
+
+    /// Runs the conversation; must be called inside a Tokio runtime. The stream ends after the
+    /// final `RUN_FINISHED`, or with a `RUN_ERROR`.
+    pub fn run(
+        &self,
+        thread_id: impl Into<String>,
+        messages: Vec<Message>,
+    ) -> BoxStream<'static, Chunk> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let agent = self.clone();
+        let thread_id = thread_id.into();
+        let task = tokio::spawn(async move { agent.drive(thread_id, messages, tx).await });
+        let guard = AbortOnDrop(task);
+        futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            let chunk = rx.recv().await?;
+            Some((chunk, (rx, guard)))
+        })
+        .boxed()
+    }
+
+    async fn drive(
+        &self,
+        thread_id: String,
+        mut messages: Vec<Message>,
+        tx: mpsc::UnboundedSender<Chunk>,
+    ) {
+        let model = self.llm.model().to_owned();
+        let meta = |extra: Value| {
+            let mut tanstack = json!({"model": model});
+            if let (Value::Object(t), Value::Object(e)) = (&mut tanstack, extra) {
+                t.extend(e);
+            }
+            Some(json!({"tanstack": tanstack}))
+        };
+        let send = |chunk: Chunk| {
+            let _ = tx.send(chunk);
+        };
+        let tools: Vec<LlmTool> = self
+            .tools
+            .iter()
+            .map(|t| LlmTool {
+                name: t.name().to_owned(),
+                description: t.description().to_owned(),
+                parameters: t.input_schema().clone(),
+            })
+            .collect();
+        let run_id = next_id("run");
+        send(Chunk::RunStarted {
+            run_id: run_id.clone(),
+            thread_id: thread_id.clone(),
+            timestamp: now_ms(),
+            metadata: meta(json!({})),
+        });
+        for _ in 0..self.max_iterations {
+            let request = LlmRequest {
+                system: self.system.clone(),
+                messages: messages.clone(),
+                tools: tools.clone(),
+            };
+            let mut stream = match self.llm.stream(request).await {
+                Ok(s) => s,
+                Err(e) => return send(Chunk::run_error(Some(run_id), now_ms(), e.message, e.code)),
+            };
+            let message_id = next_id("msg");
+            let mut text = String::new();
+            let mut text_open = false;
+            let mut calls: Vec<ToolCall> = Vec::new();
+            let mut finish = ("stop".to_owned(), None);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Err(e) => {
+                        return send(Chunk::run_error(Some(run_id), now_ms(), e.message, e.code));
+                    }
+                    Ok(LlmEvent::TextDelta(delta)) => {
+                        if !text_open {
+                            text_open = true;
+                            send(Chunk::TextMessageStart {
+                                message_id: message_id.clone(),
+                                timestamp: now_ms(),
+                                role: "assistant".into(),
+                                metadata: meta(json!({})),
+                            });
+                        }
+                        text.push_str(&delta);
+                        send(Chunk::TextMessageContent {
+                            message_id: message_id.clone(),
+                            timestamp: now_ms(),
+                            delta,
+                        });
+                    }
+                    Ok(LlmEvent::ToolCallStart { index, id, name }) => {
+                        if calls.len() <= index {
+                            calls.resize(
+                                index + 1,
+                                ToolCall {
+                                    id: String::new(),
+                                    name: String::new(),
+                                    arguments: String::new(),
+                                },
+                            );
+                        }
+                        calls[index].id = id.clone();
+                        calls[index].name = name.clone();
+                        send(Chunk::ToolCallStart {
+                            tool_call_id: id,
+                            tool_call_name: name,
+                            parent_message_id: Some(message_id.clone()),
+                            timestamp: now_ms(),
+                            metadata: meta(json!({"index": index})),
+                        });
+                    }
+                    Ok(LlmEvent::ToolCallArgs { index, delta }) => {
+                        let Some(call) = calls.get_mut(index) else {
+                            return send(Chunk::run_error(
+                                Some(run_id),
+                                now_ms(),
+                                format!("the model sent arguments for unknown tool call #{index}"),
+                                Some("malformed".into()),
+                            ));
+                        };
+                        call.arguments.push_str(&delta);
+                        send(Chunk::ToolCallArgs {
+                            tool_call_id: call.id.clone(),
+                            timestamp: now_ms(),
+                            delta,
+                        });
+                    }
+                    Ok(LlmEvent::Finish { reason, usage }) => finish = (reason, usage),
+                }
+            }
+            if text_open {
+                send(Chunk::TextMessageEnd {
+                    message_id: message_id.clone(),
+                    timestamp: now_ms(),
+                    metadata: meta(json!({})),
+                });
+            }
+            for call in &calls {
+                let input: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+                send(Chunk::ToolCallEnd {
+                    tool_call_id: call.id.clone(),
+                    timestamp: now_ms(),
+                    metadata: meta(
+                        json!({"toolCallName": call.name, "toolName": call.name, "input": input}),
+                    ),
+                });
+            }
+            send(Chunk::RunFinished {
+                run_id: run_id.clone(),
+                thread_id: thread_id.clone(),
+                timestamp: now_ms(),
+                usage: finish.1.map(|u| vec![u]),
+                metadata: meta(json!({"finishReason": finish.0})),
+            });
+            messages.push(Message::Assistant {
+                content: text,
+                tool_calls: calls.clone(),
+            });
+            if calls.is_empty() {
+                return;
+            }
+            // Tool calls of one turn run one after the other, each streaming its events.
+            for call in calls {
+                let content = self.call_tool(&call, &tx).await;
+                send(Chunk::ToolCallResult {
+                    timestamp: now_ms(),
+                    message_id: message_id.clone(),
+                    tool_call_id: call.id.clone(),
+                    content: content.clone(),
+                    role: "tool".into(),
+                });
+                messages.push(Message::Tool {
+                    tool_call_id: call.id,
+                    content,
+                });
+            }
+        }
+        send(Chunk::run_error(
+            Some(run_id),
+            now_ms(),
+            format!(
+                "stopped after {} model calls without a final answer",
+                self.max_iterations
+            ),
+            Some("max_iterations".into()),
+        ));
+    }
+
+    /// Runs one tool call; failures become a JSON error the model can read.
+    async fn call_tool(&self, call: &ToolCall, tx: &mpsc::UnboundedSender<Chunk>) -> String {
+        let Some(tool) = self.tools.iter().find(|t| t.name() == call.name) else {
+            return json!({"error": format!("unknown tool {:?}", call.name)}).to_string();
+        };
+        let input: Value = match serde_json::from_str(if call.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            &call.arguments
+        }) {
+            Ok(v) => v,
+            Err(e) => {
+                return json!({"error": format!("the arguments are not valid JSON: {e}")})
+                    .to_string();
+            }
+        };
+        let tx = tx.clone();
+        let events = EventSink::from_fn(move |event| {
+            let _ = tx.send(Chunk::from_event(&event, now_ms()));
+        });
+        let ctx = ToolContext {
+            tool_call_id: Some(call.id.as_str().into()),
+            events,
+        };
+        match tool.call(input, ctx).await {
+            Ok(v) => v.to_string(),
+            Err(e) => json!({"error": e.message()}).to_string(),
+        }
+    }
+}

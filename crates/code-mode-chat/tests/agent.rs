@@ -1,0 +1,313 @@
+//! The agent loop with a scripted model: chunk order, live code-mode events, the final SSE
+//! transcript, cancellation on disconnect, model errors.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use code_mode::{CodeMode, Tool, ToolError};
+use code_mode_chat::{
+    Agent, Chunk, LlmAdapter, LlmError, LlmEvent, LlmRequest, Message, Usage, sse,
+};
+use code_mode_isolate_quickjs::QuickJsDriver;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde_json::{Value, json};
+
+/// A model that plays back one scripted response per call and records the requests.
+struct Scripted {
+    turns: Vec<Vec<Result<LlmEvent, LlmError>>>,
+    calls: AtomicUsize,
+    requests: Mutex<Vec<LlmRequest>>,
+}
+
+#[async_trait::async_trait]
+impl LlmAdapter for Scripted {
+    fn model(&self) -> &str {
+        "scripted"
+    }
+    async fn stream(
+        &self,
+        request: LlmRequest,
+    ) -> Result<BoxStream<'static, Result<LlmEvent, LlmError>>, LlmError> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request);
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let turn = self
+            .turns
+            .get(n)
+            .cloned()
+            .ok_or_else(|| LlmError::new("script", "no more scripted turns"))?;
+        Ok(futures::stream::iter(turn).boxed())
+    }
+}
+
+const PROGRAM: &str = "console.log('checking Oslo');\nconst w = await external_weather({ city: 'Oslo' });\nconsole.warn('got it');\nreturn w.tempC;";
+
+fn tool_turn(code: &str) -> Vec<Result<LlmEvent, LlmError>> {
+    let args = json!({"typescriptCode": code}).to_string();
+    let (a, b) = args.split_at(args.len() / 2);
+    vec![
+        Ok(LlmEvent::ToolCallStart {
+            index: 0,
+            id: "call_1".into(),
+            name: "execute_typescript".into(),
+        }),
+        Ok(LlmEvent::ToolCallArgs {
+            index: 0,
+            delta: a.into(),
+        }),
+        Ok(LlmEvent::ToolCallArgs {
+            index: 0,
+            delta: b.into(),
+        }),
+        Ok(LlmEvent::Finish {
+            reason: "tool_calls".into(),
+            usage: Some(Usage {
+                input_tokens: 10,
+                output_tokens: 10,
+                total_tokens: 20,
+            }),
+        }),
+    ]
+}
+
+fn answer_turn() -> Vec<Result<LlmEvent, LlmError>> {
+    vec![
+        Ok(LlmEvent::TextDelta("It is 4 °C ".into())),
+        Ok(LlmEvent::TextDelta("in Oslo.".into())),
+        Ok(LlmEvent::Finish {
+            reason: "stop".into(),
+            usage: None,
+        }),
+    ]
+}
+
+fn build(
+    turns: Vec<Vec<Result<LlmEvent, LlmError>>>,
+    weather_delay: Duration,
+    dropped: Arc<AtomicBool>,
+) -> (Agent, Arc<Scripted>) {
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let weather = Tool::new(
+        "weather",
+        "Weather of a city.",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        move |_input, _| {
+            let flag = Flag(dropped.clone());
+            async move {
+                tokio::time::sleep(weather_delay).await;
+                drop(flag);
+                Ok::<_, ToolError>(json!({"tempC": 4}))
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let code_mode = CodeMode::builder()
+        .tool(weather)
+        .driver(Arc::new(QuickJsDriver::new()))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let llm = Arc::new(Scripted {
+        turns,
+        calls: AtomicUsize::new(0),
+        requests: Mutex::new(Vec::new()),
+    });
+    let agent = Agent::new(
+        llm.clone(),
+        code_mode.as_tools(),
+        vec![code_mode.system_prompt().to_owned()],
+        5,
+    );
+    (agent, llm)
+}
+
+/// Replaces run-dependent values (timestamps, durations, generated ids) for the snapshot.
+fn normalize(chunk: &Chunk) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, val) in map.iter_mut() {
+                    match k.as_str() {
+                        "timestamp" | "duration" | "durationMs" => *val = json!(0),
+                        "runId" | "messageId" | "parentMessageId" => *val = json!("<id>"),
+                        _ => walk(val),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(chunk).unwrap_or(Value::Null);
+    walk(&mut v);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_turn_with_code_mode_streams_live_events() {
+    let (agent, llm) = build(
+        vec![tool_turn(PROGRAM), answer_turn()],
+        Duration::from_millis(300),
+        Arc::default(),
+    );
+    let mut stream = agent.run(
+        "thread_1",
+        vec![Message::User {
+            content: "Weather in Oslo?".into(),
+        }],
+    );
+    let mut received: Vec<(Chunk, Instant)> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        received.push((chunk, Instant::now()));
+    }
+    let types: Vec<String> = received
+        .iter()
+        .map(|(c, _)| match c {
+            Chunk::Custom { name, .. } => name.clone(),
+            other => other.type_name().to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "RUN_STARTED",
+            "TOOL_CALL_START",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_ARGS",
+            "TOOL_CALL_END",
+            "RUN_FINISHED",
+            "code_mode:execution_started",
+            "code_mode:console",
+            "code_mode:external_call",
+            "code_mode:external_result",
+            "code_mode:console",
+            "code_mode:execution_finished",
+            "TOOL_CALL_RESULT",
+            "TEXT_MESSAGE_START",
+            "TEXT_MESSAGE_CONTENT",
+            "TEXT_MESSAGE_CONTENT",
+            "TEXT_MESSAGE_END",
+            "RUN_FINISHED",
+        ]
+    );
+    // The first console line reached the consumer while the tool was still running.
+    let at = |name: &str| {
+        received
+            .iter()
+            .find(|(c, _)| matches!(c, Chunk::Custom { name: n, .. } if n == name))
+            .map(|(_, t)| *t)
+    };
+    let result_at = received
+        .iter()
+        .find(|(c, _)| c.type_name() == "TOOL_CALL_RESULT")
+        .map(|(_, t)| *t);
+    let (Some(console), Some(result)) = (at("code_mode:console"), result_at) else {
+        panic!("missing chunks")
+    };
+    assert!(
+        result.duration_since(console) >= Duration::from_millis(200),
+        "console event was not live"
+    );
+    // Every code-mode event is tagged with the tool call.
+    for (c, _) in &received {
+        if let Chunk::Custom { value, .. } = c {
+            assert_eq!(value["toolCallId"], json!("call_1"));
+        }
+    }
+    // The tool result went back to the model.
+    let requests = llm.requests.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(Message::Tool { content, .. }) = requests[1].messages.last() else {
+        panic!("no tool message")
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(content).unwrap_or_default()["result"],
+        json!(4)
+    );
+    let body: String = received.iter().map(|(c, _)| sse::encode(c)).collect();
+    let normalized: Vec<Value> = sse::decode(&body).iter().map(normalize).collect();
+    insta::assert_json_snapshot!(normalized);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_stream_cancels_the_run_and_the_sandbox() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let (agent, _) = build(
+        vec![tool_turn(PROGRAM), answer_turn()],
+        Duration::from_secs(30),
+        dropped.clone(),
+    );
+    let mut stream = agent.run(
+        "t",
+        vec![Message::User {
+            content: "hi".into(),
+        }],
+    );
+    // Read until the tool call is under way, then disconnect.
+    while let Some(chunk) = stream.next().await {
+        if matches!(&chunk, Chunk::Custom { name, .. } if name == "code_mode:external_call") {
+            break;
+        }
+    }
+    drop(stream);
+    for _ in 0..100 {
+        if dropped.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the tool call kept running after the client went away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_errors_end_with_run_error() {
+    let turns = vec![vec![
+        Ok(LlmEvent::TextDelta("partial".into())),
+        Err(LlmError::new("network", "connection reset")),
+    ]];
+    let (agent, _) = build(turns, Duration::ZERO, Arc::default());
+    let chunks: Vec<Chunk> = agent
+        .run(
+            "t",
+            vec![Message::User {
+                content: "hi".into(),
+            }],
+        )
+        .collect()
+        .await;
+    match chunks.last() {
+        Some(Chunk::RunError {
+            message,
+            code,
+            error,
+            ..
+        }) => {
+            assert_eq!(message, "connection reset");
+            assert_eq!(code.as_deref(), Some("network"));
+            assert_eq!(error.message, "connection reset");
+        }
+        other => panic!("expected RUN_ERROR last, got {other:?}"),
+    }
+    // A model that keeps calling tools is stopped after max_iterations.
+    let turns = (0..5).map(|_| tool_turn("return 1")).collect();
+    let (agent, _) = build(turns, Duration::ZERO, Arc::default());
+    let chunks: Vec<Chunk> = agent
+        .run(
+            "t",
+            vec![Message::User {
+                content: "loop".into(),
+            }],
+        )
+        .collect()
+        .await;
+    assert!(
+        matches!(chunks.last(), Some(Chunk::RunError { code: Some(c), .. }) if c == "max_iterations")
+    );
+}
