@@ -26,9 +26,13 @@
 
 mod agent;
 mod chunk;
+mod http;
 pub mod llm;
+mod openai;
 pub mod sse;
 
 pub use agent::Agent;
 pub use chunk::{Chunk, RunError, Usage};
+pub use http::sse_response;
 pub use llm::{LlmAdapter, LlmError, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
+pub use openai::OpenAiCompatible;
