@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use code_mode::{CodeMode, Tool, ToolError};
+mod common;
+
 use code_mode_chat::{
     Agent, Chunk, LlmAdapter, LlmError, LlmEvent, LlmRequest, Message, Usage, sse,
 };
-use code_mode_isolate_quickjs::QuickJsDriver;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
@@ -90,31 +90,7 @@ fn build(
     weather_delay: Duration,
     dropped: Arc<AtomicBool>,
 ) -> (Agent, Arc<Scripted>) {
-    struct Flag(Arc<AtomicBool>);
-    impl Drop for Flag {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-    let weather = Tool::new(
-        "weather",
-        "Weather of a city.",
-        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-        move |_input, _| {
-            let flag = Flag(dropped.clone());
-            async move {
-                tokio::time::sleep(weather_delay).await;
-                drop(flag);
-                Ok::<_, ToolError>(json!({"tempC": 4}))
-            }
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let code_mode = CodeMode::builder()
-        .tool(weather)
-        .driver(Arc::new(QuickJsDriver::new()))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let code_mode = common::weather_code_mode(weather_delay, dropped);
     let llm = Arc::new(Scripted {
         turns,
         calls: AtomicUsize::new(0),
@@ -257,13 +233,11 @@ async fn dropping_the_stream_cancels_the_run_and_the_sandbox() {
         }
     }
     drop(stream);
-    for _ in 0..100 {
-        if dropped.load(Ordering::SeqCst) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the tool call kept running after the client went away");
+    common::wait_for(
+        &dropped,
+        "the tool call kept running after the client went away",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

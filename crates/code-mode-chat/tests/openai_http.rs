@@ -2,19 +2,18 @@
 //! served over HTTP as Server-Sent Events.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use code_mode::{CodeMode, Tool, ToolError};
+mod common;
+
 use code_mode_chat::{
     Agent, Chunk, LlmAdapter, LlmEvent, LlmRequest, Message, OpenAiCompatible, sse, sse_response,
 };
-use code_mode_isolate_quickjs::QuickJsDriver;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -59,6 +58,24 @@ async fn model(body: axum::Json<Value>) -> Response {
     ])
 }
 
+/// The application's chat endpoint: runs `agent` on one user message, as SSE.
+fn chat_app(agent: Agent, question: &'static str) -> Router {
+    Router::new().route(
+        "/api/chat",
+        post(move || {
+            let agent = agent.clone();
+            async move {
+                sse_response(agent.run(
+                    "thread",
+                    vec![Message::User {
+                        content: question.into(),
+                    }],
+                ))
+            }
+        }),
+    )
+}
+
 async fn serve(router: Router) -> String {
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
@@ -72,31 +89,7 @@ async fn serve(router: Router) -> String {
 }
 
 fn agent(base: &str, model_name: &str, delay: Duration, dropped: Arc<AtomicBool>) -> Agent {
-    struct Flag(Arc<AtomicBool>);
-    impl Drop for Flag {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-    let weather = Tool::new(
-        "weather",
-        "Weather of a city.",
-        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-        move |_, _| {
-            let flag = Flag(dropped.clone());
-            async move {
-                tokio::time::sleep(delay).await;
-                drop(flag);
-                Ok::<_, ToolError>(json!({"tempC": 4}))
-            }
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let cm = CodeMode::builder()
-        .tool(weather)
-        .driver(Arc::new(QuickJsDriver::new()))
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cm = common::weather_code_mode(delay, dropped);
     let llm = OpenAiCompatible::new(&format!("{base}/v1"), Some("sk-test".into()), model_name)
         .unwrap_or_else(|e| panic!("{e}"));
     Agent::new(
@@ -185,20 +178,7 @@ async fn agent_over_http_as_sse() {
         Duration::from_millis(50),
         Arc::default(),
     );
-    let app = Router::new().route(
-        "/api/chat",
-        post(move |_body: Body| {
-            let agent = agent.clone();
-            async move {
-                sse_response(agent.run(
-                    "thread",
-                    vec![Message::User {
-                        content: "Weather in Oslo?".into(),
-                    }],
-                ))
-            }
-        }),
-    );
+    let app = chat_app(agent, "Weather in Oslo?");
     let app_base = serve(app).await;
     let response = reqwest::Client::new()
         .post(format!("{app_base}/api/chat"))
@@ -246,20 +226,7 @@ async fn client_disconnect_cancels_the_sandbox() {
         Duration::from_secs(30),
         dropped.clone(),
     );
-    let app = Router::new().route(
-        "/api/chat",
-        post(move || {
-            let agent = agent.clone();
-            async move {
-                sse_response(agent.run(
-                    "thread",
-                    vec![Message::User {
-                        content: "hi".into(),
-                    }],
-                ))
-            }
-        }),
-    );
+    let app = chat_app(agent, "hi");
     let app_base = serve(app).await;
     let response = reqwest::Client::new()
         .post(format!("{app_base}/api/chat"))
@@ -275,11 +242,9 @@ async fn client_disconnect_cancels_the_sandbox() {
         }
     }
     drop(stream);
-    for _ in 0..150 {
-        if dropped.load(Ordering::SeqCst) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the sandbox kept running after the client disconnected");
+    common::wait_for(
+        &dropped,
+        "the sandbox kept running after the client disconnected",
+    )
+    .await;
 }
