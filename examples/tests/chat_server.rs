@@ -69,22 +69,16 @@ async fn answers_a_tanstack_client_request() {
         .await
         .unwrap_or_default();
     let chunks = sse::decode(&body);
-    let names: Vec<String> = chunks
-        .iter()
-        .map(|c| match c {
-            Chunk::Custom { name, .. } => name.clone(),
-            c => c.type_name().into(),
-        })
-        .collect();
+    let names: Vec<&str> = chunks.iter().map(Chunk::label).collect();
     let at = |n: &str| {
         names
             .iter()
-            .position(|x| x == n)
+            .position(|x| *x == n)
             .unwrap_or_else(|| panic!("{n} missing: {names:?}"))
     };
     assert!(at("code_mode:external_call") < at("TOOL_CALL_RESULT"));
     assert!(at("code_mode:console") < at("TOOL_CALL_RESULT"));
-    assert_eq!(names.last().map(String::as_str), Some("RUN_FINISHED"));
+    assert_eq!(names.last().copied(), Some("RUN_FINISHED"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,6 +198,21 @@ impl Chunk {
         }
     }
 
+    /// The event name for CUSTOM chunks (`code_mode:console`, ...), the `type` otherwise:
+    /// what a UI or a test keys on.
+    ///
+    /// ```
+    /// use code_mode_chat::Chunk;
+    /// let c = Chunk::Custom { timestamp: 0, name: "code_mode:console".into(), value: serde_json::json!({}) };
+    /// assert_eq!(c.label(), "code_mode:console");
+    /// ```
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Custom { name, .. } => name,
+            other => other.type_name(),
+        }
+    }
+
     /// The chunk's `type` on the wire.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -144,13 +144,7 @@ async fn one_turn_with_code_mode_streams_live_events() {
     while let Some(chunk) = stream.next().await {
         received.push((chunk, Instant::now()));
     }
-    let types: Vec<String> = received
-        .iter()
-        .map(|(c, _)| match c {
-            Chunk::Custom { name, .. } => name.clone(),
-            other => other.type_name().to_owned(),
-        })
-        .collect();
+    let types: Vec<&str> = received.iter().map(|(c, _)| c.label()).collect();
     assert_eq!(
         types,
         [

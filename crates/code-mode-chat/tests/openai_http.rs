@@ -190,22 +190,16 @@ async fn agent_over_http_as_sse() {
     assert_eq!(response.headers()["cache-control"], "no-cache");
     let body = response.text().await.unwrap_or_else(|e| panic!("{e}"));
     let chunks = sse::decode(&body);
-    let names: Vec<String> = chunks
-        .iter()
-        .map(|c| match c {
-            Chunk::Custom { name, .. } => name.clone(),
-            c => c.type_name().into(),
-        })
-        .collect();
+    let names: Vec<&str> = chunks.iter().map(Chunk::label).collect();
     let pos = |n: &str| {
         names
             .iter()
-            .position(|x| x == n)
+            .position(|x| *x == n)
             .unwrap_or_else(|| panic!("{n} missing in {names:?}"))
     };
     assert!(pos("code_mode:console") < pos("TOOL_CALL_RESULT"));
     assert!(pos("code_mode:external_result") < pos("TOOL_CALL_RESULT"));
-    assert_eq!(names.last().map(String::as_str), Some("RUN_FINISHED"));
+    assert_eq!(names.last().copied(), Some("RUN_FINISHED"));
     let text: String = chunks
         .iter()
         .filter_map(|c| match c {
