@@ -176,6 +176,11 @@ impl HostBridge {
         self.calls.store(0, Ordering::Relaxed);
     }
 
+    /// Tool calls allowed per execution.
+    pub fn max_calls(&self) -> u32 {
+        self.max_calls
+    }
+
     /// Calls made in the current execution (including refused ones past the cap).
     pub fn calls(&self) -> u32 {
         self.calls.load(Ordering::Relaxed)

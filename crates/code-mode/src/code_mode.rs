@@ -136,7 +136,6 @@ impl CodeModeBuilder {
             tools: self.tools.clone(),
             driver,
             limits,
-            detail: self.detail,
             max_code_bytes: self.max_code_bytes,
         };
         Ok(CodeMode {
@@ -149,7 +148,6 @@ struct Inner {
     tools: Vec<Tool>,
     driver: Arc<dyn IsolateDriver>,
     limits: Limits,
-    detail: CatalogDetail,
     max_code_bytes: usize,
     system_prompt: String,
     execute_description: String,
@@ -510,7 +508,6 @@ impl CodeMode {
         if !errors.is_empty() {
             out["errors"] = json!(errors);
         }
-        let _ = self.inner.detail;
         out
     }
 }

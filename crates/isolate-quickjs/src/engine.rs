@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use code_mode::{
     Bindings, ContextConfig, ExecutionError, ExecutionResult, GuestError, HostBridge, Limits,
@@ -95,7 +95,6 @@ struct Request {
 /// State shared between the host loop and the host functions installed in the guest.
 pub(crate) struct Shared {
     bridge: HostBridge,
-    max_calls: u32,
     logs: Mutex<LogBuffer>,
     requests: Mutex<Vec<Request>>,
     next_id: AtomicU64,
@@ -146,7 +145,6 @@ impl Engine {
             );
             let shared = Arc::new(Shared {
                 bridge: HostBridge::new(config.bindings.clone(), &limits),
-                max_calls: limits.max_tool_calls(),
                 logs: Mutex::new(LogBuffer::new(&limits, config.console.clone())),
                 requests: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(0),
@@ -498,13 +496,13 @@ fn host_call<'js>(
 ) -> rquickjs::Result<Promise<'js>> {
     let (promise, resolve, reject) = ctx.promise()?;
     // Past the budget, refuse at once: nothing is queued, so a flood costs no host memory.
-    if shared.bridge.calls() >= shared.max_calls {
+    if shared.bridge.calls() >= shared.bridge.max_calls() {
         let err = convert::make_error(
             ctx,
             "ToolCallLimitError",
             &format!(
                 "Exceeded the maximum of {} tool calls per execution",
-                shared.max_calls
+                shared.bridge.max_calls()
             ),
         )?;
         reject.call::<_, ()>((err,))?;
@@ -537,11 +535,4 @@ fn host_call<'js>(
         future,
     });
     Ok(promise)
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<Engine>();
-    let _ = Duration::ZERO;
 }
