@@ -23,6 +23,21 @@ async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
+/// Posts a chat request the way the TanStack client does and decodes the SSE answer.
+async fn post_chat(base: &str, request: &Value) -> Vec<Chunk> {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/chat"))
+        .json(request)
+        .send()
+        .await;
+    let body = response
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    sse::decode(&body)
+}
+
 /// Scripted model: calls execute_typescript, then answers from the tool result.
 async fn model(axum::Json(body): axum::Json<Value>) -> axum::response::Response {
     let last = body["messages"]
@@ -59,16 +74,7 @@ async fn answers_a_tanstack_client_request() {
     // The body the TanStack client sends: model messages with text content or parts.
     let request =
         json!({"messages": [{"role": "user", "content": "Compare Oslo and Lima"}], "data": {}});
-    let body = reqwest::Client::new()
-        .post(format!("{base}/api/chat"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
-    let chunks = sse::decode(&body);
+    let chunks = post_chat(&base, &request).await;
     let names: Vec<&str> = chunks.iter().map(Chunk::label).collect();
     let at = |n: &str| {
         names
@@ -87,16 +93,8 @@ async fn explains_a_missing_model() {
     let state =
         app::state(Err("set OPENAI_MODEL".into()), driver).unwrap_or_else(|e| panic!("{e}"));
     let base = serve(app::router(state, None)).await;
-    let body = reqwest::Client::new()
-        .post(format!("{base}/api/chat"))
-        .json(&json!({"messages": []}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
-    match sse::decode(&body).as_slice() {
+    let chunks = post_chat(&base, &json!({"messages": []})).await;
+    match chunks.as_slice() {
         [Chunk::RunError { message, .. }] => assert!(message.contains("OPENAI_MODEL")),
         other => panic!("expected one RUN_ERROR, got {other:?}"),
     }

@@ -59,7 +59,7 @@ pub struct LlmTool {
 }
 
 /// One request to the model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LlmRequest {
     /// System prompts, in order.
     pub system: Vec<String>,

@@ -144,11 +144,7 @@ async fn adapter_streams_tool_calls_and_text() {
     let bad = OpenAiCompatible::new(&format!("{base}/v1"), None, "broken")
         .unwrap_or_else(|e| panic!("{e}"));
     let err = bad
-        .stream(LlmRequest {
-            system: vec![],
-            messages: vec![],
-            tools: vec![],
-        })
+        .stream(LlmRequest::default())
         .await
         .err()
         .unwrap_or_else(|| panic!("expected an error"));
@@ -158,11 +154,7 @@ async fn adapter_streams_tool_calls_and_text() {
     let nowhere =
         OpenAiCompatible::new("http://127.0.0.1:9/v1", None, "m").unwrap_or_else(|e| panic!("{e}"));
     let err = nowhere
-        .stream(LlmRequest {
-            system: vec![],
-            messages: vec![],
-            tools: vec![],
-        })
+        .stream(LlmRequest::default())
         .await
         .err()
         .unwrap_or_else(|| panic!("expected an error"));
