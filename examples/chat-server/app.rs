@@ -20,6 +20,8 @@ pub struct AppState {
     pub agent: Option<Agent>,
     /// Why there is no agent (shown to the user).
     pub missing_model: String,
+    /// The sandbox driver's name and the model's, shown by the page (`GET /api/info`).
+    pub info: Value,
 }
 
 /// Demo tools with deterministic data.
@@ -45,6 +47,10 @@ pub fn state(
     llm: Result<Arc<dyn LlmAdapter>, String>,
     driver: Arc<dyn code_mode::IsolateDriver>,
 ) -> Result<AppState, String> {
+    let info = json!({
+        "driver": driver.name(),
+        "model": llm.as_ref().ok().map(|l| l.model().to_owned()),
+    });
     let code_mode = CodeMode::builder()
         .tools(tools())
         .driver(driver)
@@ -59,10 +65,12 @@ pub fn state(
                 8,
             )),
             missing_model: String::new(),
+            info,
         },
         Err(why) => AppState {
             agent: None,
             missing_model: why,
+            info,
         },
     })
 }
@@ -108,7 +116,10 @@ async fn chat(State(state): State<AppState>, Json(body): Json<Value>) -> Respons
         .unwrap_or("thread")
         .to_owned();
     match state.agent {
-        Some(agent) => sse_response(agent.run(thread, messages)),
+        Some(agent) => match body["runId"].as_str() {
+            Some(run_id) => sse_response(agent.run_as(thread, run_id, messages)),
+            None => sse_response(agent.run(thread, messages)),
+        },
         None => {
             let chunk = Chunk::run_error(
                 None,
@@ -125,6 +136,10 @@ async fn chat(State(state): State<AppState>, Json(body): Json<Value>) -> Respons
 pub fn router(state: AppState, web_dir: Option<std::path::PathBuf>) -> Router {
     let router = Router::new()
         .route("/api/chat", post(chat))
+        .route(
+            "/api/info",
+            get(|State(state): State<AppState>| async move { Json(state.info) }),
+        )
         .route("/healthz", get(|| async { "ok" }));
     let router = match web_dir {
         Some(dir) if dir.join("index.html").exists() => {

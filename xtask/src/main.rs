@@ -4,11 +4,16 @@
 //!   (behaviour + escape-attempt) suite once per driver, and prints a driver × result matrix.
 //!   Drivers whose runtime cannot be provisioned on this machine are reported as skipped with
 //!   the reason, never as passed. This is the command CI runs.
+//! - `cargo xtask e2e [--screenshot docs/chat-e2e.png]`: the chat page's headless-Chromium
+//!   test alone (it also runs as part of `test`), after installing its npm packages and
+//!   Debian Chromium.
 //! - `cargo xtask bench`: runs the criterion benchmarks and writes the medians into
 //!   `docs/benchmarks.md`.
 
 mod bench;
+mod e2e;
 mod matrix;
+mod provision;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +32,12 @@ enum Cmd {
         #[arg(long)]
         matrix_only: bool,
     },
+    /// Provision and run the chat page's headless-browser test.
+    E2e {
+        /// Where to save the page's screenshot (e.g. docs/chat-e2e.png).
+        #[arg(long)]
+        screenshot: Option<std::path::PathBuf>,
+    },
     /// Run the benchmarks and record medians in docs/benchmarks.md.
     Bench {
         /// Criterion measurement time per benchmark, in seconds.
@@ -38,6 +49,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Test { matrix_only } => matrix::run(matrix_only),
+        Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),
         Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
     }
 }

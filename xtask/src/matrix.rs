@@ -5,6 +5,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
+use crate::e2e;
+
 /// A driver crate and how to get it ready.
 struct DriverEntry {
     /// Name shown in the matrix (`--driver` value).
@@ -36,10 +38,15 @@ impl Counts {
 /// Runs `cargo` with `args`, echoing its output. Returns success, the counts of every
 /// `test result:` line, and the counts of the tests whose name starts with `suite`
 /// (the conformance macro puts every case in a `conformance` module).
-fn cargo_test(args: &[&str], suite: &str) -> anyhow::Result<(bool, Counts, Counts)> {
+fn cargo_test(
+    args: &[&str],
+    env: &[(String, String)],
+    suite: &str,
+) -> anyhow::Result<(bool, Counts, Counts)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -95,14 +102,22 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
             args.push("--exclude");
             args.push(d.package);
         }
-        let (ok, counts, _) = cargo_test(&args, "conformance::")?;
+        // The browser test is ignored by default; it runs in its own phase below.
+        args.extend(["--", "--skip", e2e::TEST_NAME]);
+        let (ok, counts, _) = cargo_test(&args, &[], "conformance::")?;
         all_ok &= ok;
+        total.add(counts);
+
+        println!("== chat page in headless Chromium ==");
+        let env = e2e::provision()?;
+        let (ok, counts, _) = cargo_test(&e2e::test_args(), &env, "conformance::")?;
+        all_ok &= ok && counts.passed > 0;
         total.add(counts);
     }
     let mut rows = Vec::new();
     for d in DRIVERS {
         println!("== driver {}: all tests of {} ==", d.name, d.package);
-        let (ok, all, suite) = cargo_test(&["test", "-p", d.package], "conformance::")?;
+        let (ok, all, suite) = cargo_test(&["test", "-p", d.package], &[], "conformance::")?;
         all_ok &= ok;
         total.add(all);
         rows.push((

@@ -82,10 +82,22 @@ impl Agent {
         thread_id: impl Into<String>,
         messages: Vec<Message>,
     ) -> BoxStream<'static, Chunk> {
+        self.run_as(thread_id, next_id("run"), messages)
+    }
+
+    /// Like [`Agent::run`], with the run id the client chose (the TanStack client sends
+    /// `runId` in its request body and matches it against `RUN_STARTED`).
+    pub fn run_as(
+        &self,
+        thread_id: impl Into<String>,
+        run_id: impl Into<String>,
+        messages: Vec<Message>,
+    ) -> BoxStream<'static, Chunk> {
         let (tx, rx) = mpsc::unbounded_channel();
         let agent = self.clone();
         let thread_id = thread_id.into();
-        let task = tokio::spawn(async move { agent.drive(thread_id, messages, tx).await });
+        let run_id = run_id.into();
+        let task = tokio::spawn(async move { agent.drive(thread_id, run_id, messages, tx).await });
         let guard = AbortOnDrop(task);
         futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
             let chunk = rx.recv().await?;
@@ -97,6 +109,7 @@ impl Agent {
     async fn drive(
         &self,
         thread_id: String,
+        run_id: String,
         mut messages: Vec<Message>,
         tx: mpsc::UnboundedSender<Chunk>,
     ) {
@@ -120,7 +133,6 @@ impl Agent {
                 parameters: t.input_schema().clone(),
             })
             .collect();
-        let run_id = next_id("run");
         send(Chunk::RunStarted {
             run_id: run_id.clone(),
             thread_id: thread_id.clone(),

@@ -1,0 +1,131 @@
+//! End to end in a real browser: the chat page (Vite + `@tanstack/ai-react`) in headless
+//! Debian Chromium, driven by `playwright-core`, against the example server and a scripted
+//! model on 127.0.0.1. The page must show the sandbox's events live, grouped under their
+//! `execute_typescript` call, before that call's result, then the final answer.
+//!
+//! Needs the page's npm packages, its build and Chromium: `cargo xtask test` provisions them
+//! and runs this test (`cargo xtask e2e` runs it alone).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use support::{scripted_model, serve};
+
+const CODE: &str = "console.log('fetching weather');
+const oslo = await external_getWeather({ city: 'Oslo' });
+console.log(`Oslo is ${oslo.condition}`);
+const [lima, rome] = await Promise.all([
+  external_getWeather({ city: 'Lima' }),
+  external_getWeather({ city: 'Rome' }),
+]);
+return { oslo: oslo.tempC, lima: lima.tempC, rome: rome.tempC };";
+
+fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("chat-server/web")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
+async fn page_shows_live_events_before_the_result() {
+    let web = web_dir();
+    assert!(
+        web.join("dist/index.html").exists() && web.join("node_modules/playwright-core").exists(),
+        "the page is not built: run `cargo xtask e2e` (it installs and builds what is needed)"
+    );
+    let llm = scripted_model(CODE).await;
+    let driver = code_mode_drivers::default_driver().unwrap_or_else(|e| panic!("{e}"));
+    let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
+    let base = serve(app::router(state, Some(web.join("dist")))).await;
+    let screenshot = std::env::var_os("CODE_MODE_E2E_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-e2e.png"));
+
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg("e2e/chat.e2e.mjs")
+            .arg(&base)
+            .arg(&screenshot)
+            .current_dir(web_dir())
+            .output()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser run failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("bad output from the browser run ({e}): {stdout}"));
+
+    assert!(
+        seen["info"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("driver quickjs"),
+        "{seen}"
+    );
+    assert!(
+        seen["code"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("external_getWeather"),
+        "{seen}"
+    );
+    let appeared = seen["appeared"].as_array().cloned().unwrap_or_default();
+    let what = |i: &Value| i["what"].as_str().unwrap_or_default().to_owned();
+    let result_at = appeared
+        .iter()
+        .position(|i| what(i) == "tool-result")
+        .unwrap_or_else(|| panic!("no tool result shown: {seen}"));
+    for (kind, expected) in [
+        ("code_mode:external_call", 3),
+        ("code_mode:external_result", 3),
+        ("code_mode:console", 2),
+    ] {
+        let before: Vec<&Value> = appeared[..result_at]
+            .iter()
+            .filter(|i| what(i) == kind)
+            .collect();
+        assert_eq!(
+            before.len(),
+            expected,
+            "{kind} rows shown before the result: {seen}"
+        );
+        assert!(
+            before.iter().all(|i| i["toolCallId"] == "call_ui"),
+            "{kind} not grouped: {seen}"
+        );
+    }
+    // The result arrived visibly later than the first live events (the tools take 300 ms).
+    let first_call = appeared
+        .iter()
+        .find(|i| what(i) == "code_mode:external_call")
+        .and_then(|i| i["at"].as_f64())
+        .unwrap_or_default();
+    let result_time = appeared[result_at]["at"].as_f64().unwrap_or_default();
+    assert!(
+        result_time - first_call >= 300.0,
+        "events were not live: {seen}"
+    );
+    assert!(
+        appeared
+            .iter()
+            .any(|i| what(i) == "code_mode:external_result"
+                && i["text"].as_str().unwrap_or_default().contains(" ms")),
+        "durations are shown: {seen}"
+    );
+    let answer = seen["answer"].as_str().unwrap_or_default();
+    assert!(
+        answer.starts_with("Done:") && answer.contains("oslo"),
+        "{seen}"
+    );
+}
+
+#[path = "../chat-server/app.rs"]
+mod app;

@@ -1,0 +1,53 @@
+//! What the example tests share: a loopback server helper and the scripted OpenAI-compatible
+//! model (the only stand-in: no real model is reachable from the test machine).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use code_mode_chat::{LlmAdapter, OpenAiCompatible};
+use serde_json::{Value, json};
+
+/// Serves `router` on an ephemeral 127.0.0.1 port; returns its base URL.
+pub async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    format!("http://{addr}")
+}
+
+/// Starts a model that answers the first turn with one `execute_typescript` call (id
+/// `call_ui`) running `code`, and the turn after the tool result with `Done: <result>`.
+pub async fn scripted_model(code: &'static str) -> Arc<dyn LlmAdapter> {
+    let handler = move |axum::Json(body): axum::Json<Value>| async move {
+        let last = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .cloned()
+            .unwrap_or_default();
+        let chunks = if last["role"] == "tool" {
+            vec![
+                json!({"choices": [{"delta": {"content": "Done: "}, "finish_reason": null}]}),
+                json!({"choices": [{"delta": {"content": last["content"]}, "finish_reason": "stop"}]}),
+            ]
+        } else {
+            let args = json!({ "typescriptCode": code }).to_string();
+            vec![
+                json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_ui", "function": {"name": "execute_typescript", "arguments": args}}]}, "finish_reason": "tool_calls"}]}),
+            ]
+        };
+        let mut out: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+        out.push_str("data: [DONE]\n\n");
+        ([("content-type", "text/event-stream")], out).into_response()
+    };
+    let base = serve(Router::new().route("/v1/chat/completions", post(handler))).await;
+    Arc::new(
+        OpenAiCompatible::new(&format!("{base}/v1"), None, "scripted")
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
