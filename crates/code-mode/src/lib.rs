@@ -66,7 +66,7 @@ pub use error::{
 };
 pub use events::{Event, EventKind, EventSink, Phase, now_ms};
 pub use limits::{Limits, LimitsBuilder};
-pub use nesting::MAX_NESTING;
+pub use nesting::{MAX_NESTING, check_nesting};
 pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};
 pub use stubs::generate_stubs;

@@ -17,6 +17,29 @@ pub const MAX_NESTING: usize = 1000;
 /// so this leaves a wide margin at [`MAX_NESTING`].
 pub(crate) const PARSER_STACK: usize = 16 * 1024 * 1024;
 
+/// Refuses JavaScript nested deeper than [`MAX_NESTING`] with a `SyntaxError`.
+///
+/// Drivers whose engine parses on a thread the host does not control (a sidecar, a remote
+/// Worker) call it before sending code, so every driver treats absurd nesting alike.
+///
+/// ```
+/// assert!(code_mode::check_nesting("return [[1], {a: (2)}]").is_ok());
+/// let deep = format!("return {}1{};", "(".repeat(5000), ")".repeat(5000));
+/// assert_eq!(code_mode::check_nesting(&deep).unwrap_err().kind, code_mode::ErrorKind::Syntax);
+/// ```
+pub fn check_nesting(code: &str) -> Result<(), crate::ExecutionError> {
+    let depth = estimate_depth(code);
+    if depth > MAX_NESTING {
+        return Err(crate::ExecutionError::new(
+            crate::ErrorKind::Syntax,
+            format!(
+                "The code nests too deeply (about {depth} levels of brackets or nested operators; the limit is {MAX_NESTING}); write it with less nesting"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Estimated parser recursion depth of `code`.
 pub(crate) fn estimate_depth(code: &str) -> usize {
     let b = code.as_bytes();

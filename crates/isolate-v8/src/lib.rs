@@ -1,0 +1,193 @@
+//! V8 sandbox driver for code-mode: model-written code runs in isolated-vm isolates (V8 with
+//! its JIT) inside a pool of Node.js 24 sidecar processes; tools run in this process.
+//!
+//! Why a sidecar and not rusty_v8 in-process: the `v8` crate's build downloads a prebuilt V8
+//! archive (or needs Chromium's toolchain to build one), which many build machines cannot
+//! do. Node 24 and isolated-vm come prebuilt from the npm registry instead, pinned by this
+//! crate ([`V8Runtime::install`]). The price is one process hop per message (tens of µs),
+//! which V8's JIT repays many times on compute-heavy programs. The README compares both.
+//!
+//! What the driver guarantees on top of isolated-vm:
+//! - one fresh isolate per context, with its memory limit; a prepared isolate is kept ready
+//!   in every sidecar, so creating one is off the critical path;
+//! - a deadline that covers code after an `await` (the sidecar disposes the isolate) and a
+//!   second, later deadline here that kills a wedged sidecar by PID; a dead sidecar is
+//!   replaced on the next context and the executions it held end with a clear error;
+//! - tool calls cross to Rust and run concurrently for `Promise.all`; errors cross as values
+//!   (name and message only, never a host stack or path);
+//! - no isolated-vm `Reference` stays reachable from guest globals.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use code_mode::{ContextConfig, IsolateDriver};
+//! use code_mode_isolate_v8::V8Driver;
+//!
+//! let driver = V8Driver::new()?; // fails with what to install when the runtime is missing
+//! let ctx = driver.create_context(ContextConfig::default()).await?;
+//! let r = ctx.execute("let s = 0; for (let i = 0; i < 1e6; i++) s += i; return s").await;
+//! assert_eq!(r.value(), Some(&serde_json::json!(499999500000u64)));
+//! # Ok(()) }
+//! ```
+
+mod context;
+mod protocol;
+mod runtime;
+mod sidecar;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use code_mode::{ContextConfig, DriverError, IsolateContext, IsolateDriver};
+
+pub use runtime::{ISOLATED_VM_VERSION, NODE_VERSION, RuntimeError, V8Runtime};
+
+use crate::context::V8Context;
+use crate::sidecar::Sidecar;
+
+/// How the driver finds its runtime and sizes its pool.
+#[derive(Debug, Clone)]
+pub struct V8Options {
+    /// Runtime folder (with `node_modules/isolated-vm`); default `$CODE_MODE_V8_RUNTIME`, then
+    /// [`V8Runtime::default_dir`].
+    pub runtime_dir: Option<PathBuf>,
+    /// Node.js ≥ 24 binary; default `$CODE_MODE_V8_NODE`, then the one in the runtime folder.
+    pub node: Option<PathBuf>,
+    /// Sidecar processes (each runs many isolates in parallel threads); default: the number
+    /// of cores.
+    pub pool_size: usize,
+    /// How long after an execution's deadline the driver waits for the sidecar's own timeout
+    /// before it declares the sidecar wedged and kills it.
+    pub grace: Duration,
+}
+
+impl Default for V8Options {
+    fn default() -> Self {
+        Self {
+            runtime_dir: None,
+            node: None,
+            pool_size: std::thread::available_parallelism().map_or(2, usize::from),
+            grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The V8 driver. Cheap to share (`Arc`); sidecars start on first use.
+pub struct V8Driver {
+    runtime: V8Runtime,
+    node_version: String,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Sidecar>>>>,
+    next_slot: AtomicUsize,
+    next_context: AtomicU64,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for V8Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V8Driver")
+            .field("runtime", &self.runtime)
+            .field("node_version", &self.node_version)
+            .field("pool_size", &self.slots.len())
+            .finish()
+    }
+}
+
+impl V8Driver {
+    /// A driver with the default options. Fails, saying what to install, when the runtime is
+    /// missing or does not work ([`V8Runtime::probe`]).
+    pub fn new() -> Result<Self, DriverError> {
+        Self::with_options(V8Options::default())
+    }
+
+    /// A driver with `options`.
+    ///
+    /// ```
+    /// use code_mode_isolate_v8::{V8Driver, V8Options};
+    /// let options = V8Options {
+    ///     runtime_dir: Some(std::env::temp_dir().join("not-a-v8-runtime")),
+    ///     ..V8Options::default()
+    /// };
+    /// let err = V8Driver::with_options(options).unwrap_err();
+    /// assert!(err.message.contains("is not installed"));
+    /// ```
+    pub fn with_options(options: V8Options) -> Result<Self, DriverError> {
+        let runtime = V8Runtime::locate(options.runtime_dir.as_deref(), options.node.as_deref())
+            .map_err(|e| DriverError::new("v8", e.to_string()))?;
+        let node_version = runtime
+            .probe()
+            .map_err(|e| DriverError::new("v8", e.to_string()))?;
+        let pool_size = options.pool_size.clamp(1, 64);
+        Ok(Self {
+            runtime,
+            node_version,
+            slots: (0..pool_size)
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next_slot: AtomicUsize::new(0),
+            next_context: AtomicU64::new(1),
+            grace: options.grace,
+        })
+    }
+
+    /// The Node.js version the probe reported.
+    pub fn node_version(&self) -> &str {
+        &self.node_version
+    }
+
+    /// The runtime in use.
+    pub fn runtime(&self) -> &V8Runtime {
+        &self.runtime
+    }
+
+    /// Starts every sidecar of the pool now instead of on first use.
+    pub async fn warm_up(&self) -> Result<(), DriverError> {
+        for i in 0..self.slots.len() {
+            self.sidecar_at(i).await?;
+        }
+        Ok(())
+    }
+
+    /// Process ids of the running sidecars (for monitoring, and for the tests that kill one).
+    pub async fn sidecar_pids(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        for slot in &self.slots {
+            if let Some(s) = slot.lock().await.as_ref().filter(|s| s.is_alive()) {
+                pids.push(s.pid());
+            }
+        }
+        pids
+    }
+
+    async fn sidecar_at(&self, i: usize) -> Result<Arc<Sidecar>, DriverError> {
+        let Some(slot) = self.slots.get(i % self.slots.len().max(1)) else {
+            return Err(DriverError::new("v8", "the sidecar pool is empty"));
+        };
+        let mut slot = slot.lock().await;
+        if let Some(s) = slot.as_ref().filter(|s| s.is_alive()) {
+            return Ok(s.clone());
+        }
+        // Missing, or dead (it crashed or was killed): start a replacement.
+        let fresh = Sidecar::spawn(&self.runtime).await?;
+        *slot = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
+
+#[async_trait]
+impl IsolateDriver for V8Driver {
+    fn name(&self) -> &str {
+        "v8"
+    }
+
+    async fn create_context(
+        &self,
+        config: ContextConfig,
+    ) -> Result<Box<dyn IsolateContext>, DriverError> {
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let sidecar = self.sidecar_at(slot).await?;
+        let id = self.next_context.fetch_add(1, Ordering::Relaxed);
+        Ok(Box::new(V8Context::new(id, sidecar, config, self.grace)))
+    }
+}

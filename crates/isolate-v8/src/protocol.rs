@@ -1,0 +1,162 @@
+//! The line protocol with the sidecar (documented at the top of `sidecar/sidecar.js`).
+//!
+//! One JSON object per line in each direction. Values the guest produces (tool arguments,
+//! results) are embedded raw by the sidecar, so each crosses as JSON exactly once.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// A line from the sidecar.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub(crate) enum Incoming {
+    /// The sidecar started.
+    Ready {
+        /// `process.version`.
+        node: String,
+    },
+    /// A console line of run `run`.
+    Log {
+        run: u64,
+        level: String,
+        msg: String,
+    },
+    /// The guest called a binding.
+    Call {
+        run: u64,
+        call: u64,
+        name: String,
+        #[serde(default)]
+        args: Value,
+    },
+    /// The run ended.
+    Done {
+        run: u64,
+        /// Absent when the program returned nothing; `Some(Null)` for `return null`.
+        #[serde(default, deserialize_with = "present")]
+        value: Option<Value>,
+        #[serde(default)]
+        error: Option<GuestFailure>,
+    },
+    /// Answer to a ping.
+    Pong {
+        #[allow(dead_code)]
+        id: u64,
+    },
+}
+
+impl Incoming {
+    /// The run a line belongs to, if any.
+    pub(crate) fn run(&self) -> Option<u64> {
+        match self {
+            Self::Log { run, .. } | Self::Call { run, .. } | Self::Done { run, .. } => Some(*run),
+            Self::Ready { .. } | Self::Pong { .. } => None,
+        }
+    }
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// A failure as the sidecar classified it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GuestFailure {
+    /// `guest`, `syntax`, `timeout`, `memory`, `stack`, `deadlock`, `result`, `too_large`,
+    /// `disposed` or `internal`.
+    pub kind: String,
+    pub name: String,
+    pub message: String,
+    #[serde(default)]
+    pub line: u32,
+}
+
+/// What a context's first run creates.
+pub(crate) struct CreateSpec<'a> {
+    pub memory_mb: u64,
+    pub bindings: Vec<&'a str>,
+    pub max_logs: u64,
+    pub max_log_bytes: u64,
+}
+
+/// `run`: executes `code` in context `ctx`.
+pub(crate) fn run_line(
+    run: u64,
+    ctx: u64,
+    timeout_ms: u64,
+    max_result_bytes: u64,
+    code: &str,
+    create: Option<&CreateSpec<'_>>,
+) -> String {
+    let mut msg = json!({
+        "op": "run", "run": run, "ctx": ctx, "timeoutMs": timeout_ms,
+        "maxResultBytes": max_result_bytes, "code": code,
+    });
+    if let (Some(spec), Value::Object(m)) = (create, &mut msg) {
+        m.insert(
+            "create".into(),
+            json!({
+                "memoryMb": spec.memory_mb, "bindings": spec.bindings,
+                "maxLogs": spec.max_logs, "maxLogBytes": spec.max_log_bytes,
+            }),
+        );
+    }
+    line(&msg)
+}
+
+/// `reply`: the result of call `call` (JSON text) or its error.
+pub(crate) fn reply_line(ctx: u64, call: u64, outcome: Result<Value, (String, String)>) -> String {
+    let msg = match outcome {
+        Ok(value) => json!({"op": "reply", "ctx": ctx, "call": call, "ok": value.to_string()}),
+        Err((name, message)) => json!({
+            "op": "reply", "ctx": ctx, "call": call, "err": {"name": name, "message": message},
+        }),
+    };
+    line(&msg)
+}
+
+/// `dispose`: frees context `ctx`.
+pub(crate) fn dispose_line(ctx: u64) -> String {
+    line(&json!({"op": "dispose", "ctx": ctx}))
+}
+
+fn line(v: &Value) -> String {
+    let mut s = v.to_string();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_incoming_shape() {
+        let lines = [
+            r#"{"t":"ready","node":"v24.21.0"}"#,
+            r#"{"t":"log","run":1,"level":"warn","msg":"x"}"#,
+            r#"{"t":"call","run":1,"call":2,"name":"external_a","args":{"q":[1]}}"#,
+            r#"{"t":"done","run":1,"value":{"a":1}}"#,
+            r#"{"t":"done","run":1}"#,
+            r#"{"t":"done","run":1,"error":{"kind":"guest","name":"TypeError","message":"m","line":3}}"#,
+        ];
+        for l in lines {
+            let parsed: Incoming = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+            assert!(matches!(parsed, Incoming::Ready { .. }) || parsed.run() == Some(1));
+        }
+        let bad: Result<Incoming, _> = serde_json::from_str(r#"{"t":"nonsense"}"#);
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn lines_are_single_lines() {
+        let code = "const a = 1;\nreturn '\u{2028}\"'";
+        let l = run_line(1, 2, 30, 10, code, None);
+        assert_eq!(l.matches('\n').count(), 1);
+        assert!(l.ends_with('\n'));
+        let v: Value = serde_json::from_str(&l).unwrap_or_default();
+        assert_eq!(v["code"], code);
+        let r = reply_line(2, 3, Err(("ToolCallLimitError".into(), "m\nn".into())));
+        assert_eq!(r.matches('\n').count(), 1);
+    }
+}
