@@ -14,6 +14,7 @@ mod bench;
 mod e2e;
 mod matrix;
 mod provision;
+mod runtimes;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,8 @@ enum Cmd {
         #[arg(long)]
         screenshot: Option<std::path::PathBuf>,
     },
+    /// Install the V8 driver's runtime (Node 24 + isolated-vm) into .cache/v8-runtime.
+    V8Runtime,
     /// Run the benchmarks and record medians in docs/benchmarks.md.
     Bench {
         /// Criterion measurement time per benchmark, in seconds.
@@ -49,6 +52,16 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Test { matrix_only } => matrix::run(matrix_only),
+        Cmd::V8Runtime => match runtimes::v8() {
+            Ok(env) => {
+                for (k, v) in env {
+                    println!("export {k}={v}");
+                }
+                Ok(())
+            }
+            Err(matrix::Provision::Skip(why)) => anyhow::bail!("cannot install: {why}"),
+            Err(matrix::Provision::Fail(e)) => Err(e),
+        },
         Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),
         Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
     }

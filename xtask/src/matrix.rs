@@ -13,12 +13,43 @@ struct DriverEntry {
     name: &'static str,
     /// Cargo package holding the driver and its `tests/conformance.rs`.
     package: &'static str,
+    /// Installs what the driver needs at run time. `Ok(env)` for its tests, or
+    /// `Err(Skip(reason))` when this machine cannot have it (the row says why).
+    provision: fn() -> Result<Vec<(String, String)>, Provision>,
+    /// Further `cargo test` runs with the same environment (e.g. the CLI with the driver).
+    extra: &'static [&'static [&'static str]],
 }
 
-const DRIVERS: &[DriverEntry] = &[DriverEntry {
-    name: "quickjs",
-    package: "code-mode-isolate-quickjs",
-}];
+/// Why a driver's runtime is not there.
+pub enum Provision {
+    /// This machine cannot have it (the row is skipped, with the reason).
+    Skip(String),
+    /// It should work and failed (the row fails).
+    Fail(anyhow::Error),
+}
+
+const DRIVERS: &[DriverEntry] = &[
+    DriverEntry {
+        name: "quickjs",
+        package: "code-mode-isolate-quickjs",
+        provision: || Ok(Vec::new()),
+        extra: &[],
+    },
+    DriverEntry {
+        name: "v8",
+        package: "code-mode-isolate-v8",
+        provision: crate::runtimes::v8,
+        extra: &[&[
+            "test",
+            "-p",
+            "code-mode-cli",
+            "--features",
+            "v8",
+            "--test",
+            "cli",
+        ]],
+    },
+];
 
 #[derive(Default, Clone, Copy)]
 struct Counts {
@@ -115,9 +146,42 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
         total.add(counts);
     }
     let mut rows = Vec::new();
+    let mut skipped = 0u64;
     for d in DRIVERS {
+        println!("== driver {}: provisioning ==", d.name);
+        let env = match (d.provision)() {
+            Ok(env) => env,
+            Err(Provision::Skip(why)) => {
+                println!("driver {} skipped: {why}", d.name);
+                skipped += 1;
+                rows.push((
+                    d.name,
+                    format!("skipped: {why}"),
+                    Counts::default(),
+                    Counts::default(),
+                ));
+                continue;
+            }
+            Err(Provision::Fail(e)) => {
+                println!("driver {}: provisioning failed: {e:#}", d.name);
+                all_ok = false;
+                rows.push((
+                    d.name,
+                    format!("FAIL: provisioning: {e}"),
+                    Counts::default(),
+                    Counts::default(),
+                ));
+                continue;
+            }
+        };
         println!("== driver {}: all tests of {} ==", d.name, d.package);
-        let (ok, all, suite) = cargo_test(&["test", "-p", d.package], &[], "conformance::")?;
+        let (mut ok, mut all, suite) =
+            cargo_test(&["test", "-p", d.package], &env, "conformance::")?;
+        for args in d.extra {
+            let (extra_ok, extra, _) = cargo_test(args, &env, "conformance::")?;
+            ok &= extra_ok;
+            all.add(extra);
+        }
         all_ok &= ok;
         total.add(all);
         rows.push((
@@ -140,7 +204,9 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
     println!();
     println!(
         "{} passed, {} failed, {} skipped",
-        total.passed, total.failed, total.ignored
+        total.passed,
+        total.failed,
+        total.ignored + skipped
     );
     if !all_ok || total.failed > 0 {
         bail!("some tests failed");

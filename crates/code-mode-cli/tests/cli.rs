@@ -129,13 +129,18 @@ fn usage_errors_exit_2() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
-    let out = code_mode()
-        .args(["run", "-", "--driver", "v8"])
-        .write_stdin("return 1")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not enabled"));
+    let disabled = code_mode_drivers::ALL_DRIVERS
+        .iter()
+        .find(|d| !code_mode_drivers::enabled_drivers().contains(d));
+    if let Some(disabled) = disabled {
+        let out = code_mode()
+            .args(["run", "-", "--driver", disabled])
+            .write_stdin("return 1")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not enabled"));
+    }
     let out = code_mode()
         .args(["frobnicate"])
         .output()
@@ -191,4 +196,23 @@ fn demo_runs_and_shows_prompt_events_and_result() {
             "demo output lacks {needle:?}:\n{text}"
         );
     }
+}
+
+/// `--driver v8` runs the program on the V8 sidecar (built with `--features v8`; the
+/// runtime is installed by `cargo xtask test`).
+#[test]
+#[cfg(feature = "v8")]
+fn the_v8_driver_is_selectable() {
+    let out = code_mode()
+        .args(["run", "-", "--driver", "v8"])
+        .write_stdin("const n: number = 6; return n * 7")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_stdout(&out)["result"], serde_json::json!(42));
 }

@@ -95,6 +95,7 @@ fn is_enabled(name: &str) -> bool {
     #[allow(clippy::match_like_matches_macro)] // one arm per driver feature, more to come
     match name {
         "quickjs" => cfg!(feature = "quickjs"),
+        "v8" => cfg!(feature = "v8"),
         _ => false,
     }
 }
@@ -122,6 +123,8 @@ pub fn driver_by_name(
     match name {
         #[cfg(feature = "quickjs")]
         "quickjs" => Ok(Arc::new(code_mode_isolate_quickjs::QuickJsDriver::new())),
+        #[cfg(feature = "v8")]
+        "v8" => Ok(Arc::new(code_mode_isolate_v8::V8Driver::new()?)),
         n if ALL_DRIVERS.contains(&n) => Err(DriverSelectError::NotEnabled { name: n.to_owned() }),
         n => Err(DriverSelectError::Unknown { name: n.to_owned() }),
     }
@@ -132,6 +135,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(not(feature = "v8"))]
     fn selection() {
         assert_eq!(enabled_drivers(), vec!["quickjs"]);
         assert_eq!(
@@ -149,5 +153,16 @@ mod tests {
             driver_by_name("nope", &DriverOptions::default()),
             Err(DriverSelectError::Unknown { .. })
         ));
+    }
+
+    #[test]
+    #[cfg(feature = "v8")]
+    fn v8_is_preferred_when_enabled() {
+        assert_eq!(enabled_drivers().first().copied(), Some("v8"));
+        // Without its runtime the constructor explains what to install; with it, it works.
+        match driver_by_name("v8", &DriverOptions::default()) {
+            Ok(d) => assert_eq!(d.name(), "v8"),
+            Err(e) => assert!(e.to_string().contains("code-mode-v8-setup"), "{e}"),
+        }
     }
 }

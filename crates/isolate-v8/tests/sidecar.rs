@@ -1,0 +1,202 @@
+//! What only this driver has: sidecar processes that can die or wedge, a pool shared by many
+//! executions, and isolated-vm handles that must never reach the guest.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use code_mode::{
+    Binding, Bindings, ContextConfig, ErrorKind, GuestError, IsolateContext, IsolateDriver, Limits,
+};
+use code_mode_isolate_v8::{V8Driver, V8Options};
+use serde_json::{Value, json};
+
+fn driver(pool_size: usize, grace: Duration) -> V8Driver {
+    V8Driver::with_options(V8Options {
+        pool_size,
+        grace,
+        ..V8Options::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn bindings() -> Bindings {
+    let wait = Binding::new("external_wait", |_| {
+        Box::pin(async { futures::future::pending::<Result<Value, GuestError>>().await })
+    });
+    let echo = Binding::new("external_echo", |args| {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(args["ms"].as_u64().unwrap_or(0))).await;
+            Ok(args)
+        })
+    });
+    let mut b = Bindings::new();
+    for binding in [wait, echo] {
+        b.insert(binding.unwrap_or_else(|e| panic!("{e}")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    b
+}
+
+async fn context(d: &V8Driver, timeout: Duration) -> Box<dyn IsolateContext> {
+    let limits = Limits::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    d.create_context(ContextConfig::new(bindings()).with_limits(limits))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn signal(sig: &str, pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid} failed");
+}
+
+async fn assert_works(d: &V8Driver) {
+    let ctx = context(d, Duration::from_secs(10)).await;
+    let r = ctx
+        .execute("return (await external_echo({v: 41})).v + 1")
+        .await;
+    assert_eq!(r.outcome, Ok(Some(json!(42))), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_fails_its_executions_and_is_replaced() {
+    let d = driver(1, Duration::from_secs(2));
+    let ctx = context(&d, Duration::from_secs(20)).await;
+    let pids = d.sidecar_pids().await;
+    assert_eq!(pids.len(), 1);
+    let pid = pids[0];
+    let started = Instant::now();
+    let (r, ()) = tokio::join!(ctx.execute("await external_wait(); return 1"), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal("-KILL", pid);
+    });
+    let e = r.error().cloned().unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(e.kind, ErrorKind::Driver("v8".into()), "{e}");
+    assert!(e.message.contains("exited unexpectedly"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "noticed too late"
+    );
+    // The context is gone with its sidecar; a new context gets a new sidecar.
+    assert_eq!(
+        ctx.execute("return 1")
+            .await
+            .error()
+            .map(|e| e.kind.clone()),
+        Some(ErrorKind::Disposed)
+    );
+    assert_works(&d).await;
+    let now = d.sidecar_pids().await;
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], pid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wedged_sidecar_is_killed_at_the_hard_deadline() {
+    let grace = Duration::from_millis(700);
+    let d = driver(1, grace);
+    let ctx = context(&d, Duration::from_millis(300)).await;
+    let pid = d.sidecar_pids().await[0];
+    let started = Instant::now();
+    // SIGSTOP freezes the whole process, its own timers included: only the driver's
+    // deadline can end this execution.
+    let (r, ()) = tokio::join!(ctx.execute("await external_wait(); return 1"), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal("-STOP", pid);
+    });
+    let elapsed = started.elapsed();
+    let e = r.error().cloned().unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
+    assert!(e.message.contains("killed"), "{e}");
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    assert_works(&d).await;
+    assert_ne!(d.sidecar_pids().await, vec![pid]);
+    // The stopped process was killed, not left behind.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.contains(") Z "),
+        "pid {pid} still there: {state}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_executions_do_not_cross_talk() {
+    let d = Arc::new(driver(2, Duration::from_secs(2)));
+    let runs = (0..64).map(|i| {
+        let d = d.clone();
+        async move {
+            let ctx = context(&d, Duration::from_secs(30)).await;
+            let code = format!(
+                "globalThis.me = {i}; console.log('me', me);
+                 const rs = await Promise.all([1, 2, 3].map((k) => external_echo({{i: me, k, ms: (me * 7 + k) % 20}})));
+                 let s = 0; for (let n = 0; n < 200000; n++) s += n % (me + 1);
+                 return {{me, echoed: rs.map((r) => r.i), ks: rs.map((r) => r.k), s}}"
+            );
+            (i, ctx.execute(&code).await)
+        }
+    });
+    for (i, r) in futures::future::join_all(runs).await {
+        let expected_s: u64 = (0..200_000u64).map(|n| n % (i + 1)).sum();
+        assert_eq!(
+            r.outcome,
+            Ok(Some(
+                json!({"me": i, "echoed": [i, i, i], "ks": [1, 2, 3], "s": expected_s})
+            )),
+            "context {i}"
+        );
+        assert_eq!(r.logs.len(), 1);
+        assert_eq!(r.logs[0].message, format!("me {i}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_isolated_vm_handle_or_host_path_reaches_the_guest() {
+    let d = driver(1, Duration::from_secs(2));
+    let ctx = context(&d, Duration::from_secs(10)).await;
+    let r = ctx
+        .execute(
+            "const names = Object.getOwnPropertyNames(globalThis);
+             const odd = names.filter((n) => {
+               const v = globalThis[n];
+               const ctor = v && v.constructor && v.constructor.name;
+               return /Reference|Callback|ExternalCopy|Isolate/.test(String(ctor)) || n.startsWith('__cm_') && n !== '__cm_run';
+             });
+             const stack = String(new Error('x').stack);
+             return { odd, stack, hasIvm: typeof ivm, refs: names.filter((n) => n.startsWith('_') && n !== '__cm_run') };",
+        )
+        .await;
+    let v = r.value().cloned().unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(v["odd"], json!([]), "{v}");
+    assert_eq!(v["hasIvm"], json!("undefined"));
+    assert_eq!(v["refs"], json!([]), "{v}");
+    let stack = v["stack"].as_str().unwrap_or_default();
+    assert!(
+        !stack.contains('/') && !stack.contains("sidecar"),
+        "host path in guest stack: {stack}"
+    );
+}
+
+#[test]
+fn a_missing_runtime_says_what_to_install() {
+    let err = V8Driver::with_options(V8Options {
+        runtime_dir: Some(std::env::temp_dir().join("code-mode-v8-nothing-here")),
+        ..V8Options::default()
+    })
+    .unwrap_err();
+    assert!(err.message.contains("code-mode-v8-setup"), "{err}");
+    assert!(err.message.contains("24.21.0"), "{err}");
+}
+
+#[test]
+fn the_probe_reports_node_24() {
+    let d = driver(1, Duration::from_secs(2));
+    assert!(d.node_version().starts_with("v24."), "{}", d.node_version());
+}
