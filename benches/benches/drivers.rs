@@ -53,8 +53,23 @@ fn cold_start(rt: &tokio::runtime::Runtime) {
     );
 }
 
+/// The scenarios, for harnesses outside Rust (the TanStack baseline) to run the same code.
+fn write_scenarios() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    let map: serde_json::Map<String, serde_json::Value> = SCENARIOS
+        .iter()
+        .map(|(name, code)| ((*name).to_owned(), serde_json::json!(code)))
+        .collect();
+    let _ = std::fs::write(
+        dir.join("scenarios.json"),
+        serde_json::Value::Object(map).to_string(),
+    );
+}
+
 fn benches(c: &mut Criterion) {
     let rt = runtime();
+    write_scenarios();
     cold_start(&rt);
     for (name, driver) in drivers() {
         let mut group = c.benchmark_group(name.as_str());
@@ -75,6 +90,20 @@ fn benches(c: &mut Criterion) {
                 })
             });
         }
+        // Spaced by 5 ms: enough for drivers whose engines take milliseconds to prepare
+        // (V8 isolates) to have one ready, still far denser than a chat.
+        group.bench_function("return_1_plus_1_spaced_5ms", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    std::thread::sleep(Duration::from_millis(5));
+                    let started = Instant::now();
+                    rt.block_on(run_fresh(&driver, "return 1 + 1"));
+                    total += started.elapsed();
+                }
+                total
+            })
+        });
         // Back to back: no pause, so engine creation and teardown are on the critical path.
         group.bench_function("return_1_plus_1_back_to_back", |b| {
             b.to_async(&rt).iter(|| run_fresh(&driver, "return 1 + 1"))

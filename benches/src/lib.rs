@@ -26,6 +26,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); } return fib(20)",
     ),
     (
+        "fib_25",
+        "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); } return fib(25)",
+    ),
+    (
         "json_5000_rows",
         "const rows = Array.from({length: 5000}, (_, i) => ({id: i, name: 'row' + i, tags: ['a', 'b']})); return JSON.parse(JSON.stringify(rows)).length",
     ),

@@ -14,13 +14,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn median_ns(dir: &Path) -> Option<f64> {
+pub(crate) fn median_ns(dir: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join("new/estimates.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
 
-fn fmt(ns: f64) -> String {
+pub(crate) fn fmt(ns: f64) -> String {
     if ns >= 1e6 {
         format!("{:.2} ms", ns / 1e6)
     } else {
@@ -52,20 +52,25 @@ fn machine() -> String {
 pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let secs = measurement_secs.to_string();
+    // Drivers with a runtime to install are measured when it can be installed.
+    let v8_env = match crate::runtimes::v8() {
+        Ok(env) => Some(env),
+        Err(crate::matrix::Provision::Skip(why)) => {
+            println!("V8 driver not measured: {why}");
+            None
+        }
+        Err(crate::matrix::Provision::Fail(e)) => return Err(e),
+    };
+    let _ = std::fs::remove_dir_all(root().join("target/criterion"));
+    let mut args = vec!["bench", "-p", "code-mode-benches", "--bench", "drivers"];
+    if v8_env.is_some() {
+        args.extend(["--features", "v8"]);
+    }
+    args.extend(["--", "--warm-up-time", "1", "--measurement-time", &secs]);
     let status = Command::new(&cargo)
         .current_dir(root())
-        .args([
-            "bench",
-            "-p",
-            "code-mode-benches",
-            "--bench",
-            "drivers",
-            "--",
-            "--warm-up-time",
-            "1",
-            "--measurement-time",
-            &secs,
-        ])
+        .args(&args)
+        .envs(v8_env.iter().flatten().map(|(k, v)| (k, v)))
         .status()
         .context("cannot run cargo bench")?;
     if !status.success() {
@@ -107,11 +112,13 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
         }
         let names = [
             "return_1_plus_1",
+            "return_1_plus_1_spaced_5ms",
             "return_1_plus_1_back_to_back",
             "sequential_tool_calls_3",
             "sequential_tool_calls_8",
             "parallel_tool_calls_100",
             "fib_20",
+            "fib_25",
             "json_5000_rows",
             "reused_context_return_1_plus_1",
             "reused_context_sequential_tool_calls_100",
@@ -138,6 +145,26 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
                 fmt((p100 - base) / 100.0)
             )?;
         }
+    }
+    let scenarios: Vec<(String, String)> =
+        std::fs::read_to_string(criterion.join("scenarios.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Map<String, Value>>(&s).ok())
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+    match v8_env {
+        Some(env) => {
+            let baseline = crate::tanstack::measure(&env, &scenarios, measurement_secs)?;
+            crate::tanstack::write_comparison(&mut md, &criterion, &scenarios, &baseline)?;
+        }
+        None => writeln!(
+            md,
+            "## Side by side with TanStack\n\nNot measured: the Node 24 runtime could not be installed on this machine.\n"
+        )?,
     }
     let out = root().join("docs/benchmarks.md");
     std::fs::write(&out, md)?;

@@ -15,6 +15,7 @@ mod e2e;
 mod matrix;
 mod provision;
 mod runtimes;
+mod tanstack;
 
 use clap::{Parser, Subcommand};
 

@@ -172,6 +172,7 @@ async function makeIsolate(memoryMb) {
     const id = ctx.nextCall++
     ctx.pending.set(id, resolve)
     run.probeGen++
+    clearTimeout(run.probeTimer)
     out(`{"t":"call","run":${run.id},"call":${id},"name":${q(name)},"args":${args}}`)
   }))
   const log = new ivm.Callback((level, msg) => {
@@ -181,6 +182,11 @@ async function makeIsolate(memoryMb) {
   await context.global.set('__cm_call', call)
   await context.global.set('__cm_log', log)
   await context.eval(PRELUDE)
+  // Warm the path every run takes (compile, async function, result encoding): V8 initialises
+  // these lazily, and the first run of a context would otherwise pay for it.
+  await isolate
+    .compileScriptSync(`__cm_run(async function () { return [1, 'a', { b: null }] })`, { filename: SCRIPT })
+    .run(context, { promise: true, copy: true })
   return { isolate, context, link, memoryMb }
 }
 
@@ -193,11 +199,23 @@ function refillSpares() {
 async function takeIsolate(memoryMb) {
   while (memoryMb === SPARE_MB && spares.length > 0) {
     const got = await spares.shift()
-    setImmediate(refillSpares)
     if (got && !got.isolate.isDisposed) return got
   }
   return makeIsolate(memoryMb)
 }
+
+// Creating an isolate blocks this thread for a millisecond or more, so spares are refilled
+// only when no run is in flight (checked again on every finish).
+let refillTimer = null
+function scheduleRefill() {
+  if (refillTimer || spares.length >= SPARES) return
+  refillTimer = setTimeout(() => {
+    refillTimer = null
+    if (active > 0) return
+    refillSpares()
+  }, 1)
+}
+let active = 0
 
 class Ctx {
   constructor(id) {
@@ -224,17 +242,27 @@ class Ctx {
     if (!resolve) return
     this.pending.delete(msg.call)
     resolve(msg.ok !== undefined ? 'v' + msg.ok : 'e' + q(msg.err))
-    if (this.pending.size === 0 && this.run && !this.run.done) this.probe(this.run)
+    if (this.pending.size === 0 && this.run && !this.run.done) this.armProbe(this.run)
+  }
+
+  // Arms the deadlock probe a little later, so busy programs (and sequential tool calls)
+  // never pay for it; any tool call in between disarms it.
+  armProbe(run) {
+    clearTimeout(run.probeTimer)
+    run.probeTimer = setTimeout(() => this.probe(run), 5)
   }
 
   finish(run, payload) {
     if (run.done) return
     run.done = true
+    active--
     clearTimeout(run.timer)
+    clearTimeout(run.probeTimer)
     if (this.run === run) this.run = null
     for (const resolve of this.pending.values()) resolve('e' + q({ name: 'Error', message: 'the execution has ended' }))
     this.pending.clear()
     out(`{"t":"done","run":${run.id}${payload}}`)
+    scheduleRefill()
   }
 
   fail(run, kind, name, message, line) {
@@ -260,15 +288,17 @@ class Ctx {
   }
 
   dispose() {
-    if (this.isolate && !this.isolate.isDisposed) {
-      try { this.isolate.dispose() } catch {}
+    const isolate = this.isolate
+    if (isolate && !isolate.isDisposed) {
+      setImmediate(() => { try { if (!isolate.isDisposed) isolate.dispose() } catch {} })
     }
     if (this.run) this.fail(this.run, 'disposed', 'DisposedError', 'The context was disposed during the execution')
     contexts.delete(this.id)
   }
 
   async execute(msg) {
-    const run = { id: msg.run, done: false, killedBy: null, timer: null, probeGen: 0 }
+    const run = { id: msg.run, done: false, killedBy: null, timer: null, probeTimer: null, probeGen: 0 }
+    active++
     if (this.dead) return this.fail(run, 'disposed', 'DisposedError', 'The context was stopped by an earlier ' + this.dead + ' and cannot run code anymore')
     this.run = run
     run.timer = setTimeout(() => {
@@ -289,7 +319,7 @@ class Ctx {
     if (run.done) return
     let script
     try {
-      script = await this.isolate.compileScript(`${setup}__cm_run(async function () {${msg.code}\n})`, { filename: SCRIPT })
+      script = this.isolate.compileScriptSync(`${setup}__cm_run(async function () {${msg.code}\n})`, { filename: SCRIPT })
     } catch (e) {
       if (run.done) return
       const message = String(e && e.message)
@@ -301,7 +331,7 @@ class Ctx {
       return this.fail(run, name === 'SyntaxError' ? 'syntax' : 'guest', name, clean, m ? +m[1] : 0)
     }
     const result = script.run(this.context, { promise: true, copy: true })
-    this.probe(run)
+    this.armProbe(run)
     let text
     try {
       text = await result

@@ -112,6 +112,8 @@ impl IsolateContext for V8Context {
 
         let hard_deadline = tokio::time::Instant::now() + limits.timeout() + self.grace;
         let mut calls = FuturesUnordered::new();
+        let hard_stop = tokio::time::sleep_until(hard_deadline);
+        tokio::pin!(hard_stop);
         let outcome = loop {
             tokio::select! {
                 event = events.recv() => match event {
@@ -145,7 +147,7 @@ impl IsolateContext for V8Context {
                     let outcome = result.map_err(|e| (e.name, e.message));
                     self.sidecar.send(protocol::reply_line(self.id, call, outcome));
                 }
-                () = tokio::time::sleep_until(hard_deadline) => {
+                () = &mut hard_stop => {
                     // The sidecar's own timer should have fired long ago: it is wedged.
                     self.sidecar.kill(&format!(
                         "it did not answer within {} ms of the execution's deadline",

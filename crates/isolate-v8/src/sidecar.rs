@@ -31,6 +31,8 @@ pub(crate) enum RunEvent {
 #[derive(Default)]
 struct Routes {
     runs: Mutex<HashMap<u64, mpsc::UnboundedSender<RunEvent>>>,
+    /// Bytes written directly since the sidecar's last output line.
+    unacked: std::sync::atomic::AtomicUsize,
     alive: AtomicBool,
     /// Why the process ended, once it has.
     gone: Mutex<Option<String>>,
@@ -42,9 +44,16 @@ impl Routes {
     }
 }
 
+/// Bytes written straight from the caller since the sidecar last printed a line. Below this,
+/// a pipe (64 KiB on Linux) cannot be full, so a direct write cannot block; above it (the
+/// sidecar may be stopped), lines go through the writer thread, which may block harmlessly.
+const DIRECT_BUDGET: usize = 16 * 1024;
+
 /// A running sidecar process.
 pub(crate) struct Sidecar {
     pid: u32,
+    /// The pipe, shared by direct writes and the writer thread.
+    stdin: Arc<Mutex<ChildStdin>>,
     writer: mpsc::UnboundedSender<String>,
     routes: Arc<Routes>,
     child: Mutex<Child>,
@@ -91,9 +100,11 @@ impl Sidecar {
         spawn_stderr(stderr, stderr_tail.clone())?;
         spawn_reader(stdout, routes.clone(), ready_tx, stderr_tail, pid)?;
         let (writer, rx) = mpsc::unbounded_channel();
-        spawn_writer(stdin, rx, routes.clone())?;
+        let stdin = Arc::new(Mutex::new(stdin));
+        spawn_writer(stdin.clone(), rx, routes.clone())?;
         let sidecar = Arc::new(Self {
             pid,
+            stdin,
             writer,
             routes,
             child: Mutex::new(child),
@@ -128,8 +139,29 @@ impl Sidecar {
             .clone()
     }
 
-    /// Sends one line (ending in `\n`).
+    /// Sends one line (ending in `\n`). Small lines are written at once from the caller
+    /// (saving a thread wake-up per tool-call reply) while the pipe surely has room; the
+    /// rest go through the writer thread. Lines of one context never overtake each other:
+    /// each is sent only after the sidecar answered the one before.
     pub(crate) fn send(&self, line: String) {
+        let unacked = self.routes.unacked.load(Ordering::Relaxed);
+        if line.len() <= 4096 && unacked + line.len() <= DIRECT_BUDGET {
+            if let Ok(mut stdin) = self.stdin.try_lock() {
+                self.routes.unacked.fetch_add(line.len(), Ordering::Relaxed);
+                if stdin
+                    .write_all(line.as_bytes())
+                    .and_then(|()| stdin.flush())
+                    .is_err()
+                {
+                    drop(stdin);
+                    mark_gone(
+                        &self.routes,
+                        "the V8 sidecar stopped reading its input".into(),
+                    );
+                }
+                return;
+            }
+        }
         let _ = self.writer.send(line);
     }
 
@@ -205,6 +237,8 @@ fn spawn_reader(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
+            // The sidecar is alive and reading: direct writes may go on.
+            routes.unacked.store(0, Ordering::Relaxed);
             let Ok(msg) = serde_json::from_str::<Incoming>(line.trim_end()) else {
                 continue;
             };
@@ -243,7 +277,7 @@ fn spawn_reader(
 }
 
 fn spawn_writer(
-    mut stdin: ChildStdin,
+    stdin: Arc<Mutex<ChildStdin>>,
     mut rx: mpsc::UnboundedReceiver<String>,
     routes: Arc<Routes>,
 ) -> Result<(), DriverError> {
@@ -259,6 +293,7 @@ fn spawn_writer(
                     break;
                 }
             }
+            let mut stdin = stdin.lock().unwrap_or_else(|p| p.into_inner());
             if stdin
                 .write_all(batch.as_bytes())
                 .and_then(|()| stdin.flush())
