@@ -26,6 +26,7 @@
 
 mod agent;
 mod chunk;
+#[cfg(feature = "axum")]
 mod http;
 pub mod llm;
 mod openai;
@@ -33,6 +34,7 @@ pub mod sse;
 
 pub use agent::Agent;
 pub use chunk::{Chunk, RunError, Usage};
+#[cfg(feature = "axum")]
 pub use http::sse_response;
 pub use llm::{LlmAdapter, LlmError, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
 pub use openai::OpenAiCompatible;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use crate::bindings::{Binding, Bindings, GuestError};
@@ -46,6 +47,11 @@ pub struct ToolSpec {
     /// Output JSON Schema, if any.
     pub output_schema: Option<Value>,
 }
+
+/// Computes extra sandbox functions for one execution from its tool context
+/// (see [`CodeMode::as_tools_with`]).
+pub type BindingProvider =
+    Arc<dyn Fn(&ToolContext) -> BoxFuture<'static, Vec<Binding>> + Send + Sync>;
 
 /// Per-call options of [`CodeMode::execute`].
 #[derive(Debug, Clone, Default)]
@@ -261,16 +267,27 @@ impl CodeMode {
     /// that treats every tool alike. Their handlers read the tool-call id and the event sink
     /// from the [`ToolContext`].
     pub fn as_tools(&self) -> Vec<Tool> {
+        self.as_tools_with(Arc::new(|_ctx: &ToolContext| {
+            Box::pin(async { Vec::new() }) as BoxFuture<'static, Vec<Binding>>
+        }))
+    }
+
+    /// Like [`CodeMode::as_tools`], with more sandbox functions computed for each execution
+    /// by `extra` (the skills crate adds its `skill_<name>` functions this way, loading the
+    /// library afresh on every call).
+    pub fn as_tools_with(&self, extra: BindingProvider) -> Vec<Tool> {
         let me = self.clone();
         let mut tools = vec![Tool::internal(
             self.execute_tool_spec(),
             Arc::new(move |input, ctx: ToolContext| {
                 let me = me.clone();
+                let extra = extra.clone();
                 Box::pin(async move {
+                    let extra_bindings = extra(&ctx).await;
                     let opts = ExecuteOptions {
                         tool_call_id: ctx.tool_call_id,
                         events: ctx.events,
-                        extra_bindings: Vec::new(),
+                        extra_bindings,
                     };
                     Ok(me.call_execute_tool(&input, opts).await.to_json())
                 })

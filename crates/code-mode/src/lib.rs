@@ -57,7 +57,9 @@ mod tool;
 mod typescript;
 
 pub use bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
-pub use code_mode::{CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions, ToolSpec};
+pub use code_mode::{
+    BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions, ToolSpec,
+};
 pub use console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, TRUNCATION_MARKER};
 pub use driver::{ContextConfig, ExecutionResult, IsolateContext, IsolateDriver};
 pub use error::{
@@ -69,7 +71,7 @@ pub use limits::{Limits, LimitsBuilder};
 pub use nesting::{MAX_NESTING, check_nesting};
 pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};
-pub use stubs::generate_stubs;
+pub use stubs::{generate_stubs, generate_stubs_with_prefix};
 pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, schema_of};
 pub use typescript::{StrippedCode, strip_typescript};
 

@@ -36,7 +36,24 @@ const MAX_DEPTH: usize = 24;
 /// assert!(stubs.contains("declare function external_getWeather(input: GetWeatherInput): Promise<unknown>;"));
 /// ```
 pub fn generate_stubs(tools: &[&Tool]) -> String {
-    let mut generator = StubGenerator::default();
+    generate_stubs_with_prefix(tools, "external_")
+}
+
+/// Like [`generate_stubs`], with another prefix for the sandbox functions (the skills crate
+/// declares its `skill_<name>` functions this way; types are still named after the tool).
+///
+/// ```
+/// use code_mode::{Tool, ToolError, generate_stubs_with_prefix};
+/// use serde_json::json;
+/// let tool = Tool::new("top_repos", "Top repositories.", json!({"type": "object"}),
+///     |_, _| async { Ok::<_, ToolError>(json!({})) }).unwrap();
+/// assert!(generate_stubs_with_prefix(&[&tool], "skill_").contains("declare function skill_top_repos("));
+/// ```
+pub fn generate_stubs_with_prefix(tools: &[&Tool], prefix: &str) -> String {
+    let mut generator = StubGenerator {
+        prefix: prefix.to_owned(),
+        ..StubGenerator::default()
+    };
     let mut blocks = Vec::new();
     for tool in tools {
         blocks.extend(generator.tool(tool));
@@ -99,6 +116,8 @@ struct StubGenerator {
     shared_defs: BTreeMap<String, Value>,
     /// Current nesting of [`StubGenerator::ty`] calls (a guard against absurdly deep schemas).
     nesting: usize,
+    /// Prefix of the declared functions (`external_`).
+    prefix: String,
 }
 
 struct Scope<'a> {
@@ -136,7 +155,8 @@ impl StubGenerator {
             func.push('\n');
         }
         func.push_str(&format!(
-            "declare function external_{}(input{}: {input_ref}): Promise<{output_ref}>;",
+            "declare function {}{}(input{}: {input_ref}): Promise<{output_ref}>;",
+            self.prefix,
             tool.name(),
             if optional { "?" } else { "" }
         ));

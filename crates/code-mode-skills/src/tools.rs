@@ -1,0 +1,139 @@
+//! The tools a session adds: `search_skills`, `get_skill`, `register_skill`, and one tool
+//! per selected skill.
+
+use code_mode::{CodeMode, Tool, ToolDefinitionError, ToolError, now_ms};
+use serde_json::{Value, json};
+
+use crate::library::{Registration, SkillLibrary, skill_tool_shape};
+use crate::search::rank;
+use crate::skill::Skill;
+
+/// The three management tools.
+pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) -> Vec<Tool> {
+    let mut out = Vec::new();
+    let lib = library.clone();
+    let search = Tool::new(
+        "search_skills",
+        "Search the skill library (saved, reusable programs) by keywords. Returns names, descriptions, trust levels and usage; no code.",
+        json!({"type": "object", "properties": {
+            "query": {"type": "string", "description": "Keywords; empty lists the most used skills."},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results (default 5)."}
+        }, "required": ["query"]}),
+        move |input, _| {
+            let lib = lib.clone();
+            async move {
+                let query = input["query"].as_str().unwrap_or_default().to_owned();
+                let limit = input["limit"].as_u64().unwrap_or(5).clamp(1, 50) as usize;
+                let list = lib
+                    .storage()
+                    .list()
+                    .await
+                    .map_err(|e| ToolError::new(e.to_string()))?;
+                let policy = *lib.trust_policy();
+                let found: Vec<Value> = rank(&list.skills, &query, limit)
+                    .into_iter()
+                    .map(|s| {
+                        let mut entry =
+                            serde_json::to_value(s.index_entry()).unwrap_or(Value::Null);
+                        entry["callableFromCode"] = json!(policy.may_run_in_code(s.trust));
+                        entry
+                    })
+                    .collect();
+                Ok::<_, ToolError>(json!(found))
+            }
+        },
+    );
+    let lib = library.clone();
+    let get = Tool::new(
+        "get_skill",
+        "Read one skill: code, schemas, usage hints, stats, trust level and version.",
+        json!({"type": "object", "properties": {
+            "name": {"type": "string", "description": "The skill's name, without the skill_ prefix."}
+        }, "required": ["name"]}),
+        move |input, _| {
+            let lib = lib.clone();
+            async move {
+                let name = input["name"].as_str().unwrap_or_default();
+                let name = name.strip_prefix("skill_").unwrap_or(name);
+                match lib.storage().get(name).await {
+                    Ok(Some(skill)) => Ok(serde_json::to_value(skill).unwrap_or(Value::Null)),
+                    Ok(None) => Err(ToolError::new(format!(
+                        "skill {name:?} not found; use search_skills to find one"
+                    ))),
+                    Err(e) => Err(ToolError::new(e.to_string())),
+                }
+            }
+        },
+    );
+    let lib = library.clone();
+    let register = Tool::new(
+        "register_skill",
+        "Save a program that worked as a reusable skill. It becomes callable from execute_typescript as skill_<name>(input) at once.",
+        json!({"type": "object", "properties": {
+            "name": {"type": "string", "description": "lower snake_case, e.g. compare_cities"},
+            "description": {"type": "string", "description": "What it does and returns."},
+            "code": {"type": "string", "description": "TypeScript function body: reads `input`, may call external_* and skill_*, returns the output."},
+            "inputSchema": {"description": "JSON Schema of input (object or JSON text)."},
+            "outputSchema": {"description": "JSON Schema of the output (object or JSON text)."},
+            "usageHints": {"type": "array", "items": {"type": "string"}},
+            "dependsOn": {"type": "array", "items": {"type": "string"}},
+            "replace": {"type": "boolean", "description": "Save a new version of an existing skill."}
+        }, "required": ["name", "description", "code", "inputSchema", "outputSchema"]}),
+        move |input, ctx| {
+            let lib = lib.clone();
+            async move {
+                let registration: Registration = serde_json::from_value(input)
+                    .map_err(|e| ToolError::new(format!("invalid register_skill input: {e}")))?;
+                let skill = lib
+                    .register(registration)
+                    .await
+                    .map_err(|e| ToolError::new(e.to_string()))?;
+                ctx.emit_custom(
+                    "skill:registered",
+                    json!({"id": skill.id, "name": skill.name, "description": skill.description, "version": skill.version, "timestamp": now_ms()}),
+                );
+                Ok::<_, ToolError>(json!({
+                    "success": true,
+                    "id": skill.id,
+                    "name": skill.name,
+                    "version": skill.version,
+                    "trust": skill.trust,
+                    "message": format!(
+                        "Skill '{}' (version {}) is saved; call it from execute_typescript as skill_{}(input).",
+                        skill.name, skill.version, skill.name
+                    ),
+                }))
+            }
+        },
+    );
+    for tool in [search, get, register] {
+        match tool {
+            Ok(t) => out.push(t),
+            Err(e) => tracing::error!(error = %e, "a skill management tool is invalid"),
+        }
+    }
+    out
+}
+
+/// A selected skill as a direct tool.
+pub(crate) fn skill_tool(
+    library: &SkillLibrary,
+    code_mode: &CodeMode,
+    skill: &Skill,
+) -> Result<Tool, ToolDefinitionError> {
+    let shape = skill_tool_shape(skill)?;
+    let (lib, cm, name) = (library.clone(), code_mode.clone(), skill.name.clone());
+    // The library re-validates and records; this tool only routes the call with its context.
+    let tool = shape.with_handler(|_| async { Ok(Value::Null) })?;
+    let spec_name = tool.name().to_owned();
+    let description = tool.description().to_owned();
+    let input_schema = tool.input_schema().clone();
+    let built = Tool::new(spec_name, description, input_schema, move |input, ctx| {
+        let (lib, cm, name) = (lib.clone(), cm.clone(), name.clone());
+        async move { lib.run(&cm, &name, input, &ctx).await }
+    })?;
+    match tool.output_schema() {
+        Some(schema) => built.with_output_schema(schema.clone()),
+        None => Ok(built),
+    }
+}
