@@ -1,0 +1,88 @@
+//! The storage behaviour suite, run against every backend. PostgreSQL runs when the
+//! `postgres` feature is on (`cargo xtask test` starts a server and sets
+//! `CODE_MODE_TEST_POSTGRES`); MongoDB cases are ignored unless run with `--ignored` and
+//! `MONGODB_URI` (no MongoDB server can be installed on the CI machine).
+
+mod common;
+
+mod memory {
+    crate::storage_suite!(async {
+        Arc::new(code_mode_skills::InMemoryStorage::new()) as Arc<dyn SkillStorage>
+    });
+}
+
+mod filesystem {
+    crate::storage_suite!(async {
+        let dir = std::env::temp_dir().join(format!("code-mode-skills-suite-{}", uuid()));
+        Arc::new(code_mode_skills::FileSystemStorage::new(dir).unwrap()) as Arc<dyn SkillStorage>
+    });
+
+    fn uuid() -> String {
+        format!(
+            "{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        )
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    crate::storage_suite!(crate::postgres_support::fresh_database());
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_support {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use code_mode_skills::{PostgresStorage, SkillStorage};
+
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
+    /// The server `cargo xtask test` started.
+    pub fn server() -> String {
+        std::env::var("CODE_MODE_TEST_POSTGRES").unwrap_or_else(|_| {
+            panic!("CODE_MODE_TEST_POSTGRES is not set: `cargo xtask test` starts a PostgreSQL server for these tests and sets it (e.g. `host=127.0.0.1 port=5433 user=postgres`)")
+        })
+    }
+
+    /// A new, empty database on that server, so cases do not see each other's skills.
+    pub async fn fresh_database() -> Arc<dyn SkillStorage> {
+        let base = server();
+        let name = format!(
+            "skills_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let (client, conn) =
+            tokio_postgres::connect(&format!("{base} dbname=postgres"), tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        Arc::new(
+            PostgresStorage::connect(&format!("{base} dbname={name}"))
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+#[cfg(feature = "mongo")]
+mod mongo {
+    crate::storage_suite!(
+        async {
+            let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| panic!("MONGODB_URI is not set"));
+            let db = format!("skills_{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+            Arc::new(code_mode_skills::MongoStorage::connect(&uri, &db).await.unwrap()) as Arc<dyn SkillStorage>
+        },
+        #[ignore = "needs a MongoDB server: MONGODB_URI=mongodb://... cargo test -p code-mode-skills --features mongo -- --ignored"]
+    );
+}
