@@ -42,6 +42,9 @@ enum Cmd {
     },
     /// Install the V8 driver's runtime (Node 24 + isolated-vm) into .cache/v8-runtime.
     V8Runtime,
+    /// Start the throwaway PostgreSQL server of the tests and print its connection settings
+    /// (it stops when you press Enter).
+    Postgres,
     /// Run the benchmarks and record medians in docs/benchmarks.md.
     Bench {
         /// Criterion measurement time per benchmark, in seconds.
@@ -61,6 +64,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Err(matrix::Provision::Skip(why)) => anyhow::bail!("cannot install: {why}"),
+            Err(matrix::Provision::Fail(e)) => Err(e),
+        },
+        Cmd::Postgres => match runtimes::postgres() {
+            Ok(server) => {
+                println!("export CODE_MODE_TEST_POSTGRES='{}'", server.config);
+                println!("(press Enter to stop the server)");
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                Ok(())
+            }
+            Err(matrix::Provision::Skip(why)) => anyhow::bail!("cannot start: {why}"),
             Err(matrix::Provision::Fail(e)) => Err(e),
         },
         Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),

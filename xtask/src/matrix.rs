@@ -133,11 +133,39 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
             args.push("--exclude");
             args.push(d.package);
         }
+        // The skills crate runs below with its database features, against a real server.
+        args.extend(["--exclude", "code-mode-skills"]);
         // The browser test is ignored by default; it runs in its own phase below.
         args.extend(["--", "--skip", e2e::TEST_NAME]);
         let (ok, counts, _) = cargo_test(&args, &[], "conformance::")?;
         all_ok &= ok;
         total.add(counts);
+
+        println!("== skills storage on PostgreSQL (and the MongoDB mapping) ==");
+        match crate::runtimes::postgres() {
+            Ok(server) => {
+                let env = vec![("CODE_MODE_TEST_POSTGRES".to_owned(), server.config.clone())];
+                let (ok, counts, _) = cargo_test(
+                    &[
+                        "test",
+                        "-p",
+                        "code-mode-skills",
+                        "--features",
+                        "postgres,mongo",
+                    ],
+                    &env,
+                    "conformance::",
+                )?;
+                all_ok &= ok && counts.passed > 0;
+                total.add(counts);
+                drop(server);
+            }
+            Err(Provision::Skip(why)) => println!("skipped: {why}"),
+            Err(Provision::Fail(e)) => {
+                println!("PostgreSQL could not be started: {e:#}");
+                all_ok = false;
+            }
+        }
 
         println!("== chat page in headless Chromium ==");
         let env = e2e::provision()?;

@@ -39,3 +39,133 @@ pub fn v8() -> Result<Vec<(String, String)>, Provision> {
         dir.to_string_lossy().into_owned(),
     )])
 }
+
+/// A throwaway PostgreSQL server on 127.0.0.1 for the skills storage tests: Debian's
+/// server binaries (installed with apt-get when missing), a fresh cluster in `target/`,
+/// trust authentication, fsync off. Stopped (killed) when dropped.
+pub struct Postgres {
+    child: std::process::Child,
+    /// `host=127.0.0.1 port=N user=postgres`.
+    pub config: String,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn postgres_bin() -> Option<std::path::PathBuf> {
+    let mut versions: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("postgres").exists() && p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+/// Starts the server (installing it first if needed).
+pub fn postgres() -> Result<Postgres, Provision> {
+    let bin = match postgres_bin() {
+        Some(b) => b,
+        None => {
+            println!("== installing Debian postgresql (apt-get) ==");
+            provision::apt_install(&["postgresql"]).map_err(Provision::Fail)?;
+            postgres_bin().ok_or_else(|| {
+                Provision::Fail(anyhow::anyhow!(
+                    "postgresql installed but no server binary found"
+                ))
+            })?
+        }
+    };
+    let dir = provision::root().join("target/postgres-test");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| Provision::Fail(e.into()))?;
+    // PostgreSQL refuses to run as root: run it as the `postgres` user then.
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let command = |program: &std::path::Path| {
+        if is_root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    };
+    if is_root {
+        provision::run(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir),
+        )
+        .map_err(Provision::Fail)?;
+    }
+    let data = dir.join("data");
+    provision::run(
+        command(&bin.join("initdb"))
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data)
+            .stdout(std::process::Stdio::null()),
+    )
+    .map_err(Provision::Fail)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Provision::Fail(e.into()))?;
+    let child = command(&bin.join("postgres"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(&dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join("server.log")).map_err(|e| Provision::Fail(e.into()))?,
+        )
+        .spawn()
+        .map_err(|e| Provision::Fail(e.into()))?;
+    let server = Postgres {
+        child,
+        config: format!("host=127.0.0.1 port={port} user=postgres"),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = Command::new(bin.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return Ok(server);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Provision::Fail(anyhow::anyhow!(
+                "PostgreSQL did not start; see {}",
+                dir.join("server.log").display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -86,3 +86,48 @@ mod mongo {
         #[ignore = "needs a MongoDB server: MONGODB_URI=mongodb://... cargo test -p code-mode-skills --features mongo -- --ignored"]
     );
 }
+
+/// Eight processes registering and counting runs against one PostgreSQL database.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_processes_lose_nothing_on_postgres() {
+    use code_mode_skills::{Expect, PostgresStorage, SkillStorage};
+    let base = postgres_support::server();
+    let name = format!("skills_procs_{}", std::process::id());
+    let (admin, conn) =
+        tokio_postgres::connect(&format!("{base} dbname=postgres"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let config = format!("{base} dbname={name}");
+    let storage = PostgresStorage::connect(&config).await.unwrap();
+    assert_eq!(storage.schema_version().await.unwrap(), 1);
+    storage
+        .save(&common::skill("shared", 1), Expect::Absent)
+        .await
+        .unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|w| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_code-mode-skills-stress"))
+                .args(["postgres", &config, &w.to_string(), "200"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let list = storage.list().await.unwrap();
+    assert_eq!(list.skills.len(), 801);
+    assert_eq!(
+        storage.get("shared").await.unwrap().unwrap().stats.runs,
+        800
+    );
+    // Migrations are idempotent: a second connection finds the schema in place.
+    let again = PostgresStorage::connect(&config).await.unwrap();
+    assert_eq!(again.schema_version().await.unwrap(), 1);
+}

@@ -207,3 +207,66 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(we)) if we.code == 11000)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::skill::SkillStats;
+    use crate::trust::TrustLevel;
+
+    fn sample() -> Skill {
+        Skill {
+            id: "6f1c".into(),
+            name: "top_repos".into(),
+            description: "Top repositories ✓".into(),
+            code: "return await external_search({q: input.q});".into(),
+            input_schema: serde_json::json!({"type": "object", "properties": {"q": {"type": "string"}}}),
+            output_schema: serde_json::json!({"type": "array"}),
+            usage_hints: vec!["github".into()],
+            depends_on: vec!["external_search".into()],
+            stats: SkillStats {
+                runs: 7,
+                successes: 6,
+                failures: 1,
+                last_run_at: Some("2026-11-22T00:00:00.000Z".into()),
+                last_duration_ms: Some(12.5),
+                total_duration_ms: 80.0,
+            },
+            trust: TrustLevel::Provisional,
+            version: 3,
+            created_at: "2026-11-01T00:00:00.000Z".into(),
+            updated_at: "2026-11-22T00:00:00.000Z".into(),
+        }
+    }
+
+    #[test]
+    fn documents_round_trip_with_the_name_as_id() {
+        let skill = sample();
+        let doc = to_document(&skill).unwrap_or_default();
+        assert_eq!(doc.get_str("_id").ok(), Some("top_repos"));
+        assert_eq!(doc.get_str("trust").ok(), Some("provisional"));
+        let stats = doc.get_document("stats").cloned().unwrap_or_default();
+        assert!(stats.contains_key("totalDurationMs") && stats.contains_key("lastRunAt"));
+        assert_eq!(from_document(doc).ok(), Some(skill));
+    }
+
+    #[test]
+    fn counters_of_any_numeric_type_are_read() {
+        let mut doc = to_document(&sample()).unwrap_or_default();
+        if let Ok(stats) = doc.get_document_mut("stats") {
+            stats.insert("runs", Bson::Int32(9));
+            stats.insert("successes", Bson::Double(8.0));
+        }
+        let skill = from_document(doc).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((skill.stats.runs, skill.stats.successes), (9, 8));
+    }
+
+    #[test]
+    fn broken_documents_are_corrupt_not_panics() {
+        let doc = doc! {"_id": "x", "name": 5};
+        assert!(matches!(
+            from_document(doc),
+            Err(SkillError::Corrupt { .. })
+        ));
+    }
+}
