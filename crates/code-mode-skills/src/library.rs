@@ -275,24 +275,33 @@ impl SkillLibrary {
                     depth + 1
                 )));
             }
-            let started = Instant::now();
-            ctx.emit_custom(
-                "code_mode:skill_call",
-                json!({"skill": name, "input": input, "timestamp": now_ms()}),
-            );
-            // Validation against the skill's schemas, then the run itself.
+            // Input is validated against the skill's schema first: a call refused there never
+            // ran, so it emits no skill events and counts no run. Output that breaks the
+            // output schema is the skill's failure.
             let shape = skill_tool_shape(&skill).map_err(|e| ToolError::new(e.to_string()))?;
+            let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let started = Arc::new(std::sync::Mutex::new(Instant::now()));
             let runner = {
-                let me = me.clone();
-                let code_mode = code_mode.clone();
-                let skill = skill.clone();
-                let ctx = ctx.clone();
-                move |input: Value| me.clone().execute(code_mode.clone(), skill.clone(), input, ctx.clone(), depth)
+                let (me, code_mode, skill, ctx) = (me.clone(), code_mode.clone(), skill.clone(), ctx.clone());
+                let (ran, started) = (ran.clone(), started.clone());
+                move |input: Value| {
+                    ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                    *started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    ctx.emit_custom(
+                        "code_mode:skill_call",
+                        json!({"skill": skill.name, "input": input, "timestamp": now_ms()}),
+                    );
+                    me.clone().execute(code_mode.clone(), skill.clone(), input, ctx.clone(), depth)
+                }
             };
             let tool = shape
                 .with_handler(runner)
                 .map_err(|e| ToolError::new(e.to_string()))?;
             let outcome = tool.call(input, ctx.clone()).await;
+            if !ran.load(std::sync::atomic::Ordering::SeqCst) {
+                return outcome;
+            }
+            let started = *started.lock().unwrap_or_else(|p| p.into_inner());
             let duration = started.elapsed().as_secs_f64() * 1e3;
             let record = RunRecord::now(outcome.is_ok(), duration);
             if let Err(e) = me

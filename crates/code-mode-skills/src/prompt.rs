@@ -60,9 +60,17 @@ pub fn library_section(selected: &[Skill], total: usize, policy: &TrustPolicy) -
         "\n### Skill management tools\n\n\
 - `search_skills({ query, limit? })`: find saved skills by keywords.\n\
 - `get_skill({ name })`: read a skill's code, schemas, stats and trust level.\n\
-- `register_skill({ name, description, code, inputSchema, outputSchema, usageHints?, dependsOn?, replace? })`: save a program that worked. `code` is a TypeScript function body that reads `input` and returns the output; it may call `external_*` tools and `skill_*` functions. `name` is lower snake_case. Schemas are JSON Schema objects. `replace: true` saves a new version of an existing skill.\n\
-\nEvery skill in the library can be called from `execute_typescript` as `skill_<name>(input)` right after it is registered. Skills earn trust as they run successfully; trusted ones are offered as direct tools in later conversations.\n",
+- `register_skill({ name, description, code, inputSchema, outputSchema, usageHints?, dependsOn?, replace? })`: save a program that worked. `code` is a TypeScript function body that reads `input` and returns the output; it may call `external_*` tools and `skill_*` functions. `name` is lower snake_case. Schemas are JSON Schema objects. `replace: true` saves a new version of an existing skill.\n",
     );
+    out.push_str(&format!(
+        "\n{} be called from `execute_typescript` as `skill_<name>(input)`, right after it is registered. Skills earn trust as they run successfully; those at level {} or above are offered as direct tools in later conversations.\n",
+        if policy.in_code == crate::trust::TrustLevel::Untrusted {
+            "Every skill in the library can".to_owned()
+        } else {
+            format!("A skill at trust level {} or above can", policy.in_code.as_str())
+        },
+        policy.direct_tool.as_str()
+    ));
     out
 }
 
