@@ -694,19 +694,21 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
         3,
         "{n:?}"
     );
-    let seen = model.seen.lock().unwrap_or_else(|p| p.into_inner());
+    let second_request = model.seen.lock().unwrap_or_else(|p| p.into_inner())[1].clone();
     assert!(
-        seen[1]
+        second_request
             .system
             .iter()
             .any(|s| s.contains("skill_compare_cities")),
         "the prompt declares the skill"
     );
     assert!(
-        seen[1].tools.iter().all(|t| t.name != "compare_cities"),
+        second_request
+            .tools
+            .iter()
+            .all(|t| t.name != "compare_cities"),
         "not a direct tool while untrusted"
     );
-    drop(seen);
     let skill = storage.get("compare_cities").await.unwrap().unwrap();
     assert_eq!(
         (skill.stats.runs, skill.trust),
