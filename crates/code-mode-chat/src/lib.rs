@@ -30,6 +30,7 @@ mod chunk;
 mod http;
 pub mod llm;
 mod openai;
+mod scripted;
 pub mod sse;
 
 pub use agent::Agent;
@@ -38,3 +39,4 @@ pub use chunk::{Chunk, RunError, Usage};
 pub use http::sse_response;
 pub use llm::{LlmAdapter, LlmError, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
 pub use openai::OpenAiCompatible;
+pub use scripted::{ScriptedLlm, Turn};

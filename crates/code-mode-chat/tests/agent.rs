@@ -1,48 +1,15 @@
 //! The agent loop with a scripted model: chunk order, live code-mode events, the final SSE
 //! transcript, cancellation on disconnect, model errors.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use code_mode_chat::{
-    Agent, Chunk, LlmAdapter, LlmError, LlmEvent, LlmRequest, Message, Usage, sse,
-};
+use code_mode_chat::{Agent, Chunk, LlmError, LlmEvent, Message, ScriptedLlm, Usage, sse};
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use serde_json::{Value, json};
-
-/// A model that plays back one scripted response per call and records the requests.
-struct Scripted {
-    turns: Vec<Vec<Result<LlmEvent, LlmError>>>,
-    calls: AtomicUsize,
-    requests: Mutex<Vec<LlmRequest>>,
-}
-
-#[async_trait::async_trait]
-impl LlmAdapter for Scripted {
-    fn model(&self) -> &str {
-        "scripted"
-    }
-    async fn stream(
-        &self,
-        request: LlmRequest,
-    ) -> Result<BoxStream<'static, Result<LlmEvent, LlmError>>, LlmError> {
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(request);
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let turn = self
-            .turns
-            .get(n)
-            .cloned()
-            .ok_or_else(|| LlmError::new("script", "no more scripted turns"))?;
-        Ok(futures::stream::iter(turn).boxed())
-    }
-}
 
 const PROGRAM: &str = "console.log('checking Oslo');\nconst w = await external_weather({ city: 'Oslo' });\nconsole.warn('got it');\nreturn w.tempC;";
 
@@ -89,13 +56,9 @@ fn build(
     turns: Vec<Vec<Result<LlmEvent, LlmError>>>,
     weather_delay: Duration,
     dropped: Arc<AtomicBool>,
-) -> (Agent, Arc<Scripted>) {
+) -> (Agent, Arc<ScriptedLlm>) {
     let code_mode = common::weather_code_mode(weather_delay, dropped);
-    let llm = Arc::new(Scripted {
-        turns,
-        calls: AtomicUsize::new(0),
-        requests: Mutex::new(Vec::new()),
-    });
+    let llm = Arc::new(ScriptedLlm::new(turns));
     let agent = Agent::new(
         llm.clone(),
         code_mode.as_tools(),
@@ -193,7 +156,7 @@ async fn one_turn_with_code_mode_streams_live_events() {
         }
     }
     // The tool result went back to the model.
-    let requests = llm.requests.lock().unwrap_or_else(|p| p.into_inner());
+    let requests = llm.requests();
     let Some(Message::Tool { content, .. }) = requests[1].messages.last() else {
         panic!("no tool message")
     };

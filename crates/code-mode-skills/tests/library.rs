@@ -7,13 +7,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use code_mode::{CodeMode, Event, EventSink, Tool, ToolContext, ToolError};
-use code_mode_chat::{Agent, Chunk, LlmAdapter, LlmError, LlmEvent, LlmRequest, Message};
+use code_mode_chat::{Agent, Chunk, Message, ScriptedLlm, Turn};
 use code_mode_skills::{
     InMemoryStorage, Registration, SelectionMethod, SkillError, SkillLibrary, SkillStorage,
     TrustLevel, TrustPolicy, TrustStrategy,
 };
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use serde_json::{Value, json};
 
 fn code_mode() -> CodeMode {
@@ -455,68 +454,16 @@ async fn trust_gates_direct_tools() {
     );
 }
 
-/// A model that answers from a script: each call gets the next reply.
-struct Scripted {
-    replies: Mutex<Vec<Vec<LlmEvent>>>,
-    seen: Mutex<Vec<LlmRequest>>,
+fn scripted(turns: Vec<Turn>) -> Arc<ScriptedLlm> {
+    Arc::new(ScriptedLlm::new(turns))
 }
 
-impl Scripted {
-    fn new(replies: Vec<Vec<LlmEvent>>) -> Arc<Self> {
-        Arc::new(Self {
-            replies: Mutex::new(replies.into_iter().rev().collect()),
-            seen: Mutex::default(),
-        })
-    }
+fn text(t: &str) -> Turn {
+    ScriptedLlm::text(t)
 }
 
-#[async_trait::async_trait]
-impl LlmAdapter for Scripted {
-    fn model(&self) -> &str {
-        "scripted"
-    }
-    async fn stream(
-        &self,
-        request: LlmRequest,
-    ) -> Result<BoxStream<'static, Result<LlmEvent, LlmError>>, LlmError> {
-        self.seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(request);
-        let reply = self.replies.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match reply {
-            Some(events) => Ok(futures::stream::iter(events.into_iter().map(Ok)).boxed()),
-            None => Err(LlmError::new("exhausted", "the script has no more replies")),
-        }
-    }
-}
-
-fn text(t: &str) -> Vec<LlmEvent> {
-    vec![
-        LlmEvent::TextDelta(t.into()),
-        LlmEvent::Finish {
-            reason: "stop".into(),
-            usage: None,
-        },
-    ]
-}
-
-fn call(id: &str, name: &str, args: Value) -> Vec<LlmEvent> {
-    vec![
-        LlmEvent::ToolCallStart {
-            index: 0,
-            id: id.into(),
-            name: name.into(),
-        },
-        LlmEvent::ToolCallArgs {
-            index: 0,
-            delta: args.to_string(),
-        },
-        LlmEvent::Finish {
-            reason: "tool_calls".into(),
-            usage: None,
-        },
-    ]
+fn call(id: &str, name: &str, args: Value) -> Turn {
+    ScriptedLlm::tool_call(id, name, &args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,14 +484,14 @@ async fn selection_uses_the_model_and_falls_back_locally() {
         .unwrap();
     }
     let convo = [user("what's the weather like in Oslo?")];
-    let with = |llm: Arc<Scripted>| {
+    let with = |llm: Arc<ScriptedLlm>| {
         SkillLibrary::builder(storage.clone())
             .selector(llm)
             .max_skills_in_context(2)
             .build()
     };
 
-    let llm = Scripted::new(vec![text(
+    let llm = scripted(vec![text(
         "```json\n[\"top_repos\", \"no_such_skill\", \"top_repos\", \"weather_report\", \"compare_cities\"]\n```",
     )]);
     let s = with(llm.clone()).select(&convo).await;
@@ -555,7 +502,7 @@ async fn selection_uses_the_model_and_falls_back_locally() {
         ["top_repos", "weather_report"],
         "unknown and repeated names dropped, cap applied"
     );
-    let prompt = match &llm.seen.lock().unwrap_or_else(|p| p.into_inner())[0].messages[0] {
+    let prompt = match &llm.requests()[0].messages[0] {
         Message::User { content } => content.clone(),
         other => panic!("{other:?}"),
     };
@@ -565,7 +512,7 @@ async fn selection_uses_the_model_and_falls_back_locally() {
         "{prompt}"
     );
 
-    let s = with(Scripted::new(vec![text("I think the weather one.")]))
+    let s = with(scripted(vec![text("I think the weather one.")]))
         .select(&convo)
         .await;
     assert_eq!(s.method, SelectionMethod::Lexical);
@@ -580,7 +527,7 @@ async fn selection_uses_the_model_and_falls_back_locally() {
         Some("weather_report")
     );
 
-    let s = with(Scripted::new(vec![])).select(&convo).await;
+    let s = with(scripted(vec![])).select(&convo).await;
     assert_eq!(
         s.method,
         SelectionMethod::Lexical,
@@ -626,7 +573,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
     let storage = Arc::new(InMemoryStorage::new());
     let cm = code_mode();
     let reg = compare();
-    let run_agent = |lib: SkillLibrary, llm: Arc<Scripted>, conversation: Vec<Message>| {
+    let run_agent = |lib: SkillLibrary, llm: Arc<ScriptedLlm>, conversation: Vec<Message>| {
         let cm = cm.clone();
         async move {
             let session = lib.session(&cm, &conversation).await.unwrap();
@@ -637,7 +584,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
     };
 
     // 1. Register.
-    let model = Scripted::new(vec![
+    let model = scripted(vec![
         call(
             "call_1",
             "register_skill",
@@ -673,7 +620,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
         ));
     }
     replies.push(text("Lima is bigger."));
-    let model = Scripted::new(replies);
+    let model = scripted(replies);
     let lib = SkillLibrary::builder(storage.clone())
         .trust_strategy(TrustStrategy::relaxed())
         .selector(model.clone())
@@ -694,7 +641,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
         3,
         "{n:?}"
     );
-    let second_request = model.seen.lock().unwrap_or_else(|p| p.into_inner())[1].clone();
+    let second_request = model.requests()[1].clone();
     assert!(
         second_request
             .system
@@ -716,7 +663,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
     );
 
     // 3. Now a direct tool.
-    let model = Scripted::new(vec![
+    let model = scripted(vec![
         text("[\"compare_cities\"]"),
         call(
             "call_d",
