@@ -454,7 +454,7 @@ async fn assert_memory_failure(h: &Harness, code: &str, strict: bool) {
     let limits = h.limits_with(|b| b.memory_mib(32));
     let r = h.run_with(&Fixtures::default(), limits, code).await;
     let e = error(&r);
-    if strict {
+    if strict && h.capabilities.reports_memory_limit {
         assert_eq!(e.kind, ErrorKind::MemoryLimit, "{code}: {e}");
     }
     h.assert_healthy().await;
@@ -723,7 +723,12 @@ pub async fn function_constructor_escapes(h: &Harness) {
     ];
     for code in probes {
         let r = h.run(code).await;
-        assert_eq!(value(&r), json!("undefined"), "{code}");
+        match &r.outcome {
+            Err(e) if !h.capabilities.code_generation => {
+                assert_eq!(e.kind.name(), "EvalError", "{code}: {e}");
+            }
+            _ => assert_eq!(value(&r), json!("undefined"), "{code}"),
+        }
     }
 }
 
@@ -821,14 +826,19 @@ pub async fn hostile_strings_round_trip(h: &Harness) {
     assert_eq!(value(&r), json!(hostile));
 }
 
-/// Globals persist within a context and never cross contexts.
+/// Globals persist within a context (for drivers that keep them) and never cross contexts.
 pub async fn state_isolation_between_contexts(h: &Harness) {
     let a = h.bare_context(h.limits()).await;
     let b = h.bare_context(h.limits()).await;
     value(&a.execute("globalThis.marker = 'A'; return 1").await);
-    assert_eq!(
-        value(&a.execute("return globalThis.marker").await),
+    let expected = if h.capabilities.persistent_globals {
         json!("A")
+    } else {
+        Value::Null
+    };
+    assert_eq!(
+        value(&a.execute("return globalThis.marker ?? null").await),
+        expected
     );
     assert_eq!(
         value(&b.execute("return typeof globalThis.marker").await),
@@ -840,6 +850,19 @@ pub async fn state_isolation_between_contexts(h: &Harness) {
 
 /// Concurrent executions on one context run one at a time, in call order.
 pub async fn executions_on_one_context_are_serialized(h: &Harness) {
+    if !h.capabilities.persistent_globals {
+        // Observed on the host instead: the two executions' tool calls never overlap.
+        let fixtures = Fixtures::default();
+        let ctx = h.context_with(&fixtures, h.limits(), None).await;
+        let (a, b) = tokio::join!(
+            ctx.execute("await external_sleep({ms: 100}); return 'a'"),
+            ctx.execute("await external_sleep({ms: 100}); return 'b'"),
+        );
+        assert_eq!((value(&a), value(&b)), (json!("a"), json!("b")));
+        assert_eq!(fixtures.max_concurrency(), 1, "executions overlapped");
+        ctx.dispose().await;
+        return;
+    }
     let ctx = h.context_with(&Fixtures::default(), h.limits(), None).await;
     value(&ctx.execute("globalThis.s = ''; return 1").await);
     let (a, b) = tokio::join!(

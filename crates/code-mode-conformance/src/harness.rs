@@ -10,18 +10,53 @@ use code_mode::{
 
 use crate::fixtures::{Fixtures, bindings, tools};
 
+/// What a driver can promise beyond the common contract. Every in-process driver has all
+/// of these; a remote sandbox (a Cloudflare Worker) may not, and the cases then check the
+/// weaker guarantee it does give, never nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Globals set by one execution are visible to the next execution of the same context.
+    /// Without it, each execution starts from a fresh global scope (and still never sees
+    /// another context's state).
+    pub persistent_globals: bool,
+    /// `eval`/`new Function` work (reaching only the sandbox's own global). Without it they
+    /// throw `EvalError`, as in production Workers.
+    pub code_generation: bool,
+    /// Memory exhaustion is reported as `MemoryLimitError`. Without it (a local workerd
+    /// aborts) a memory bomb must still fail, and the next execution must work.
+    pub reports_memory_limit: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            persistent_globals: true,
+            code_generation: true,
+            reports_memory_limit: true,
+        }
+    }
+}
+
 /// What a case runs against.
 pub struct Harness {
     driver: Arc<dyn IsolateDriver>,
+    /// What the driver promises beyond the common contract.
+    pub capabilities: Capabilities,
     /// Timeout used by the cases that must time out (kept short so the suite stays fast).
     pub short_timeout: Duration,
 }
 
 impl Harness {
-    /// A harness over `driver`.
+    /// A harness over `driver`, with every capability.
     pub fn new(driver: Arc<dyn IsolateDriver>) -> Self {
+        Self::with_capabilities(driver, Capabilities::default())
+    }
+
+    /// A harness over a driver with only `capabilities`.
+    pub fn with_capabilities(driver: Arc<dyn IsolateDriver>, capabilities: Capabilities) -> Self {
         Self {
             driver,
+            capabilities,
             short_timeout: Duration::from_millis(300),
         }
     }

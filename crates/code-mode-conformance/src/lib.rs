@@ -21,14 +21,17 @@ pub mod cases;
 pub mod fixtures;
 mod harness;
 
-pub use harness::Harness;
+pub use harness::{Capabilities, Harness};
 
 /// Expands to one `#[tokio::test]` per conformance case, each running against the driver
 /// built by `$driver` (an expression giving `Arc<dyn IsolateDriver>` or `Arc<D>`).
 #[macro_export]
 macro_rules! conformance_tests {
     ($driver:expr) => {
-        $crate::conformance_tests!(@cases $driver;
+        $crate::conformance_tests!($driver, $crate::Capabilities::default());
+    };
+    ($driver:expr, $caps:expr) => {
+        $crate::conformance_tests!(@cases $driver, $caps;
             returns_every_json_type,
             no_return_gives_no_value,
             top_level_await,
@@ -73,7 +76,7 @@ macro_rules! conformance_tests {
             next_execution_works_after_failures,
         );
     };
-    (@cases $driver:expr; $($case:ident),* $(,)?) => {
+    (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {
         /// The shared conformance cases (test names start with `conformance::`).
         mod conformance {
             #[allow(unused_imports)]
@@ -81,7 +84,7 @@ macro_rules! conformance_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let harness = $crate::Harness::new($driver);
+                    let harness = $crate::Harness::with_capabilities($driver, $caps);
                     $crate::cases::$case(&harness).await;
                 }
             )*

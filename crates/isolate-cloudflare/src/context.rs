@@ -1,0 +1,230 @@
+//! One execution = one WebSocket to the Worker: send the program, answer its tool calls as
+//! they come (concurrently), collect console lines, take the result. A deadline covers the
+//! whole execution, tool calls included; a silent, malformed or oversized Worker ends the
+//! execution with a clear error.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use code_mode::{
+    ContextConfig, ErrorKind, ExecutionError, ExecutionResult, HostBridge, IsolateContext, Limits,
+    LogBuffer, LogLevel,
+};
+use futures::stream::FuturesUnordered;
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::protocol::{self, Failure, FromWorker};
+use crate::{Shared, driver_error};
+
+pub(crate) struct CloudflareContext {
+    shared: Arc<Shared>,
+    bridge: Arc<HostBridge>,
+    config: ContextConfig,
+    /// Executions of one context run one at a time.
+    lock: tokio::sync::Mutex<()>,
+    disposed: AtomicBool,
+    /// Set after a terminal failure (timeout, memory, stack).
+    dead: AtomicBool,
+}
+
+impl CloudflareContext {
+    pub(crate) fn new(shared: Arc<Shared>, config: ContextConfig) -> Self {
+        Self {
+            shared,
+            bridge: Arc::new(HostBridge::new(config.bindings.clone(), &config.limits)),
+            config,
+            lock: tokio::sync::Mutex::new(()),
+            disposed: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
+        }
+    }
+}
+
+#[async_trait]
+impl IsolateContext for CloudflareContext {
+    async fn execute(&self, code: &str) -> ExecutionResult {
+        let _serial = self.lock.lock().await;
+        if self.disposed.load(Ordering::SeqCst) || self.dead.load(Ordering::SeqCst) {
+            return ExecutionResult::err(ExecutionError::disposed(), Vec::new());
+        }
+        if let Err(e) = code_mode::check_nesting(code) {
+            return ExecutionResult::err(e, Vec::new());
+        }
+        let limits = self.config.limits;
+        let mut logs = LogBuffer::new(&limits, self.config.console.clone());
+        self.bridge.begin_execution();
+        let deadline = tokio::time::Instant::now() + limits.timeout();
+        let outcome =
+            match tokio::time::timeout_at(deadline, self.run(code, &limits, &mut logs)).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    self.shared.after_failure().await;
+                    Err(ExecutionError::timeout(limits.timeout()))
+                }
+            };
+        if let Err(e) = &outcome
+            && matches!(
+                e.kind,
+                ErrorKind::Timeout | ErrorKind::MemoryLimit | ErrorKind::StackOverflow
+            )
+        {
+            self.dead.store(true, Ordering::SeqCst);
+        }
+        ExecutionResult {
+            outcome,
+            logs: logs.take(),
+        }
+    }
+
+    async fn dispose(&self) {
+        self.disposed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl CloudflareContext {
+    async fn run(
+        &self,
+        code: &str,
+        limits: &Limits,
+        logs: &mut LogBuffer,
+    ) -> Result<Option<serde_json::Value>, ExecutionError> {
+        let shared = &self.shared;
+        let mut request = shared
+            .execute_url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| driver_error(format!("invalid Worker URL: {e}")))?;
+        if let Some(auth) = &shared.authorization {
+            let value = HeaderValue::from_str(auth)
+                .map_err(|_| driver_error("the authorization is not a valid header value"))?;
+            request.headers_mut().insert("Authorization", value);
+        }
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(shared.max_message_bytes))
+            .max_frame_size(Some(shared.max_message_bytes));
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                .await
+                .map_err(|e| {
+                    use tokio_tungstenite::tungstenite::Error;
+                    match e {
+                        Error::Http(resp) if resp.status().as_u16() == 401 => driver_error(
+                            "the Worker refused the authorization (HTTP 401): check the token the driver sends (CODE_MODE_WORKER_AUTHORIZATION) against the Worker's AUTH_TOKEN",
+                        ),
+                        Error::Http(resp) => driver_error(format!(
+                            "the Worker answered HTTP {} instead of accepting the WebSocket; is {} the code-mode Worker?",
+                            resp.status(),
+                            shared.execute_url
+                        )),
+                        other => driver_error(format!(
+                            "cannot reach the Worker at {}: {other}",
+                            shared.execute_url
+                        )),
+                    }
+                })?;
+        let names: Vec<&str> = self.bridge.bindings().iter().map(|b| b.name()).collect();
+        let frame = protocol::run_frame(
+            code,
+            &names,
+            u64::from(limits.max_log_entries()) + 1,
+            limits.max_log_bytes() + 1,
+            limits.max_result_bytes(),
+            limits.memory_bytes(),
+        );
+        ws.send(Message::text(frame))
+            .await
+            .map_err(|e| driver_error(format!("cannot send the program to the Worker: {e}")))?;
+        let mut calls = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                frame = ws.next() => {
+                    let text = match frame {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Close(_))) | None => {
+                            self.shared.after_failure().await;
+                            return Err(driver_error(
+                                "the Worker closed the connection before the execution finished (it may have run out of memory or crashed); run the code again",
+                            ));
+                        }
+                        Some(Ok(other)) => {
+                            return Err(driver_error(format!("malformed response from the Worker: unexpected {} frame", frame_kind(&other))));
+                        }
+                        Some(Err(e)) => {
+                            self.shared.after_failure().await;
+                            return Err(driver_error(format!("the connection to the Worker failed: {e}")));
+                        }
+                    };
+                    let msg: FromWorker = serde_json::from_str(text.as_str()).map_err(|e| {
+                        driver_error(format!("malformed response from the Worker: {e}"))
+                    })?;
+                    match msg {
+                        FromWorker::Log { level, msg } => {
+                            logs.push(LogLevel::from_method(&level).unwrap_or(LogLevel::Log), msg);
+                        }
+                        FromWorker::Call { id, name, args } => {
+                            let args = serde_json::from_str(&args).map_err(|e| {
+                                driver_error(format!("malformed tool arguments from the Worker: {e}"))
+                            })?;
+                            let future = self.bridge.call(&name, args);
+                            calls.push(async move { (id, future.await) });
+                        }
+                        FromWorker::Done { value, error } => {
+                            let _ = ws.close(None).await;
+                            return match error {
+                                Some(f) => Err(classify(f, limits)),
+                                None => match value {
+                                    None => Ok(None),
+                                    Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                                        driver_error(format!("malformed result from the Worker: {e}"))
+                                    }),
+                                },
+                            };
+                        }
+                    }
+                }
+                Some((id, result)) = calls.next(), if !calls.is_empty() => {
+                    let frame = protocol::reply_frame(id, result.map_err(|e| (e.name, e.message)));
+                    ws.send(Message::text(frame)).await.map_err(|e| {
+                        driver_error(format!("cannot send a tool result to the Worker: {e}"))
+                    })?;
+                }
+            }
+        }
+    }
+}
+
+fn frame_kind(m: &Message) -> &'static str {
+    match m {
+        Message::Binary(_) => "binary",
+        Message::Frame(_) => "raw",
+        _ => "control",
+    }
+}
+
+fn classify(f: Failure, limits: &Limits) -> ExecutionError {
+    let line = (f.line > 0).then_some(f.line);
+    let lower = f.message.to_ascii_lowercase();
+    match f.kind.as_str() {
+        _ if lower.contains("exceeded memory")
+            || lower.contains("memory limit")
+            || lower.contains("array buffer allocation failed") =>
+        {
+            ExecutionError::memory_limit(limits.memory_bytes())
+        }
+        _ if lower.contains("exceeded cpu") || lower.contains("cpu time limit") => {
+            ExecutionError::timeout(limits.timeout())
+        }
+        _ if lower.contains("would never generate a response") => ExecutionError::deadlock(),
+        "stack" => ExecutionError::stack_overflow(limits.stack_bytes()),
+        "result" => ExecutionError::new(ErrorKind::Result, f.message),
+        "too_large" => ExecutionError::new(ErrorKind::ResultTooLarge, f.message),
+        "syntax" => ExecutionError::new(ErrorKind::Syntax, f.message).with_line(line),
+        "guest" => ExecutionError::new(ErrorKind::from_name(&f.name), f.message).with_line(line),
+        _ => driver_error(format!("the Worker failed: {}", f.message)),
+    }
+}

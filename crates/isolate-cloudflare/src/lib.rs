@@ -1,0 +1,204 @@
+//! Cloudflare sandbox driver for code-mode: the model's code runs in a Dynamic Worker on
+//! Cloudflare's edge (loaded through a `worker_loader` binding, with no outbound network);
+//! the application's tools stay on this host and are called back over one WebSocket per
+//! execution.
+//!
+//! Unlike TanStack's driver, the program runs **once**: the Worker sends each tool call as
+//! the code awaits it (parallel calls stay parallel) and waits for the answer, so there are
+//! no re-runs from the top, no duplicated logs or side effects, no skipped calls, and the
+//! deadline covers the whole execution. The Worker checks `Authorization` in constant time and
+//! refuses malformed or oversized frames; this driver refuses malformed or oversized answers
+//! and never waits past its deadline.
+//!
+//! The Worker ships in `worker/` (`worker.js`, a `wrangler.toml` template, a local workerd
+//! config). [`LocalWorkerd`] runs it on this machine with Cloudflare's open-source runtime
+//! (`workerd` from npm), which is what the tests and `code-mode-workerd` use.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use code_mode::{ContextConfig, IsolateDriver};
+//! use code_mode_isolate_cloudflare::{CloudflareDriver, CloudflareOptions};
+//!
+//! let driver = CloudflareDriver::new(CloudflareOptions::new("https://code-mode.example.workers.dev")
+//!     .authorization(std::env::var("CODE_MODE_WORKER_AUTHORIZATION").ok()))?;
+//! let ctx = driver.create_context(ContextConfig::default()).await?;
+//! let r = ctx.execute("return [1, 2, 3].map((x) => x * 2)").await;
+//! # Ok(()) }
+//! ```
+//!
+//! Differences from the in-process drivers, by the nature of a Worker: each execution runs in
+//! a fresh Dynamic Worker, so globals do not persist between executions of one context;
+//! `eval` and `new Function` are disabled (as in every production Worker); memory and CPU
+//! limits are Cloudflare's (a local workerd has none: the driver's deadline, and a restart of
+//! the local runtime, stand in for them).
+
+mod context;
+mod local;
+mod protocol;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use code_mode::{
+    ContextConfig, DriverError, ErrorKind, ExecutionError, IsolateContext, IsolateDriver,
+};
+
+pub use local::{LocalWorkerd, WORKERD_VERSION, WorkerdError};
+
+use crate::context::CloudflareContext;
+
+/// Called after an execution timed out or lost its connection (e.g. to restart a local
+/// runtime that hung or crashed).
+pub type FailureHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Where the Worker is and how to talk to it.
+#[derive(Clone)]
+pub struct CloudflareOptions {
+    worker_url: String,
+    authorization: Option<String>,
+    max_message_bytes: usize,
+    on_failure: Option<FailureHook>,
+}
+
+impl std::fmt::Debug for CloudflareOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudflareOptions")
+            .field("worker_url", &self.worker_url)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "<set>"),
+            )
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
+    }
+}
+
+impl CloudflareOptions {
+    /// The Worker's base URL (`https://…`, `http://127.0.0.1:…`, or `ws(s)://…`).
+    pub fn new(worker_url: impl Into<String>) -> Self {
+        Self {
+            worker_url: worker_url.into(),
+            authorization: None,
+            max_message_bytes: 8 * 1024 * 1024,
+            on_failure: None,
+        }
+    }
+
+    /// The `Authorization` header value (`Bearer <token>`), if the Worker has a token. Read
+    /// it from the environment or a secret store, never from a command-line flag.
+    #[must_use]
+    pub fn authorization(mut self, value: Option<String>) -> Self {
+        self.authorization = value;
+        self
+    }
+
+    /// Largest frame accepted from the Worker (default 8 MiB).
+    #[must_use]
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Runs `hook` after an execution timed out or lost its connection.
+    #[must_use]
+    pub fn on_failure(mut self, hook: FailureHook) -> Self {
+        self.on_failure = Some(hook);
+        self
+    }
+}
+
+/// Settings shared by the contexts of a driver.
+pub(crate) struct Shared {
+    execute_url: String,
+    authorization: Option<String>,
+    max_message_bytes: usize,
+    on_failure: Option<FailureHook>,
+}
+
+impl Shared {
+    async fn after_failure(&self) {
+        if let Some(hook) = self.on_failure.clone() {
+            let _ = tokio::task::spawn_blocking(move || hook()).await;
+        }
+    }
+}
+
+/// An execution failure of this driver (connection, protocol).
+pub(crate) fn driver_error(message: impl Into<String>) -> ExecutionError {
+    ExecutionError::new(ErrorKind::Driver("cloudflare".into()), message)
+}
+
+/// The Cloudflare driver.
+pub struct CloudflareDriver {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for CloudflareDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudflareDriver")
+            .field("execute_url", &self.shared.execute_url)
+            .finish()
+    }
+}
+
+impl CloudflareDriver {
+    /// A driver for the Worker at `options`' URL. The URL must be http(s) or ws(s).
+    ///
+    /// ```
+    /// use code_mode_isolate_cloudflare::{CloudflareDriver, CloudflareOptions};
+    /// assert!(CloudflareDriver::new(CloudflareOptions::new("ftp://nope")).is_err());
+    /// assert!(CloudflareDriver::new(CloudflareOptions::new("http://127.0.0.1:8787")).is_ok());
+    /// ```
+    pub fn new(options: CloudflareOptions) -> Result<Self, DriverError> {
+        let url = options.worker_url.trim().trim_end_matches('/');
+        let ws = if let Some(rest) = url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if let Some(rest) = url.strip_prefix("http://") {
+            format!("ws://{rest}")
+        } else if url.starts_with("ws://") || url.starts_with("wss://") {
+            url.to_owned()
+        } else {
+            return Err(DriverError::new(
+                "cloudflare",
+                format!(
+                    "the Worker URL {url:?} must start with https://, http://, wss:// or ws://"
+                ),
+            ));
+        };
+        if options.max_message_bytes < 1024 {
+            return Err(DriverError::new(
+                "cloudflare",
+                "max_message_bytes must be at least 1024",
+            ));
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                execute_url: format!("{ws}/execute"),
+                authorization: options.authorization,
+                max_message_bytes: options.max_message_bytes,
+                on_failure: options.on_failure,
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl IsolateDriver for CloudflareDriver {
+    fn name(&self) -> &str {
+        "cloudflare"
+    }
+
+    async fn create_context(
+        &self,
+        config: ContextConfig,
+    ) -> Result<Box<dyn IsolateContext>, DriverError> {
+        Ok(Box::new(CloudflareContext::new(
+            self.shared.clone(),
+            config,
+        )))
+    }
+}
+
+/// How long a local workerd may take to start.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);

@@ -1,0 +1,80 @@
+//! Frames exchanged with the Worker (documented at the top of `worker/worker.js`).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// A frame from the Worker.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase", deny_unknown_fields)]
+pub(crate) enum FromWorker {
+    /// A console line.
+    Log { level: String, msg: String },
+    /// A tool call; `args` is JSON text.
+    Call { id: u64, name: String, args: String },
+    /// The end of the execution.
+    Done {
+        /// The returned value as JSON text (absent: no value).
+        #[serde(default)]
+        value: Option<String>,
+        #[serde(default)]
+        error: Option<Failure>,
+    },
+}
+
+/// A failure as the Worker classified it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Failure {
+    pub kind: String,
+    pub name: String,
+    pub message: String,
+    #[serde(default)]
+    pub line: u32,
+}
+
+/// The `run` frame.
+pub(crate) fn run_frame(
+    code: &str,
+    bindings: &[&str],
+    max_logs: u64,
+    max_log_bytes: u64,
+    max_result_bytes: u64,
+    memory_bytes: u64,
+) -> String {
+    json!({
+        "t": "run", "code": code, "bindings": bindings,
+        "maxLogs": max_logs, "maxLogBytes": max_log_bytes, "maxResultBytes": max_result_bytes,
+        "memoryBytes": memory_bytes,
+    })
+    .to_string()
+}
+
+/// A `reply` frame.
+pub(crate) fn reply_frame(id: u64, outcome: Result<Value, (String, String)>) -> String {
+    match outcome {
+        Ok(v) => json!({"t": "reply", "id": id, "ok": v.to_string()}),
+        Err((name, message)) => {
+            json!({"t": "reply", "id": id, "err": {"name": name, "message": message}})
+        }
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_strictly() {
+        let ok: Result<FromWorker, _> =
+            serde_json::from_str(r#"{"t":"call","id":1,"name":"external_a","args":"{}"}"#);
+        assert!(ok.is_ok());
+        for bad in [
+            r#"{"t":"call","id":"x","name":"a","args":"{}"}"#,
+            r#"{"t":"nope"}"#,
+            r#"{"t":"log","level":"log","msg":"m","extra":1}"#,
+            r#"[1,2]"#,
+        ] {
+            assert!(serde_json::from_str::<FromWorker>(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+// code-mode Worker: runs model-written code in a Dynamic Worker and calls the host's tools
+// back over the same WebSocket, so each tool call executes exactly once and the program
+// never re-runs (unlike TanStack's request/response rounds).
+//
+// Protocol (one WebSocket per execution, JSON text frames):
+//   driver -> worker  {"t":"run","code":"<JS function body>","bindings":["external_a",...],
+//                      "maxLogs":N,"maxLogBytes":N,"maxResultBytes":N,"memoryBytes":N}
+//   worker -> driver  {"t":"log","level":"log","msg":"..."}
+//                     {"t":"call","id":K,"name":"external_a","args":"<json text>"}
+//   driver -> worker  {"t":"reply","id":K,"ok":"<json text>"} | {"t":"reply","id":K,"err":{"name","message"}}
+//   worker -> driver  {"t":"done","value":"<json text>"} | {"t":"done"} | {"t":"done","error":{"kind","name","message","line"}}
+//
+// Security:
+// - `Authorization` is compared with env.AUTH_TOKEN in constant time (both SHA-256 hashed,
+//   then crypto.subtle.timingSafeEqual); no token configured means no check (local only).
+// - Frames above MAX_FRAME bytes or of unknown shape close the socket with an error.
+// - The model's code runs in a fresh Dynamic Worker (env.LOADER) with no bindings and no
+//   outbound network (globalOutbound: null). Production Workers forbid eval, so the code is
+//   a module of that worker. Only when env.ALLOW_UNSAFE_EVAL is "true" and there is no
+//   loader (old local setups) does it fall back to env.UNSAFE_EVAL.
+import { RpcTarget } from 'cloudflare:workers'
+
+const MAX_FRAME = 2 * 1024 * 1024
+const PREFIX_LINES = 3 // lines of the module before the model's first line (see moduleFor)
+
+async function authorized(request, env) {
+  const expected = env.AUTH_TOKEN
+  if (!expected) return true
+  const given = request.headers.get('Authorization') || ''
+  const enc = new TextEncoder()
+  const [a, b] = await Promise.all([
+    crypto.subtle.digest('SHA-256', enc.encode(given)),
+    crypto.subtle.digest('SHA-256', enc.encode(`Bearer ${expected}`)),
+  ])
+  return crypto.subtle.timingSafeEqual(a, b)
+}
+
+function fail(kind, name, message, line = 0) {
+  return { kind, name, message: String(message), line }
+}
+
+// The module a Dynamic Worker runs. `host` is an RpcTarget of this Worker: tool calls and
+// console lines go through it; nothing else reaches the program.
+function moduleFor(code, bindings) {
+  const names = JSON.stringify(bindings)
+  return `import { WorkerEntrypoint } from 'cloudflare:workers';
+export default class extends WorkerEntrypoint { async run(host, caps) {
+const __main = async () => {
+${code}
+};
+  const stringify = JSON.stringify, parse = JSON.parse, allSettled = Promise.allSettled.bind(Promise);
+  const defineProperty = Object.defineProperty, apply = Reflect.apply, map = Array.prototype.map, join = Array.prototype.join, ErrorCtor = Error;
+  let logs = 0, bytes = 0;
+  const fmt = (v) => {
+    if (typeof v === 'string') return v;
+    if (v === undefined) return 'undefined';
+    if (typeof v === 'symbol') return 'Symbol(' + (v.description ?? '') + ')';
+    if (typeof v === 'bigint') return String(v) + 'n';
+    if (typeof v === 'function') return v.name ? '[Function: ' + v.name + ']' : '[Function (anonymous)]';
+    if (v instanceof ErrorCtor) return v.message ? v.name + ': ' + v.message : v.name;
+    if (v === null || typeof v !== 'object') return String(v);
+    try { const s = stringify(v); return s === undefined ? 'undefined' : s; } catch { try { return String(v); } catch { return '[unprintable]'; } }
+  };
+  // Console lines are sent as they happen; the run waits for them before it returns, so
+  // none is lost and they arrive in order (calls on one stub keep their order).
+  const sent = [];
+  const out = (level) => (...args) => {
+    if (logs > caps.maxLogs || bytes > caps.maxLogBytes) return;
+    const msg = apply(join, apply(map, args, [fmt]), [' ']);
+    logs++; bytes += msg.length;
+    sent[sent.length] = host.log(level, msg);
+  };
+  const flushed = async (result) => { await allSettled(sent); return result; };
+  // The contract: no network, timers or host objects in the sandbox (the Dynamic Worker has
+  // no outbound network anyway; removing the globals makes that visible to the program).
+  for (const n of ['fetch', 'WebSocket', 'navigator', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'XMLHttpRequest', 'EventSource', 'caches', 'scheduler', 'connect', 'process', 'require', 'Buffer']) {
+    try { delete globalThis[n]; } catch {}
+    // Some live on the global's prototype: shadow them with an own undefined.
+    try { if (globalThis[n] !== undefined) Object.defineProperty(globalThis, n, { value: undefined, writable: true, configurable: true }); } catch {}
+  }
+  // Buffer allocations are charged to the execution's memory limit (Cloudflare enforces
+  // 128 MB per isolate itself; a local workerd enforces nothing, so this keeps the contract
+  // for the allocations that would otherwise succeed at any size).
+  let budget = caps.memoryBytes;
+  const charge = (bytes) => {
+    const n = Number(bytes) || 0;
+    if (n > budget) throw new RangeError('Array buffer allocation failed');
+    budget -= n;
+  };
+  const guard = (Ctor, size) => {
+    const P = new Proxy(Ctor, { construct(t, args, nt) { charge(size(args)); return Reflect.construct(t, args, nt === P ? t : nt); } });
+    try { Object.defineProperty(Ctor.prototype, 'constructor', { value: P, writable: true, configurable: true }); } catch {}
+    globalThis[Ctor.name] = P;
+  };
+  guard(ArrayBuffer, (a) => a[0]);
+  for (const T of [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array]) {
+    guard(T, (a) => (typeof a[0] === 'number' ? a[0] * T.BYTES_PER_ELEMENT : 0));
+  }
+  globalThis.console = { log: out('log'), info: out('info'), warn: out('warn'), error: out('error'), debug: out('debug'), trace: out('debug') };
+  const fns = ${names}.map((name) => async (args) => {
+    const text = stringify(args === undefined ? {} : args);
+    const reply = await host.call(name, text === undefined ? '{}' : text);
+    if (reply.ok !== undefined) return parse(reply.ok);
+    const err = new ErrorCtor(reply.err.message);
+    if (reply.err.name !== 'Error') defineProperty(err, 'name', { value: reply.err.name, configurable: true, writable: true });
+    throw err;
+  });
+  ${JSON.stringify(bindings)}.forEach((n, i) => { globalThis[n] = fns[i]; });
+  let value;
+  try { value = await __main(); }
+  catch (e) {
+    if (e === null || (typeof e !== 'object' && typeof e !== 'function')) {
+      return flushed({ error: { kind: 'guest', name: 'Error', message: typeof e === 'string' ? e : String(e) + ' was thrown', line: 0 } });
+    }
+    const name = typeof e.name === 'string' && e.name ? e.name : 'Error';
+    const message = typeof e.message === 'string' ? e.message : String(e.message ?? '');
+    const m = /main\\.js:(\\d+):\\d+/.exec(String(e.stack || ''));
+    const stack = /Maximum call stack size exceeded/.test(message) && name === 'RangeError';
+    return flushed({ error: { kind: stack ? 'stack' : 'guest', name, message, line: m ? Math.max(0, +m[1] - ${PREFIX_LINES}) : 0 } });
+  }
+  if (value === undefined) return flushed({});
+  const t = typeof value;
+  if (t === 'function' || t === 'symbol' || t === 'bigint') {
+    return flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + (t === 'bigint' ? 'a BigInt (convert it with Number() or String())' : 'a ' + t) + ' cannot be returned; return plain data', line: 0 } });
+  }
+  let text;
+  try { text = stringify(value); }
+  catch (e) { return flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 } }); }
+  if (text === undefined) return flushed({});
+  if (text.length > caps.maxResultBytes) return flushed({ error: { kind: 'too_large', name: 'ResultTooLargeError', message: 'The result is ' + text.length + ' bytes of JSON, above the limit of ' + caps.maxResultBytes + ' bytes; return less data', line: 0 } });
+  return flushed({ value: text });
+} }
+`
+}
+
+class Host extends RpcTarget {
+  constructor(socket) {
+    super()
+    this.socket = socket
+    this.pending = new Map()
+    this.next = 1
+    this.closed = false
+  }
+  send(msg) {
+    if (!this.closed) this.socket.send(JSON.stringify(msg))
+  }
+  log(level, msg) {
+    this.send({ t: 'log', level, msg })
+  }
+  // Never rejects: the program decodes {ok} or {err}.
+  call(name, args) {
+    if (this.closed) return { err: { name: 'Error', message: 'the execution has ended' } }
+    const id = this.next++
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve)
+      this.send({ t: 'call', id, name, args })
+    })
+  }
+  reply(msg) {
+    const resolve = this.pending.get(msg.id)
+    if (!resolve) return
+    this.pending.delete(msg.id)
+    resolve(msg.ok !== undefined ? { ok: String(msg.ok) } : { err: { name: String(msg.err?.name || 'Error'), message: String(msg.err?.message || '') } })
+  }
+  end() {
+    this.closed = true
+    for (const resolve of this.pending.values()) resolve({ err: { name: 'Error', message: 'the execution has ended' } })
+    this.pending.clear()
+  }
+}
+
+let counter = 0
+
+async function execute(env, socket, host, run) {
+  const bindings = run.bindings
+  const caps = { maxLogs: run.maxLogs, maxLogBytes: run.maxLogBytes, maxResultBytes: run.maxResultBytes, memoryBytes: run.memoryBytes }
+  let outcome
+  if (env.LOADER) {
+    const id = `exec-${Date.now()}-${counter++}-${Math.random().toString(36).slice(2)}`
+    let worker
+    try {
+      worker = env.LOADER.get(id, async () => ({
+        compatibilityDate: '2025-06-01',
+        mainModule: 'main.js',
+        modules: { 'main.js': moduleFor(run.code, bindings) },
+        env: {},
+        globalOutbound: null,
+      }))
+      outcome = await worker.getEntrypoint().run(host, caps)
+    } catch (e) {
+      const message = String(e && e.message)
+      const syntax = /SyntaxError/.test(message)
+      const m = /main\.js:(\d+):\d+/.exec(message)
+      outcome = {
+        error: syntax
+          ? fail('syntax', 'SyntaxError', message.replace(/^[\s\S]*?Uncaught SyntaxError: /, '').split('\n')[0], m ? Math.max(0, +m[1] - PREFIX_LINES) : 0)
+          : fail('internal', 'Error', 'the sandbox failed: ' + message),
+      }
+    }
+  } else if (env.UNSAFE_EVAL && env.ALLOW_UNSAFE_EVAL === 'true') {
+    outcome = { error: fail('internal', 'Error', 'UNSAFE_EVAL fallback is not supported by this Worker version; configure a worker_loader binding named LOADER') }
+  } else {
+    outcome = { error: fail('internal', 'Error', 'this Worker has no LOADER (worker_loader) binding; see the crate README') }
+  }
+  host.end()
+  const done = { t: 'done' }
+  if (outcome.error) done.error = outcome.error
+  else if (outcome.value !== undefined) done.value = outcome.value
+  socket.send(JSON.stringify(done))
+  socket.close(1000, 'done')
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url)
+    if (url.pathname === '/health') return new Response('ok')
+    if (url.pathname !== '/execute') return new Response('not found', { status: 404 })
+    if (!(await authorized(request, env))) return new Response('unauthorized', { status: 401 })
+    if (request.headers.get('Upgrade') !== 'websocket') {
+      return new Response('expected a WebSocket upgrade', { status: 426 })
+    }
+    const pair = new WebSocketPair()
+    const [client, socket] = Object.values(pair)
+    socket.accept()
+    const host = new Host(socket)
+    let started = false
+    const reject = (why) => {
+      try {
+        socket.send(JSON.stringify({ t: 'done', error: fail('protocol', 'Error', why) }))
+        socket.close(1008, 'bad request')
+      } catch {}
+      host.end()
+    }
+    socket.addEventListener('message', (event) => {
+      const data = event.data
+      if (typeof data !== 'string' || data.length > MAX_FRAME) return reject('frames must be JSON text of at most 2 MiB')
+      let msg
+      try { msg = JSON.parse(data) } catch { return reject('a frame is not JSON') }
+      if (msg && msg.t === 'reply' && Number.isInteger(msg.id)) return host.reply(msg)
+      if (msg && msg.t === 'run' && !started && typeof msg.code === 'string' && Array.isArray(msg.bindings)
+        && msg.bindings.every((b) => typeof b === 'string' && /^[A-Za-z_$][\w$]*$/.test(b))
+        && [msg.maxLogs, msg.maxLogBytes, msg.maxResultBytes, msg.memoryBytes].every(Number.isFinite)) {
+        started = true
+        execute(env, socket, host, msg).catch((e) => reject('internal failure: ' + String(e && e.message)))
+        return
+      }
+      reject('unexpected frame')
+    })
+    socket.addEventListener('close', () => host.end())
+    return new Response(null, { status: 101, webSocket: client })
+  },
+}
