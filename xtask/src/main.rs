@@ -7,6 +7,8 @@
 //! - `cargo xtask e2e [--screenshot docs/chat-e2e.png]`: the chat page's headless-Chromium
 //!   test alone (it also runs as part of `test`), after installing its npm packages and
 //!   Debian Chromium.
+//! - `cargo xtask workerd`: the Cloudflare driver's Worker on a local workerd, to try the
+//!   driver without a Cloudflare account.
 //! - `cargo xtask bench`: runs the criterion benchmarks and writes the medians into
 //!   `docs/benchmarks.md`.
 
@@ -42,6 +44,8 @@ enum Cmd {
     },
     /// Install the V8 driver's runtime (Node 24 + isolated-vm) into .cache/v8-runtime.
     V8Runtime,
+    /// Run the Cloudflare driver's Worker on a local workerd (installed from npm if needed).
+    Workerd,
     /// Start the throwaway PostgreSQL server of the tests and print its connection settings
     /// (it stops when you press Enter).
     Postgres,
@@ -62,6 +66,25 @@ fn main() -> anyhow::Result<()> {
                     println!("export {k}={v}");
                 }
                 Ok(())
+            }
+            Err(matrix::Provision::Skip(why)) => anyhow::bail!("cannot install: {why}"),
+            Err(matrix::Provision::Fail(e)) => Err(e),
+        },
+        Cmd::Workerd => match runtimes::workerd() {
+            Ok(env) => {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                provision::run(
+                    std::process::Command::new(cargo)
+                        .args([
+                            "run",
+                            "--quiet",
+                            "-p",
+                            "code-mode-isolate-cloudflare",
+                            "--bin",
+                            "code-mode-workerd",
+                        ])
+                        .envs(env),
+                )
             }
             Err(matrix::Provision::Skip(why)) => anyhow::bail!("cannot install: {why}"),
             Err(matrix::Provision::Fail(e)) => Err(e),

@@ -40,6 +40,45 @@ pub fn v8() -> Result<Vec<(String, String)>, Provision> {
     )])
 }
 
+/// Cloudflare's `workerd` from npm (into `.cache/workerd`), installed by the driver crate's
+/// own `code-mode-workerd --install-only`. Skipped, with the reason, when npm is missing.
+pub fn workerd() -> Result<Vec<(String, String)>, Provision> {
+    let has_npm = Command::new("npm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_npm {
+        return Err(Provision::Skip(
+            "npm is not installed (workerd comes from the npm registry)".into(),
+        ));
+    }
+    let dir = provision::root().join(".cache/workerd");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "code-mode-isolate-cloudflare",
+            "--bin",
+            "code-mode-workerd",
+            "--",
+            "--install-only",
+        ])
+        .arg(&dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Provision::Fail(e.into()))?;
+    if !out.status.success() {
+        return Err(Provision::Fail(anyhow::anyhow!(
+            "installing workerd failed ({})",
+            out.status
+        )));
+    }
+    let binary = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok(vec![("CODE_MODE_WORKERD".to_owned(), binary)])
+}
+
 /// A throwaway PostgreSQL server on 127.0.0.1 for the skills storage tests: Debian's
 /// server binaries (installed with apt-get when missing), a fresh cluster in `target/`,
 /// trust authentication, fsync off. Stopped (killed) when dropped.

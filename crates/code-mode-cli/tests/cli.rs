@@ -216,3 +216,35 @@ fn the_v8_driver_is_selectable() {
     );
     assert_eq!(json_stdout(&out)["result"], serde_json::json!(42));
 }
+
+/// `--driver cloudflare --worker-url URL` runs the program in the crate's Worker on a local
+/// workerd; the authorization comes from the environment, never from a flag.
+#[test]
+#[cfg(feature = "cloudflare")]
+fn the_cloudflare_driver_is_selectable() {
+    use code_mode_isolate_cloudflare::LocalWorkerd;
+    let binary = LocalWorkerd::locate().unwrap_or_else(|e| panic!("{e}"));
+    let workerd = LocalWorkerd::start(&binary, Some("cli-token")).unwrap_or_else(|e| panic!("{e}"));
+    let url = workerd.url();
+    let out = code_mode()
+        .args(["run", "-", "--driver", "cloudflare", "--worker-url", &url])
+        .env("CODE_MODE_WORKER_AUTHORIZATION", "Bearer cli-token")
+        .write_stdin("const n: number = 6; return n * 7")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_stdout(&out)["result"], serde_json::json!(42));
+    let refused = code_mode()
+        .args(["run", "-", "--driver", "cloudflare", "--worker-url", &url])
+        .env_remove("CODE_MODE_WORKER_AUTHORIZATION")
+        .write_stdin("return 1")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("refused the authorization"));
+}

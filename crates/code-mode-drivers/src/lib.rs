@@ -92,21 +92,29 @@ pub fn enabled_drivers() -> Vec<&'static str> {
 }
 
 fn is_enabled(name: &str) -> bool {
-    #[allow(clippy::match_like_matches_macro)] // one arm per driver feature, more to come
     match name {
         "quickjs" => cfg!(feature = "quickjs"),
         "v8" => cfg!(feature = "v8"),
+        "cloudflare" => cfg!(feature = "cloudflare"),
         _ => false,
     }
 }
 
-/// The preferred enabled driver, configured from the environment.
+/// The preferred enabled driver, configured from the environment. A driver that cannot be
+/// set up here (no Worker URL, no V8 runtime) gives way to the next enabled one; when none
+/// can, the most preferred one's error says what is missing.
 pub fn default_driver() -> Result<Arc<dyn IsolateDriver>, DriverSelectError> {
-    let name = enabled_drivers()
-        .first()
-        .copied()
-        .ok_or(DriverSelectError::NoneEnabled)?;
-    driver_by_name(name, &DriverOptions::from_env())
+    let options = DriverOptions::from_env();
+    let mut first_error = None;
+    for name in enabled_drivers() {
+        match driver_by_name(name, &options) {
+            Ok(d) => return Ok(d),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(DriverSelectError::NoneEnabled))
 }
 
 /// The driver called `name` (`quickjs`, `quickjs-wasm`, `v8`, `cloudflare`).
@@ -125,6 +133,20 @@ pub fn driver_by_name(
         "quickjs" => Ok(Arc::new(code_mode_isolate_quickjs::QuickJsDriver::new())),
         #[cfg(feature = "v8")]
         "v8" => Ok(Arc::new(code_mode_isolate_v8::V8Driver::new()?)),
+        #[cfg(feature = "cloudflare")]
+        "cloudflare" => {
+            let url = options.worker_url.clone().ok_or_else(|| {
+                code_mode::DriverError::new(
+                    "cloudflare",
+                    "no Worker URL: set CODE_MODE_WORKER_URL (or --worker-url); `cargo run -p code-mode-isolate-cloudflare --bin code-mode-workerd` runs one locally",
+                )
+            })?;
+            let opts = code_mode_isolate_cloudflare::CloudflareOptions::new(url)
+                .authorization(options.worker_authorization.clone());
+            Ok(Arc::new(
+                code_mode_isolate_cloudflare::CloudflareDriver::new(opts)?,
+            ))
+        }
         n if ALL_DRIVERS.contains(&n) => Err(DriverSelectError::NotEnabled { name: n.to_owned() }),
         n => Err(DriverSelectError::Unknown { name: n.to_owned() }),
     }
@@ -135,7 +157,7 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg(not(feature = "v8"))]
+    #[cfg(not(any(feature = "v8", feature = "cloudflare")))]
     fn selection() {
         assert_eq!(enabled_drivers(), vec!["quickjs"]);
         assert_eq!(
@@ -156,7 +178,14 @@ mod tests {
     }
 
     #[test]
-    #[cfg(feature = "v8")]
+    #[cfg(feature = "cloudflare")]
+    fn cloudflare_needs_a_url() {
+        let err = driver_by_name("cloudflare", &DriverOptions::default()).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("CODE_MODE_WORKER_URL")));
+    }
+
+    #[test]
+    #[cfg(all(feature = "v8", not(feature = "cloudflare")))]
     fn v8_is_preferred_when_enabled() {
         assert_eq!(enabled_drivers().first().copied(), Some("v8"));
         // Without its runtime the constructor explains what to install; with it, it works.
