@@ -24,14 +24,32 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn drivers() -> Vec<(String, Arc<dyn code_mode::IsolateDriver>)> {
     let options = code_mode_drivers::DriverOptions::from_env();
-    code_mode_drivers::enabled_drivers()
-        .into_iter()
-        .filter_map(|name| {
-            code_mode_drivers::driver_by_name(name, &options)
-                .ok()
-                .map(|d| (name.to_owned(), d))
-        })
-        .collect()
+    let mut out: Vec<(String, Arc<dyn code_mode::IsolateDriver>)> =
+        code_mode_drivers::enabled_drivers()
+            .into_iter()
+            .filter_map(|name| {
+                code_mode_drivers::driver_by_name(name, &options)
+                    .ok()
+                    .map(|d| (name.to_owned(), d))
+            })
+            .collect();
+    out.extend(cloudflare());
+    out
+}
+
+/// The Cloudflare driver against the crate's Worker on a local workerd, when installed.
+#[cfg(feature = "cloudflare")]
+fn cloudflare() -> Option<(String, Arc<dyn code_mode::IsolateDriver>)> {
+    use code_mode_isolate_cloudflare::LocalWorkerd;
+    let binary = LocalWorkerd::locate().ok()?;
+    let workerd = LocalWorkerd::start(&binary, Some("bench")).ok()?;
+    let driver = workerd.driver().ok()?;
+    Some(("cloudflare".to_owned(), Arc::new(driver)))
+}
+
+#[cfg(not(feature = "cloudflare"))]
+fn cloudflare() -> Option<(String, Arc<dyn code_mode::IsolateDriver>)> {
+    None
 }
 
 /// Cold start: the first context of the process and `return 1`, written for the report.
@@ -73,6 +91,10 @@ fn benches(c: &mut Criterion) {
     cold_start(&rt);
     for (name, driver) in drivers() {
         let mut group = c.benchmark_group(name.as_str());
+        if name == "cloudflare" {
+            // A fresh Dynamic Worker per execution takes milliseconds: fewer samples.
+            group.sample_size(10);
+        }
         // Fresh context per run, runs spaced as in a chat (the model takes seconds between
         // executions): drivers that keep engines ready (QuickJS's pool) refill between runs.
         // The pause is not timed.

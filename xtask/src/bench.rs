@@ -61,16 +61,31 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
         }
         Err(crate::matrix::Provision::Fail(e)) => return Err(e),
     };
+    let workerd_env = match crate::runtimes::workerd() {
+        Ok(env) => Some(env),
+        Err(crate::matrix::Provision::Skip(why)) => {
+            println!("Cloudflare driver not measured: {why}");
+            None
+        }
+        Err(crate::matrix::Provision::Fail(e)) => return Err(e),
+    };
     let _ = std::fs::remove_dir_all(root().join("target/criterion"));
     let mut args = vec!["bench", "-p", "code-mode-benches", "--bench", "drivers"];
-    if v8_env.is_some() {
-        args.extend(["--features", "v8"]);
+    let features = match (v8_env.is_some(), workerd_env.is_some()) {
+        (true, true) => Some("v8,cloudflare"),
+        (true, false) => Some("v8"),
+        (false, true) => Some("cloudflare"),
+        (false, false) => None,
+    };
+    if let Some(f) = features {
+        args.extend(["--features", f]);
     }
     args.extend(["--", "--warm-up-time", "1", "--measurement-time", &secs]);
     let status = Command::new(&cargo)
         .current_dir(root())
         .args(&args)
         .envs(v8_env.iter().flatten().map(|(k, v)| (k, v)))
+        .envs(workerd_env.iter().flatten().map(|(k, v)| (k, v)))
         .status()
         .context("cannot run cargo bench")?;
     if !status.success() {
