@@ -35,7 +35,9 @@ async fn page_shows_live_events_before_the_result() {
         "the page is not built: run `cargo xtask e2e` (it installs and builds what is needed)"
     );
     let llm = scripted_model(CODE).await;
-    let driver = code_mode_drivers::default_driver().unwrap_or_else(|e| panic!("{e}"));
+    let driver =
+        code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
     let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
     let base = serve(app::router(state, Some(web.join("dist")))).await;
     let screenshot = std::env::var_os("CODE_MODE_E2E_SCREENSHOT")

@@ -28,7 +28,9 @@ async fn post_chat(base: &str, request: &Value) -> Vec<Chunk> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_a_tanstack_client_request() {
     let llm = scripted_model("console.log('fetching');\nconst [a, b] = await Promise.all([external_getWeather({ city: 'Oslo' }), external_getWeather({ city: 'Lima' })]);\nreturn [a.tempC, b.tempC];").await;
-    let driver = code_mode_drivers::default_driver().unwrap_or_else(|e| panic!("{e}"));
+    let driver =
+        code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
     let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
     let base = serve(app::router(state, None)).await;
     // The body the TanStack client sends: model messages with text content or parts.
@@ -66,7 +68,9 @@ async fn answers_a_tanstack_client_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explains_a_missing_model() {
-    let driver = code_mode_drivers::default_driver().unwrap_or_else(|e| panic!("{e}"));
+    let driver =
+        code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
     let state =
         app::state(Err("set OPENAI_MODEL".into()), driver).unwrap_or_else(|e| panic!("{e}"));
     let base = serve(app::router(state, None)).await;
