@@ -145,14 +145,17 @@ fn run_tests(
     env: &[(String, String)],
     exes: &BTreeMap<String, String>,
 ) -> anyhow::Result<(bool, Results)> {
-    let mut child = Command::new(cargo())
+    // Cargo prints `Running <binary>` on stderr and libtest its results on stdout: read both
+    // from one pipe, in order, to know which binary each result belongs to.
+    let (stdout, writer) = std::io::pipe().context("cannot create a pipe")?;
+    let mut command = Command::new(cargo());
+    command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot run cargo")?;
-    let stdout = child.stdout.take().context("no stdout")?;
+        .stdout(writer.try_clone().context("cannot clone a pipe")?)
+        .stderr(writer);
+    let mut child = command.spawn().context("cannot run cargo")?;
+    drop(command);
     let mut results = Results::default();
     let mut current = String::from("?");
     let mut out = std::io::stdout().lock();
@@ -266,7 +269,8 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
         }
     }
 
-    let mut args: Vec<String> = vec!["test".into()];
+    // Every package's tests run even when an earlier one fails.
+    let mut args: Vec<String> = vec!["test".into(), "--no-fail-fast".into()];
     if matrix_only {
         for d in DRIVERS.iter().filter(|d| !excluded.contains(&d.package)) {
             args.extend(["-p".into(), d.package.into()]);

@@ -41,7 +41,7 @@
 //!     ..Registration::default()
 //! }).await.unwrap();
 //! let out = library.run(&code_mode, "sum3", json!({"a": 1, "b": 2, "c": 3}), &ToolContext::default()).await.unwrap();
-//! assert_eq!(out, json!(6.0));
+//! assert_eq!(out.as_f64(), Some(6.0));
 //! let skill = library.storage().get("sum3").await.unwrap().unwrap();
 //! assert_eq!((skill.stats.runs, skill.trust), (1, TrustLevel::Untrusted));
 //! # }
