@@ -30,6 +30,15 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 /// The lockfile pins versions and integrity hashes without download addresses, so npm
 /// fetches from whichever registry the machine is configured for.
 pub fn npm_ci(dir: &Path) -> anyhow::Result<()> {
+    npm_ci_with(dir, &[])
+}
+
+/// [`npm_ci`] without running install scripts (the packages ship prebuilt binaries).
+pub fn npm_ci_ignore_scripts(dir: &Path) -> anyhow::Result<()> {
+    npm_ci_with(dir, &["--ignore-scripts"])
+}
+
+fn npm_ci_with(dir: &Path, extra: &[&str]) -> anyhow::Result<()> {
     let lock = dir.join("package-lock.json");
     let installed = dir.join("node_modules/.package-lock.json");
     let fresh = match (modified(&lock), modified(&installed)) {
@@ -42,6 +51,7 @@ pub fn npm_ci(dir: &Path) -> anyhow::Result<()> {
     println!("== npm ci in {} ==", dir.display());
     run(Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund"])
+        .args(extra)
         .current_dir(dir))
 }
 

@@ -6,77 +6,86 @@ use std::process::Command;
 use crate::matrix::Provision;
 use crate::provision;
 
-/// The V8 driver's Node 24 + isolated-vm runtime, installed by the crate's own setup binary
-/// (the same one users run). Skipped, with the reason, when npm is missing.
-pub fn v8() -> Result<Vec<(String, String)>, Provision> {
-    let has_npm = Command::new("npm")
+fn has_npm() -> bool {
+    Command::new("npm")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_npm {
-        return Err(Provision::Skip(
-            "npm is not installed (the V8 runtime comes from the npm registry)".into(),
-        ));
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Installs the npm lockfile `from` (a folder of the repository holding package.json and
+/// package-lock.json) into `.cache/<name>` with `npm ci --ignore-scripts`, without building
+/// any Rust: running a crate's setup binary would compile its dependency tree with another
+/// feature set than the test run's.
+fn npm_install(from: &str, name: &str, files: &[&str]) -> Result<std::path::PathBuf, Provision> {
+    if !has_npm() {
+        return Err(Provision::Skip(format!(
+            "npm is not installed (the {name} runtime comes from the npm registry)"
+        )));
     }
-    let dir = provision::root().join(".cache/v8-runtime");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    provision::run(
-        Command::new(cargo)
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "code-mode-isolate-v8",
-                "--bin",
-                "code-mode-v8-setup",
-                "--",
-            ])
-            .arg(&dir),
-    )
-    .map_err(Provision::Fail)?;
+    let src = provision::root().join(from);
+    let dir = provision::root().join(".cache").join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| Provision::Fail(e.into()))?;
+    for file in files {
+        let text = std::fs::read(src.join(file)).map_err(|e| Provision::Fail(e.into()))?;
+        if std::fs::read(dir.join(file)).ok().as_deref() != Some(text.as_slice()) {
+            std::fs::write(dir.join(file), text).map_err(|e| Provision::Fail(e.into()))?;
+        }
+    }
+    if files.contains(&"package-lock.json") {
+        provision::npm_ci_ignore_scripts(&dir).map_err(Provision::Fail)?;
+    } else {
+        // workerd's lockfile cannot list the other platforms' optional packages here; its
+        // version is exact, and so are the platform packages it depends on.
+        provision::run(
+            Command::new("npm")
+                .args([
+                    "install",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-package-lock",
+                ])
+                .current_dir(&dir),
+        )
+        .map_err(Provision::Fail)?;
+    }
+    Ok(dir)
+}
+
+/// The V8 driver's Node 24 + isolated-vm runtime (the crate's `runtime/` lockfile), into
+/// `.cache/v8-runtime`. Skipped, with the reason, when npm is missing.
+pub fn v8() -> Result<Vec<(String, String)>, Provision> {
+    let dir = npm_install(
+        "crates/isolate-v8/runtime",
+        "v8-runtime",
+        &["package.json", "package-lock.json"],
+    )?;
     Ok(vec![(
         "CODE_MODE_V8_RUNTIME".to_owned(),
         dir.to_string_lossy().into_owned(),
     )])
 }
 
-/// Cloudflare's `workerd` from npm (into `.cache/workerd`), installed by the driver crate's
-/// own `code-mode-workerd --install-only`. Skipped, with the reason, when npm is missing.
+/// Cloudflare's `workerd` (the crate's `worker/` lockfile), into `.cache/workerd`. Skipped,
+/// with the reason, when npm is missing.
 pub fn workerd() -> Result<Vec<(String, String)>, Provision> {
-    let has_npm = Command::new("npm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_npm {
-        return Err(Provision::Skip(
-            "npm is not installed (workerd comes from the npm registry)".into(),
-        ));
-    }
-    let dir = provision::root().join(".cache/workerd");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "code-mode-isolate-cloudflare",
-            "--bin",
-            "code-mode-workerd",
-            "--",
-            "--install-only",
-        ])
-        .arg(&dir)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| Provision::Fail(e.into()))?;
-    if !out.status.success() {
+    let dir = npm_install(
+        "crates/isolate-cloudflare/worker",
+        "workerd",
+        &["package.json"],
+    )?;
+    let binary = dir.join("node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+    if !binary.is_file() {
         return Err(Provision::Fail(anyhow::anyhow!(
-            "installing workerd failed ({})",
-            out.status
+            "npm installed workerd but {} is missing (workerd's prebuilt binary is linux-x64 here)",
+            binary.display()
         )));
     }
-    let binary = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    Ok(vec![("CODE_MODE_WORKERD".to_owned(), binary)])
+    Ok(vec![(
+        "CODE_MODE_WORKERD".to_owned(),
+        binary.to_string_lossy().into_owned(),
+    )])
 }
 
 /// A throwaway PostgreSQL server on 127.0.0.1 for the skills storage tests: Debian's

@@ -20,6 +20,7 @@ pub const WORKERD_VERSION: &str = "1.20261117.1";
 
 const WORKER_JS: &str = include_str!("../worker/worker.js");
 const CONFIG: &str = include_str!("../worker/config.capnp");
+const PACKAGE_JSON: &str = include_str!("../worker/package.json");
 
 /// Why a local workerd cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,17 +74,21 @@ impl LocalWorkerd {
         }
     }
 
-    /// Installs the pinned `workerd` from the npm registry into `dir` (`npm install
-    /// --ignore-scripts`: the platform package carries the binary) and returns the binary.
+    /// Installs the pinned `workerd` (`worker/package.json`, an exact version) from the npm
+    /// registry into `dir` (`npm install --ignore-scripts`: the platform package carries the
+    /// binary) and returns the binary.
     pub fn install(dir: &Path) -> Result<PathBuf, WorkerdError> {
         let fail = |m: String| WorkerdError::Start(format!("installing workerd: {m}"));
         std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        let manifest = format!(
-            "{{\"name\": \"code-mode-workerd\", \"private\": true, \"dependencies\": {{\"workerd\": \"{WORKERD_VERSION}\"}}}}\n"
-        );
-        std::fs::write(dir.join("package.json"), manifest).map_err(|e| fail(e.to_string()))?;
+        std::fs::write(dir.join("package.json"), PACKAGE_JSON).map_err(|e| fail(e.to_string()))?;
         let out = Command::new("npm")
-            .args(["install", "--ignore-scripts", "--no-audit", "--no-fund"])
+            .args([
+                "install",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--no-package-lock",
+            ])
             .current_dir(dir)
             .stdin(Stdio::null())
             .output()
