@@ -87,14 +87,23 @@ fn executables(
         .stderr(Stdio::inherit())
         .output()
         .context("cannot run cargo")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let messages = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok());
     if !out.status.success() {
-        bail!("the tests do not build");
+        // With JSON output, the compiler's diagnostics are on stdout: show the errors.
+        for v in messages {
+            if v["reason"] == "compiler-message" && v["message"]["level"] == "error" {
+                if let Some(text) = v["message"]["rendered"].as_str() {
+                    eprintln!("{}: {text}", v["target"]["name"].as_str().unwrap_or("?"));
+                }
+            }
+        }
+        bail!("the tests do not build (compiler errors above)");
     }
     let mut map = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
+    for v in messages {
         let (Some(exe), Some(id)) = (v["executable"].as_str(), v["package_id"].as_str()) else {
             continue;
         };
