@@ -126,8 +126,11 @@ macro_rules! storage_suite {
                 .map(|t| {
                     let s = s.clone();
                     tokio::spawn(async move {
+                        // Each task alternates success and failure, so in any interleaving no
+                        // prefix of 10 or more runs reaches 90 % success (at most 70 %): the
+                        // trust level cannot depend on the scheduling.
                         for i in 0..25 {
-                            s.record_run("hot", &RunRecord::now((t + i) % 5 != 0, 1.0), &strategy).await.unwrap();
+                            s.record_run("hot", &RunRecord::now((t + i) % 2 != 0, 1.0), &strategy).await.unwrap();
                         }
                     })
                 })
@@ -138,8 +141,8 @@ macro_rules! storage_suite {
             let hot = s.get("hot").await.unwrap().unwrap();
             assert_eq!(hot.stats.runs, 200);
             assert_eq!(hot.stats.successes + hot.stats.failures, 200);
-            assert_eq!(hot.stats.failures, 40);
-            assert_eq!(hot.trust, TrustLevel::Untrusted, "80 % success does not reach provisional");
+            assert_eq!(hot.stats.failures, 100);
+            assert_eq!(hot.trust, TrustLevel::Untrusted, "50 % success does not reach provisional");
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
