@@ -46,6 +46,13 @@ enum Cmd {
     V8Runtime,
     /// Run the Cloudflare driver's Worker on a local workerd (installed from npm if needed).
     Workerd,
+    /// Install the toolchain that compiles the QuickJS-WASM guest (Debian clang-19, lld-19,
+    /// libclang-rt-19-dev-wasm32, wasi-libc), when clang cannot build wasm32-wasi yet.
+    WasiToolchain,
+    /// Release step: build the QuickJS-WASM guest from source and store it in
+    /// crates/isolate-quickjs-wasm/guest/prebuilt/, so the packaged crate builds without a
+    /// WASI toolchain.
+    GuestWasm,
     /// Start the throwaway PostgreSQL server of the tests and print its connection settings
     /// (it stops when you press Enter).
     Postgres,
@@ -100,7 +107,51 @@ fn main() -> anyhow::Result<()> {
             Err(matrix::Provision::Skip(why)) => anyhow::bail!("cannot start: {why}"),
             Err(matrix::Provision::Fail(e)) => Err(e),
         },
+        Cmd::WasiToolchain => match runtimes::wasi_toolchain() {
+            Ok(_) => {
+                println!("clang-19 builds wasm32-wasi modules");
+                Ok(())
+            }
+            Err(matrix::Provision::Skip(why)) => anyhow::bail!("cannot install: {why}"),
+            Err(matrix::Provision::Fail(e)) => Err(e),
+        },
+        Cmd::GuestWasm => guest_wasm(),
         Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),
         Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
     }
+}
+
+/// Builds the QuickJS-WASM guest from source and copies it into the crate's `guest/prebuilt/`.
+fn guest_wasm() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if let Err(e) = runtimes::wasi_toolchain() {
+        match e {
+            matrix::Provision::Skip(why) => anyhow::bail!("cannot install the toolchain: {why}"),
+            matrix::Provision::Fail(e) => return Err(e),
+        }
+    }
+    let crate_dir = provision::root().join("crates/isolate-quickjs-wasm");
+    let prebuilt = crate_dir.join("guest/prebuilt/quickjs-guest.wasm");
+    // The build script prefers a prebuilt module: remove it so this build compiles the guest.
+    let _ = std::fs::remove_file(&prebuilt);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "code-mode-isolate-quickjs-wasm", "--message-format=json"])
+        .env_remove("CODE_MODE_QUICKJS_WASM")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run cargo")?;
+    anyhow::ensure!(out.status.success(), "the crate does not build");
+    let out_dir = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "build-script-executed")
+        .filter(|v| v["package_id"].as_str().is_some_and(|p| p.contains("isolate-quickjs-wasm")))
+        .find_map(|v| v["out_dir"].as_str().map(std::path::PathBuf::from))
+        .context("cargo did not report the build script's output folder")?;
+    std::fs::create_dir_all(prebuilt.parent().context("no parent")?)?;
+    std::fs::copy(out_dir.join("quickjs-guest.wasm"), &prebuilt)?;
+    let size = std::fs::metadata(&prebuilt)?.len();
+    println!("wrote {} ({size} bytes); `cargo package -p code-mode-isolate-quickjs-wasm` now ships it", prebuilt.display());
+    Ok(())
 }

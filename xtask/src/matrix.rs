@@ -43,6 +43,12 @@ const DRIVERS: &[DriverEntry] = &[
         features: &[],
     },
     DriverEntry {
+        name: "quickjs-wasm",
+        package: "code-mode-isolate-quickjs-wasm",
+        provision: crate::runtimes::wasi_toolchain,
+        features: &["code-mode-cli/quickjs-wasm"],
+    },
+    DriverEntry {
         name: "v8",
         package: "code-mode-isolate-v8",
         provision: crate::runtimes::v8,

@@ -217,3 +217,43 @@ pub fn postgres() -> Result<Postgres, Provision> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Debian packages that compile the QuickJS-WASM driver's guest (clang for `wasm32-wasi`,
+/// its linker and builtins, wasi-libc).
+pub const WASI_PACKAGES: &[&str] = &["clang-19", "lld-19", "libclang-rt-19-dev-wasm32", "wasi-libc"];
+
+/// True when clang can compile and link a `wasm32-wasi` reactor here.
+fn wasi_toolchain_works() -> bool {
+    let dir = std::env::temp_dir().join(format!("code-mode-wasi-probe-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
+    }
+    let c = dir.join("probe.c");
+    let ok = std::fs::write(&c, "#include <stdlib.h>\n__attribute__((export_name(\"f\"))) void *f(int n) { return malloc(n); }\n").is_ok()
+        && Command::new("clang-19")
+            .args(["--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-o"])
+            .arg(dir.join("probe.wasm"))
+            .arg(&c)
+            .output()
+            .is_ok_and(|o| o.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+    ok
+}
+
+/// The QuickJS-WASM guest's toolchain: installed with apt-get when clang cannot build a
+/// `wasm32-wasi` module yet. Needed before the workspace builds (the crate's build script
+/// compiles the guest).
+pub fn wasi_toolchain() -> Result<Vec<(String, String)>, Provision> {
+    if std::env::var_os("CODE_MODE_QUICKJS_WASM").is_some() || wasi_toolchain_works() {
+        return Ok(Vec::new());
+    }
+    println!("== installing the wasm32-wasi toolchain (apt-get {}) ==", WASI_PACKAGES.join(" "));
+    provision::apt_install(WASI_PACKAGES).map_err(Provision::Fail)?;
+    if !wasi_toolchain_works() {
+        return Err(Provision::Fail(anyhow::anyhow!(
+            "{} are installed but clang-19 still cannot build a wasm32-wasi module",
+            WASI_PACKAGES.join(" ")
+        )));
+    }
+    Ok(Vec::new())
+}

@@ -1,0 +1,132 @@
+// code-mode QuickJS-WASM prelude: evaluated once, at pre-initialisation, before the snapshot.
+//
+// It captures every intrinsic it relies on before any guest code runs, so a program that
+// replaces JSON, Promise, Map or console cannot break result handling or the tool bridge,
+// and it hands the C glue four functions: run, deliver, setup and describe. The two host
+// functions it receives (__cm_call, __cm_log) are removed from the global object; no guest
+// code can reach them except through the bindings.
+(() => {
+  'use strict';
+  const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log;
+  delete globalThis.__cm_call; delete globalThis.__cm_log;
+  const stringify = JSON.stringify, parse = JSON.parse, ErrorCtor = Error, StringCtor = String;
+  const PromiseCtor = Promise, MapCtor = Map;
+  const mapClear = Map.prototype.clear, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
+  const defineProperty = Object.defineProperty, apply = Reflect.apply;
+  const arrayMap = Array.prototype.map, arrayJoin = Array.prototype.join;
+  const regexpExec = RegExp.prototype.exec;
+  const typeOf = (v) => typeof v;
+  const isError = (v) => v instanceof ErrorCtor;
+  const LEVELS = ['log', 'info', 'warn', 'error', 'debug'];
+  let maxLogs = 0, maxLogBytes = 0, maxCalls = 0, logs = 0, logBytes = 0, nextCall = 1;
+  const pending = new MapCtor();
+
+  const fmtError = (e) => {
+    const name = e.name, message = e.message;
+    return message ? StringCtor(name) + ': ' + StringCtor(message) : StringCtor(name);
+  };
+  const fmt = (v) => {
+    switch (typeOf(v)) {
+      case 'string': return v;
+      case 'undefined': return 'undefined';
+      case 'symbol': return 'Symbol(' + (v.description ?? '') + ')';
+      case 'bigint': return StringCtor(v) + 'n';
+      case 'function': return v.name ? '[Function: ' + v.name + ']' : '[Function (anonymous)]';
+      case 'object': {
+        if (v === null) return 'null';
+        if (isError(v)) return fmtError(v);
+        try { const s = stringify(v); return s === undefined ? 'undefined' : s; }
+        catch { try { return StringCtor(v); } catch { return '[unprintable]'; } }
+      }
+      default: return StringCtor(v);
+    }
+  };
+  const makeLog = (level) => function (...args) {
+    // One past the caps, so the host's buffer sees the overflow and adds its marker.
+    if (logs > maxLogs || logBytes > maxLogBytes) return;
+    const msg = apply(arrayJoin, apply(arrayMap, args, [fmt]), [' ']);
+    logs++; logBytes += msg.length;
+    hostLog(level, msg);
+  };
+  const consoleObject = {};
+  for (let i = 0; i < LEVELS.length; i++) consoleObject[LEVELS[i]] = makeLog(i);
+  consoleObject.trace = consoleObject.debug;
+  defineProperty(globalThis, 'console', { value: consoleObject, writable: true, configurable: true, enumerable: false });
+
+  const namedError = (name, message) => {
+    const err = new ErrorCtor(message);
+    if (name !== 'Error') defineProperty(err, 'name', { value: name, writable: true, configurable: true, enumerable: false });
+    return err;
+  };
+  const makeBinding = (name) => {
+    const fn = async function (args) {
+      const text = stringify(args === undefined ? {} : args);
+      const id = nextCall++;
+      if (!hostCall(id, name, text === undefined ? '{}' : text)) {
+        throw namedError('ToolCallLimitError', 'Exceeded the maximum of ' + maxCalls + ' tool calls per execution');
+      }
+      const reply = await new PromiseCtor((resolve) => { apply(mapSet, pending, [id, resolve]); });
+      if (reply[0] === 'v') return parse(reply.slice(1));
+      const e = parse(reply.slice(1));
+      throw namedError(e.name, e.message);
+    };
+    defineProperty(fn, 'name', { value: name });
+    return fn;
+  };
+
+  const lineOf = (e) => {
+    try {
+      const m = apply(regexpExec, /<code>:(\d+)/, [StringCtor(e.stack)]);
+      return m ? +m[1] : 0;
+    } catch { return 0; }
+  };
+  const describe = (e, syntax) => {
+    if (e === null || e === undefined || (typeOf(e) !== 'object' && typeOf(e) !== 'function')) {
+      const message = typeOf(e) === 'string' ? e : (e === null ? 'null' : StringCtor(e)) + ' was thrown';
+      return 'e' + stringify({ kind: 'guest', name: 'Error', message, line: 0 });
+    }
+    let name, message;
+    try { name = e.name; message = e.message; } catch { name = 'Error'; message = 'an error was thrown'; }
+    name = typeOf(name) === 'string' && name ? name : 'Error';
+    try { message = typeOf(message) === 'string' ? message : (message === undefined ? '' : StringCtor(message)); }
+    catch { message = ''; }
+    const kind = syntax && name === 'SyntaxError' ? 'syntax' : 'guest';
+    return 'e' + stringify({ kind, name, message, line: isError(e) ? lineOf(e) : 0 });
+  };
+  const refuse = (what) => 'e' + stringify({ kind: 'result', name: 'ResultError',
+    message: 'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', line: 0 });
+
+  return {
+    // Runs the program; resolves to 'u' (no value), 'v'+json, or 'e'+json(error). Never rejects.
+    run: async (main) => {
+      logs = 0; logBytes = 0;
+      apply(mapClear, pending, []);
+      let value;
+      try { value = await main(); }
+      catch (e) { return describe(e, false); }
+      const t = typeOf(value);
+      if (t === 'undefined') return 'u';
+      if (t === 'function') return refuse('a function');
+      if (t === 'symbol') return refuse('a symbol');
+      if (t === 'bigint') return refuse('a BigInt (convert it with Number() or String())');
+      let text;
+      try { text = stringify(value); }
+      catch (e) {
+        if (isError(e) && e.name === 'TypeError') return 'e' + stringify({ kind: 'result', name: 'ResultError',
+          message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 });
+        return describe(e, false);
+      }
+      return text === undefined ? 'u' : 'v' + text;
+    },
+    deliver: (id, text) => {
+      const resolve = apply(mapGet, pending, [id]);
+      if (resolve) { apply(mapDelete, pending, [id]); resolve(text); }
+    },
+    setup: (json) => {
+      const s = parse(json);
+      maxLogs = s.maxLogs; maxLogBytes = s.maxLogBytes; maxCalls = s.maxCalls;
+      for (const n of s.bindings) globalThis[n] = makeBinding(n);
+    },
+    describe,
+  };
+})()

@@ -1,0 +1,197 @@
+//! What the guest can reach: the two `cm` imports (tool calls and console lines) and the five
+//! WASI functions wasi-libc links in, stubbed by hand. There is no `wasmtime-wasi`: the guest
+//! gets no files, no environment, no sockets, no arguments; only a clock (for `Date`).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use code_mode::{GuestError, HostBridge, LogBuffer, LogLevel, serde_json};
+use futures::future::BoxFuture;
+use wasmtime::{
+    AsContextMut, Caller, Engine, Instance, Linker, Memory, ResourceLimiter, StoreLimits,
+    StoreLimitsBuilder,
+};
+
+/// A tool call the guest made and the host has not started yet.
+pub(crate) struct Request {
+    pub id: i32,
+    pub future: BoxFuture<'static, Result<serde_json::Value, GuestError>>,
+}
+
+/// The host side of one instance.
+pub(crate) struct HostState {
+    pub limits: StoreLimits,
+    pub memory: Option<Memory>,
+    pub bridge: Option<Arc<HostBridge>>,
+    pub logs: Option<LogBuffer>,
+    pub requests: Vec<Request>,
+    /// Wall-clock deadline of the running execution, checked on every epoch tick.
+    pub deadline: Option<Instant>,
+}
+
+impl HostState {
+    /// The state used to pre-initialise the guest: no limits, no bindings.
+    pub(crate) fn pre_init() -> Self {
+        Self {
+            limits: StoreLimitsBuilder::new().build(),
+            memory: None,
+            bridge: None,
+            logs: None,
+            requests: Vec::new(),
+            deadline: None,
+        }
+    }
+
+    pub(crate) fn new(memory_cap: usize, bridge: Arc<HostBridge>, logs: LogBuffer) -> Self {
+        Self {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_cap)
+                .instances(1)
+                .memories(1)
+                .tables(1)
+                .trap_on_grow_failure(false)
+                .build(),
+            memory: None,
+            bridge: Some(bridge),
+            logs: Some(logs),
+            requests: Vec::new(),
+            deadline: None,
+        }
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
+    }
+}
+
+/// Records the instance's memory so the imports can read the guest's strings.
+pub(crate) fn attach_memory(
+    mut store: impl AsContextMut<Data = HostState>,
+    instance: &Instance,
+) -> wasmtime::Result<()> {
+    let memory = instance
+        .get_memory(&mut store, "memory")
+        .ok_or_else(|| wasmtime::format_err!("the guest exports no memory"))?;
+    store.as_context_mut().data_mut().memory = Some(memory);
+    Ok(())
+}
+
+/// The guest's `cm_result_ptr/len` buffer as text.
+pub(crate) async fn result_text(
+    mut store: impl AsContextMut<Data = HostState>,
+    instance: &Instance,
+) -> wasmtime::Result<String> {
+    let ptr = instance
+        .get_typed_func::<(), i32>(&mut store, "cm_result_ptr")?
+        .call_async(&mut store, ())
+        .await?;
+    let len = instance
+        .get_typed_func::<(), i32>(&mut store, "cm_result_len")?
+        .call_async(&mut store, ())
+        .await?;
+    let memory = store
+        .as_context_mut()
+        .data()
+        .memory
+        .ok_or_else(|| wasmtime::format_err!("no memory"))?;
+    Ok(String::from_utf8_lossy(slice(memory.data(&store), ptr, len)?).into_owned())
+}
+
+/// A guest (pointer, length) range, checked against the memory.
+pub(crate) fn slice(data: &[u8], ptr: i32, len: i32) -> wasmtime::Result<&[u8]> {
+    let start = usize::try_from(ptr)?;
+    let end = start
+        .checked_add(usize::try_from(len)?)
+        .ok_or_else(|| wasmtime::format_err!("guest range overflows"))?;
+    data.get(start..end)
+        .ok_or_else(|| wasmtime::format_err!("guest range {start}..{end} is outside its memory"))
+}
+
+fn guest_string(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> wasmtime::Result<String> {
+    let memory = caller
+        .data()
+        .memory
+        .ok_or_else(|| wasmtime::format_err!("no memory"))?;
+    Ok(String::from_utf8_lossy(slice(memory.data(&*caller), ptr, len)?).into_owned())
+}
+
+const WASI_ERRNO_BADF: i32 = 8;
+const WASI_ERRNO_INVAL: i32 = 28;
+
+/// The imports every instance gets.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    linker.func_wrap(
+        "cm",
+        "call",
+        |mut caller: Caller<'_, HostState>, id: i32, np: i32, nl: i32, ap: i32, al: i32| -> wasmtime::Result<i32> {
+            let Some(bridge) = caller.data().bridge.clone() else {
+                return Ok(1);
+            };
+            // Past the budget, refuse at once: nothing is queued, so a flood costs no host memory.
+            if bridge.calls() >= bridge.max_calls() {
+                return Ok(1);
+            }
+            let name = guest_string(&mut caller, np, nl)?;
+            let args = guest_string(&mut caller, ap, al)?;
+            let args = serde_json::from_str(&args)
+                .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+            let future = bridge.call(&name, args);
+            caller.data_mut().requests.push(Request { id, future });
+            Ok(0)
+        },
+    )?;
+    linker.func_wrap(
+        "cm",
+        "log",
+        |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            if caller.data().logs.as_ref().is_none_or(LogBuffer::is_full) {
+                return Ok(());
+            }
+            let text = guest_string(&mut caller, ptr, len)?;
+            let level = match level {
+                1 => LogLevel::Info,
+                2 => LogLevel::Warn,
+                3 => LogLevel::Error,
+                4 => LogLevel::Debug,
+                _ => LogLevel::Log,
+            };
+            if let Some(logs) = caller.data_mut().logs.as_mut() {
+                logs.push(level, text);
+            }
+            Ok(())
+        },
+    )?;
+    // WASI preview 1: only what wasi-libc links in. A clock for `Date`; no file descriptors.
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "clock_time_get",
+        |mut caller: Caller<'_, HostState>, _id: i32, _precision: i64, out: i32| -> wasmtime::Result<i32> {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                .unwrap_or(0);
+            let Some(memory) = caller.data().memory else {
+                return Ok(WASI_ERRNO_INVAL);
+            };
+            let Ok(at) = usize::try_from(out) else {
+                return Ok(WASI_ERRNO_INVAL);
+            };
+            Ok(match memory.write(&mut caller, at, &nanos.to_le_bytes()) {
+                Ok(()) => 0,
+                Err(_) => WASI_ERRNO_INVAL,
+            })
+        },
+    )?;
+    linker.func_wrap("wasi_snapshot_preview1", "fd_write", |_: i32, _: i32, _: i32, _: i32| -> i32 {
+        WASI_ERRNO_BADF
+    })?;
+    linker.func_wrap("wasi_snapshot_preview1", "fd_close", |_: i32| -> i32 { WASI_ERRNO_BADF })?;
+    linker.func_wrap("wasi_snapshot_preview1", "fd_fdstat_get", |_: i32, _: i32| -> i32 {
+        WASI_ERRNO_BADF
+    })?;
+    linker.func_wrap("wasi_snapshot_preview1", "fd_seek", |_: i32, _: i64, _: i32, _: i32| -> i32 {
+        WASI_ERRNO_BADF
+    })?;
+    Ok(linker)
+}

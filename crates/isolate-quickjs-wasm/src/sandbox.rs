@@ -1,0 +1,404 @@
+//! One wasm instance running one QuickJS realm, and the host loop of an execution.
+//!
+//! The loop: write the wrapped program into the instance and start it (`cm_eval`); while it
+//! is pending, start the tool calls it asked for (concurrently), wait for the next to finish
+//! (or the deadline), hand every finished result back (`cm_deliver`) and let QuickJS run the
+//! jobs they unblock (`cm_poll`). Every call into the instance is short; while tool futures
+//! run, no guest code runs and nothing is blocked. A program that runs too long is stopped by
+//! the epoch deadline, inside any guest call, and the instance is thrown away.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Instant;
+
+use code_mode::{
+    ContextConfig, ErrorKind, ExecutionError, GuestError, HostBridge, Limits, LogBuffer,
+    serde_json,
+};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::Value;
+use wasmtime::{Instance, Store, Trap, TypedFunc, UpdateDeadline};
+
+use crate::guest::{Guest, MAX_JS_STACK, MAX_MEMORY};
+use crate::host::{self, HostState};
+use crate::ticker;
+
+type Outcome = Result<Option<Value>, ExecutionError>;
+type Done = (i32, Result<Value, GuestError>);
+
+/// Lines the wrapper adds before the program.
+const WRAPPER_LINES: u32 = 1;
+
+/// Raised from the epoch callback when the wall-clock deadline has passed.
+#[derive(Debug)]
+struct DeadlineReached;
+
+impl std::fmt::Display for DeadlineReached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the execution's deadline passed")
+    }
+}
+
+impl std::error::Error for DeadlineReached {}
+
+struct Exports {
+    alloc: TypedFunc<i32, i32>,
+    free: TypedFunc<i32, ()>,
+    configure: TypedFunc<(i64, i32, i64, i32, i32), i32>,
+    eval: TypedFunc<(i32, i32), i32>,
+    deliver: TypedFunc<(i32, i32, i32), i32>,
+    poll: TypedFunc<(), i32>,
+    oom: TypedFunc<(), i32>,
+}
+
+/// A live instance. Dropping it returns its slot to the pool.
+pub(crate) struct Sandbox {
+    store: Store<HostState>,
+    instance: Instance,
+    f: Exports,
+    limits: Limits,
+    bridge: Arc<HostBridge>,
+    config: ContextConfig,
+    fuel: Option<u64>,
+}
+
+/// Why a sandbox can no longer run code.
+pub(crate) struct Dead;
+
+impl Sandbox {
+    pub(crate) async fn new(
+        guest: &Guest,
+        config: ContextConfig,
+        fuel: Option<u64>,
+    ) -> Result<Self, String> {
+        let limits = config.limits;
+        let heap = limits.memory_bytes().min(MAX_MEMORY / 2);
+        // The hard cap: the snapshot, the heap and room for the allocator's own overhead.
+        let cap = (guest.initial_bytes + heap + heap / 4 + (4 << 20)).min(MAX_MEMORY);
+        let bridge = Arc::new(HostBridge::new(config.bindings.clone(), &limits));
+        let state = HostState::new(
+            usize::try_from(cap).unwrap_or(usize::MAX),
+            bridge.clone(),
+            LogBuffer::new(&limits, config.console.clone()),
+        );
+        let mut store = Store::new(&guest.engine, state);
+        store.limiter(HostState::limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| match ctx.data().deadline {
+            Some(at) if Instant::now() >= at => Err(wasmtime::Error::new(DeadlineReached)),
+            _ => Ok(UpdateDeadline::Yield(1)),
+        });
+        if fuel.is_some() {
+            store.set_fuel(u64::MAX).map_err(|e| e.to_string())?;
+        }
+        let instance = guest.pre.instantiate_async(&mut store).await.map_err(|e| {
+            if guest.pooled {
+                format!("cannot create a wasm instance: {e} (all pooled instance slots may be in use: dispose contexts, or raise max_instances)")
+            } else {
+                format!("cannot create a wasm instance: {e}")
+            }
+        })?;
+        host::attach_memory(&mut store, &instance).map_err(|e| e.to_string())?;
+        let f = exports(&mut store, &instance).map_err(|e| format!("the guest module is not the expected one: {e}"))?;
+        let mut sandbox = Self {
+            store,
+            instance,
+            f,
+            limits,
+            bridge,
+            config,
+            fuel,
+        };
+        sandbox.configure(heap).await?;
+        Ok(sandbox)
+    }
+
+    async fn configure(&mut self, heap: u64) -> Result<(), String> {
+        let names: Vec<&str> = self.config.bindings.iter().map(|b| b.name()).collect();
+        let setup = serde_json::json!({
+            "bindings": names,
+            // One past the caps, so the host's buffer sees the overflow and adds its marker.
+            "maxLogs": u64::from(self.limits.max_log_entries()) + 1,
+            "maxLogBytes": self.limits.max_log_bytes() + 1,
+            "maxCalls": self.limits.max_tool_calls(),
+        })
+        .to_string();
+        let stack = self.limits.stack_bytes().min(MAX_JS_STACK);
+        let seed = RandomState::new().hash_one(Instant::now()) as i64;
+        self.store.data_mut().deadline = Some(Instant::now() + self.limits.timeout());
+        let _tick = ticker::Active::new(self.store.engine());
+        let result = async {
+            let (ptr, len) = self.write(setup.as_bytes()).await?;
+            let rc = self
+                .f
+                .configure
+                .call_async(
+                    &mut self.store,
+                    (
+                        i64::try_from(heap).unwrap_or(i64::MAX),
+                        i32::try_from(stack).unwrap_or(i32::MAX),
+                        seed,
+                        ptr,
+                        len,
+                    ),
+                )
+                .await?;
+            self.f.free.call_async(&mut self.store, ptr).await?;
+            if rc != 0 {
+                let why = host::result_text(&mut self.store, &self.instance).await?;
+                wasmtime::bail!("the sandbox could not be configured: {why}");
+            }
+            Ok(())
+        }
+        .await;
+        self.store.data_mut().deadline = None;
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Copies bytes (plus a NUL) into the guest; returns their address and length.
+    async fn write(&mut self, bytes: &[u8]) -> wasmtime::Result<(i32, i32)> {
+        let len = i32::try_from(bytes.len())
+            .map_err(|_| wasmtime::format_err!("input of {} bytes is too large", bytes.len()))?;
+        let ptr = self.f.alloc.call_async(&mut self.store, len).await?;
+        if ptr == 0 {
+            return Err(wasmtime::Error::new(GuestOutOfMemory));
+        }
+        let memory = self
+            .store
+            .data()
+            .memory
+            .ok_or_else(|| wasmtime::format_err!("no memory"))?;
+        let at = usize::try_from(ptr)?;
+        memory.write(&mut self.store, at, bytes)?;
+        memory.write(&mut self.store, at + bytes.len(), &[0])?;
+        Ok((ptr, len))
+    }
+
+    /// Runs one program. `Err(Dead)` alongside the outcome means the instance must be dropped.
+    pub(crate) async fn execute(&mut self, code: &str) -> (Outcome, Result<(), Dead>) {
+        self.bridge.begin_execution();
+        let timeout = self.limits.timeout();
+        let deadline = Instant::now() + timeout;
+        self.store.data_mut().deadline = Some(deadline);
+        self.store.data_mut().requests.clear();
+        if let Some(budget) = self.fuel {
+            if let Err(e) = self.store.set_fuel(budget) {
+                return (Err(internal(&e.to_string())), Err(Dead));
+            }
+        }
+        let _tick = ticker::Active::new(self.store.engine());
+        let result = self.run(code, deadline).await;
+        self.store.data_mut().deadline = None;
+        self.store.data_mut().requests.clear();
+        let code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
+        let fix = |mut e: ExecutionError| {
+            e.line = e
+                .line
+                .and_then(|l| l.checked_sub(WRAPPER_LINES))
+                .filter(|l| *l >= 1 && *l <= code_lines);
+            e
+        };
+        match result {
+            Ok(outcome) => {
+                let alive = match &outcome {
+                    Err(e) if e.kind.is_terminal() => Err(Dead),
+                    _ => Ok(()),
+                };
+                (outcome.map_err(fix), alive)
+            }
+            Err(error) => (Err(self.classify_trap(&error, deadline)), Err(Dead)),
+        }
+    }
+
+    pub(crate) fn take_logs(&mut self) -> Vec<code_mode::LogEntry> {
+        self.store
+            .data_mut()
+            .logs
+            .as_mut()
+            .map(LogBuffer::take)
+            .unwrap_or_default()
+    }
+
+    /// The program's outcome, or a wasm-level failure (a trap, the deadline) that ended it.
+    async fn run(&mut self, code: &str, deadline: Instant) -> wasmtime::Result<Outcome> {
+        let source = format!("(async function () {{\n{code}\n}})");
+        let (ptr, len) = self.write(source.as_bytes()).await?;
+        let mut rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
+        self.f.free.call_async(&mut self.store, ptr).await?;
+        let mut inflight: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
+        let tokio_deadline = tokio::time::Instant::from_std(deadline);
+        loop {
+            match rc {
+                0 => return self.settled().await,
+                1 => {}
+                _ => return Ok(Err(self.internal_failure().await?)),
+            }
+            for request in std::mem::take(&mut self.store.data_mut().requests) {
+                let id = request.id;
+                inflight.push(Box::pin(request.future.map(move |r| (id, r))));
+            }
+            if inflight.is_empty() {
+                return Ok(Err(ExecutionError::deadlock()));
+            }
+            let mut done = Vec::new();
+            // Calls that are already done are delivered without arming a timer.
+            while let Some(Some(d)) = inflight.next().now_or_never() {
+                done.push(d);
+            }
+            if done.is_empty() {
+                match tokio::time::timeout_at(tokio_deadline, inflight.next()).await {
+                    Err(_) => return Ok(Err(ExecutionError::timeout(self.limits.timeout()))),
+                    Ok(None) => continue,
+                    Ok(Some(d)) => done.push(d),
+                }
+                while let Some(Some(d)) = inflight.next().now_or_never() {
+                    done.push(d);
+                }
+            }
+            for (id, result) in done {
+                let text = match result {
+                    Ok(value) => {
+                        format!("v{}", serde_json::to_string(&value).unwrap_or_else(|_| "null".into()))
+                    }
+                    Err(e) => format!(
+                        "e{}",
+                        serde_json::json!({ "name": e.name, "message": e.message })
+                    ),
+                };
+                let (ptr, len) = self.write(text.as_bytes()).await?;
+                let delivered = self.f.deliver.call_async(&mut self.store, (id, ptr, len)).await?;
+                self.f.free.call_async(&mut self.store, ptr).await?;
+                if delivered != 0 {
+                    return Ok(Err(self.internal_failure().await?));
+                }
+            }
+            rc = self.f.poll.call_async(&mut self.store, ()).await?;
+        }
+    }
+
+    async fn oom(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.f.oom.call_async(&mut self.store, ()).await? != 0)
+    }
+
+    /// A failure of the glue itself (it could not even describe the error): out of memory
+    /// when the heap ran out, otherwise an internal error.
+    async fn internal_failure(&mut self) -> wasmtime::Result<ExecutionError> {
+        if self.oom().await? {
+            return Ok(ExecutionError::memory_limit(self.limits.memory_bytes()));
+        }
+        Ok(internal("the sandbox failed without a description"))
+    }
+
+    /// Reads and classifies the settled program's outcome.
+    async fn settled(&mut self) -> wasmtime::Result<Outcome> {
+        let text = host::result_text(&mut self.store, &self.instance).await?;
+        if text == "u" {
+            return Ok(Ok(None));
+        }
+        if let Some(json) = text.strip_prefix('v') {
+            let bytes = json.len() as u64;
+            if bytes > self.limits.max_result_bytes() {
+                return Ok(Err(ExecutionError::result_too_large(
+                    bytes,
+                    self.limits.max_result_bytes(),
+                )));
+            }
+            return Ok(serde_json::from_str(json)
+                .map(Some)
+                .map_err(|e| ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))));
+        }
+        let failure: Failure = text
+            .strip_prefix('e')
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or(Failure {
+                kind: "internal".into(),
+                name: "InternalError".into(),
+                message: format!("unreadable outcome: {}", text.chars().take(200).collect::<String>()),
+                line: 0,
+            });
+        if failure.kind != "result" && self.oom().await? {
+            return Ok(Err(ExecutionError::memory_limit(self.limits.memory_bytes())));
+        }
+        Ok(Err(self.classify(failure)))
+    }
+
+    fn classify(&self, f: Failure) -> ExecutionError {
+        let line = (f.line > 0).then_some(f.line);
+        match (f.kind.as_str(), f.name.as_str()) {
+            ("memory", _) => ExecutionError::memory_limit(self.limits.memory_bytes()),
+            ("result", _) => ExecutionError::new(ErrorKind::Result, f.message),
+            ("syntax", _) => ExecutionError::new(ErrorKind::Syntax, f.message).with_line(line),
+            ("internal", _) => internal(&f.message),
+            (_, "RangeError" | "InternalError") if f.message.contains("stack size exceeded") => {
+                ExecutionError::stack_overflow(self.limits.stack_bytes().min(MAX_JS_STACK))
+            }
+            (_, "InternalError") if f.message == "out of memory" => {
+                ExecutionError::memory_limit(self.limits.memory_bytes())
+            }
+            (_, name) => ExecutionError::new(ErrorKind::from_name(name), f.message).with_line(line),
+        }
+    }
+
+    fn classify_trap(&self, error: &wasmtime::Error, deadline: Instant) -> ExecutionError {
+        if error.is::<DeadlineReached>() || Instant::now() >= deadline {
+            return ExecutionError::timeout(self.limits.timeout());
+        }
+        if error.is::<GuestOutOfMemory>() {
+            return ExecutionError::memory_limit(self.limits.memory_bytes());
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => ExecutionError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "Code execution used up its CPU budget of {} fuel units",
+                    self.fuel.unwrap_or(0)
+                ),
+            ),
+            Some(Trap::StackOverflow) => {
+                ExecutionError::stack_overflow(self.limits.stack_bytes().min(MAX_JS_STACK))
+            }
+            Some(Trap::Interrupt) => ExecutionError::timeout(self.limits.timeout()),
+            Some(trap) => internal(&format!("the sandbox trapped ({trap}) and was discarded")),
+            None => internal(&format!("the sandbox failed and was discarded: {error}")),
+        }
+    }
+}
+
+/// The guest's memory is exhausted: not even the input fits.
+#[derive(Debug)]
+struct GuestOutOfMemory;
+
+impl std::fmt::Display for GuestOutOfMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the sandbox has no memory left for its input")
+    }
+}
+
+impl std::error::Error for GuestOutOfMemory {}
+
+#[derive(serde::Deserialize)]
+struct Failure {
+    kind: String,
+    name: String,
+    message: String,
+    #[serde(default)]
+    line: u32,
+}
+
+fn internal(message: &str) -> ExecutionError {
+    ExecutionError::new(ErrorKind::Driver("InternalError".into()), message)
+}
+
+fn exports(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<Exports> {
+    Ok(Exports {
+        alloc: instance.get_typed_func(&mut *store, "cm_alloc")?,
+        free: instance.get_typed_func(&mut *store, "cm_free")?,
+        configure: instance.get_typed_func(&mut *store, "cm_configure")?,
+        eval: instance.get_typed_func(&mut *store, "cm_eval")?,
+        deliver: instance.get_typed_func(&mut *store, "cm_deliver")?,
+        poll: instance.get_typed_func(&mut *store, "cm_poll")?,
+        oom: instance.get_typed_func(&mut *store, "cm_oom")?,
+    })
+}

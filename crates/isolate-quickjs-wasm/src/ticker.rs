@@ -1,0 +1,78 @@
+//! The clock behind epoch interruption.
+//!
+//! wasmtime checks an engine's epoch counter at every loop back-edge and function entry; a
+//! background thread advances it every [`TICK`]. On each tick a running store's callback
+//! checks its wall-clock deadline (trap when passed) and otherwise yields to the async
+//! executor, so a busy guest never monopolises a Tokio worker. The thread sleeps when no
+//! execution is running.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::Duration;
+
+use wasmtime::Engine;
+
+/// Epoch period: the timeout's granularity and the interval between yields.
+pub(crate) const TICK: Duration = Duration::from_millis(2);
+
+struct Ticker {
+    engines: Mutex<Vec<Engine>>,
+    active: AtomicUsize,
+    thread: Thread,
+}
+
+fn ticker() -> &'static Ticker {
+    static TICKER: OnceLock<Ticker> = OnceLock::new();
+    TICKER.get_or_init(|| {
+        let handle = std::thread::Builder::new()
+            .name("code-mode-wasm-epoch".into())
+            .spawn(|| {
+                loop {
+                    let t = ticker();
+                    if t.active.load(Ordering::Acquire) == 0 {
+                        std::thread::park_timeout(Duration::from_secs(1));
+                        continue;
+                    }
+                    std::thread::sleep(TICK);
+                    let engines = t.engines.lock().unwrap_or_else(|p| p.into_inner());
+                    for engine in engines.iter() {
+                        engine.increment_epoch();
+                    }
+                }
+            });
+        Ticker {
+            engines: Mutex::new(Vec::new()),
+            active: AtomicUsize::new(0),
+            // Without a thread nothing would ever be interrupted: fall back to the caller's
+            // thread handle, which is harmless to unpark; deadlines are then enforced only
+            // between guest calls. Spawning a thread does not fail in practice.
+            thread: handle.map(|h| h.thread().clone()).unwrap_or_else(|_| std::thread::current()),
+        }
+    })
+}
+
+/// Keeps the ticker running while an execution is in progress.
+pub(crate) struct Active;
+
+impl Active {
+    pub(crate) fn new(engine: &Engine) -> Self {
+        let t = ticker();
+        {
+            let mut engines = t.engines.lock().unwrap_or_else(|p| p.into_inner());
+            if !engines.iter().any(|e| Engine::same(e, engine)) {
+                engines.push(engine.clone());
+            }
+        }
+        if t.active.fetch_add(1, Ordering::AcqRel) == 0 {
+            t.thread.unpark();
+        }
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ticker().active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
