@@ -198,6 +198,33 @@ fn demo_runs_and_shows_prompt_events_and_result() {
     }
 }
 
+/// `--driver quickjs-wasm` runs the program in QuickJS inside wasmtime, with the same result
+/// shape; a memory bomb is a structured `MemoryLimitError`, not a crash.
+#[test]
+#[cfg(feature = "quickjs-wasm")]
+fn the_quickjs_wasm_driver_is_selectable() {
+    let out = code_mode()
+        .args(["run", "-", "--driver", "quickjs-wasm"])
+        .write_stdin("const n: number = 6; console.log('in wasm'); return n * 7")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = json_stdout(&out);
+    assert_eq!(json["result"], serde_json::json!(42));
+    assert!(json.to_string().contains("in wasm"), "{json}");
+    let bomb = code_mode()
+        .args(["run", "-", "--driver", "quickjs-wasm"])
+        .write_stdin("const a = []; while (true) a.push(new Array(100000).fill(1));")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(String::from_utf8_lossy(&bomb.stdout).contains("MemoryLimitError"));
+}
+
 /// `--driver v8` runs the program on the V8 sidecar (built with `--features v8`; the
 /// runtime is installed by `cargo xtask test`).
 #[test]

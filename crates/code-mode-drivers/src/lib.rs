@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! code-mode-drivers = "0.1"                                   # QuickJS, in-process (default)
+//! code-mode-drivers = { version = "0.1", features = ["quickjs-wasm"] }  # QuickJS in wasmtime
 //! code-mode-drivers = { version = "0.1", features = ["v8"] }  # V8 wins when enabled
 //! ```
 //!
@@ -94,6 +95,7 @@ pub fn enabled_drivers() -> Vec<&'static str> {
 fn is_enabled(name: &str) -> bool {
     match name {
         "quickjs" => cfg!(feature = "quickjs"),
+        "quickjs-wasm" => cfg!(feature = "quickjs-wasm"),
         "v8" => cfg!(feature = "v8"),
         "cloudflare" => cfg!(feature = "cloudflare"),
         _ => false,
@@ -131,6 +133,10 @@ pub fn driver_by_name(
     match name {
         #[cfg(feature = "quickjs")]
         "quickjs" => Ok(Arc::new(code_mode_isolate_quickjs::QuickJsDriver::new())),
+        #[cfg(feature = "quickjs-wasm")]
+        "quickjs-wasm" => Ok(Arc::new(
+            code_mode_isolate_quickjs_wasm::QuickJsWasmDriver::new(),
+        )),
         #[cfg(feature = "v8")]
         "v8" => Ok(Arc::new(code_mode_isolate_v8::V8Driver::new()?)),
         #[cfg(feature = "cloudflare")]
@@ -157,7 +163,7 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg(not(any(feature = "v8", feature = "cloudflare")))]
+    #[cfg(not(any(feature = "v8", feature = "cloudflare", feature = "quickjs-wasm")))]
     fn selection() {
         assert_eq!(enabled_drivers(), vec!["quickjs"]);
         assert_eq!(
@@ -175,6 +181,14 @@ mod tests {
             driver_by_name("nope", &DriverOptions::default()),
             Err(DriverSelectError::Unknown { .. })
         ));
+    }
+
+    #[test]
+    #[cfg(all(feature = "quickjs-wasm", not(any(feature = "v8", feature = "cloudflare"))))]
+    fn quickjs_wasm_is_preferred_over_native_quickjs() {
+        assert_eq!(enabled_drivers().first().copied(), Some("quickjs-wasm"));
+        let driver = default_driver().ok();
+        assert_eq!(driver.as_ref().map(|d| d.name()), Some("quickjs-wasm"));
     }
 
     #[test]
