@@ -71,14 +71,27 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     };
     let _ = std::fs::remove_dir_all(root().join("target/criterion"));
     let mut args = vec!["bench", "-p", "code-mode-benches", "--bench", "drivers"];
-    let features = match (v8_env.is_some(), workerd_env.is_some()) {
-        (true, true) => Some("v8,cloudflare"),
-        (true, false) => Some("v8"),
-        (false, true) => Some("cloudflare"),
-        (false, false) => None,
+    let wasm = match crate::runtimes::wasi_toolchain() {
+        Ok(_) => true,
+        Err(crate::matrix::Provision::Skip(why)) => {
+            println!("QuickJS-WASM driver not measured: {why}");
+            false
+        }
+        Err(crate::matrix::Provision::Fail(e)) => return Err(e),
     };
-    if let Some(f) = features {
-        args.extend(["--features", f]);
+    let mut features = Vec::new();
+    if wasm {
+        features.push("quickjs-wasm");
+    }
+    if v8_env.is_some() {
+        features.push("v8");
+    }
+    if workerd_env.is_some() {
+        features.push("cloudflare");
+    }
+    let features = features.join(",");
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
     }
     args.extend(["--", "--warm-up-time", "1", "--measurement-time", &secs]);
     let status = Command::new(&cargo)

@@ -126,10 +126,10 @@ pub fn write_comparison(
     )?;
     writeln!(
         md,
-        "| scenario | ours: quickjs | ours: v8 | {} | {} | v8 vs TanStack node | quickjs vs TanStack quickjs |",
+        "| scenario | ours: quickjs | ours: quickjs-wasm | ours: v8 | {} | {} | v8 vs TanStack node | quickjs vs TanStack quickjs | quickjs-wasm vs TanStack quickjs |",
         DRIVERS[0].1, DRIVERS[1].1
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
     let cell = |r: Option<&Result<f64, String>>| match r {
         Some(Ok(ns)) => fmt(*ns),
         Some(Err(e)) if e.contains("crashed") => "crashed".to_owned(),
@@ -144,6 +144,7 @@ pub fn write_comparison(
     for (name, _) in scenarios {
         let q = median_ns(&criterion.join("quickjs").join(name));
         let v = median_ns(&criterion.join("v8").join(name));
+        let w = median_ns(&criterion.join("quickjs-wasm").join(name));
         let tn = baseline.get(&("node".to_owned(), name.clone()));
         let tq = baseline.get(&("quickjs".to_owned(), name.clone()));
         for (driver, r) in [("node", tn), ("quickjs", tq)] {
@@ -153,13 +154,15 @@ pub fn write_comparison(
         }
         writeln!(
             md,
-            "| {name} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
             q.map_or("–".into(), fmt),
+            w.map_or("–".into(), fmt),
             v.map_or("–".into(), fmt),
             cell(tn),
             cell(tq),
             ratio(tn, v),
-            ratio(tq, q)
+            ratio(tq, q),
+            ratio(tq, w)
         )?;
     }
     writeln!(md)?;
