@@ -15,6 +15,7 @@ use wasmtime::{
 };
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
+use crate::cache;
 use crate::host::{self, HostState};
 
 /// The guest as built by `build.rs`: QuickJS-ng + glue, a wasm32-wasi reactor.
@@ -109,11 +110,22 @@ impl Guest {
                 false,
             ),
         };
-        let snapshot = pre_initialise(&engine)
-            .await
-            .map_err(|e| format!("cannot pre-initialise the QuickJS guest: {e}"))?;
-        let module = Module::new(&engine, &snapshot)
-            .map_err(|e| format!("cannot compile the QuickJS guest: {e}"))?;
+        let key = cache::key(&engine, &[GUEST_WASM, PRELUDE.as_bytes()]);
+        let cache_dir = cache::dir();
+        let module = match cache_dir.as_deref().and_then(|d| cache::load(d, &engine, &key)) {
+            Some(module) => module,
+            None => {
+                let snapshot = pre_initialise(&engine)
+                    .await
+                    .map_err(|e| format!("cannot pre-initialise the QuickJS guest: {e}"))?;
+                let module = Module::new(&engine, &snapshot)
+                    .map_err(|e| format!("cannot compile the QuickJS guest: {e}"))?;
+                if let Some(dir) = &cache_dir {
+                    cache::store(dir, &module, &key);
+                }
+                module
+            }
+        };
         let initial_bytes = module
             .exports()
             .find_map(|e| e.ty().memory().map(|m| m.minimum() * 65536))

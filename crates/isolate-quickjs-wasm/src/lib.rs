@@ -42,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod guest;
 mod host;
 mod sandbox;

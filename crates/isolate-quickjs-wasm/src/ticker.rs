@@ -4,7 +4,7 @@
 //! background thread advances it every [`TICK`]. On each tick a running store's callback
 //! checks its wall-clock deadline (trap when passed) and otherwise yields to the async
 //! executor, so a busy guest never monopolises a Tokio worker. The thread sleeps when no
-//! execution is running.
+//! execution has run for 100 ms.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -15,6 +15,8 @@ use wasmtime::Engine;
 
 /// Epoch period: the timeout's granularity and the interval between yields.
 pub(crate) const TICK: Duration = Duration::from_millis(2);
+/// Ticks the clock keeps running after the last execution ends (100 ms).
+const IDLE_TICKS: u32 = 50;
 
 struct Ticker {
     engines: Mutex<Vec<Engine>>,
@@ -28,11 +30,19 @@ fn ticker() -> &'static Ticker {
         let handle = std::thread::Builder::new()
             .name("code-mode-wasm-epoch".into())
             .spawn(|| {
+                let mut idle_ticks = 0u32;
                 loop {
                     let t = ticker();
                     if t.active.load(Ordering::Acquire) == 0 {
-                        std::thread::park_timeout(Duration::from_secs(1));
-                        continue;
+                        // Keep ticking a little after the last execution, so executions in
+                        // quick succession do not pay for waking this thread.
+                        idle_ticks += 1;
+                        if idle_ticks > IDLE_TICKS {
+                            std::thread::park_timeout(Duration::from_secs(1));
+                            continue;
+                        }
+                    } else {
+                        idle_ticks = 0;
                     }
                     std::thread::sleep(TICK);
                     let engines = t.engines.lock().unwrap_or_else(|p| p.into_inner());
@@ -64,9 +74,9 @@ impl Active {
                 engines.push(engine.clone());
             }
         }
-        if t.active.fetch_add(1, Ordering::AcqRel) == 0 {
-            t.thread.unpark();
-        }
+        t.active.fetch_add(1, Ordering::AcqRel);
+        // Unparking a thread that is not parked is cheap (no system call) while it ticks.
+        t.thread.unpark();
         Active
     }
 }
