@@ -32,16 +32,9 @@ type Done = (i32, Result<Value, GuestError>);
 const WRAPPER_LINES: u32 = 1;
 
 /// Raised from the epoch callback when the wall-clock deadline has passed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the execution's deadline passed")]
 struct DeadlineReached;
-
-impl std::fmt::Display for DeadlineReached {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the execution's deadline passed")
-    }
-}
-
-impl std::error::Error for DeadlineReached {}
 
 struct Exports {
     alloc: TypedFunc<i32, i32>,
@@ -367,16 +360,9 @@ impl Sandbox {
 }
 
 /// The guest's memory is exhausted: not even the input fits.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the sandbox has no memory left for its input")]
 struct GuestOutOfMemory;
-
-impl std::fmt::Display for GuestOutOfMemory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the sandbox has no memory left for its input")
-    }
-}
-
-impl std::error::Error for GuestOutOfMemory {}
 
 #[derive(serde::Deserialize)]
 struct Failure {
