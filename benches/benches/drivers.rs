@@ -172,5 +172,20 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(drivers_group, benches);
+/// Writes the failed executions (if any) for the report.
+fn write_failures(_: &mut Criterion) {
+    let failures = code_mode_benches::FAILURES
+        .lock()
+        .map(|f| f.clone())
+        .unwrap_or_default();
+    let list: Vec<serde_json::Value> = failures
+        .iter()
+        .map(|(driver, error)| serde_json::json!({"driver": driver, "error": error}))
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("failures.json"), serde_json::Value::Array(list).to_string());
+}
+
+criterion_group!(drivers_group, benches, write_failures);
 criterion_main!(drivers_group);

@@ -52,15 +52,24 @@ pub fn config() -> ContextConfig {
     ContextConfig::new(bindings()).with_limits(Limits::default())
 }
 
-/// One fresh-context run; panics if the program fails (a benchmark of a failure is useless).
+/// Failed executions during the benchmarks, by driver: `(driver, error)`. A benchmark keeps
+/// going when one execution fails (a local workerd may reset a connection under load), and
+/// the report lists every failure instead of hiding it.
+pub static FAILURES: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// One fresh-context run; a failure is recorded in [`FAILURES`].
 pub async fn run_fresh(driver: &Arc<dyn IsolateDriver>, code: &str) {
-    let ctx = match driver.create_context(config()).await {
-        Ok(c) => c,
-        Err(e) => panic!("cannot create a context: {e}"),
+    let outcome = match driver.create_context(config()).await {
+        Ok(ctx) => {
+            let r = ctx.execute(code).await;
+            ctx.dispose().await;
+            r.outcome.map(|_| ()).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("cannot create a context: {e}")),
     };
-    let r = ctx.execute(code).await;
-    ctx.dispose().await;
-    if let Err(e) = r.outcome {
-        panic!("benchmark program failed: {e}");
+    if let Err(e) = outcome {
+        if let Ok(mut f) = FAILURES.lock() {
+            f.push((driver.name().to_owned(), e));
+        }
     }
 }

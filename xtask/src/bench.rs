@@ -174,6 +174,27 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
             )?;
         }
     }
+    let failures: Vec<Value> = std::fs::read_to_string(criterion.join("failures.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    if failures.is_empty() {
+        writeln!(md, "No execution failed during the run.\n")?;
+    } else {
+        writeln!(md, "## Failed executions during the run\n")?;
+        let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+        for f in &failures {
+            let key = (
+                f["driver"].as_str().unwrap_or("?").to_owned(),
+                f["error"].as_str().unwrap_or("?").chars().take(200).collect(),
+            );
+            *counts.entry(key).or_default() += 1;
+        }
+        for ((driver, error), n) in counts {
+            writeln!(md, "- `{driver}`: {n} × {error}")?;
+        }
+        writeln!(md)?;
+    }
     let scenarios: Vec<(String, String)> =
         std::fs::read_to_string(criterion.join("scenarios.json"))
             .ok()
