@@ -58,7 +58,10 @@ fn fail(message: &str) -> ! {
 
 fn copy(from: &Path, to: &Path) {
     if let Err(e) = fs::copy(from, to) {
-        fail(&format!("cannot copy the guest module {}: {e}", from.display()));
+        fail(&format!(
+            "cannot copy the guest module {}: {e}",
+            from.display()
+        ));
     }
 }
 
@@ -104,13 +107,16 @@ fn patch(src: &Path, out: &Path) -> PathBuf {
             "#if 0\n#else\n    if (rt->stack_size == 0 || rt->stack_size >= rt->stack_top) {",
             1,
         );
-    if !patched.contains("rt->stack_size >= rt->stack_top") || patched.contains("rt->stack_size = 0;\n#endif") {
+    if !patched.contains("rt->stack_size >= rt->stack_top")
+        || patched.contains("rt->stack_size = 0;\n#endif")
+    {
         fail("the stack-limit patch does not apply to this QuickJS-ng version");
     }
     let patched = patched
         + "\nvoid cm_set_random_seed(JSContext *ctx, uint64_t seed)\n{\n    ctx->random_state = seed ? seed : 1;\n}\n";
     let path = out.join("quickjs_patched.c");
-    fs::write(&path, patched).unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+    fs::write(&path, patched)
+        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
     path
 }
 
@@ -128,7 +134,12 @@ fn build(cc: &str, src: &Path, out: &Path, target: &Path) {
         .iter()
         .map(|(c, o)| {
             Command::new(cc)
-                .args(["--target=wasm32-wasi", "-O2", "-D_GNU_SOURCE", "-fvisibility=hidden"])
+                .args([
+                    "--target=wasm32-wasi",
+                    "-O2",
+                    "-D_GNU_SOURCE",
+                    "-fvisibility=hidden",
+                ])
                 .args(["-Wno-everything", &include, "-c"])
                 .arg(c)
                 .arg("-o")

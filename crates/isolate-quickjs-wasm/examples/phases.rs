@@ -14,7 +14,11 @@ async fn main() {
         std::process::exit(1);
     }
     println!("compile + snapshot: {:?}", started.elapsed());
-    for pause in [Duration::ZERO, Duration::from_micros(300), Duration::from_millis(5)] {
+    for pause in [
+        Duration::ZERO,
+        Duration::from_micros(300),
+        Duration::from_millis(5),
+    ] {
         let (mut create, mut exec, mut dispose) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..400 {
             std::thread::sleep(pause);

@@ -62,7 +62,9 @@ pub(crate) fn load(dir: &Path, engine: &Engine, key: &str) -> Option<Module> {
 
 /// Stores the module; failures only cost the next process a rebuild.
 pub(crate) fn store(dir: &Path, module: &Module, key: &str) {
-    let Ok(mut bytes) = module.serialize() else { return };
+    let Ok(mut bytes) = module.serialize() else {
+        return;
+    };
     let sum = checksum(&bytes);
     bytes.extend_from_slice(&sum);
     if std::fs::create_dir_all(dir).is_err() {
@@ -95,7 +97,10 @@ mod tests {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(load(&dir, &engine, &key).is_none(), "a flipped byte is detected");
+        assert!(
+            load(&dir, &engine, &key).is_none(),
+            "a flipped byte is detected"
+        );
         std::fs::write(&path, b"short").unwrap();
         assert!(load(&dir, &engine, &key).is_none());
         std::fs::write(&path, b"").unwrap();

@@ -17,9 +17,11 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use crate::cache;
 use crate::host::{self, HostState};
+use crate::ticker;
 
 /// The guest as built by `build.rs`: QuickJS-ng + glue, a wasm32-wasi reactor.
-pub(crate) static GUEST_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/quickjs-guest.wasm"));
+pub(crate) static GUEST_WASM: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/quickjs-guest.wasm"));
 /// The prelude evaluated at pre-initialisation.
 const PRELUDE: &str = include_str!("../guest/prelude.js");
 /// Size of the guest's linear-memory stack, fixed when the guest is linked.
@@ -106,13 +108,17 @@ impl Guest {
         let (engine, pooled) = match Engine::new(&config(kind, Some(max_instances))) {
             Ok(e) => (e, true),
             Err(_) => (
-                Engine::new(&config(kind, None)).map_err(|e| format!("cannot create the wasm engine: {e}"))?,
+                Engine::new(&config(kind, None))
+                    .map_err(|e| format!("cannot create the wasm engine: {e}"))?,
                 false,
             ),
         };
         let key = cache::key(&engine, &[GUEST_WASM, PRELUDE.as_bytes()]);
         let cache_dir = cache::dir();
-        let module = match cache_dir.as_deref().and_then(|d| cache::load(d, &engine, &key)) {
+        let module = match cache_dir
+            .as_deref()
+            .and_then(|d| cache::load(d, &engine, &key))
+        {
             Some(module) => module,
             None => {
                 let snapshot = pre_initialise(&engine)
@@ -130,7 +136,9 @@ impl Guest {
             .exports()
             .find_map(|e| e.ty().memory().map(|m| m.minimum() * 65536))
             .unwrap_or(0);
-        let linker = host::linker(&engine).map_err(|e| format!("cannot link the QuickJS guest: {e}"))?;
+        let linker =
+            host::linker(&engine).map_err(|e| format!("cannot link the QuickJS guest: {e}"))?;
+        ticker::register(&engine);
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| format!("cannot prepare the QuickJS guest: {e}"))?;
@@ -174,7 +182,11 @@ async fn pre_initialise(engine: &Engine) -> wasmtime::Result<Vec<u8>> {
         .call_async(&mut store, (ptr, len))
         .await?;
     if rc != 0 {
-        let detail = host::result_text(&mut store, &instance).await.unwrap_or_default();
+        let ptr_fn = instance.get_typed_func(&mut store, "cm_result_ptr")?;
+        let len_fn = instance.get_typed_func(&mut store, "cm_result_len")?;
+        let detail = host::result_text(&mut store, &ptr_fn, &len_fn)
+            .await
+            .unwrap_or_default();
         wasmtime::bail!("the prelude failed ({rc}): {detail}");
     }
     instance
@@ -182,7 +194,13 @@ async fn pre_initialise(engine: &Engine) -> wasmtime::Result<Vec<u8>> {
         .call_async(&mut store, ptr)
         .await?;
     wizer
-        .snapshot(&cx, &mut Snapshotted { store: &mut store, instance })
+        .snapshot(
+            &cx,
+            &mut Snapshotted {
+                store: &mut store,
+                instance,
+            },
+        )
         .await
 }
 

@@ -9,7 +9,7 @@ use code_mode::{GuestError, HostBridge, LogBuffer, LogLevel, serde_json};
 use futures::future::BoxFuture;
 use wasmtime::{
     AsContextMut, Caller, Engine, Instance, Linker, Memory, ResourceLimiter, StoreLimits,
-    StoreLimitsBuilder,
+    StoreLimitsBuilder, TypedFunc,
 };
 
 /// A tool call the guest made and the host has not started yet.
@@ -79,16 +79,11 @@ pub(crate) fn attach_memory(
 /// The guest's `cm_result_ptr/len` buffer as text.
 pub(crate) async fn result_text(
     mut store: impl AsContextMut<Data = HostState>,
-    instance: &Instance,
+    result_ptr: &TypedFunc<(), i32>,
+    result_len: &TypedFunc<(), i32>,
 ) -> wasmtime::Result<String> {
-    let ptr = instance
-        .get_typed_func::<(), i32>(&mut store, "cm_result_ptr")?
-        .call_async(&mut store, ())
-        .await?;
-    let len = instance
-        .get_typed_func::<(), i32>(&mut store, "cm_result_len")?
-        .call_async(&mut store, ())
-        .await?;
+    let ptr = result_ptr.call_async(&mut store, ()).await?;
+    let len = result_len.call_async(&mut store, ()).await?;
     let memory = store
         .as_context_mut()
         .data()
@@ -107,7 +102,11 @@ pub(crate) fn slice(data: &[u8], ptr: i32, len: i32) -> wasmtime::Result<&[u8]> 
         .ok_or_else(|| wasmtime::format_err!("guest range {start}..{end} is outside its memory"))
 }
 
-fn guest_string(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> wasmtime::Result<String> {
+fn guest_string(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<String> {
     let memory = caller
         .data()
         .memory
@@ -124,7 +123,13 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     linker.func_wrap(
         "cm",
         "call",
-        |mut caller: Caller<'_, HostState>, id: i32, np: i32, nl: i32, ap: i32, al: i32| -> wasmtime::Result<i32> {
+        |mut caller: Caller<'_, HostState>,
+         id: i32,
+         np: i32,
+         nl: i32,
+         ap: i32,
+         al: i32|
+         -> wasmtime::Result<i32> {
             let Some(bridge) = caller.data().bridge.clone() else {
                 return Ok(1);
             };
@@ -144,7 +149,11 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     linker.func_wrap(
         "cm",
         "log",
-        |mut caller: Caller<'_, HostState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        |mut caller: Caller<'_, HostState>,
+         level: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<()> {
             if caller.data().logs.as_ref().is_none_or(LogBuffer::is_full) {
                 return Ok(());
             }
@@ -166,7 +175,11 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     linker.func_wrap(
         "wasi_snapshot_preview1",
         "clock_time_get",
-        |mut caller: Caller<'_, HostState>, _id: i32, _precision: i64, out: i32| -> wasmtime::Result<i32> {
+        |mut caller: Caller<'_, HostState>,
+         _id: i32,
+         _precision: i64,
+         out: i32|
+         -> wasmtime::Result<i32> {
             let nanos = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -183,15 +196,23 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
             })
         },
     )?;
-    linker.func_wrap("wasi_snapshot_preview1", "fd_write", |_: i32, _: i32, _: i32, _: i32| -> i32 {
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "fd_write",
+        |_: i32, _: i32, _: i32, _: i32| -> i32 { WASI_ERRNO_BADF },
+    )?;
+    linker.func_wrap("wasi_snapshot_preview1", "fd_close", |_: i32| -> i32 {
         WASI_ERRNO_BADF
     })?;
-    linker.func_wrap("wasi_snapshot_preview1", "fd_close", |_: i32| -> i32 { WASI_ERRNO_BADF })?;
-    linker.func_wrap("wasi_snapshot_preview1", "fd_fdstat_get", |_: i32, _: i32| -> i32 {
-        WASI_ERRNO_BADF
-    })?;
-    linker.func_wrap("wasi_snapshot_preview1", "fd_seek", |_: i32, _: i64, _: i32, _: i32| -> i32 {
-        WASI_ERRNO_BADF
-    })?;
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "fd_fdstat_get",
+        |_: i32, _: i32| -> i32 { WASI_ERRNO_BADF },
+    )?;
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "fd_seek",
+        |_: i32, _: i64, _: i32, _: i32| -> i32 { WASI_ERRNO_BADF },
+    )?;
     Ok(linker)
 }

@@ -131,7 +131,10 @@ impl QuickJsWasmDriverBuilder {
             ));
         }
         if self.max_instances == 0 {
-            return Err(DriverError::new(DRIVER_NAME, "max_instances must be at least 1"));
+            return Err(DriverError::new(
+                DRIVER_NAME,
+                "max_instances must be at least 1",
+            ));
         }
         Ok(QuickJsWasmDriver {
             fuel: self.fuel,

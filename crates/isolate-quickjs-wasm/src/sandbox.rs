@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use code_mode::{
-    ContextConfig, ErrorKind, ExecutionError, GuestError, HostBridge, Limits, LogBuffer,
-    serde_json,
+    ContextConfig, ErrorKind, ExecutionError, GuestError, HostBridge, Limits, LogBuffer, serde_json,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -44,12 +43,13 @@ struct Exports {
     deliver: TypedFunc<(i32, i32, i32), i32>,
     poll: TypedFunc<(), i32>,
     oom: TypedFunc<(), i32>,
+    result_ptr: TypedFunc<(), i32>,
+    result_len: TypedFunc<(), i32>,
 }
 
 /// A live instance. Dropping it returns its slot to the pool.
 pub(crate) struct Sandbox {
     store: Store<HostState>,
-    instance: Instance,
     f: Exports,
     limits: Limits,
     bridge: Arc<HostBridge>,
@@ -94,10 +94,10 @@ impl Sandbox {
             }
         })?;
         host::attach_memory(&mut store, &instance).map_err(|e| e.to_string())?;
-        let f = exports(&mut store, &instance).map_err(|e| format!("the guest module is not the expected one: {e}"))?;
+        let f = exports(&mut store, &instance)
+            .map_err(|e| format!("the guest module is not the expected one: {e}"))?;
         let mut sandbox = Self {
             store,
-            instance,
             f,
             limits,
             bridge,
@@ -121,7 +121,7 @@ impl Sandbox {
         let stack = self.limits.stack_bytes().min(MAX_JS_STACK);
         let seed = RandomState::new().hash_one(Instant::now()) as i64;
         self.store.data_mut().deadline = Some(Instant::now() + self.limits.timeout());
-        let _tick = ticker::Active::new(self.store.engine());
+        let _tick = ticker::Active::new();
         let result = async {
             let (ptr, len) = self.write(setup.as_bytes()).await?;
             let rc = self
@@ -140,7 +140,9 @@ impl Sandbox {
                 .await?;
             self.f.free.call_async(&mut self.store, ptr).await?;
             if rc != 0 {
-                let why = host::result_text(&mut self.store, &self.instance).await?;
+                let why =
+                    host::result_text(&mut self.store, &self.f.result_ptr, &self.f.result_len)
+                        .await?;
                 wasmtime::bail!("the sandbox could not be configured: {why}");
             }
             Ok(())
@@ -176,12 +178,12 @@ impl Sandbox {
         let deadline = Instant::now() + timeout;
         self.store.data_mut().deadline = Some(deadline);
         self.store.data_mut().requests.clear();
-        if let Some(budget) = self.fuel {
-            if let Err(e) = self.store.set_fuel(budget) {
-                return (Err(internal(&e.to_string())), Err(Dead));
-            }
+        if let Some(budget) = self.fuel
+            && let Err(e) = self.store.set_fuel(budget)
+        {
+            return (Err(internal(&e.to_string())), Err(Dead));
         }
-        let _tick = ticker::Active::new(self.store.engine());
+        let _tick = ticker::Active::new();
         let result = self.run(code, deadline).await;
         self.store.data_mut().deadline = None;
         self.store.data_mut().requests.clear();
@@ -253,7 +255,10 @@ impl Sandbox {
             for (id, result) in done {
                 let text = match result {
                     Ok(value) => {
-                        format!("v{}", serde_json::to_string(&value).unwrap_or_else(|_| "null".into()))
+                        format!(
+                            "v{}",
+                            serde_json::to_string(&value).unwrap_or_else(|_| "null".into())
+                        )
                     }
                     Err(e) => format!(
                         "e{}",
@@ -261,7 +266,11 @@ impl Sandbox {
                     ),
                 };
                 let (ptr, len) = self.write(text.as_bytes()).await?;
-                let delivered = self.f.deliver.call_async(&mut self.store, (id, ptr, len)).await?;
+                let delivered = self
+                    .f
+                    .deliver
+                    .call_async(&mut self.store, (id, ptr, len))
+                    .await?;
                 self.f.free.call_async(&mut self.store, ptr).await?;
                 if delivered != 0 {
                     return Ok(Err(self.internal_failure().await?));
@@ -286,7 +295,8 @@ impl Sandbox {
 
     /// Reads and classifies the settled program's outcome.
     async fn settled(&mut self) -> wasmtime::Result<Outcome> {
-        let text = host::result_text(&mut self.store, &self.instance).await?;
+        let text =
+            host::result_text(&mut self.store, &self.f.result_ptr, &self.f.result_len).await?;
         if text == "u" {
             return Ok(Ok(None));
         }
@@ -298,9 +308,9 @@ impl Sandbox {
                     self.limits.max_result_bytes(),
                 )));
             }
-            return Ok(serde_json::from_str(json)
-                .map(Some)
-                .map_err(|e| ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))));
+            return Ok(serde_json::from_str(json).map(Some).map_err(|e| {
+                ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))
+            }));
         }
         let failure: Failure = text
             .strip_prefix('e')
@@ -308,11 +318,16 @@ impl Sandbox {
             .unwrap_or(Failure {
                 kind: "internal".into(),
                 name: "InternalError".into(),
-                message: format!("unreadable outcome: {}", text.chars().take(200).collect::<String>()),
+                message: format!(
+                    "unreadable outcome: {}",
+                    text.chars().take(200).collect::<String>()
+                ),
                 line: 0,
             });
         if failure.kind != "result" && self.oom().await? {
-            return Ok(Err(ExecutionError::memory_limit(self.limits.memory_bytes())));
+            return Ok(Err(ExecutionError::memory_limit(
+                self.limits.memory_bytes(),
+            )));
         }
         Ok(Err(self.classify(failure)))
     }
@@ -386,5 +401,7 @@ fn exports(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Resul
         deliver: instance.get_typed_func(&mut *store, "cm_deliver")?,
         poll: instance.get_typed_func(&mut *store, "cm_poll")?,
         oom: instance.get_typed_func(&mut *store, "cm_oom")?,
+        result_ptr: instance.get_typed_func(&mut *store, "cm_result_ptr")?,
+        result_len: instance.get_typed_func(&mut *store, "cm_result_len")?,
     })
 }

@@ -57,23 +57,27 @@ fn ticker() -> &'static Ticker {
             // Without a thread nothing would ever be interrupted: fall back to the caller's
             // thread handle, which is harmless to unpark; deadlines are then enforced only
             // between guest calls. Spawning a thread does not fail in practice.
-            thread: handle.map(|h| h.thread().clone()).unwrap_or_else(|_| std::thread::current()),
+            thread: handle
+                .map(|h| h.thread().clone())
+                .unwrap_or_else(|_| std::thread::current()),
         }
     })
+}
+
+/// Adds an engine to those the clock advances; called once per compiled guest.
+pub(crate) fn register(engine: &Engine) {
+    let mut engines = ticker().engines.lock().unwrap_or_else(|p| p.into_inner());
+    if !engines.iter().any(|e| Engine::same(e, engine)) {
+        engines.push(engine.clone());
+    }
 }
 
 /// Keeps the ticker running while an execution is in progress.
 pub(crate) struct Active;
 
 impl Active {
-    pub(crate) fn new(engine: &Engine) -> Self {
+    pub(crate) fn new() -> Self {
         let t = ticker();
-        {
-            let mut engines = t.engines.lock().unwrap_or_else(|p| p.into_inner());
-            if !engines.iter().any(|e| Engine::same(e, engine)) {
-                engines.push(engine.clone());
-            }
-        }
         t.active.fetch_add(1, Ordering::AcqRel);
         // Unparking a thread that is not parked is cheap (no system call) while it ticks.
         t.thread.unpark();

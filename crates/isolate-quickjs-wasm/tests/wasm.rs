@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use code_mode::{
-    Binding, Bindings, ContextConfig, ErrorKind, ExecutionResult, GuestError, IsolateDriver,
-    Limits,
+    Binding, Bindings, ContextConfig, ErrorKind, ExecutionResult, GuestError, IsolateDriver, Limits,
 };
 use code_mode_isolate_quickjs_wasm::{MAX_STACK_BYTES, QuickJsWasmDriver};
 use serde_json::json;
@@ -38,8 +37,13 @@ async fn run(driver: &QuickJsWasmDriver, limits: Limits, code: &str) -> Executio
     r
 }
 
+// The guest's stack limit leaves room for real programs (checked when compiling).
+const _: () = assert!(MAX_STACK_BYTES >= 1024 * 1024);
+
 fn kind(r: &ExecutionResult) -> ErrorKind {
-    r.error().map(|e| e.kind.clone()).unwrap_or_else(|| panic!("expected an error, got {r:?}"))
+    r.error()
+        .map(|e| e.kind.clone())
+        .unwrap_or_else(|| panic!("expected an error, got {r:?}"))
 }
 
 #[tokio::test]
@@ -65,8 +69,18 @@ async fn hundreds_of_sequential_awaited_calls() {
 #[tokio::test]
 async fn every_context_starts_from_the_snapshot() {
     let driver = QuickJsWasmDriver::new();
-    let a = run(&driver, Limits::default(), "globalThis.x = 1; Object.prototype.polluted = true; return Math.random()").await;
-    let b = run(&driver, Limits::default(), "return [typeof x, ({}).polluted === undefined, Math.random()]").await;
+    let a = run(
+        &driver,
+        Limits::default(),
+        "globalThis.x = 1; Object.prototype.polluted = true; return Math.random()",
+    )
+    .await;
+    let b = run(
+        &driver,
+        Limits::default(),
+        "return [typeof x, ({}).polluted === undefined, Math.random()]",
+    )
+    .await;
     let b = b.value().unwrap().clone();
     assert_eq!(b[0], json!("undefined"));
     assert_eq!(b[1], json!(true));
@@ -87,7 +101,12 @@ async fn the_linear_memory_cap_holds_whatever_quickjs_does() {
         assert_eq!(kind(&r), ErrorKind::MemoryLimit, "{code}: {r:?}");
     }
     // Below the limit, the same kinds of allocation work.
-    let r = run(&driver, limits, "return new ArrayBuffer(4 * 1024 * 1024).byteLength").await;
+    let r = run(
+        &driver,
+        limits,
+        "return new ArrayBuffer(4 * 1024 * 1024).byteLength",
+    )
+    .await;
     assert_eq!(r.value(), Some(&json!(4 * 1024 * 1024)));
 }
 
@@ -103,16 +122,26 @@ async fn deep_recursion_after_an_await_and_in_native_code() {
         assert_eq!(kind(&r), ErrorKind::StackOverflow, "{code}: {r:?}");
     }
     // A stack limit above the guest's own stack is lowered to it, never unlimited.
-    let limits = Limits::builder().stack_bytes(64 * 1024 * 1024).build().unwrap();
-    let r = run(&driver, limits, "function f(n) { return f(n + 1) + 1 } return f(0)").await;
+    let limits = Limits::builder()
+        .stack_bytes(64 * 1024 * 1024)
+        .build()
+        .unwrap();
+    let r = run(
+        &driver,
+        limits,
+        "function f(n) { return f(n + 1) + 1 } return f(0)",
+    )
+    .await;
     assert_eq!(kind(&r), ErrorKind::StackOverflow);
-    assert!(MAX_STACK_BYTES >= 1024 * 1024);
 }
 
 #[tokio::test]
 async fn deadlines_cut_guest_code_before_and_after_awaits() {
     let driver = QuickJsWasmDriver::new();
-    let limits = Limits::builder().timeout(Duration::from_millis(200)).build().unwrap();
+    let limits = Limits::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
     for code in [
         "for (;;) {}",
         "await external_slow({}); for (;;) {}",
@@ -122,7 +151,11 @@ async fn deadlines_cut_guest_code_before_and_after_awaits() {
         let started = Instant::now();
         let r = run(&driver, limits, code).await;
         assert_eq!(kind(&r), ErrorKind::Timeout, "{code}: {r:?}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{code}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{code}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -132,7 +165,10 @@ async fn a_busy_guest_does_not_block_the_runtime() {
     // callback yields to Tokio.
     let driver = QuickJsWasmDriver::new();
     driver.warm_up().await.unwrap();
-    let limits = Limits::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let limits = Limits::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
     let ticks = Arc::new(AtomicU32::new(0));
     let t = ticks.clone();
     let local = tokio::task::LocalSet::new();
@@ -154,9 +190,22 @@ async fn a_busy_guest_does_not_block_the_runtime() {
 
 #[tokio::test]
 async fn fuel_is_a_deterministic_cpu_budget() {
-    assert!(QuickJsWasmDriver::builder().fuel_per_execution(0).build().is_err());
-    let driver = QuickJsWasmDriver::builder().fuel_per_execution(20_000_000).build().unwrap();
-    let r = run(&driver, Limits::default(), "let s = 0; for (let i = 0; i < 1000; i++) s += i; return s").await;
+    assert!(
+        QuickJsWasmDriver::builder()
+            .fuel_per_execution(0)
+            .build()
+            .is_err()
+    );
+    let driver = QuickJsWasmDriver::builder()
+        .fuel_per_execution(20_000_000)
+        .build()
+        .unwrap();
+    let r = run(
+        &driver,
+        Limits::default(),
+        "let s = 0; for (let i = 0; i < 1000; i++) s += i; return s",
+    )
+    .await;
     assert_eq!(r.value(), Some(&json!(499500)));
     let r = run(&driver, Limits::default(), "for (;;) {}").await;
     assert_eq!(kind(&r), ErrorKind::Timeout);
@@ -174,11 +223,24 @@ async fn the_guest_has_no_ambient_capabilities() {
     .await;
     assert_eq!(
         r.value(),
-        Some(&json!(["undefined", "undefined", "undefined", "undefined", "undefined", "undefined", "undefined", "undefined", "number"]))
+        Some(&json!([
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "number"
+        ]))
     );
     // The wall clock is real.
     let r = run(&driver, Limits::default(), "return Date.now()").await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as f64;
     let guest = r.value().unwrap().as_f64().unwrap();
     assert!((guest - now).abs() < 60_000.0, "{guest} vs {now}");
 }
@@ -196,5 +258,8 @@ async fn a_cancelled_execution_ends_its_context_cleanly() {
     assert_eq!(kind(&r), ErrorKind::Disposed);
     assert!(r.error().unwrap().message.contains("cancelled"));
     // The driver is fine.
-    assert_eq!(run(&driver, Limits::default(), "return 2").await.value(), Some(&json!(2)));
+    assert_eq!(
+        run(&driver, Limits::default(), "return 2").await.value(),
+        Some(&json!(2))
+    );
 }
