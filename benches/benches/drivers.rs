@@ -184,7 +184,10 @@ fn write_failures(_: &mut Criterion) {
         .collect();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("failures.json"), serde_json::Value::Array(list).to_string());
+    let _ = std::fs::write(
+        dir.join("failures.json"),
+        serde_json::Value::Array(list).to_string(),
+    );
 }
 
 criterion_group!(drivers_group, benches, write_failures);

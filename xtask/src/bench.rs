@@ -186,7 +186,12 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
         for f in &failures {
             let key = (
                 f["driver"].as_str().unwrap_or("?").to_owned(),
-                f["error"].as_str().unwrap_or("?").chars().take(200).collect(),
+                f["error"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .chars()
+                    .take(200)
+                    .collect(),
             );
             *counts.entry(key).or_default() += 1;
         }

@@ -136,7 +136,13 @@ fn guest_wasm() -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&prebuilt);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args(["build", "--release", "-p", "code-mode-isolate-quickjs-wasm", "--message-format=json"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "code-mode-isolate-quickjs-wasm",
+            "--message-format=json",
+        ])
         .env_remove("CODE_MODE_QUICKJS_WASM")
         .stderr(std::process::Stdio::inherit())
         .output()
@@ -146,12 +152,19 @@ fn guest_wasm() -> anyhow::Result<()> {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["reason"] == "build-script-executed")
-        .filter(|v| v["package_id"].as_str().is_some_and(|p| p.contains("isolate-quickjs-wasm")))
+        .filter(|v| {
+            v["package_id"]
+                .as_str()
+                .is_some_and(|p| p.contains("isolate-quickjs-wasm"))
+        })
         .find_map(|v| v["out_dir"].as_str().map(std::path::PathBuf::from))
         .context("cargo did not report the build script's output folder")?;
     std::fs::create_dir_all(prebuilt.parent().context("no parent")?)?;
     std::fs::copy(out_dir.join("quickjs-guest.wasm"), &prebuilt)?;
     let size = std::fs::metadata(&prebuilt)?.len();
-    println!("wrote {} ({size} bytes); `cargo package -p code-mode-isolate-quickjs-wasm` now ships it", prebuilt.display());
+    println!(
+        "wrote {} ({size} bytes); `cargo package -p code-mode-isolate-quickjs-wasm` now ships it",
+        prebuilt.display()
+    );
     Ok(())
 }

@@ -220,7 +220,12 @@ pub fn postgres() -> Result<Postgres, Provision> {
 
 /// Debian packages that compile the QuickJS-WASM driver's guest (clang for `wasm32-wasi`,
 /// its linker and builtins, wasi-libc).
-pub const WASI_PACKAGES: &[&str] = &["clang-19", "lld-19", "libclang-rt-19-dev-wasm32", "wasi-libc"];
+pub const WASI_PACKAGES: &[&str] = &[
+    "clang-19",
+    "lld-19",
+    "libclang-rt-19-dev-wasm32",
+    "wasi-libc",
+];
 
 /// True when clang can compile and link a `wasm32-wasi` reactor here.
 fn wasi_toolchain_works() -> bool {
@@ -247,7 +252,10 @@ pub fn wasi_toolchain() -> Result<Vec<(String, String)>, Provision> {
     if std::env::var_os("CODE_MODE_QUICKJS_WASM").is_some() || wasi_toolchain_works() {
         return Ok(Vec::new());
     }
-    println!("== installing the wasm32-wasi toolchain (apt-get {}) ==", WASI_PACKAGES.join(" "));
+    println!(
+        "== installing the wasm32-wasi toolchain (apt-get {}) ==",
+        WASI_PACKAGES.join(" ")
+    );
     provision::apt_install(WASI_PACKAGES).map_err(Provision::Fail)?;
     if !wasi_toolchain_works() {
         return Err(Provision::Fail(anyhow::anyhow!(

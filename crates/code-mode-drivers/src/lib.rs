@@ -184,7 +184,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(feature = "quickjs-wasm", not(any(feature = "v8", feature = "cloudflare"))))]
+    #[cfg(all(
+        feature = "quickjs-wasm",
+        not(any(feature = "v8", feature = "cloudflare"))
+    ))]
     fn quickjs_wasm_is_preferred_over_native_quickjs() {
         assert_eq!(enabled_drivers().first().copied(), Some("quickjs-wasm"));
         let driver = default_driver().ok();

@@ -11,9 +11,17 @@ async fn many_fresh_executions_back_to_back() {
     let driver = workerd.driver().unwrap_or_else(|e| panic!("{e}"));
     let started = std::time::Instant::now();
     for i in 0..1000 {
-        let ctx = driver.create_context(ContextConfig::default()).await.unwrap_or_else(|e| panic!("{e}"));
+        let ctx = driver
+            .create_context(ContextConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let r = ctx.execute("return 1 + 1").await;
         ctx.dispose().await;
-        assert!(r.is_success(), "execution {i} after {:?}: {r:?}; workerd healthy: {}", started.elapsed(), workerd.healthy());
+        assert!(
+            r.is_success(),
+            "execution {i} after {:?}: {r:?}; workerd healthy: {}",
+            started.elapsed(),
+            workerd.healthy()
+        );
     }
 }
