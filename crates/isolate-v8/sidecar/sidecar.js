@@ -26,6 +26,7 @@
 'use strict'
 
 const ivm = require('isolated-vm')
+const { performance } = require('perf_hooks')
 
 const SCRIPT = 'code.js'
 const contexts = new Map() // ctx id -> Ctx
@@ -52,16 +53,24 @@ const q = JSON.stringify
 // ---------- the prelude: runs inside each fresh context ----------
 // It captures the intrinsics it needs before any guest code runs, so a guest that replaces
 // JSON, Promise or console cannot break result handling, and installs `console`.
+// The host functions it receives are synchronous isolated-vm Callbacks (`__cm_call`,
+// `__cm_log`, `__cm_done`); it keeps them in closures and deletes the globals. `__cm_setup`
+// runs before the first program and deletes itself; `__cm_run` and `__cm_deliver` are taken
+// out by the sidecar as references and deleted, so guest code can reach none of them.
 const PRELUDE = `(() => {
   'use strict';
-  const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log;
-  delete globalThis.__cm_call; delete globalThis.__cm_log;
+  const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, hostDone = globalThis.__cm_done;
+  delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_done;
   const stringify = JSON.stringify, parse = JSON.parse, ErrorCtor = Error, StringCtor = String;
+  const PromiseCtor = Promise;
   const isError = (v) => v instanceof ErrorCtor;
-  const defineProperty = Object.defineProperty, freeze = Object.freeze;
+  const defineProperty = Object.defineProperty;
   const apply = Reflect.apply, arrayMap = Array.prototype.map, arrayJoin = Array.prototype.join;
   const typeOf = (v) => typeof v;
   let maxLogs = 0, maxLogBytes = 0, logs = 0, logBytes = 0;
+  // Tool calls awaiting their result, by call id (a null-prototype object: guest code
+  // cannot reach it through Object.prototype or Map.prototype).
+  let pending = { __proto__: null };
 
   const fmtError = (e) => {
     const name = e.name, message = e.message;
@@ -97,13 +106,9 @@ const PRELUDE = `(() => {
   const makeBinding = (name) => {
     const fn = async function (args) {
       const text = stringify(args === undefined ? {} : args);
-      const reply = await hostCall.apply(undefined, [name, text === undefined ? '{}' : text],
-        { arguments: { copy: true }, result: { promise: true, copy: true } });
-      if (reply[0] === 'v') return parse(reply.slice(1));
-      const e = parse(reply.slice(1));
-      const err = new ErrorCtor(e.message);
-      if (e.name !== 'Error') defineProperty(err, 'name', { value: e.name, writable: true, configurable: true, enumerable: false });
-      throw err;
+      const id = hostCall(name, text === undefined ? '{}' : text);
+      if (!id) throw new ErrorCtor('the execution has ended');
+      return new PromiseCtor((resolve, reject) => { pending[id] = [resolve, reject]; });
     };
     defineProperty(fn, 'name', { value: name });
     return fn;
@@ -115,6 +120,17 @@ const PRELUDE = `(() => {
       maxLogs = logCap; maxLogBytes = byteCap;
       for (const n of names) globalThis[n] = makeBinding(n);
     } });
+  // Settles tool call \`id\`: ok = 1 with the result's JSON text, ok = 0 with {name, message}.
+  globalThis.__cm_deliver = (id, ok, text) => {
+    const entry = pending[id];
+    if (entry === undefined) return;
+    delete pending[id];
+    if (ok) { entry[0](parse(text)); return; }
+    const e = parse(text);
+    const err = new ErrorCtor(e.message);
+    if (e.name !== 'Error') defineProperty(err, 'name', { value: e.name, writable: true, configurable: true, enumerable: false });
+    entry[1](err);
+  };
 
   const lineOf = (e) => {
     try {
@@ -123,71 +139,88 @@ const PRELUDE = `(() => {
       return m ? +m[1] : 0;
     } catch { return 0; }
   };
-  // Runs the program; resolves to 'u' (no value), 'v'+json, or 'e'+json(error).
-  defineProperty(globalThis, '__cm_run', { configurable: false, enumerable: false, writable: false,
-    value: async (main) => {
-      let value;
-      try { value = await main(); }
-      catch (e) {
-        if (e === null || e === undefined || (typeOf(e) !== 'object' && typeOf(e) !== 'function')) {
-          const t = typeOf(e);
-          const message = t === 'string' ? e : (e === null ? 'null' : StringCtor(e)) + ' was thrown';
-          return 'e' + stringify({ kind: 'guest', name: 'Error', message, line: 0 });
+  // Encodes the outcome: 'u' (no value), 'v'+json, or 'e'+json(error).
+  const encode = (value) => {
+    const t = typeOf(value);
+    if (t === 'undefined') return 'u';
+    const refuse = (what) => 'e' + stringify({ kind: 'result', name: 'ResultError',
+      message: 'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', line: 0 });
+    if (t === 'function') return refuse('a function');
+    if (t === 'symbol') return refuse('a symbol');
+    if (t === 'bigint') return refuse('a BigInt (convert it with Number() or String())');
+    let text;
+    try { text = stringify(value); }
+    catch (e) {
+      if (isError(e) && e.name === 'TypeError') return 'e' + stringify({ kind: 'result', name: 'ResultError',
+        message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 });
+      return describe(e);
+    }
+    return text === undefined ? 'u' : 'v' + text;
+  };
+  const describe = (e) => {
+    if (e === null || e === undefined || (typeOf(e) !== 'object' && typeOf(e) !== 'function')) {
+      const t = typeOf(e);
+      const message = t === 'string' ? e : (e === null ? 'null' : StringCtor(e)) + ' was thrown';
+      return 'e' + stringify({ kind: 'guest', name: 'Error', message, line: 0 });
+    }
+    let name = e.name, message = e.message;
+    name = typeOf(name) === 'string' && name ? name : 'Error';
+    message = typeOf(message) === 'string' ? message : (message === undefined ? '' : StringCtor(message));
+    return 'e' + stringify({ kind: 'guest', name, message, line: isError(e) ? lineOf(e) : 0 });
+  };
+  // Runs the program; hands the encoded outcome to the host when it settles.
+  globalThis.__cm_run = (main) => {
+      pending = { __proto__: null };
+      logs = 0; logBytes = 0;
+      let outcome;
+      const settle = async () => {
+        try { outcome = encode(await main()); }
+        catch (e) {
+          try { outcome = describe(e); }
+          catch { outcome = 'e' + stringify({ kind: 'guest', name: 'Error', message: 'the program threw a value that cannot be described', line: 0 }); }
         }
-        let name = e.name, message = e.message;
-        name = typeOf(name) === 'string' && name ? name : 'Error';
-        message = typeOf(message) === 'string' ? message : (message === undefined ? '' : StringCtor(message));
-        return 'e' + stringify({ kind: 'guest', name, message, line: isError(e) ? lineOf(e) : 0 });
-      }
-      const t = typeOf(value);
-      if (t === 'undefined') return 'u';
-      const refuse = (what) => 'e' + stringify({ kind: 'result', name: 'ResultError',
-        message: 'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', line: 0 });
-      if (t === 'function') return refuse('a function');
-      if (t === 'symbol') return refuse('a symbol');
-      if (t === 'bigint') return refuse('a BigInt (convert it with Number() or String())');
-      let text;
-      try { text = stringify(value); }
-      catch (e) {
-        if (isError(e) && e.name === 'TypeError') return 'e' + stringify({ kind: 'result', name: 'ResultError',
-          message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 });
-        throw e;
-      }
-      return text === undefined ? 'u' : 'v' + text;
-    } });
+        hostDone(outcome);
+      };
+      settle();
+    };
 })();`
 
 // ---------- isolates ----------
-// An isolate is prepared completely (context, host references, prelude) before a context
-// asks for it; `link.ctx` tells the host references which context they serve.
+// An isolate is prepared completely (context, host callbacks, prelude) before a context asks
+// for it; `link.ctx` tells the callbacks which context they serve.
+//
+// Guest code runs synchronously on this thread, inside `runSync` / `applySync` calls that
+// carry isolated-vm's `timeout` (the time left before the deadline): a tool call or a console
+// line is a plain synchronous callback, and a tool result is delivered by a synchronous call
+// that also drains the guest's microtasks. No thread hop per message, which is what makes a
+// tool call cheap. The price: while one program computes, the other contexts of this sidecar
+// wait (the driver spreads contexts over a pool of sidecars).
 async function makeIsolate(memoryMb) {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb })
   const context = await isolate.createContext()
   const link = { ctx: null }
-  // Never rejects: every outcome is a string the guest decodes.
-  const call = new ivm.Reference((name, args) => new Promise((resolve) => {
-    const ctx = link.ctx
-    const run = ctx && ctx.run
-    if (!run || run.done) return resolve('e' + q({ name: 'Error', message: 'the execution has ended' }))
-    const id = ctx.nextCall++
-    ctx.pending.set(id, resolve)
-    run.probeGen++
-    clearTimeout(run.probeTimer)
-    out(`{"t":"call","run":${run.id},"call":${id},"name":${q(name)},"args":${args}}`)
-  }))
-  const log = new ivm.Callback((level, msg) => {
-    const run = link.ctx && link.ctx.run
-    if (run && !run.done) out(`{"t":"log","run":${run.id},"level":${q(level)},"msg":${q(msg)}}`)
-  }, { ignored: true })
-  await context.global.set('__cm_call', call)
-  await context.global.set('__cm_log', log)
+  const call = new ivm.Callback((name, args) => (link.ctx ? link.ctx.onCall(name, args) : 0))
+  const log = new ivm.Callback((level, msg) => { if (link.ctx) link.ctx.onLog(level, msg) })
+  const done = new ivm.Callback((text) => { if (link.ctx) link.ctx.onDone(text) })
+  const global = context.global
+  await global.set('__cm_call', call)
+  await global.set('__cm_log', log)
+  await global.set('__cm_done', done)
   await context.eval(PRELUDE)
+  const deliver = await global.get('__cm_deliver', { reference: true })
+  const start = await global.get('__cm_run', { reference: true })
+  await global.delete('__cm_deliver')
+  await global.delete('__cm_run')
   // Warm the path every run takes (compile, async function, result encoding): V8 initialises
   // these lazily, and the first run of a context would otherwise pay for it.
-  await isolate
-    .compileScriptSync(`__cm_run(async function () { return [1, 'a', { b: null }] })`, { filename: SCRIPT })
-    .run(context, { promise: true, copy: true })
-  return { isolate, context, link, memoryMb }
+  link.ctx = { onCall: () => 0, onLog() {}, onDone() {} }
+  const main = isolate
+    .compileScriptSync(`(async function () { return [1, 'a', { b: null }] })`, { filename: SCRIPT })
+    .runSync(context, { reference: true, timeout: 1000 })
+  start.applySync(undefined, [main.derefInto()], { timeout: 1000 })
+  main.release()
+  link.ctx = null
+  return { isolate, context, link, deliver, start, memoryMb }
 }
 
 const SPARES = 2
@@ -217,14 +250,19 @@ function scheduleRefill() {
 }
 let active = 0
 
+const TIMED_OUT = /Script execution timed out/
+const OUT_OF_MEMORY = /memory limit|Array buffer allocation failed/
+
 class Ctx {
   constructor(id) {
     this.id = id
     this.isolate = null
     this.context = null
-    this.pending = new Map() // call id -> resolve
+    this.deliver = null
+    this.start = null
+    this.pending = new Set() // call ids awaiting a reply
     this.nextCall = 1
-    this.run = null // current run: { id, done, killedBy, timer, probeGen }
+    this.run = null // current run: { id, done, deadline, timer, probeTimer, probeGen, outcome, msg }
     this.dead = null // what ended the isolate, once it is gone
   }
 
@@ -233,16 +271,62 @@ class Ctx {
     prepared.link.ctx = this
     this.isolate = prepared.isolate
     this.context = prepared.context
+    this.deliver = prepared.deliver
+    this.start = prepared.start
     this.memoryMb = spec.memoryMb
     this.setup = `__cm_setup(${q(spec.bindings)},${spec.maxLogs},${spec.maxLogBytes});`
   }
 
+  // ----- callbacks from the guest (synchronous, on this thread) -----
+  onCall(name, args) {
+    const run = this.run
+    if (!run || run.done || run.outcome !== undefined) return 0
+    const id = this.nextCall++
+    this.pending.add(id)
+    run.probeGen++
+    clearTimeout(run.probeTimer)
+    out(`{"t":"call","run":${run.id},"call":${id},"name":${q(String(name))},"args":${args}}`)
+    return id
+  }
+
+  onLog(level, msg) {
+    const run = this.run
+    if (run && !run.done) out(`{"t":"log","run":${run.id},"level":${q(String(level))},"msg":${q(String(msg))}}`)
+  }
+
+  onDone(text) {
+    const run = this.run
+    if (run && !run.done && run.outcome === undefined) run.outcome = String(text)
+  }
+
+  // Runs guest code (`fn(timeoutMs)`) within the run's deadline, then settles the run if the
+  // program finished, or arms the deadlock probe if it is waiting on nothing.
+  enter(run, fn) {
+    const left = Math.ceil(run.deadline - performance.now())
+    if (left <= 0) return this.timeout(run)
+    try {
+      fn(left)
+    } catch (e) {
+      if (run.done) return
+      const message = String(e && e.message)
+      if (TIMED_OUT.test(message)) return this.timeout(run)
+      if (OUT_OF_MEMORY.test(message) || this.isolate.isDisposed) return this.memory(run)
+      if (/Maximum call stack size exceeded/.test(message)) return this.stack(run)
+      return this.fail(run, 'internal', 'Error', 'sidecar failure: ' + message)
+    }
+    if (run.done) return
+    if (run.outcome !== undefined) return this.settle(run, run.outcome)
+    if (this.pending.size === 0) this.armProbe(run)
+  }
+
   reply(msg) {
-    const resolve = this.pending.get(msg.call)
-    if (!resolve) return
-    this.pending.delete(msg.call)
-    resolve(msg.ok !== undefined ? 'v' + msg.ok : 'e' + q(msg.err))
-    if (this.pending.size === 0 && this.run && !this.run.done) this.armProbe(this.run)
+    if (!this.pending.delete(msg.call)) return
+    const run = this.run
+    if (!run || run.done) return
+    const deliver = this.deliver
+    const ok = msg.ok !== undefined
+    const text = ok ? msg.ok : q(msg.err)
+    this.enter(run, (timeout) => deliver.applySync(undefined, [msg.call, ok ? 1 : 0, text], { timeout }))
   }
 
   // Arms the deadlock probe a little later, so busy programs (and sequential tool calls)
@@ -259,7 +343,7 @@ class Ctx {
     clearTimeout(run.timer)
     clearTimeout(run.probeTimer)
     if (this.run === run) this.run = null
-    for (const resolve of this.pending.values()) resolve('e' + q({ name: 'Error', message: 'the execution has ended' }))
+    // Calls the program never awaited are forgotten: their promises stay pending.
     this.pending.clear()
     out(`{"t":"done","run":${run.id}${payload}}`)
     scheduleRefill()
@@ -269,22 +353,31 @@ class Ctx {
     this.finish(run, `,"error":${q({ kind, name, message, line: line || 0 })}`)
   }
 
-  // Deadlock detection: when no tool call is pending, two round trips through the isolate's
-  // task queue drain its microtasks; if the program is still pending and nothing new
-  // started, nothing can ever settle it.
+  // Deadlock detection: with no tool call pending, every microtask has already run (each
+  // entry drains them); two round trips through the isolate's task queue let anything
+  // V8 itself still owes (e.g. WebAssembly compilation) arrive. If the program is still
+  // pending and nothing new started, nothing can ever settle it.
   async probe(run) {
     const gen = run.probeGen
     try {
       for (let i = 0; i < 2; i++) {
         await this.context.eval('0')
         await new Promise(setImmediate)
-        if (run.done || run.probeGen !== gen || this.pending.size > 0) return
+        if (run.done || run.outcome !== undefined || run.probeGen !== gen || this.pending.size > 0) {
+          if (!run.done && run.outcome !== undefined) this.settle(run, run.outcome)
+          return
+        }
       }
     } catch {
       return
     }
     this.fail(run, 'deadlock', 'DeadlockError',
       'The program is awaiting a promise that can never settle (no tool call is pending and nothing else can resolve it)')
+  }
+
+  kill(why) {
+    this.dead = why
+    try { if (this.isolate && !this.isolate.isDisposed) this.isolate.dispose() } catch {}
   }
 
   dispose() {
@@ -297,16 +390,14 @@ class Ctx {
   }
 
   async execute(msg) {
-    const run = { id: msg.run, done: false, killedBy: null, timer: null, probeTimer: null, probeGen: 0 }
+    const run = { id: msg.run, done: false, deadline: performance.now() + msg.timeoutMs, timer: null,
+      probeTimer: null, probeGen: 0, outcome: undefined, msg }
     active++
     if (this.dead) return this.fail(run, 'disposed', 'DisposedError', 'The context was stopped by an earlier ' + this.dead + ' and cannot run code anymore')
     this.run = run
-    run.timer = setTimeout(() => {
-      run.killedBy = 'timeout'
-      this.dead = 'timeout'
-      try { if (this.isolate && !this.isolate.isDisposed) this.isolate.dispose() } catch {}
-      this.fail(run, 'timeout', 'TimeoutError', `Execution exceeded the timeout of ${msg.timeoutMs} ms`)
-    }, msg.timeoutMs)
+    // Covers the time spent waiting for tools (no guest code runs then) and anything the
+    // isolate runs outside our synchronous entries.
+    run.timer = setTimeout(() => this.timeout(run), msg.timeoutMs)
     let setup = ''
     try {
       if (msg.create) {
@@ -319,33 +410,31 @@ class Ctx {
     if (run.done) return
     let script
     try {
-      script = this.isolate.compileScriptSync(`${setup}__cm_run(async function () {${msg.code}\n})`, { filename: SCRIPT })
+      script = this.isolate.compileScriptSync(`${setup}(async function () {${msg.code}\n})`, { filename: SCRIPT })
     } catch (e) {
       if (run.done) return
       const message = String(e && e.message)
       const m = /\[code\.js:(\d+):\d+\]$/.exec(message)
       const name = e && e.name === 'SyntaxError' ? 'SyntaxError' : 'Error'
       const clean = message.replace(/ \[code\.js:\d+:\d+\]$/, '')
-      if (/memory limit/.test(message) || (this.isolate.isDisposed && !run.killedBy)) return this.memory(run, msg)
+      if (OUT_OF_MEMORY.test(message) || this.isolate.isDisposed) return this.memory(run)
       if (/Maximum call stack size exceeded/.test(message)) return this.stack(run)
       return this.fail(run, name === 'SyntaxError' ? 'syntax' : 'guest', name, clean, m ? +m[1] : 0)
     }
-    const result = script.run(this.context, { promise: true, copy: true })
-    this.armProbe(run)
-    let text
-    try {
-      text = await result
-    } catch (e) {
-      if (run.done) return
-      const message = String(e && e.message)
-      if (/memory limit/.test(message) || (this.isolate.isDisposed && !run.killedBy)) return this.memory(run, msg)
-      if (/Maximum call stack size exceeded/.test(message)) return this.stack(run)
-      return this.fail(run, 'guest', (e && e.name) || 'Error', message)
-    } finally {
-      try { script.release() } catch {}
-    }
-    if (run.done) return
-    if (typeof text !== 'string') return this.fail(run, 'internal', 'Error', 'the program ended without a result')
+    const context = this.context, start = this.start
+    this.enter(run, (timeout) => {
+      const main = script.runSync(context, { reference: true, timeout })
+      try {
+        start.applySync(undefined, [main.derefInto()], { timeout: Math.max(1, Math.ceil(run.deadline - performance.now())) })
+      } finally {
+        main.release()
+      }
+    })
+    try { script.release() } catch {}
+  }
+
+  settle(run, text) {
+    const msg = run.msg
     if (text === 'u') return this.finish(run, '')
     if (text[0] === 'v') {
       const bytes = Buffer.byteLength(text) - 1
@@ -354,21 +443,26 @@ class Ctx {
       }
       return this.finish(run, `,"value":${text.slice(1)}`)
     }
-    const err = JSON.parse(text.slice(1))
+    let err
+    try { err = JSON.parse(text.slice(1)) } catch { return this.fail(run, 'internal', 'Error', 'the program ended without a readable result') }
     if (err.kind === 'guest' && err.name === 'RangeError' && /Maximum call stack size exceeded/.test(err.message)) return this.stack(run)
-    if (err.kind === 'guest' && err.name === 'RangeError' && /Array buffer allocation failed/.test(err.message)) return this.memory(run, msg)
+    if (err.kind === 'guest' && err.name === 'RangeError' && /Array buffer allocation failed/.test(err.message)) return this.memory(run)
     return this.fail(run, err.kind, err.name, err.message, err.line)
   }
 
-  memory(run, msg) {
-    this.dead = 'out-of-memory failure'
-    try { if (!this.isolate.isDisposed) this.isolate.dispose() } catch {}
+  timeout(run) {
+    if (run.done) return
+    this.kill('timeout')
+    this.fail(run, 'timeout', 'TimeoutError', `Execution exceeded the timeout of ${run.msg.timeoutMs} ms`)
+  }
+
+  memory(run) {
+    this.kill('out-of-memory failure')
     this.fail(run, 'memory', 'MemoryLimitError', `Execution exceeded the memory limit of ${this.memoryMb} MiB`)
   }
 
   stack(run) {
-    this.dead = 'stack overflow'
-    try { if (!this.isolate.isDisposed) this.isolate.dispose() } catch {}
+    this.kill('stack overflow')
     this.fail(run, 'stack', 'StackOverflowError', 'Maximum call stack size exceeded')
   }
 }
