@@ -138,6 +138,15 @@ fn benches(c: &mut Criterion) {
             b.to_async(&rt)
                 .iter(|| async { ctx.execute("return 1 + 1").await })
         });
+        // Engine speed without context creation: each run still compiles a new `fib`, so a
+        // JIT warms up every time, as it would for a model's program.
+        let fib_25 = SCENARIOS
+            .iter()
+            .find(|(n, _)| *n == "fib_25")
+            .map_or("", |(_, code)| *code);
+        group.bench_function("reused_context_fib_25", |b| {
+            b.to_async(&rt).iter(|| async { ctx.execute(fib_25).await })
+        });
         // The bridge cost of a tool call, without context creation in the measurement.
         group.bench_function("reused_context_sequential_tool_calls_100", |b| {
             b.to_async(&rt).iter(|| async {

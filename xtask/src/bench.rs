@@ -149,6 +149,7 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
             "fib_25",
             "json_5000_rows",
             "reused_context_return_1_plus_1",
+            "reused_context_fib_25",
             "reused_context_sequential_tool_calls_100",
             "execute_typescript_full_path",
         ];
@@ -174,6 +175,7 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
             )?;
         }
     }
+    v8_targets(&mut md, &criterion)?;
     let failures: Vec<Value> = std::fs::read_to_string(criterion.join("failures.json"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -223,5 +225,55 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     let out = root().join("docs/benchmarks.md");
     std::fs::write(&out, md)?;
     println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The V8 driver's speed targets (issue 4), checked against this run's medians.
+fn v8_targets(md: &mut String, criterion: &Path) -> anyhow::Result<()> {
+    let v8 = |name: &str| median_ns(&criterion.join("v8").join(name));
+    let quickjs = |name: &str| median_ns(&criterion.join("quickjs").join(name));
+    let (Some(spaced), Some(seq), Some(reused)) = (
+        v8("return_1_plus_1_spaced_5ms"),
+        v8("reused_context_sequential_tool_calls_100"),
+        v8("reused_context_return_1_plus_1"),
+    ) else {
+        return Ok(());
+    };
+    let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+    let call = (seq - reused) / 100.0;
+    writeln!(md, "## V8 targets (this run)\n")?;
+    writeln!(md, "| target | measured | |")?;
+    writeln!(md, "|---|---|---|")?;
+    writeln!(
+        md,
+        "| fresh-context `return 1+1` ≤ 1.5 ms (an isolate ready: runs 5 ms apart) | {} | {} |",
+        fmt(spaced),
+        verdict(spaced <= 1.5e6)
+    )?;
+    writeln!(
+        md,
+        "| tool call round trip ≤ 80 µs (sequential, reused context) | {} | {} |",
+        fmt(call),
+        verdict(call <= 80e3)
+    )?;
+    for (label, name) in [
+        ("fib(25), fresh context per run", "fib_25"),
+        ("fib(25), reused context (new function each run)", "reused_context_fib_25"),
+    ] {
+        if let (Some(q), Some(v)) = (quickjs(name), v8(name)) {
+            let ratio = q / v;
+            writeln!(
+                md,
+                "| {label}: ≥ 5× faster than native QuickJS | {} vs {} = {ratio:.1}× | {} |",
+                fmt(v),
+                fmt(q),
+                verdict(ratio >= 5.0)
+            )?;
+        }
+    }
+    writeln!(
+        md,
+        "\nA fresh V8 context needs a new isolate, which costs this machine about 3 ms of CPU (`new Isolate` alone blocks a sidecar for about 2 ms). Sidecars prepare them ahead, but runs only 0.3 ms apart consume them faster than two cores can make them, so the 0.3 ms-spaced scenarios include that contention.\n"
+    )?;
     Ok(())
 }

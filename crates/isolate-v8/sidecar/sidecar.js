@@ -9,6 +9,7 @@
 //   {"op":"dispose","ctx":C}
 // sidecar -> Rust
 //   {"t":"ready","node":"v24.x"}
+//   {"t":"spares","ready":N,"making":M}   (isolates prepared for new contexts, and in the making)
 //   {"t":"log","run":R,"level":"log","msg":"..."}
 //   {"t":"call","run":R,"call":K,"name":"external_a","args":<raw json>}
 //   {"t":"done","run":R,"value":<raw json>} | {"t":"done","run":R}   (no value: undefined)
@@ -224,17 +225,42 @@ async function makeIsolate(memoryMb) {
 }
 
 const SPARES = 2
-const spares = [] // promises of prepared isolates at SPARE_MB
+// Prepared isolates at SPARE_MB, oldest first: { isolate: prepared or null while being made,
+// made: promise of it }.
+const spares = []
+let making = 0
 function refillSpares() {
-  while (spares.length < SPARES) spares.push(makeIsolate(SPARE_MB).catch(() => null))
+  while (spares.length < SPARES) {
+    const entry = { isolate: null, made: null }
+    making++
+    entry.made = makeIsolate(SPARE_MB).then(
+      (got) => { entry.isolate = got; return got },
+      () => null,
+    ).finally(() => { making--; status() })
+    spares.push(entry)
+  }
+  status()
+}
+
+// Tells the driver how many isolates are ready and how many are being made, so it can send
+// new contexts to a sidecar that has one ready and is not busy making more.
+function status() {
+  let ready = 0
+  for (const e of spares) if (e.isolate && !e.isolate.isolate.isDisposed) ready++
+  out(`{"t":"spares","ready":${ready},"making":${making}}`)
 }
 
 async function takeIsolate(memoryMb) {
-  while (memoryMb === SPARE_MB && spares.length > 0) {
-    const got = await spares.shift()
-    if (got && !got.isolate.isDisposed) return got
+  try {
+    while (memoryMb === SPARE_MB && spares.length > 0) {
+      const entry = spares.shift()
+      const got = entry.isolate || await entry.made
+      if (got && !got.isolate.isDisposed) return got
+    }
+    return await makeIsolate(memoryMb)
+  } finally {
+    status()
   }
-  return makeIsolate(memoryMb)
 }
 
 // Creating an isolate blocks this thread for a millisecond or more, so spares are refilled

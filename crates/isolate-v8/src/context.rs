@@ -1,23 +1,24 @@
 //! A context: one isolate inside one sidecar, created by its first execution.
 //!
-//! The execution loop lives here: it sends the program, runs the guest's tool calls
-//! concurrently on the host (answering each as it completes), collects console lines, and
-//! keeps a hard deadline above the sidecar's own, killing a sidecar that stops answering.
+//! The execution loop lives here: it sends the program, drives the guest's tool calls that
+//! did not finish when the reader thread started them (concurrently, answering each as it
+//! completes), collects console lines, and keeps a hard deadline above the sidecar's own,
+//! killing a sidecar that stops answering.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use code_mode::{
     ContextConfig, ErrorKind, ExecutionError, ExecutionResult, HostBridge, IsolateContext, Limits,
-    LogBuffer, LogLevel,
+    LogBuffer,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::protocol::{self, CreateSpec, GuestFailure, Incoming};
-use crate::sidecar::{RunEvent, Sidecar};
+use crate::sidecar::{RunEvent, Sidecar, RunHost};
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
@@ -46,6 +47,7 @@ impl V8Context {
         config: ContextConfig,
         grace: Duration,
     ) -> Self {
+        sidecar.context_opened();
         Self {
             id,
             bridge: Arc::new(HostBridge::new(config.bindings.clone(), &config.limits)),
@@ -88,9 +90,14 @@ impl IsolateContext for V8Context {
         }
         let limits = *self.limits();
         self.bridge.begin_execution();
-        let mut logs = LogBuffer::new(&limits, self.config.console.clone());
         let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
-        let mut events = self.sidecar.register(run);
+        let host = Arc::new(RunHost {
+            bridge: self.bridge.clone(),
+            handle: tokio::runtime::Handle::current(),
+            ctx: self.id,
+            logs: Mutex::new(LogBuffer::new(&limits, self.config.console.clone())),
+        });
+        let mut events = self.sidecar.register(run, host.clone());
         let names: Vec<&str> = self.bridge.bindings().iter().map(|b| b.name()).collect();
         let spec = (!state.created).then(|| CreateSpec {
             memory_mb: memory_mb(&limits),
@@ -117,11 +124,7 @@ impl IsolateContext for V8Context {
         let outcome = loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(RunEvent::Line(Incoming::Log { level, msg, .. })) => {
-                        logs.push(LogLevel::from_method(&level).unwrap_or(LogLevel::Log), msg);
-                    }
-                    Some(RunEvent::Line(Incoming::Call { call, name, args, .. })) => {
-                        let future = self.bridge.call(&name, args);
+                    Some(RunEvent::Call { call, future }) => {
                         calls.push(async move { (call, future.await) });
                     }
                     Some(RunEvent::Line(Incoming::Done { value, error, .. })) => {
@@ -167,7 +170,7 @@ impl IsolateContext for V8Context {
         self.sidecar.unregister(run);
         ExecutionResult {
             outcome,
-            logs: logs.take(),
+            logs: host.take_logs(),
         }
     }
 
@@ -187,6 +190,7 @@ impl V8Context {
     fn release(&self) {
         if !self.disposed.swap(true, Ordering::SeqCst) {
             self.sidecar.send(protocol::dispose_line(self.id));
+            self.sidecar.context_closed();
         }
     }
 

@@ -160,6 +160,26 @@ impl V8Driver {
         pids
     }
 
+    /// Every sidecar of the pool, started (concurrently) where missing or dead. Fails only
+    /// when none can run.
+    async fn pool(&self) -> Result<Vec<Arc<Sidecar>>, DriverError> {
+        let started = futures::future::join_all((0..self.slots.len()).map(|i| self.sidecar_at(i))).await;
+        let mut pool = Vec::with_capacity(started.len());
+        let mut first_error = None;
+        for s in started {
+            match s {
+                Ok(s) => pool.push(s),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match (pool.is_empty(), first_error) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(pool),
+        }
+    }
+
     async fn sidecar_at(&self, i: usize) -> Result<Arc<Sidecar>, DriverError> {
         let Some(slot) = self.slots.get(i % self.slots.len().max(1)) else {
             return Err(DriverError::new("v8", "the sidecar pool is empty"));
@@ -185,8 +205,20 @@ impl IsolateDriver for V8Driver {
         &self,
         config: ContextConfig,
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
-        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        let sidecar = self.sidecar_at(slot).await?;
+        let pool = self.pool().await?;
+        // The most suitable sidecar (idle, with an isolate ready, fewest contexts); ties go
+        // round-robin.
+        let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let mut best: Option<&Arc<Sidecar>> = None;
+        for k in 0..pool.len() {
+            let candidate = &pool[(start + k) % pool.len()];
+            if best.is_none_or(|b| candidate.preference() > b.preference()) {
+                best = Some(candidate);
+            }
+        }
+        let Some(sidecar) = best.cloned() else {
+            return Err(DriverError::new("v8", "the sidecar pool is empty"));
+        };
         let id = self.next_context.fetch_add(1, Ordering::Relaxed);
         Ok(Box::new(V8Context::new(id, sidecar, config, self.grace)))
     }

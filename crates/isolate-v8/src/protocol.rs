@@ -38,6 +38,8 @@ pub(crate) enum Incoming {
         #[serde(default)]
         error: Option<GuestFailure>,
     },
+    /// Isolates prepared for new contexts (`ready`) and being prepared (`making`).
+    Spares { ready: usize, making: usize },
     /// Answer to a ping.
     Pong {
         #[allow(dead_code)]
@@ -50,7 +52,7 @@ impl Incoming {
     pub(crate) fn run(&self) -> Option<u64> {
         match self {
             Self::Log { run, .. } | Self::Call { run, .. } | Self::Done { run, .. } => Some(*run),
-            Self::Ready { .. } | Self::Pong { .. } => None,
+            Self::Ready { .. } | Self::Spares { .. } | Self::Pong { .. } => None,
         }
     }
 }
@@ -134,6 +136,7 @@ mod tests {
     fn parses_every_incoming_shape() {
         let lines = [
             r#"{"t":"ready","node":"v24.21.0"}"#,
+            r#"{"t":"spares","ready":2,"making":0}"#,
             r#"{"t":"log","run":1,"level":"warn","msg":"x"}"#,
             r#"{"t":"call","run":1,"call":2,"name":"external_a","args":{"q":[1]}}"#,
             r#"{"t":"done","run":1,"value":{"a":1}}"#,
@@ -142,7 +145,10 @@ mod tests {
         ];
         for l in lines {
             let parsed: Incoming = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
-            assert!(matches!(parsed, Incoming::Ready { .. }) || parsed.run() == Some(1));
+            assert!(
+                matches!(parsed, Incoming::Ready { .. } | Incoming::Spares { .. })
+                    || parsed.run() == Some(1)
+            );
         }
         let bad: Result<Incoming, _> = serde_json::from_str(r#"{"t":"nonsense"}"#);
         assert!(bad.is_err());

@@ -4,42 +4,98 @@
 //! not depend on whichever Tokio runtime created it (a driver may outlive a runtime, as in a
 //! test binary). Lines are routed to executions by run id; when the process ends, every
 //! execution it held receives [`RunEvent::Gone`] with the reason.
+//!
+//! Tool calls start on the reader thread itself, inside the execution's runtime context: a
+//! tool that finishes at once (a lookup, a cache hit, `echo`) is answered from there, without
+//! waking the execution's task; only a call still pending after its first poll is handed to
+//! the execution, which drives it to completion. That saves a thread wake-up per call, the
+//! largest cost of a round trip on a small machine.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::panic::AssertUnwindSafe;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use code_mode::DriverError;
+use code_mode::{BindingFuture, DriverError, GuestError, HostBridge, LogBuffer, LogLevel};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::protocol::Incoming;
+use crate::protocol::{self, Incoming};
 use crate::runtime::V8Runtime;
 
 /// What an execution receives.
-#[derive(Debug)]
 pub(crate) enum RunEvent {
-    /// A line of this run.
+    /// A line of this run: its end (console lines go to the [`RunHost`], tool calls start
+    /// there and come as [`RunEvent::Call`] when still pending).
     Line(Incoming),
+    /// A tool call still pending after its first poll: the execution drives it and replies.
+    Call { call: u64, future: BindingFuture },
     /// The sidecar is gone; the reason is for the user.
     Gone(String),
+}
+
+/// The host side of one run, shared with the reader thread: it starts the run's tool calls
+/// and keeps its console lines (both on the reader thread, so console and tool events reach
+/// the application in the order the program produced them).
+pub(crate) struct RunHost {
+    /// The context's bridge (bindings and the call budget).
+    pub bridge: Arc<HostBridge>,
+    /// The runtime of the execution, entered while a call starts, so tools may use Tokio.
+    pub handle: tokio::runtime::Handle,
+    /// The context the replies go to.
+    pub ctx: u64,
+    /// The run's console lines.
+    pub logs: Mutex<LogBuffer>,
+}
+
+impl RunHost {
+    fn log(&self, level: &str, msg: String) {
+        let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
+        logs.push(LogLevel::from_method(level).unwrap_or(LogLevel::Log), msg);
+    }
+
+    /// The console lines kept so far.
+    pub(crate) fn take_logs(&self) -> Vec<code_mode::LogEntry> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Starts call `name(args)` and polls it once: its result, or the future still pending.
+    fn start(&self, name: &str, args: Value) -> Result<Result<Value, GuestError>, BindingFuture> {
+        let _runtime = self.handle.enter();
+        let mut future = self.bridge.call(name, args);
+        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => Ok(result),
+            Poll::Pending => Err(future),
+        }
+    }
+}
+
+/// A registered run: where its events go and who starts its tool calls.
+struct Route {
+    events: mpsc::UnboundedSender<RunEvent>,
+    host: Arc<RunHost>,
 }
 
 /// Routes lines to executions; shared with the reader thread.
 #[derive(Default)]
 struct Routes {
-    runs: Mutex<HashMap<u64, mpsc::UnboundedSender<RunEvent>>>,
+    runs: Mutex<HashMap<u64, Route>>,
     /// Bytes written directly since the sidecar's last output line.
-    unacked: std::sync::atomic::AtomicUsize,
+    unacked: AtomicUsize,
     alive: AtomicBool,
+    /// Isolates the sidecar has ready for new contexts, and in the making (its last report).
+    ready: AtomicUsize,
+    making: AtomicUsize,
     /// Why the process ended, once it has.
     gone: Mutex<Option<String>>,
 }
 
 impl Routes {
-    fn runs(&self) -> MutexGuard<'_, HashMap<u64, mpsc::UnboundedSender<RunEvent>>> {
+    fn runs(&self) -> MutexGuard<'_, HashMap<u64, Route>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -49,14 +105,61 @@ impl Routes {
 /// sidecar may be stopped), lines go through the writer thread, which may block harmlessly.
 const DIRECT_BUDGET: usize = 16 * 1024;
 
-/// A running sidecar process.
-pub(crate) struct Sidecar {
-    pid: u32,
+/// The sidecar's input: direct writes while the pipe surely has room, else the writer thread.
+struct Input {
     /// The pipe, shared by direct writes and the writer thread.
     stdin: Arc<Mutex<ChildStdin>>,
     writer: mpsc::UnboundedSender<String>,
     routes: Arc<Routes>,
+}
+
+impl Input {
+    /// Sends one line (ending in `\n`). Small lines are written at once from the caller
+    /// (saving a thread wake-up per tool-call reply) while the pipe surely has room; the
+    /// rest go through the writer thread. Lines of one context never overtake each other:
+    /// each is sent only after the sidecar answered the one before.
+    fn send(&self, line: String) {
+        let unacked = self.routes.unacked.load(Ordering::Relaxed);
+        if line.len() <= 4096 && unacked + line.len() <= DIRECT_BUDGET {
+            if let Ok(mut stdin) = self.stdin.try_lock() {
+                self.routes.unacked.fetch_add(line.len(), Ordering::Relaxed);
+                if stdin
+                    .write_all(line.as_bytes())
+                    .and_then(|()| stdin.flush())
+                    .is_err()
+                {
+                    drop(stdin);
+                    mark_gone(
+                        &self.routes,
+                        "the V8 sidecar stopped reading its input".into(),
+                    );
+                }
+                return;
+            }
+        }
+        let _ = self.writer.send(line);
+    }
+}
+
+/// A running sidecar process.
+pub(crate) struct Sidecar {
+    pid: u32,
+    input: Arc<Input>,
+    routes: Arc<Routes>,
     child: Mutex<Child>,
+    /// Live contexts placed on this sidecar.
+    contexts: AtomicUsize,
+}
+
+/// How suitable a sidecar is for a new context; the pool takes the greatest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Preference {
+    /// No live context and no isolate in the making: the main thread is free.
+    idle: bool,
+    /// Isolates ready, so the first execution does not create one.
+    ready: usize,
+    /// Fewer live contexts first: a program computing delays the others on its sidecar.
+    fewer_contexts: std::cmp::Reverse<usize>,
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -97,17 +200,27 @@ impl Sidecar {
         routes.alive.store(true, Ordering::SeqCst);
         let (ready_tx, ready_rx) = oneshot::channel();
         let stderr_tail = Arc::new(Mutex::new(String::new()));
-        spawn_stderr(stderr, stderr_tail.clone())?;
-        spawn_reader(stdout, routes.clone(), ready_tx, stderr_tail, pid)?;
         let (writer, rx) = mpsc::unbounded_channel();
         let stdin = Arc::new(Mutex::new(stdin));
-        spawn_writer(stdin.clone(), rx, routes.clone())?;
+        let input = Arc::new(Input {
+            stdin: stdin.clone(),
+            writer,
+            routes: routes.clone(),
+        });
+        let started = spawn_stderr(stderr, stderr_tail.clone())
+            .and_then(|()| spawn_writer(stdin, rx, routes.clone()))
+            .and_then(|()| spawn_reader(stdout, input.clone(), ready_tx, stderr_tail, pid));
+        if let Err(e) = started {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
         let sidecar = Arc::new(Self {
             pid,
-            stdin,
-            writer,
+            input,
             routes,
             child: Mutex::new(child),
+            contexts: AtomicUsize::new(0),
         });
         match tokio::time::timeout(STARTUP, ready_rx).await {
             Ok(Ok(Ok(_node))) => Ok(sidecar),
@@ -139,39 +252,47 @@ impl Sidecar {
             .clone()
     }
 
-    /// Sends one line (ending in `\n`). Small lines are written at once from the caller
-    /// (saving a thread wake-up per tool-call reply) while the pipe surely has room; the
-    /// rest go through the writer thread. Lines of one context never overtake each other:
-    /// each is sent only after the sidecar answered the one before.
-    pub(crate) fn send(&self, line: String) {
-        let unacked = self.routes.unacked.load(Ordering::Relaxed);
-        if line.len() <= 4096 && unacked + line.len() <= DIRECT_BUDGET {
-            if let Ok(mut stdin) = self.stdin.try_lock() {
-                self.routes.unacked.fetch_add(line.len(), Ordering::Relaxed);
-                if stdin
-                    .write_all(line.as_bytes())
-                    .and_then(|()| stdin.flush())
-                    .is_err()
-                {
-                    drop(stdin);
-                    mark_gone(
-                        &self.routes,
-                        "the V8 sidecar stopped reading its input".into(),
-                    );
-                }
-                return;
-            }
+    /// How suitable this sidecar is for a new context now.
+    pub(crate) fn preference(&self) -> Preference {
+        let contexts = self.contexts.load(Ordering::Relaxed);
+        let making = self.routes.making.load(Ordering::Relaxed);
+        Preference {
+            idle: contexts == 0 && making == 0,
+            ready: self.routes.ready.load(Ordering::Relaxed),
+            fewer_contexts: std::cmp::Reverse(contexts),
         }
-        let _ = self.writer.send(line);
     }
 
-    /// Registers run `run`; its lines arrive on the returned receiver.
-    pub(crate) fn register(&self, run: u64) -> mpsc::UnboundedReceiver<RunEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Counts a context placed here (until [`Self::context_closed`]).
+    pub(crate) fn context_opened(&self) {
+        self.contexts.fetch_add(1, Ordering::Relaxed);
+        // Until the sidecar reports again, assume the new context takes a ready isolate.
+        let _ = self
+            .routes
+            .ready
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(1));
+    }
+
+    /// Uncounts a context.
+    pub(crate) fn context_closed(&self) {
+        let _ = self
+            .contexts
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+    }
+
+    /// Sends one line (ending in `\n`); see [`Input::send`].
+    pub(crate) fn send(&self, line: String) {
+        self.input.send(line);
+    }
+
+    /// Registers run `run`, whose calls and console lines `host` takes; its other events
+    /// arrive on the returned receiver.
+    pub(crate) fn register(&self, run: u64, host: Arc<RunHost>) -> mpsc::UnboundedReceiver<RunEvent> {
+        let (events, rx) = mpsc::unbounded_channel();
         if let Some(why) = self.gone_reason() {
-            let _ = tx.send(RunEvent::Gone(why));
+            let _ = events.send(RunEvent::Gone(why));
         } else {
-            self.routes.runs().insert(run, tx);
+            self.routes.runs().insert(run, Route { events, host });
         }
         rx
     }
@@ -207,8 +328,8 @@ fn mark_gone(routes: &Routes, reason: String) {
             *gone = Some(reason.clone());
         }
     }
-    for (_, tx) in routes.runs().drain() {
-        let _ = tx.send(RunEvent::Gone(reason.clone()));
+    for (_, route) in routes.runs().drain() {
+        let _ = route.events.send(RunEvent::Gone(reason.clone()));
     }
 }
 
@@ -222,12 +343,13 @@ fn thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), DriverErr
 
 fn spawn_reader(
     stdout: std::process::ChildStdout,
-    routes: Arc<Routes>,
+    input: Arc<Input>,
     ready: oneshot::Sender<Result<String, String>>,
     stderr_tail: Arc<Mutex<String>>,
     pid: u32,
 ) -> Result<(), DriverError> {
     thread("code-mode-v8-reader", move || {
+        let routes = input.routes.clone();
         let mut ready = Some(ready);
         let mut reader = BufReader::with_capacity(64 * 1024, stdout);
         let mut line = String::new();
@@ -248,11 +370,35 @@ fn spawn_reader(
                 }
                 continue;
             }
+            match msg {
+                Incoming::Call {
+                    run,
+                    call,
+                    name,
+                    args,
+                } => {
+                    start_call(&input, run, call, &name, args);
+                    continue;
+                }
+                Incoming::Spares { ready, making } => {
+                    routes.ready.store(ready, Ordering::Relaxed);
+                    routes.making.store(making, Ordering::Relaxed);
+                    continue;
+                }
+                Incoming::Log { run, level, msg } => {
+                    let host = routes.runs().get(&run).map(|r| r.host.clone());
+                    if let Some(host) = host {
+                        host.log(&level, msg);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             let Some(run) = msg.run() else { continue };
             let done = matches!(msg, Incoming::Done { .. });
             let mut runs = routes.runs();
-            if let Some(tx) = runs.get(&run) {
-                let _ = tx.send(RunEvent::Line(msg));
+            if let Some(route) = runs.get(&run) {
+                let _ = route.events.send(RunEvent::Line(msg));
             }
             if done {
                 runs.remove(&run);
@@ -274,6 +420,33 @@ fn spawn_reader(
         }
         mark_gone(&routes, reason);
     })
+}
+
+/// Starts call `call` of run `run` on this (the reader) thread: answers it at once if the
+/// tool finished in its first poll, else hands it to the execution.
+fn start_call(input: &Input, run: u64, call: u64, name: &str, args: Value) {
+    let route = input
+        .routes
+        .runs()
+        .get(&run)
+        .map(|r| (r.events.clone(), r.host.clone()));
+    let Some((events, host)) = route else { return };
+    // A tool whose constructor panics must not take the reader thread down.
+    let started = std::panic::catch_unwind(AssertUnwindSafe(|| host.start(name, args)))
+        .unwrap_or_else(|_| {
+            Ok(Err(GuestError::error(
+                "The tool failed unexpectedly (its handler panicked)",
+            )))
+        });
+    match started {
+        Ok(result) => {
+            let outcome = result.map_err(|e| (e.name, e.message));
+            input.send(protocol::reply_line(host.ctx, call, outcome));
+        }
+        Err(future) => {
+            let _ = events.send(RunEvent::Call { call, future });
+        }
+    }
 }
 
 fn spawn_writer(
