@@ -258,7 +258,10 @@ fn v8_targets(md: &mut String, criterion: &Path) -> anyhow::Result<()> {
     )?;
     for (label, name) in [
         ("fib(25), fresh context per run", "fib_25"),
-        ("fib(25), reused context (new function each run)", "reused_context_fib_25"),
+        (
+            "fib(25), reused context (new function each run)",
+            "reused_context_fib_25",
+        ),
     ] {
         if let (Some(q), Some(v)) = (quickjs(name), v8(name)) {
             let ratio = q / v;

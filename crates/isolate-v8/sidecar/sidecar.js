@@ -3,7 +3,7 @@
 //
 // Rust -> sidecar
 //   {"op":"run","run":R,"ctx":C,"timeoutMs":T,"maxResultBytes":B,"code":"...",
-//    "create":{"memoryMb":M,"bindings":["external_a",...],"maxLogs":N,"maxLogBytes":N}}
+//    "create":{"memoryMb":M,"bindings":["external_a",...],"maxLogs":N,"maxLogBytes":N,"maxCalls":N}}
 //        (`create` on a context's first run only)
 //   {"op":"reply","ctx":C,"call":K,"ok":"<json text>"} | {"op":"reply","ctx":C,"call":K,"err":{"name","message"}}
 //   {"op":"dispose","ctx":C}
@@ -36,8 +36,12 @@ const SPARE_MB = Number(process.env.CODE_MODE_V8_SPARE_MB || 128)
 // ---------- output, batched per tick ----------
 let outBuf = []
 let flushScheduled = false
+let outBytes = 0
 function out(line) {
   outBuf.push(line)
+  outBytes += line.length
+  // A program producing lines in one long synchronous stretch is flushed as it goes.
+  if (outBytes > 65536) return flush()
   if (!flushScheduled) {
     flushScheduled = true
     queueMicrotask(flush)
@@ -45,8 +49,10 @@ function out(line) {
 }
 function flush() {
   flushScheduled = false
+  if (outBuf.length === 0) return
   const text = outBuf.join('\n') + '\n'
   outBuf = []
+  outBytes = 0
   process.stdout.write(text)
 }
 const q = JSON.stringify
@@ -68,7 +74,7 @@ const PRELUDE = `(() => {
   const defineProperty = Object.defineProperty;
   const apply = Reflect.apply, arrayMap = Array.prototype.map, arrayJoin = Array.prototype.join;
   const typeOf = (v) => typeof v;
-  let maxLogs = 0, maxLogBytes = 0, logs = 0, logBytes = 0;
+  let maxLogs = 0, maxLogBytes = 0, logs = 0, logBytes = 0, maxCalls = 0, calls = 0;
   // Tool calls awaiting their result, by call id (a null-prototype object: guest code
   // cannot reach it through Object.prototype or Map.prototype).
   let pending = { __proto__: null };
@@ -107,7 +113,13 @@ const PRELUDE = `(() => {
   const makeBinding = (name) => {
     const fn = async function (args) {
       const text = stringify(args === undefined ? {} : args);
-      const id = hostCall(name, text === undefined ? '{}' : text);
+      // Past the cap, refused here without crossing (the sidecar checks again).
+      const id = ++calls > maxCalls ? -1 : hostCall(name, text === undefined ? '{}' : text);
+      if (id === -1) {
+        const err = new ErrorCtor('Exceeded the maximum of ' + maxCalls + ' tool calls per execution');
+        defineProperty(err, 'name', { value: 'ToolCallLimitError', writable: true, configurable: true, enumerable: false });
+        throw err;
+      }
       if (!id) throw new ErrorCtor('the execution has ended');
       return new PromiseCtor((resolve, reject) => { pending[id] = [resolve, reject]; });
     };
@@ -116,9 +128,9 @@ const PRELUDE = `(() => {
   };
   // Installs the bindings and the caps; deletes itself.
   defineProperty(globalThis, '__cm_setup', { configurable: true, enumerable: false, writable: false,
-    value: (names, logCap, byteCap) => {
+    value: (names, logCap, byteCap, callCap) => {
       delete globalThis.__cm_setup;
-      maxLogs = logCap; maxLogBytes = byteCap;
+      maxLogs = logCap; maxLogBytes = byteCap; maxCalls = callCap;
       for (const n of names) globalThis[n] = makeBinding(n);
     } });
   // Settles tool call \`id\`: ok = 1 with the result's JSON text, ok = 0 with {name, message}.
@@ -172,7 +184,7 @@ const PRELUDE = `(() => {
   // Runs the program; hands the encoded outcome to the host when it settles.
   globalThis.__cm_run = (main) => {
       pending = { __proto__: null };
-      logs = 0; logBytes = 0;
+      logs = 0; logBytes = 0; calls = 0;
       let outcome;
       const settle = async () => {
         try { outcome = encode(await main()); }
@@ -287,6 +299,7 @@ class Ctx {
     this.deliver = null
     this.start = null
     this.pending = new Set() // call ids awaiting a reply
+    this.maxCalls = 0
     this.nextCall = 1
     this.run = null // current run: { id, done, deadline, timer, probeTimer, probeGen, outcome, msg }
     this.dead = null // what ended the isolate, once it is gone
@@ -300,13 +313,16 @@ class Ctx {
     this.deliver = prepared.deliver
     this.start = prepared.start
     this.memoryMb = spec.memoryMb
-    this.setup = `__cm_setup(${q(spec.bindings)},${spec.maxLogs},${spec.maxLogBytes});`
+    this.maxCalls = spec.maxCalls
+    this.setup = `__cm_setup(${q(spec.bindings)},${spec.maxLogs},${spec.maxLogBytes},${spec.maxCalls});`
   }
 
   // ----- callbacks from the guest (synchronous, on this thread) -----
   onCall(name, args) {
     const run = this.run
     if (!run || run.done || run.outcome !== undefined) return 0
+    // Past the cap the guest throws ToolCallLimitError itself: a flood never crosses.
+    if (++run.calls > this.maxCalls) return -1
     const id = this.nextCall++
     this.pending.add(id)
     run.probeGen++
@@ -417,7 +433,7 @@ class Ctx {
 
   async execute(msg) {
     const run = { id: msg.run, done: false, deadline: performance.now() + msg.timeoutMs, timer: null,
-      probeTimer: null, probeGen: 0, outcome: undefined, msg }
+      probeTimer: null, probeGen: 0, outcome: undefined, calls: 0, msg }
     active++
     if (this.dead) return this.fail(run, 'disposed', 'DisposedError', 'The context was stopped by an earlier ' + this.dead + ' and cannot run code anymore')
     this.run = run

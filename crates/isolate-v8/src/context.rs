@@ -5,8 +5,8 @@
 //! completes), collects console lines, and keeps a hard deadline above the sidecar's own,
 //! killing a sidecar that stops answering.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,7 +18,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::protocol::{self, CreateSpec, GuestFailure, Incoming};
-use crate::sidecar::{RunEvent, Sidecar, RunHost};
+use crate::sidecar::{RunEvent, RunHost, Sidecar};
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
@@ -105,6 +105,7 @@ impl IsolateContext for V8Context {
             // One past the caps, so the host's buffer sees the overflow and adds its marker.
             max_logs: u64::from(limits.max_log_entries()) + 1,
             max_log_bytes: limits.max_log_bytes() + 1,
+            max_calls: limits.max_tool_calls(),
         });
         state.created = true;
         let timeout_ms = u64::try_from(limits.timeout().as_millis()).unwrap_or(u64::MAX);

@@ -163,7 +163,8 @@ impl V8Driver {
     /// Every sidecar of the pool, started (concurrently) where missing or dead. Fails only
     /// when none can run.
     async fn pool(&self) -> Result<Vec<Arc<Sidecar>>, DriverError> {
-        let started = futures::future::join_all((0..self.slots.len()).map(|i| self.sidecar_at(i))).await;
+        let started =
+            futures::future::join_all((0..self.slots.len()).map(|i| self.sidecar_at(i))).await;
         let mut pool = Vec::with_capacity(started.len());
         let mut first_error = None;
         for s in started {

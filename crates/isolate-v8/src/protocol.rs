@@ -79,6 +79,7 @@ pub(crate) struct CreateSpec<'a> {
     pub bindings: Vec<&'a str>,
     pub max_logs: u64,
     pub max_log_bytes: u64,
+    pub max_calls: u32,
 }
 
 /// `run`: executes `code` in context `ctx`.
@@ -100,6 +101,7 @@ pub(crate) fn run_line(
             json!({
                 "memoryMb": spec.memory_mb, "bindings": spec.bindings,
                 "maxLogs": spec.max_logs, "maxLogBytes": spec.max_log_bytes,
+                "maxCalls": spec.max_calls,
             }),
         );
     }

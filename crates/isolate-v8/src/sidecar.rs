@@ -67,7 +67,10 @@ impl RunHost {
     fn start(&self, name: &str, args: Value) -> Result<Result<Value, GuestError>, BindingFuture> {
         let _runtime = self.handle.enter();
         let mut future = self.bridge.call(name, args);
-        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
             Poll::Ready(result) => Ok(result),
             Poll::Pending => Err(future),
         }
@@ -120,22 +123,23 @@ impl Input {
     /// each is sent only after the sidecar answered the one before.
     fn send(&self, line: String) {
         let unacked = self.routes.unacked.load(Ordering::Relaxed);
-        if line.len() <= 4096 && unacked + line.len() <= DIRECT_BUDGET {
-            if let Ok(mut stdin) = self.stdin.try_lock() {
-                self.routes.unacked.fetch_add(line.len(), Ordering::Relaxed);
-                if stdin
-                    .write_all(line.as_bytes())
-                    .and_then(|()| stdin.flush())
-                    .is_err()
-                {
-                    drop(stdin);
-                    mark_gone(
-                        &self.routes,
-                        "the V8 sidecar stopped reading its input".into(),
-                    );
-                }
-                return;
+        if line.len() <= 4096
+            && unacked + line.len() <= DIRECT_BUDGET
+            && let Ok(mut stdin) = self.stdin.try_lock()
+        {
+            self.routes.unacked.fetch_add(line.len(), Ordering::Relaxed);
+            if stdin
+                .write_all(line.as_bytes())
+                .and_then(|()| stdin.flush())
+                .is_err()
+            {
+                drop(stdin);
+                mark_gone(
+                    &self.routes,
+                    "the V8 sidecar stopped reading its input".into(),
+                );
             }
+            return;
         }
         let _ = self.writer.send(line);
     }
@@ -287,7 +291,11 @@ impl Sidecar {
 
     /// Registers run `run`, whose calls and console lines `host` takes; its other events
     /// arrive on the returned receiver.
-    pub(crate) fn register(&self, run: u64, host: Arc<RunHost>) -> mpsc::UnboundedReceiver<RunEvent> {
+    pub(crate) fn register(
+        &self,
+        run: u64,
+        host: Arc<RunHost>,
+    ) -> mpsc::UnboundedReceiver<RunEvent> {
         let (events, rx) = mpsc::unbounded_channel();
         if let Some(why) = self.gone_reason() {
             let _ = events.send(RunEvent::Gone(why));

@@ -200,3 +200,74 @@ fn the_probe_reports_node_24() {
     let d = driver(1, Duration::from_secs(2));
     assert!(d.node_version().starts_with("v24."), "{}", d.node_version());
 }
+
+/// Guest code runs on its sidecar's main thread, so a program computing holds that sidecar;
+/// the pool sends a context created meanwhile to the other one, which answers while the
+/// first program is still spinning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_program_does_not_hold_up_a_new_context() {
+    let d = Arc::new(driver(2, Duration::from_secs(2)));
+    d.warm_up().await.unwrap_or_else(|e| panic!("{e}"));
+    let spinning = {
+        let d = d.clone();
+        tokio::spawn(async move {
+            let ctx = context(&d, Duration::from_secs(3)).await;
+            ctx.execute("while (true) {}").await
+        })
+    };
+    // Let the spinning program start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ctx = context(&d, Duration::from_secs(10)).await;
+    let r = ctx.execute("return (await external_echo({v: 1})).v").await;
+    assert_eq!(r.outcome, Ok(Some(json!(1))), "{r:?}");
+    assert!(
+        !spinning.is_finished(),
+        "the new context was answered only after the spinning program ended"
+    );
+    let spun = spinning.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spun.outcome.err().map(|e| e.kind), Some(ErrorKind::Timeout));
+    assert_works(&d).await;
+}
+
+/// Ten thousand calls fired without awaiting, in one synchronous stretch: past the cap the guest
+/// refuses them itself (`ToolCallLimitError`), so the host sees exactly the cap and the
+/// sidecar stays healthy. (Not more: isolated-vm's tracking of rejected promises is
+/// quadratic, 1e5 refusals take seconds; the timeout bounds that as any other computation.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unawaited_call_flood_is_capped_inside_the_sidecar() {
+    let d = driver(1, Duration::from_secs(2));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let count = Binding::new("external_count", move |args| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { Ok::<_, GuestError>(args) })
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut b = Bindings::new();
+    b.insert(count).unwrap_or_else(|e| panic!("{e}"));
+    let limits = Limits::builder()
+        .max_tool_calls(50)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ctx = d
+        .create_context(ContextConfig::new(b).with_limits(limits))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = ctx
+        .execute(
+            "let refused = 0, name = '';
+             for (let i = 0; i < 1e4; i++) external_count({i}).catch((e) => { refused++; name = e.name; });
+             await external_count({last: true}).catch(() => {});
+             return {refused, name}",
+        )
+        .await;
+    assert_eq!(
+        r.outcome,
+        Ok(Some(
+            json!({"refused": 10_000 - 50, "name": "ToolCallLimitError"})
+        )),
+        "{r:?}"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 50);
+    assert_works(&d).await;
+}
