@@ -67,9 +67,9 @@ pub async fn run_fresh(driver: &Arc<dyn IsolateDriver>, code: &str) {
         }
         Err(e) => Err(format!("cannot create a context: {e}")),
     };
-    if let Err(e) = outcome {
-        if let Ok(mut f) = FAILURES.lock() {
-            f.push((driver.name().to_owned(), e));
-        }
+    if let Err(e) = outcome
+        && let Ok(mut f) = FAILURES.lock()
+    {
+        f.push((driver.name().to_owned(), e));
     }
 }

@@ -14,6 +14,9 @@ use anyhow::{Context, bail};
 
 use crate::e2e;
 
+/// Installs what a driver's tests need; returns the environment they run with.
+type ProvisionFn = fn() -> Result<Vec<(String, String)>, Provision>;
+
 /// A driver crate and how to get it ready.
 struct DriverEntry {
     /// Name shown in the matrix (`--driver` value).
@@ -22,7 +25,7 @@ struct DriverEntry {
     package: &'static str,
     /// Installs what the driver needs at run time. `Ok(env)` for its tests, or
     /// `Err(Skip(reason))` when this machine cannot have it (the row says why).
-    provision: fn() -> Result<Vec<(String, String)>, Provision>,
+    provision: ProvisionFn,
     /// Workspace features that test the driver elsewhere (e.g. the CLI's `--driver`).
     features: &'static [&'static str],
 }
@@ -100,10 +103,11 @@ fn executables(
     if !out.status.success() {
         // With JSON output, the compiler's diagnostics are on stdout: show the errors.
         for v in messages {
-            if v["reason"] == "compiler-message" && v["message"]["level"] == "error" {
-                if let Some(text) = v["message"]["rendered"].as_str() {
-                    eprintln!("{}: {text}", v["target"]["name"].as_str().unwrap_or("?"));
-                }
+            if v["reason"] == "compiler-message"
+                && v["message"]["level"] == "error"
+                && let Some(text) = v["message"]["rendered"].as_str()
+            {
+                eprintln!("{}: {text}", v["target"]["name"].as_str().unwrap_or("?"));
             }
         }
         bail!("the tests do not build (compiler errors above)");
