@@ -210,6 +210,15 @@ const PRELUDE = `(() => {
 // wait (the driver spreads contexts over a pool of sidecars).
 async function makeIsolate(memoryMb) {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb })
+  try {
+    return await prepare(isolate, memoryMb)
+  } catch (e) {
+    try { if (!isolate.isDisposed) isolate.dispose() } catch {}
+    throw e
+  }
+}
+
+async function prepare(isolate, memoryMb) {
   const context = await isolate.createContext()
   const link = { ctx: null }
   const call = new ivm.Callback((name, args) => (link.ctx ? link.ctx.onCall(name, args) : 0))
@@ -309,10 +318,16 @@ class Ctx {
     this.nextCall = 1
     this.run = null // current run: { id, done, deadline, timer, probeTimer, probeGen, outcome, msg }
     this.dead = null // what ended the isolate, once it is gone
+    this.disposed = false
   }
 
   async create(spec) {
     const prepared = await takeIsolate(spec.memoryMb)
+    if (this.disposed) {
+      // Disposed while its isolate was being made: nobody will use it.
+      try { prepared.isolate.dispose() } catch {}
+      throw new Error('the context was disposed')
+    }
     prepared.link.ctx = this
     this.isolate = prepared.isolate
     this.context = prepared.context
@@ -429,6 +444,7 @@ class Ctx {
   }
 
   dispose() {
+    this.disposed = true
     const isolate = this.isolate
     if (isolate && !isolate.isDisposed) {
       setImmediate(() => { try { if (!isolate.isDisposed) isolate.dispose() } catch {} })
