@@ -259,7 +259,10 @@ fn v8_targets(md: &mut String, criterion: &Path) -> anyhow::Result<()> {
     )?;
     for (label, name) in [
         ("fib(25), fresh context per run (0.3 ms apart)", "fib_25"),
-        ("fib(25), fresh context per run (5 ms apart)", "fib_25_spaced_5ms"),
+        (
+            "fib(25), fresh context per run (5 ms apart)",
+            "fib_25_spaced_5ms",
+        ),
         (
             "fib(25), reused context (new function each run)",
             "reused_context_fib_25",
