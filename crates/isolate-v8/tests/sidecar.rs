@@ -271,3 +271,16 @@ async fn an_unawaited_call_flood_is_capped_inside_the_sidecar() {
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 50);
     assert_works(&d).await;
 }
+
+/// Guest code runs on the sidecar's main thread: a program blocking it in `Atomics.wait`
+/// (which a timer could not interrupt) still ends at its deadline, and the sidecar works on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomics_wait_ends_at_the_deadline() {
+    let d = driver(1, Duration::from_secs(2));
+    let ctx = context(&d, Duration::from_millis(300)).await;
+    let r = ctx
+        .execute("Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); return 1")
+        .await;
+    assert_eq!(r.outcome.err().map(|e| e.kind), Some(ErrorKind::Timeout));
+    assert_works(&d).await;
+}
