@@ -85,13 +85,59 @@ impl IsolateContext for CloudflareContext {
     }
 }
 
+/// Why an attempt failed; `retry` when the connection broke before anything came back from
+/// the Worker. No tool can have run then (tools run here, on a `call` frame), so running the
+/// program again cannot run a tool twice.
+struct Failed {
+    error: ExecutionError,
+    retry: bool,
+}
+
+impl From<ExecutionError> for Failed {
+    fn from(error: ExecutionError) -> Self {
+        Self {
+            error,
+            retry: false,
+        }
+    }
+}
+
+/// A broken connection (reset, closed under us, I/O), as opposed to a protocol violation.
+fn is_transport(e: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    matches!(
+        e,
+        Error::Io(_)
+            | Error::ConnectionClosed
+            | Error::AlreadyClosed
+            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+    )
+}
+
 impl CloudflareContext {
+    /// Runs the program; a connection that breaks before the Worker answered anything is
+    /// tried once more (a local workerd under load occasionally resets one).
     async fn run(
         &self,
         code: &str,
         limits: &Limits,
         logs: &mut LogBuffer,
     ) -> Result<Option<serde_json::Value>, ExecutionError> {
+        match self.attempt(code, limits, logs).await {
+            Err(Failed { retry: true, .. }) => {
+                self.attempt(code, limits, logs).await.map_err(|f| f.error)
+            }
+            other => other.map_err(|f| f.error),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        code: &str,
+        limits: &Limits,
+        logs: &mut LogBuffer,
+    ) -> Result<Option<serde_json::Value>, Failed> {
         let shared = &self.shared;
         let mut request = shared
             .execute_url
@@ -111,7 +157,8 @@ impl CloudflareContext {
                 .await
                 .map_err(|e| {
                     use tokio_tungstenite::tungstenite::Error;
-                    match e {
+                    let retry = is_transport(&e);
+                    let error = match e {
                         Error::Http(resp) if resp.status().as_u16() == 401 => driver_error(
                             "the Worker refused the authorization (HTTP 401): check the token the driver sends (CODE_MODE_WORKER_AUTHORIZATION) against the Worker's AUTH_TOKEN",
                         ),
@@ -124,7 +171,8 @@ impl CloudflareContext {
                             "cannot reach the Worker at {}: {other}",
                             shared.execute_url
                         )),
-                    }
+                    };
+                    Failed { error, retry }
                 })?;
         let names: Vec<&str> = self.bridge.bindings().iter().map(|b| b.name()).collect();
         let frame = protocol::run_frame(
@@ -135,28 +183,37 @@ impl CloudflareContext {
             limits.max_result_bytes(),
             limits.memory_bytes(),
         );
-        ws.send(Message::text(frame))
-            .await
-            .map_err(|e| driver_error(format!("cannot send the program to the Worker: {e}")))?;
+        ws.send(Message::text(frame)).await.map_err(|e| Failed {
+            retry: is_transport(&e),
+            error: driver_error(format!("cannot send the program to the Worker: {e}")),
+        })?;
         let mut calls = FuturesUnordered::new();
+        // Nothing came back yet: a broken connection can be retried.
+        let mut answered = false;
         loop {
             tokio::select! {
                 frame = ws.next() => {
                     let text = match frame {
-                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Text(t))) => {
+                            answered = true;
+                            t
+                        }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                         Some(Ok(Message::Close(_))) | None => {
                             self.shared.after_failure().await;
                             return Err(driver_error(
                                 "the Worker closed the connection before the execution finished (it may have run out of memory or crashed); run the code again",
-                            ));
+                            ).into());
                         }
                         Some(Ok(other)) => {
-                            return Err(driver_error(format!("malformed response from the Worker: unexpected {} frame", frame_kind(&other))));
+                            return Err(driver_error(format!("malformed response from the Worker: unexpected {} frame", frame_kind(&other))).into());
                         }
                         Some(Err(e)) => {
                             self.shared.after_failure().await;
-                            return Err(driver_error(format!("the connection to the Worker failed: {e}")));
+                            return Err(Failed {
+                                retry: !answered && is_transport(&e),
+                                error: driver_error(format!("the connection to the Worker failed: {e}")),
+                            });
                         }
                     };
                     let msg: FromWorker = serde_json::from_str(text.as_str()).map_err(|e| {
@@ -176,11 +233,11 @@ impl CloudflareContext {
                         FromWorker::Done { value, error } => {
                             let _ = ws.close(None).await;
                             return match error {
-                                Some(f) => Err(classify(f, limits)),
+                                Some(f) => Err(classify(f, limits).into()),
                                 None => match value {
                                     None => Ok(None),
                                     Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-                                        driver_error(format!("malformed result from the Worker: {e}"))
+                                        driver_error(format!("malformed result from the Worker: {e}")).into()
                                     }),
                                 },
                             };

@@ -3,7 +3,7 @@
 //! local workerd; the misbehaving one is a WebSocket server on 127.0.0.1 in this test.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use code_mode::{
@@ -143,18 +143,41 @@ async fn the_worker_refuses_malformed_and_oversized_frames() {
 
 /// A WebSocket server on 127.0.0.1 that plays `script` after the run frame.
 async fn fake_worker(script: &'static str) -> String {
+    fake_worker_counted(script).await.0
+}
+
+/// [`fake_worker`], also counting the connections it accepted.
+async fn fake_worker_counted(script: &'static str) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
                     return;
                 };
                 let _ = ws.next().await; // the run frame
                 match script {
+                    // The connection drops (no close handshake) before any answer, once.
+                    "reset_once" if n == 0 => return drop(ws),
+                    "reset_once" => {
+                        drop(ws.send(Message::text(r#"{"t":"done","value":"1"}"#)).await)
+                    }
+                    "reset_always" => return drop(ws),
+                    // A tool call goes out, then the connection drops: never run twice.
+                    "call_then_reset" => {
+                        let _ = ws
+                            .send(Message::text(
+                                r#"{"t":"call","id":1,"name":"external_x","args":"{}"}"#,
+                            ))
+                            .await;
+                        return drop(ws);
+                    }
                     "garbage" => drop(ws.send(Message::text("{]")).await),
                     "unknown" => drop(ws.send(Message::text(r#"{"t":"surprise"}"#)).await),
                     "bad_args" => drop(
@@ -185,7 +208,38 @@ async fn fake_worker(script: &'static str) -> String {
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), connections)
+}
+
+/// A connection that breaks before the Worker answered anything is tried once more (no tool
+/// can have run); one that breaks after a tool call went out is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_broken_before_any_answer_is_retried_once() {
+    for (script, connections, ok) in [
+        ("reset_once", 2, true),
+        ("reset_always", 2, false),
+        ("call_then_reset", 1, false),
+    ] {
+        let (url, seen) = fake_worker_counted(script).await;
+        let driver =
+            CloudflareDriver::new(CloudflareOptions::new(url)).unwrap_or_else(|e| panic!("{e}"));
+        let r = run(
+            &driver,
+            Bindings::new(),
+            Duration::from_secs(10),
+            "return 1",
+        )
+        .await;
+        if ok {
+            assert_eq!(r.outcome, Ok(Some(json!(1))), "{script}: {r:?}");
+        } else {
+            assert!(
+                driver_message(&r).contains("connection to the Worker failed"),
+                "{script}: {r:?}"
+            );
+        }
+        assert_eq!(seen.load(Ordering::SeqCst), connections, "{script}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
