@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use code_mode::{CodeMode, Tool, ToolError, now_ms};
-use code_mode_chat::{Agent, Chunk, LlmAdapter, Message, sse_response};
+use code_mode_chat::{Agent, Chunk, LlmAdapter, Message, ToolCall, sse_response};
 use serde_json::{Value, json};
 
 /// What the server needs.
@@ -75,41 +75,204 @@ pub fn state(
     })
 }
 
-/// Reads the conversation from the TanStack client's request body: `messages` with `role` and
-/// either `content` (a string, or text parts) or `parts`.
-pub fn conversation(body: &Value) -> Vec<Message> {
-    let text_of = |m: &Value| -> String {
-        let from_parts = |parts: &Value| {
-            parts
-                .as_array()
-                .into_iter()
-                .flatten()
+/// Reads the conversation from the TanStack client's request body, tool history included.
+///
+/// The client sends AG-UI wire messages: `user` (`content` a string or content parts),
+/// `assistant` (`content`, `toolCalls: [{id, function: {name, arguments}}]`) and `tool`
+/// (`toolCallId`, `content`) fan-outs carrying each call's result; older clients send
+/// `parts` (`text`, `tool-call`, `tool-result`) instead, which are read too. `system`,
+/// `developer` and `reasoning` messages are ignored: the server owns the system prompt.
+/// Tool calls without a result (an interrupted turn) and results without their call are
+/// dropped, since a model API refuses such a history.
+///
+/// A body the model cannot answer (no `messages` array, no user message) is an error
+/// naming what is wrong; the server answers it with 400 instead of starting a run.
+pub fn conversation(body: &Value) -> Result<Vec<Message>, String> {
+    let Some(raw) = body.get("messages") else {
+        return Err("the request body has no `messages` array".into());
+    };
+    let Some(raw) = raw.as_array() else {
+        return Err("`messages` must be an array of chat messages".into());
+    };
+    if raw.is_empty() {
+        return Err("`messages` is empty: send at least one user message".into());
+    }
+    let text_of = |v: &Value| -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
                 .filter(|p| p["type"] == "text")
                 .filter_map(|p| p["content"].as_str().or_else(|| p["text"].as_str()))
                 .collect::<Vec<_>>()
-                .join("")
-        };
-        match &m["content"] {
-            Value::String(s) => s.clone(),
-            Value::Array(_) => from_parts(&m["content"]),
-            _ => from_parts(&m["parts"]),
+                .join(""),
+            _ => String::new(),
         }
     };
-    body["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| match m["role"].as_str() {
-            Some("user") => Some(Message::User { content: text_of(m) }),
-            Some("assistant") => Some(Message::Assistant { content: text_of(m), tool_calls: Vec::new() }),
-            _ => None,
-        })
-        .filter(|m| !matches!(m, Message::User { content } | Message::Assistant { content, .. } if content.is_empty()))
-        .collect()
+    let arguments_of = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "{}".to_owned(),
+        other => other.to_string(),
+    };
+    let mut messages = Vec::new();
+    for m in raw {
+        match m["role"].as_str() {
+            Some("user") => {
+                let content = if m.get("content").is_some() {
+                    text_of(&m["content"])
+                } else {
+                    text_of(&m["parts"])
+                };
+                messages.push(Message::User { content });
+            }
+            Some("assistant") => {
+                let mut content = text_of(&m["content"]);
+                let mut tool_calls: Vec<ToolCall> = m["toolCalls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| {
+                        Some(ToolCall {
+                            id: c["id"].as_str()?.to_owned(),
+                            name: c["function"]["name"].as_str()?.to_owned(),
+                            arguments: arguments_of(&c["function"]["arguments"]),
+                        })
+                    })
+                    .collect();
+                let mut results = Vec::new();
+                for part in m["parts"].as_array().into_iter().flatten() {
+                    match part["type"].as_str() {
+                        Some("text") if content.is_empty() || m.get("content").is_none() => {
+                            content.push_str(part["content"].as_str().unwrap_or_default());
+                        }
+                        Some("tool-call") => {
+                            if let (Some(id), Some(name)) =
+                                (part["id"].as_str(), part["name"].as_str())
+                                && !tool_calls.iter().any(|c| c.id == id)
+                            {
+                                tool_calls.push(ToolCall {
+                                    id: id.to_owned(),
+                                    name: name.to_owned(),
+                                    arguments: arguments_of(&part["arguments"]),
+                                });
+                                if let Some(output) = part.get("output").filter(|o| !o.is_null()) {
+                                    results.push((id.to_owned(), arguments_of(output)));
+                                }
+                            }
+                        }
+                        Some("tool-result") => {
+                            if let Some(id) = part["toolCallId"].as_str() {
+                                results.retain(|(r, _)| r != id);
+                                results.push((id.to_owned(), arguments_of(&part["content"])));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                messages.push(Message::Assistant {
+                    content,
+                    tool_calls,
+                });
+                messages.extend(
+                    results
+                        .into_iter()
+                        .map(|(tool_call_id, content)| Message::Tool {
+                            tool_call_id,
+                            content,
+                        }),
+                );
+            }
+            Some("tool") => {
+                if let Some(id) = m["toolCallId"].as_str() {
+                    let content = match (&m["content"], m["error"].as_str()) {
+                        (Value::String(s), _) if !s.is_empty() => s.clone(),
+                        (_, Some(err)) => json!({"error": err}).to_string(),
+                        (other, None) => arguments_of(other),
+                    };
+                    messages.push(Message::Tool {
+                        tool_call_id: id.to_owned(),
+                        content,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let messages = consistent(messages);
+    if !messages
+        .iter()
+        .any(|m| matches!(m, Message::User { content } if !content.is_empty()))
+    {
+        return Err(
+            "no user message with text in `messages` (roles read: user, assistant, tool)".into(),
+        );
+    }
+    Ok(messages)
+}
+
+/// Keeps tool calls that have a result and results that follow their call (once each),
+/// results right after the assistant message that made the call, and drops empty messages.
+fn consistent(messages: Vec<Message>) -> Vec<Message> {
+    let mut results: std::collections::HashMap<String, String> = Default::default();
+    for m in &messages {
+        if let Message::Tool {
+            tool_call_id,
+            content,
+        } = m
+        {
+            results
+                .entry(tool_call_id.clone())
+                .or_insert_with(|| content.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for m in messages {
+        match m {
+            Message::Tool { .. } => {}
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
+                let calls: Vec<ToolCall> = tool_calls
+                    .into_iter()
+                    .filter(|c| results.contains_key(&c.id))
+                    .collect();
+                if content.is_empty() && calls.is_empty() {
+                    continue;
+                }
+                let answers: Vec<Message> = calls
+                    .iter()
+                    .filter_map(|c| {
+                        results.remove(&c.id).map(|content| Message::Tool {
+                            tool_call_id: c.id.clone(),
+                            content,
+                        })
+                    })
+                    .collect();
+                out.push(Message::Assistant {
+                    content,
+                    tool_calls: calls,
+                });
+                out.extend(answers);
+            }
+            Message::User { content } if content.is_empty() => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 async fn chat(State(state): State<AppState>, Json(body): Json<Value>) -> Response {
-    let messages = conversation(&body);
+    let messages = match conversation(&body) {
+        Ok(m) => m,
+        Err(why) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                Json(json!({"error": why})),
+            )
+                .into_response();
+        }
+    };
     let thread = body["threadId"]
         .as_str()
         .or_else(|| body["id"].as_str())

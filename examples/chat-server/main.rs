@@ -24,11 +24,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("chat-server: {why}");
     }
     let driver_name = std::env::var("CODE_MODE_DRIVER").unwrap_or_else(|_| "quickjs".into());
-    let driver = code_mode_drivers::driver_by_name(
+    let driver = match code_mode_drivers::driver_by_name(
         &driver_name,
         &code_mode_drivers::DriverOptions::from_env(),
-    )?;
-    let state = app::state(llm, driver)?;
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("chat-server: CODE_MODE_DRIVER: {e}");
+            std::process::exit(2);
+        }
+    };
+    let state = match app::state(llm, driver) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            std::process::exit(2);
+        }
+    };
     let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chat-server/web/dist");
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;

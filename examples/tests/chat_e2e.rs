@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{scripted_model, serve};
+use support::{scripted_model_recording, serve};
 
 const CODE: &str = "console.log('fetching weather');
 const oslo = await external_getWeather({ city: 'Oslo' });
@@ -34,7 +34,7 @@ async fn page_shows_live_events_before_the_result() {
         web.join("dist/index.html").exists() && web.join("node_modules/playwright-core").exists(),
         "the page is not built: run `cargo xtask e2e` (it installs and builds what is needed)"
     );
-    let llm = scripted_model(CODE).await;
+    let (llm, requests) = scripted_model_recording(CODE).await;
     let driver =
         code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -127,6 +127,47 @@ async fn page_shows_live_events_before_the_result() {
         answer.starts_with("Done:") && answer.contains("oslo"),
         "{seen}"
     );
+    // Three turns were answered, and from the second on the model saw the earlier turns'
+    // tool calls and results, as TanStack's client sent them back.
+    assert_eq!(seen["answers"], 3, "{seen}");
+    let requests = requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let users = |r: &Value| {
+        r["messages"]
+            .as_array()
+            .map(|m| m.iter().filter(|m| m["role"] == "user").count())
+            .unwrap_or(0)
+    };
+    for (turn, earlier_calls) in [(2, vec!["call_ui"]), (3, vec!["call_ui", "call_ui_2"])] {
+        let opening = requests
+            .iter()
+            .find(|r| users(r) == turn)
+            .unwrap_or_else(|| panic!("no request for turn {turn}: {requests:?}"));
+        let messages = opening["messages"].as_array().cloned().unwrap_or_default();
+        for id in earlier_calls {
+            let call = messages.iter().position(|m| {
+                m["role"] == "assistant"
+                    && m["tool_calls"].as_array().is_some_and(|c| {
+                        c.iter().any(|c| {
+                            c["id"] == id
+                                && c["function"]["arguments"]
+                                    .as_str()
+                                    .is_some_and(|a| a.contains("external_getWeather"))
+                        })
+                    })
+            });
+            let result = messages.iter().position(|m| {
+                m["role"] == "tool"
+                    && m["tool_call_id"] == id
+                    && m["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("\"success\":true") && c.contains("oslo"))
+            });
+            match (call, result) {
+                (Some(c), Some(r)) => assert!(c < r, "turn {turn}: result before call"),
+                _ => panic!("turn {turn}: call {id} or its result missing: {opening}"),
+            }
+        }
+    }
 }
 
 #[path = "../chat-server/app.rs"]

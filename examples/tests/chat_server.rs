@@ -22,6 +22,7 @@ async fn post_chat(base: &str, request: &Value) -> Vec<Chunk> {
         .text()
         .await
         .unwrap_or_default();
+    let _ = std::fs::write("/tmp/sse-dump.txt", &body);
     sse::decode(&body)
 }
 
@@ -44,6 +45,12 @@ async fn answers_a_tanstack_client_request() {
             .unwrap_or_else(|| panic!("{n} missing: {names:?}"))
     };
     assert!(at("code_mode:external_call") < at("TOOL_CALL_RESULT"));
+    // Each event once, then the turn's RUN_FINISHED, then the result (TanStack's order).
+    let count = |n: &str| names.iter().filter(|x| **x == n).count();
+    assert_eq!(count("code_mode:external_call"), 2, "{names:?}");
+    assert_eq!(count("code_mode:execution_finished"), 1, "{names:?}");
+    assert!(at("code_mode:execution_finished") < at("RUN_FINISHED"));
+    assert_eq!(at("RUN_FINISHED") + 1, at("TOOL_CALL_RESULT"), "{names:?}");
     assert!(at("code_mode:console") < at("TOOL_CALL_RESULT"));
     assert_eq!(names.last().copied(), Some("RUN_FINISHED"));
     match chunks.first() {
@@ -74,7 +81,11 @@ async fn explains_a_missing_model() {
     let state =
         app::state(Err("set OPENAI_MODEL".into()), driver).unwrap_or_else(|e| panic!("{e}"));
     let base = serve(app::router(state, None)).await;
-    let chunks = post_chat(&base, &json!({"messages": []})).await;
+    let chunks = post_chat(
+        &base,
+        &json!({"messages": [{"role": "user", "content": "hello"}]}),
+    )
+    .await;
     match chunks.as_slice() {
         [Chunk::RunError { message, .. }] => assert!(message.contains("OPENAI_MODEL")),
         other => panic!("expected one RUN_ERROR, got {other:?}"),
@@ -89,27 +100,131 @@ async fn explains_a_missing_model() {
 }
 
 #[test]
-fn reads_both_message_shapes() {
+fn reads_the_tool_history_in_both_message_shapes() {
+    // AG-UI wire messages, as `@tanstack/ai-client` 0.58 sends them.
     let body = json!({"messages": [
-        {"role": "user", "content": "hi"},
-        {"role": "assistant", "parts": [{"type": "text", "content": "hello"}, {"type": "tool-call", "id": "x"}]},
-        {"role": "user", "content": [{"type": "text", "text": "again"}]},
+        {"role": "user", "id": "u1", "content": "hi"},
+        {"role": "assistant", "id": "a1", "content": "checking", "toolCalls": [
+            {"id": "call_1", "type": "function", "function": {"name": "execute_typescript", "arguments": "{\"typescriptCode\":\"return 1\"}"}},
+            {"id": "call_lost", "type": "function", "function": {"name": "execute_typescript", "arguments": "{}"}}
+        ]},
+        {"role": "tool", "id": "t1", "toolCallId": "call_1", "content": "{\"success\":true,\"result\":1}"},
+        {"role": "tool", "id": "t2", "toolCallId": "call_unknown", "content": "{}"},
+        {"role": "assistant", "id": "a2", "content": "It is 1."},
         {"role": "system", "content": "ignored"},
+        {"role": "reasoning", "content": "ignored"},
+        {"role": "user", "content": [{"type": "text", "text": "again"}]},
         {"role": "user", "content": ""}
     ]});
+    let call = |id: &str, arguments: &str| code_mode_chat::ToolCall {
+        id: id.into(),
+        name: "execute_typescript".into(),
+        arguments: arguments.into(),
+    };
     assert_eq!(
         app::conversation(&body),
-        vec![
+        Ok(vec![
             Message::User {
                 content: "hi".into()
             },
             Message::Assistant {
-                content: "hello".into(),
+                content: "checking".into(),
+                tool_calls: vec![call("call_1", "{\"typescriptCode\":\"return 1\"}")]
+            },
+            Message::Tool {
+                tool_call_id: "call_1".into(),
+                content: "{\"success\":true,\"result\":1}".into()
+            },
+            Message::Assistant {
+                content: "It is 1.".into(),
                 tool_calls: vec![]
             },
             Message::User {
                 content: "again".into()
             },
-        ]
+        ])
+    );
+    // UIMessage parts (older clients): a tool call with its output, and text.
+    let body = json!({"messages": [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]},
+        {"role": "assistant", "parts": [
+            {"type": "text", "content": "hello"},
+            {"type": "tool-call", "id": "x", "name": "execute_typescript", "arguments": "{}", "output": {"success": true}},
+            {"type": "tool-call", "id": "pending", "name": "execute_typescript", "arguments": "{}"}
+        ]},
+        {"role": "user", "content": "more"}
+    ]});
+    assert_eq!(
+        app::conversation(&body),
+        Ok(vec![
+            Message::User {
+                content: "hi".into()
+            },
+            Message::Assistant {
+                content: "hello".into(),
+                tool_calls: vec![call("x", "{}")]
+            },
+            Message::Tool {
+                tool_call_id: "x".into(),
+                content: "{\"success\":true}".into()
+            },
+            Message::User {
+                content: "more".into()
+            },
+        ])
+    );
+}
+
+#[test]
+fn unusable_requests_are_refused_with_the_reason() {
+    for (body, expected) in [
+        (json!({}), "no `messages`"),
+        (json!({"messages": []}), "empty"),
+        (json!({"messages": "hi"}), "must be an array"),
+        (
+            json!({"messages": [{"role": "robot", "content": "x"}, {"role": "system", "content": "y"}]}),
+            "no user message",
+        ),
+    ] {
+        match app::conversation(&body) {
+            Err(why) => assert!(why.contains(expected), "{body}: {why}"),
+            Ok(m) => panic!("{body} accepted as {m:?}"),
+        }
+    }
+}
+
+/// An unusable request gets 400 and no run: the model is never called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_requests_get_400_without_a_model_call() {
+    let (llm, recorded) = support::scripted_model_recording("return 1").await;
+    let driver =
+        code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
+    let base = serve(app::router(state, None)).await;
+    for body in [
+        json!({}),
+        json!({"messages": []}),
+        json!({"messages": {"role": "user"}}),
+        json!({"messages": [{"role": "tool", "toolCallId": "x", "content": "1"}]}),
+    ] {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api/chat"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status(), 400, "{body}");
+        let answer: Value = response.json().await.unwrap_or_default();
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{answer}"
+        );
+    }
+    assert!(
+        recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     );
 }

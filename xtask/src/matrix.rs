@@ -313,7 +313,16 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
     println!("== running the tests: cargo {} ==", args.join(" "));
     let (ok, results) = run_tests(&args, &env, &exes)?;
     all_ok &= ok;
-    drop(_postgres);
+    if let Some(server) = _postgres.take() {
+        let port = server.port();
+        server.stop();
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            println!("PostgreSQL test server still listening on 127.0.0.1:{port} after stop");
+            all_ok = false;
+        } else {
+            println!("PostgreSQL test server stopped (127.0.0.1:{port} closed)");
+        }
+    }
 
     println!();
     println!("Conformance matrix (behaviour + escape-attempt suite, one row per driver)");

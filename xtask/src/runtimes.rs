@@ -90,17 +90,57 @@ pub fn workerd() -> Result<Vec<(String, String)>, Provision> {
 
 /// A throwaway PostgreSQL server on 127.0.0.1 for the skills storage tests: Debian's
 /// server binaries (installed with apt-get when missing), a fresh cluster in `target/`,
-/// trust authentication, fsync off. Stopped (killed) when dropped.
+/// trust authentication, fsync off.
+///
+/// The postmaster is this process's own child (no `runuser` in between, whose death would
+/// orphan it): it is stopped (immediate shutdown, then reaped) when this value is dropped,
+/// and the kernel stops it if xtask dies without dropping it (interrupted, killed), through
+/// the parent-death signal set in the child.
 pub struct Postgres {
     child: std::process::Child,
+    port: u16,
+    /// The cluster's folder, removed once the server is gone.
+    dir: std::path::PathBuf,
     /// `host=127.0.0.1 port=N user=postgres`.
     pub config: String,
 }
 
+impl Postgres {
+    /// Port the server listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server and waits until it is gone.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        // SIGQUIT: immediate shutdown; the postmaster stops its backends and exits.
+        // SAFETY: plain syscall on the pid of our own (unreaped) child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGQUIT);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.shutdown();
     }
 }
 
@@ -115,8 +155,15 @@ fn postgres_bin() -> Option<std::path::PathBuf> {
     versions.pop()
 }
 
+/// Numeric id of `user` (`id -u`) or of its group (`id -g`).
+fn id_of(flag: &str, user: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, user]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
 /// Starts the server (installing it first if needed).
 pub fn postgres() -> Result<Postgres, Provision> {
+    use std::os::unix::process::CommandExt;
     let bin = match postgres_bin() {
         Some(b) => b,
         None => {
@@ -129,23 +176,41 @@ pub fn postgres() -> Result<Postgres, Provision> {
             })?
         }
     };
-    let dir = provision::root().join("target/postgres-test");
+    let dir = provision::root().join(format!("target/postgres-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| Provision::Fail(e.into()))?;
     // PostgreSQL refuses to run as root: run it as the `postgres` user then.
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
+    // SAFETY: `geteuid` has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let ids = if is_root {
+        Some(
+            id_of("-u", "postgres")
+                .zip(id_of("-g", "postgres"))
+                .ok_or_else(|| Provision::Fail(anyhow::anyhow!("no `postgres` user")))?,
+        )
+    } else {
+        None
+    };
     let command = |program: &std::path::Path| {
-        if is_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(program);
-            c
-        } else {
-            Command::new(program)
+        let mut c = Command::new(program);
+        if let Some((uid, gid)) = ids {
+            c.uid(uid).gid(gid);
         }
+        // SAFETY: only async-signal-safe calls between fork and exec. The parent-death
+        // signal is set after the uid change (which clears it), and a parent that already
+        // died is caught by the `getppid` check.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() == 1 {
+                    return Err(std::io::Error::other("xtask exited"));
+                }
+                Ok(())
+            });
+        }
+        c
     };
     if is_root {
         provision::run(
@@ -196,6 +261,8 @@ pub fn postgres() -> Result<Postgres, Provision> {
         .map_err(|e| Provision::Fail(e.into()))?;
     let server = Postgres {
         child,
+        port,
+        dir: dir.clone(),
         config: format!("host=127.0.0.1 port={port} user=postgres"),
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -264,4 +331,42 @@ pub fn wasi_toolchain() -> Result<Vec<(String, String)>, Provision> {
         )));
     }
     Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The test server leaves nothing behind: after `stop` no process holds its port and
+    /// the postmaster is reaped. Runs where the server binaries are installed (`cargo xtask
+    /// test` installs them before running the tests).
+    #[test]
+    fn postgres_stops_and_leaves_nothing_listening() {
+        if super::postgres_bin().is_none() {
+            eprintln!("skipped: no PostgreSQL server binaries on this machine");
+            return;
+        }
+        let server = match super::postgres() {
+            Ok(s) => s,
+            Err(crate::matrix::Provision::Skip(why)) => {
+                eprintln!("skipped: {why}");
+                return;
+            }
+            Err(crate::matrix::Provision::Fail(e)) => panic!("cannot start PostgreSQL: {e:#}"),
+        };
+        let port = server.port();
+        let pid = server.child.id();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        server.stop();
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "something still listens on 127.0.0.1:{port}"
+        );
+        // No process of that pid is left (the postmaster was reaped, its backends gone).
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let leftovers = std::process::Command::new("pgrep")
+            .args(["-f", &format!("postgres-test-{}", std::process::id())])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        assert!(leftovers.is_empty(), "postgres processes left: {leftovers}");
+    }
 }

@@ -14,8 +14,8 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::Chunk;
 use crate::llm::{LlmAdapter, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
+use crate::{Chunk, Usage};
 
 /// Runs conversations with a model and tools.
 #[derive(Clone)]
@@ -233,32 +233,39 @@ impl Agent {
                     ),
                 });
             }
-            send(Chunk::RunFinished {
-                run_id: run_id.clone(),
-                thread_id: thread_id.clone(),
-                timestamp: now_ms(),
-                usage: finish.1.map(|u| vec![u]),
-                metadata: meta(json!({"finishReason": finish.0})),
-            });
             messages.push(Message::Assistant {
                 content: text,
                 tool_calls: calls.clone(),
             });
+            let finished = |reason: &str, usage: Option<Usage>| Chunk::RunFinished {
+                run_id: run_id.clone(),
+                thread_id: thread_id.clone(),
+                timestamp: now_ms(),
+                usage: usage.map(|u| vec![u]),
+                metadata: meta(json!({"finishReason": reason})),
+            };
             if calls.is_empty() {
-                return;
+                return send(finished(&finish.0, finish.1));
             }
-            // Tool calls of one turn run one after the other, each streaming its events.
+            // Tool calls of one turn run one after the other, each streaming its events live.
+            // As in TanStack's server, this turn's RUN_FINISHED (`tool_calls`) follows those
+            // events and precedes the results.
+            let mut results = Vec::with_capacity(calls.len());
             for call in calls {
                 let content = self.call_tool(&call, &tx).await;
+                results.push((call.id, content));
+            }
+            send(finished(&finish.0, finish.1));
+            for (tool_call_id, content) in results {
                 send(Chunk::ToolCallResult {
                     timestamp: now_ms(),
                     message_id: message_id.clone(),
-                    tool_call_id: call.id.clone(),
+                    tool_call_id: tool_call_id.clone(),
                     content: content.clone(),
                     role: "tool".into(),
                 });
                 messages.push(Message::Tool {
-                    tool_call_id: call.id,
+                    tool_call_id,
                     content,
                 });
             }

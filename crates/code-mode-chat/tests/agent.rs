@@ -116,13 +116,13 @@ async fn one_turn_with_code_mode_streams_live_events() {
             "TOOL_CALL_ARGS",
             "TOOL_CALL_ARGS",
             "TOOL_CALL_END",
-            "RUN_FINISHED",
             "code_mode:execution_started",
             "code_mode:console",
             "code_mode:external_call",
             "code_mode:external_result",
             "code_mode:console",
             "code_mode:execution_finished",
+            "RUN_FINISHED",
             "TOOL_CALL_RESULT",
             "TEXT_MESSAGE_START",
             "TEXT_MESSAGE_CONTENT",
@@ -241,4 +241,95 @@ async fn model_errors_end_with_run_error() {
     assert!(
         matches!(chunks.last(), Some(Chunk::RunError { code: Some(c), .. }) if c == "max_iterations")
     );
+}
+
+/// Three user turns: each model request carries every earlier turn's tool call and result,
+/// as the TanStack client sends them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_turn_conversation_keeps_the_tool_history() {
+    let (agent, llm) = build(
+        vec![
+            tool_turn(PROGRAM),
+            answer_turn(),
+            tool_turn(PROGRAM),
+            answer_turn(),
+            answer_turn(),
+        ],
+        Duration::from_millis(1),
+        Arc::default(),
+    );
+    let mut history = vec![Message::User {
+        content: "Weather in Oslo?".into(),
+    }];
+    for (turn, question) in ["Weather in Oslo?", "And again?", "Thanks, summarise."]
+        .iter()
+        .enumerate()
+    {
+        if turn > 0 {
+            history.push(Message::User {
+                content: (*question).into(),
+            });
+        }
+        let chunks: Vec<Chunk> = agent.run("thread_3", history.clone()).collect().await;
+        // What the client keeps and sends back: the assistant's call, its result, the answer.
+        for chunk in &chunks {
+            match chunk {
+                Chunk::ToolCallEnd {
+                    tool_call_id,
+                    metadata,
+                    ..
+                } => history.push(Message::Assistant {
+                    content: String::new(),
+                    tool_calls: vec![code_mode_chat::ToolCall {
+                        id: tool_call_id.clone(),
+                        name: "execute_typescript".into(),
+                        arguments: metadata
+                            .as_ref()
+                            .map(|m| m["tanstack"]["input"].to_string())
+                            .unwrap_or_default(),
+                    }],
+                }),
+                Chunk::ToolCallResult {
+                    tool_call_id,
+                    content,
+                    ..
+                } => history.push(Message::Tool {
+                    tool_call_id: tool_call_id.clone(),
+                    content: content.clone(),
+                }),
+                _ => {}
+            }
+        }
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| match c {
+                Chunk::TextMessageContent { delta, .. } => Some(delta.as_str()),
+                _ => None,
+            })
+            .collect();
+        history.push(Message::Assistant {
+            content: text,
+            tool_calls: Vec::new(),
+        });
+    }
+    let requests = llm.requests();
+    assert_eq!(requests.len(), 5);
+    // The request that opens turn 2 (the third model call) holds turn 1's call and result.
+    let turn2 = &requests[2].messages;
+    let call_at = turn2
+        .iter()
+        .position(|m| matches!(m, Message::Assistant { tool_calls, .. } if tool_calls.iter().any(|c| c.id == "call_1" && c.arguments.contains("external_weather"))))
+        .unwrap_or_else(|| panic!("turn 1's tool call is missing: {turn2:?}"));
+    assert!(
+        matches!(&turn2[call_at + 1], Message::Tool { tool_call_id, content } if tool_call_id == "call_1" && content.contains("\"success\":true")),
+        "turn 1's result does not follow its call: {turn2:?}"
+    );
+    assert!(matches!(turn2.last(), Some(Message::User { content }) if content == "And again?"));
+    // The last request holds both earlier turns' calls and results.
+    let turn3 = &requests[4].messages;
+    let results = turn3
+        .iter()
+        .filter(|m| matches!(m, Message::Tool { .. }))
+        .count();
+    assert_eq!(results, 2, "{turn3:?}");
 }

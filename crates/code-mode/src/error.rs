@@ -93,9 +93,27 @@ impl ErrorKind {
             "ResultError" => Self::Result,
             "ValidationError" => Self::Validation,
             "DeadlockError" => Self::Deadlock,
-            other => Self::Guest(other.to_owned()),
+            other => Self::Guest(cap_text(other, MAX_ERROR_NAME_BYTES)),
         }
     }
+}
+
+/// Longest error message kept, in bytes; longer ones are cut with a marker saying how long
+/// they were, as console output is. A program can throw a message of any size.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 8 * 1024;
+/// Longest error name kept, in bytes.
+pub const MAX_ERROR_NAME_BYTES: usize = 128;
+
+/// `text` cut to at most `max` bytes (on a character boundary) plus a marker.
+pub(crate) fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [truncated: {} bytes in all]", &text[..end], text.len())
 }
 
 impl Serialize for ErrorKind {
@@ -134,13 +152,39 @@ pub struct ExecutionError {
 }
 
 impl ExecutionError {
-    /// Creates an error without a line.
+    /// Creates an error without a line. The message is capped at
+    /// [`MAX_ERROR_MESSAGE_BYTES`] and a guest-chosen name at [`MAX_ERROR_NAME_BYTES`].
+    ///
+    /// ```
+    /// use code_mode::{ErrorKind, ExecutionError};
+    /// let e = ExecutionError::new(ErrorKind::Guest("E".repeat(1000)), "x".repeat(1 << 20));
+    /// assert!(e.message.len() < 9 * 1024 && e.message.contains("truncated: 1048576 bytes"));
+    /// assert!(e.kind.name().len() < 200);
+    /// ```
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
             line: None,
         }
+        .capped()
+    }
+
+    /// This error with its message and guest-chosen name capped (errors decoded from a
+    /// driver's wire format are capped with this too).
+    pub fn capped(mut self) -> Self {
+        if self.message.len() > MAX_ERROR_MESSAGE_BYTES {
+            self.message = cap_text(&self.message, MAX_ERROR_MESSAGE_BYTES);
+        }
+        match &mut self.kind {
+            ErrorKind::Guest(name) | ErrorKind::Driver(name)
+                if name.len() > MAX_ERROR_NAME_BYTES =>
+            {
+                *name = cap_text(name, MAX_ERROR_NAME_BYTES);
+            }
+            _ => {}
+        }
+        self
     }
     /// Sets the line.
     pub fn with_line(mut self, line: Option<u32>) -> Self {

@@ -63,8 +63,8 @@ pub use code_mode::{
 pub use console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, TRUNCATION_MARKER};
 pub use driver::{ContextConfig, ExecutionResult, IsolateContext, IsolateDriver};
 pub use error::{
-    CodeModeError, DriverError, ErrorKind, ExecutionError, LimitsError, ToolDefinitionError,
-    ToolError,
+    CodeModeError, DriverError, ErrorKind, ExecutionError, LimitsError, MAX_ERROR_MESSAGE_BYTES,
+    MAX_ERROR_NAME_BYTES, ToolDefinitionError, ToolError,
 };
 pub use events::{Event, EventKind, EventSink, Phase, now_ms};
 pub use limits::{Limits, LimitsBuilder};
@@ -73,6 +73,9 @@ pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};
 pub use stubs::{generate_stubs, generate_stubs_with_prefix};
 pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, schema_of};
+#[cfg(feature = "stack-probe")]
+#[doc(hidden)]
+pub use typescript::strip_typescript_unchecked;
 pub use typescript::{StrippedCode, strip_typescript};
 
 /// Re-exported so drivers and applications use the same versions.

@@ -48,7 +48,7 @@ impl CodeModeResult {
                 success: false,
                 result: None,
                 logs,
-                error: Some(error),
+                error: Some(error.capped()),
             },
         }
     }

@@ -168,6 +168,11 @@ impl Engine {
         })
     }
 
+    /// Wall-clock budget of one execution.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.limits.timeout()
+    }
+
     /// Runs `f` inside the engine with guaranteed stack headroom.
     fn enter<R>(&self, f: impl FnOnce(Ctx<'_>) -> R) -> R {
         let red_zone = self.limits.stack_bytes() as usize + STACK_MARGIN;
@@ -394,10 +399,10 @@ impl Engine {
 
     /// Releases every JS handle; the context and the runtime are then freed by `pool`
     /// (off the critical path) or inline.
-    pub(crate) fn shutdown(mut self, pool: &Pool) {
+    pub(crate) fn shutdown(mut self: Box<Self>, pool: &Pool) {
         self.clear_pending();
         self.shared.deadline.disarm();
-        pool.retire(Box::new(self));
+        pool.retire(self);
     }
 }
 

@@ -37,12 +37,14 @@ mod allocator;
 mod convert;
 mod engine;
 mod pool;
+mod runner;
 
 use code_mode::{
-    ContextConfig, DriverError, ExecutionError, ExecutionResult, IsolateContext, IsolateDriver,
-    async_trait,
+    ContextConfig, DriverError, ErrorKind, ExecutionError, ExecutionResult, IsolateContext,
+    IsolateDriver, async_trait,
 };
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::Mutex;
 
@@ -104,16 +106,28 @@ impl IsolateDriver for QuickJsDriver {
         let engine =
             Engine::new(config, self.pool.take()).map_err(|e| DriverError::new(DRIVER_NAME, e))?;
         Ok(Box::new(QuickJsContext {
-            engine: Mutex::new(Some(engine)),
+            slot: Mutex::new(Slot::Ready(Box::new(engine))),
             pool: self.pool.clone(),
         }))
     }
 }
 
-/// A QuickJS context: one runtime, one realm. Executions run one at a time in call order.
+/// Time an engine thread gets past the deadline to answer before its engine is given up
+/// and the caller told `TimeoutError` (a built-in that ignores QuickJS's interrupt handler).
+pub const HARD_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Where a context's engine is.
+enum Slot {
+    Ready(Box<Engine>),
+    /// Disposed (`None`) or dead, with the reason.
+    Gone(Option<String>),
+}
+
+/// A QuickJS context: one runtime, one realm. Executions run one at a time in call order,
+/// each on an engine thread (see `runner`), so a built-in that ignores the deadline holds up
+/// neither the caller nor other contexts.
 pub struct QuickJsContext {
-    /// `None` once disposed or dead of a terminal error.
-    engine: Mutex<Option<Engine>>,
+    slot: Mutex<Slot>,
     /// Where the engine goes to be freed.
     pool: Arc<Pool>,
 }
@@ -127,21 +141,94 @@ impl std::fmt::Debug for QuickJsContext {
 #[async_trait]
 impl IsolateContext for QuickJsContext {
     async fn execute(&self, code: &str) -> ExecutionResult {
-        let mut guard = self.engine.lock().await;
-        let Some(engine) = guard.as_mut() else {
-            return ExecutionResult::err(ExecutionError::disposed(), Vec::new());
+        let mut guard = self.slot.lock().await;
+        // Taken out while it runs: if this future is dropped half-way (the caller was
+        // cancelled), the engine thread frees the engine and the context says why.
+        let cancelled = Slot::Gone(Some(
+            "an earlier execution on this context was cancelled half-way; create a new context"
+                .into(),
+        ));
+        let mut engine = match std::mem::replace(&mut *guard, cancelled) {
+            Slot::Ready(engine) => engine,
+            Slot::Gone(why) => {
+                let error = match &why {
+                    None => ExecutionError::disposed(),
+                    Some(why) => ExecutionError::new(ErrorKind::Disposed, why.clone()),
+                };
+                *guard = Slot::Gone(why);
+                return ExecutionResult::err(error, Vec::new());
+            }
         };
-        let result = engine.execute(code).await;
-        if result.error().is_some_and(|e| e.kind.is_terminal())
-            && let Some(engine) = guard.take()
-        {
-            engine.shutdown(&self.pool);
+        let timeout = engine.timeout();
+        let hard_deadline = tokio::time::Instant::now() + timeout + HARD_DEADLINE_GRACE;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let watch = runner::Watch::new();
+        let job_watch = watch.clone();
+        let handle = tokio::runtime::Handle::current();
+        let code = code.to_owned();
+        let pool = self.pool.clone();
+        let spawned = runner::spawn(move |worker| {
+            let mut tx = tx;
+            job_watch.thread.record();
+            // The caller going away (cancelled, or past the hard deadline) cancels the run:
+            // its tool calls are dropped with it, as they would be on the caller's task.
+            let result = handle.block_on(async {
+                tokio::select! {
+                    result = engine.execute(&code) => Some(result),
+                    () = tx.closed() => None,
+                }
+            });
+            if job_watch.poisoned.load(Ordering::SeqCst) {
+                worker.retire();
+            }
+            match result {
+                Some(result) => {
+                    if let Err((engine, _)) = tx.send((engine, result)) {
+                        engine.shutdown(&pool);
+                    }
+                }
+                // Stopped half-way: the engine may hold a half-run program.
+                None => engine.shutdown(&pool),
+            }
+        });
+        if let Err(e) = spawned {
+            *guard = Slot::Gone(Some(e.clone()));
+            return ExecutionResult::err(ExecutionError::new(ErrorKind::Disposed, e), Vec::new());
         }
-        result
+        match tokio::time::timeout_at(hard_deadline, rx).await {
+            Ok(Ok((engine, result))) => {
+                if result.error().is_some_and(|e| e.kind.is_terminal()) {
+                    engine.shutdown(&self.pool);
+                    *guard = Slot::Gone(None);
+                } else {
+                    *guard = Slot::Ready(engine);
+                }
+                result
+            }
+            Ok(Err(_)) => {
+                let why = "the QuickJS engine failed unexpectedly; create a new context";
+                *guard = Slot::Gone(Some(why.into()));
+                ExecutionResult::err(
+                    ExecutionError::new(ErrorKind::Driver("InternalError".into()), why),
+                    Vec::new(),
+                )
+            }
+            Err(_) => {
+                // A built-in is still running past the deadline: give the engine up.
+                watch.poisoned.store(true, Ordering::SeqCst);
+                watch.thread.demote();
+                *guard = Slot::Gone(Some(format!(
+                    "the previous execution ran past its {} ms deadline inside a built-in and the engine was discarded; create a new context",
+                    timeout.as_millis()
+                )));
+                ExecutionResult::err(ExecutionError::timeout(timeout), Vec::new())
+            }
+        }
     }
 
     async fn dispose(&self) {
-        if let Some(engine) = self.engine.lock().await.take() {
+        let mut guard = self.slot.lock().await;
+        if let Slot::Ready(engine) = std::mem::replace(&mut *guard, Slot::Gone(None)) {
             engine.shutdown(&self.pool);
         }
     }

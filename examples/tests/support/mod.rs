@@ -21,10 +21,35 @@ pub async fn serve(router: Router) -> String {
     format!("http://{addr}")
 }
 
-/// Starts a model that answers the first turn with one `execute_typescript` call (id
-/// `call_ui`) running `code`, and the turn after the tool result with `Done: <result>`.
+/// Requests the scripted model received, in order.
+pub type Recorded = Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// Starts a model that answers each user turn with one `execute_typescript` call running
+/// `code` (id `call_ui` in the first turn, `call_ui_<n>` in the n-th), and the turn after the
+/// tool result with `Done: <result>`.
+#[allow(dead_code)]
 pub async fn scripted_model(code: &'static str) -> Arc<dyn LlmAdapter> {
+    scripted_model_recording(code).await.0
+}
+
+/// [`scripted_model`], also returning every request body it receives.
+#[allow(dead_code)]
+pub async fn scripted_model_recording(code: &'static str) -> (Arc<dyn LlmAdapter>, Recorded) {
+    let recorded: Recorded = Arc::default();
+    let seen = recorded.clone();
     let handler = move |axum::Json(body): axum::Json<Value>| async move {
+        seen.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(body.clone());
+        let turn = body["messages"]
+            .as_array()
+            .map(|m| m.iter().filter(|m| m["role"] == "user").count())
+            .unwrap_or(1);
+        let id = if turn <= 1 {
+            "call_ui".to_owned()
+        } else {
+            format!("call_ui_{turn}")
+        };
         let last = body["messages"]
             .as_array()
             .and_then(|m| m.last())
@@ -38,7 +63,7 @@ pub async fn scripted_model(code: &'static str) -> Arc<dyn LlmAdapter> {
         } else {
             let args = json!({ "typescriptCode": code }).to_string();
             vec![
-                json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "call_ui", "function": {"name": "execute_typescript", "arguments": args}}]}, "finish_reason": "tool_calls"}]}),
+                json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": id, "function": {"name": "execute_typescript", "arguments": args}}]}, "finish_reason": "tool_calls"}]}),
             ]
         };
         let mut out: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
@@ -46,8 +71,9 @@ pub async fn scripted_model(code: &'static str) -> Arc<dyn LlmAdapter> {
         ([("content-type", "text/event-stream")], out).into_response()
     };
     let base = serve(Router::new().route("/v1/chat/completions", post(handler))).await;
-    Arc::new(
+    let llm: Arc<dyn LlmAdapter> = Arc::new(
         OpenAiCompatible::new(&format!("{base}/v1"), None, "scripted")
             .unwrap_or_else(|e| panic!("{e}")),
-    )
+    );
+    (llm, recorded)
 }

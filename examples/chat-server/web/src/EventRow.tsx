@@ -35,7 +35,7 @@ export function EventRow({ event }: { event: SandboxEvent }) {
       text = JSON.stringify(data)
   }
   return (
-    <li className={`event ${kind}`} data-event={eventType}>
+    <li className={`event ${kind}`} data-event={eventType} data-event-id={event.id}>
       <span className="kind">{kind}</span> {text}
     </li>
   )
