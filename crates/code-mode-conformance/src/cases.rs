@@ -519,6 +519,113 @@ pub async fn deep_recursion(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
+/// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
+/// cannot give, never raise it or crash).
+pub async fn deep_recursion_at_every_stack_limit(h: &Harness) {
+    for kib in [16, 8 * 1024, 64 * 1024] {
+        let limits = h.limits_with(|b| b.stack_kib(kib));
+        let ctx = h.context_with(&Fixtures::default(), limits, None).await;
+        let r = ctx
+            .execute("function f(n) { return n === 0 ? 0 : 1 + f(n - 1); } return f(1e8);")
+            .await;
+        let e = error(&r);
+        assert_eq!(e.kind, ErrorKind::StackOverflow, "stack {kib} KiB: {e}");
+        ctx.dispose().await;
+    }
+    h.assert_healthy().await;
+}
+
+/// Built-ins that loop over a huge array-like object end at the deadline like any other
+/// code: the caller hears `TimeoutError` (or `MemoryLimitError`) within the deadline plus a
+/// grace, and other contexts work meanwhile and after.
+pub async fn long_builtins_stop_at_the_deadline(h: &Harness) {
+    let limits = h.limits_with(|b| b.timeout(h.short_timeout));
+    for code in [
+        "return Array.prototype.includes.call({length: 2 ** 53 - 1}, 1)",
+        "return Array.prototype.join.call({length: 2 ** 32 - 1}, '')",
+        "return Array.prototype.lastIndexOf.call({length: 2 ** 53 - 1}, 1)",
+        "const a = []; a.length = 2 ** 32 - 1; return a.indexOf(1)",
+        "return Array.prototype.sort.call({length: 2 ** 32 - 1, 0: 1})",
+        "return Array.prototype.concat.call([], {length: 2 ** 32 - 1, [Symbol.isConcatSpreadable]: true}).length",
+    ] {
+        let ctx = h.context_with(&Fixtures::default(), limits, None).await;
+        let started = Instant::now();
+        let r = ctx.execute(code).await;
+        let took = started.elapsed();
+        let e = error(&r);
+        assert!(
+            matches!(e.kind, ErrorKind::Timeout | ErrorKind::MemoryLimit),
+            "{code}: {e}"
+        );
+        assert!(
+            took < h.short_timeout + Duration::from_secs(2),
+            "{code}: the caller waited {took:?} for a {:?} deadline",
+            h.short_timeout
+        );
+        ctx.dispose().await;
+        h.assert_healthy().await;
+    }
+}
+
+/// Error messages and names of any size are cut to the documented caps with a marker.
+pub async fn huge_error_messages_are_capped(h: &Harness) {
+    for code in [
+        "throw new Error('m'.repeat(20 * 1024 * 1024))",
+        "const e = new Error('x'); e.name = 'N'.repeat(100000); throw e;",
+        "throw 'm'.repeat(5 * 1024 * 1024)",
+    ] {
+        let r = h.run(code).await;
+        let e = error(&r);
+        assert!(
+            e.message.len() <= code_mode::MAX_ERROR_MESSAGE_BYTES + 64,
+            "{code}: message of {} bytes",
+            e.message.len()
+        );
+        assert!(
+            e.kind.name().len() <= code_mode::MAX_ERROR_NAME_BYTES + 64,
+            "{code}: name of {} bytes",
+            e.kind.name().len()
+        );
+    }
+    let r = h.run("throw new Error('m'.repeat(100000))").await;
+    assert!(
+        error(&r).message.contains("truncated: 100000 bytes"),
+        "{:?}",
+        r.outcome
+    );
+}
+
+/// Strings the host and guest exchange keep their content: lone surrogates in console
+/// lines become U+FFFD (never an exception in the program), NUL characters in the program's
+/// text and values survive.
+pub async fn odd_strings_survive(h: &Harness) {
+    let r = h
+        .run("console.log('a\\uD800b'); console.log('\\uDC00'); return 'ok'")
+        .await;
+    assert_eq!(value(&r), json!("ok"));
+    let lines: Vec<String> = r.logs.iter().map(|e| e.to_line()).collect();
+    assert_eq!(lines, ["a\u{FFFD}b", "\u{FFFD}"], "{lines:?}");
+    // A raw NUL inside a string literal of the program, and one in the result.
+    let r = h
+        .run("const s = 'a\0b'; return [s.length, s.charCodeAt(1), 'x\\u0000y']")
+        .await;
+    assert_eq!(value(&r), json!([3, 0, "x\u{0}y"]));
+}
+
+/// Line numbers count line terminators as ECMAScript does (LF, CR, CRLF, U+2028, U+2029).
+pub async fn lines_follow_ecmascript_line_terminators(h: &Harness) {
+    for (code, line) in [
+        ("const a = 1;\rconst b = 2;\rnull.x;", 3),
+        ("const a = 1;\r\nconst b = 2;\r\nnull.x;", 3),
+        ("const a = 1;\u{2028}const b = 2;\u{2029}null.x;", 3),
+    ] {
+        let r = h.run_typescript(code).await;
+        let e = r.error.unwrap_or_else(|| panic!("{code:?} succeeded"));
+        assert_eq!(e.line, Some(line), "{code:?}: {e}");
+    }
+}
+
 /// Absurdly nested code is refused with an error, never a crash of the host: through
 /// `execute_typescript` (the TypeScript parser) and straight into the driver (the engine's
 /// parser).
@@ -537,6 +644,35 @@ pub async fn deeply_nested_code_is_refused(h: &Harness) {
             "the driver accepted {} levels of nesting",
             code.len() / 2
         );
+    }
+    // What crashed the host in the outside test round: statement, type and chain nesting
+    // that brackets do not show. `execute_typescript` refuses them; straight into the
+    // driver (where some are valid JavaScript) any answer will do but a crash.
+    for code in [
+        format!(
+            "let x = 0; if (x) {{}} {} else {{}}",
+            "else if (x) {} ".repeat(15_000)
+        ),
+        format!(
+            "let v: {}number{} = 1;",
+            "Array<".repeat(30_000),
+            ">".repeat(30_000)
+        ),
+        format!("type T = {}string; return 1;", "keyof ".repeat(40_000)),
+        format!("let a: any = 1; return a{};", "!".repeat(200_000)),
+        format!("let a: any = 1; return a{};", ".b".repeat(100_000)),
+        format!("return 1{};", "..toString()".repeat(20_000)),
+        format!("{} 1;", "l: ".repeat(60_000)),
+        format!(
+            "const C = {}Object {{}}; return 1;",
+            "class extends ".repeat(15_000)
+        ),
+    ] {
+        let r = h.run_typescript(&code).await;
+        let e = r.error.expect("refused");
+        assert_eq!(e.kind, ErrorKind::TypeScript, "{e}");
+        assert!(e.message.contains("nests too deeply"), "{e}");
+        let _ = h.run(&code).await;
     }
     h.assert_healthy().await;
 }

@@ -353,7 +353,9 @@ impl CodeMode {
                 code_length: code.encode_utf16().count(),
             },
         );
-        let stripped = match strip_typescript(code) {
+        // Lines are counted as ECMAScript counts them, the same way on every driver.
+        let code = crate::lines::normalize_line_terminators(code);
+        let stripped = match strip_typescript(&code) {
             Ok(s) => s,
             Err(e) => {
                 return self.finish(&opts, started, Phase::Transpile, CodeModeResult::failure(e));
@@ -373,7 +375,8 @@ impl CodeMode {
                 code_length: code.encode_utf16().count(),
             },
         );
-        self.run(StrippedCode::javascript(code), opts, started)
+        let code = crate::lines::normalize_line_terminators(code);
+        self.run(StrippedCode::javascript(code.into_owned()), opts, started)
             .await
     }
 

@@ -48,6 +48,7 @@ mod error;
 mod events;
 pub mod identifier;
 mod limits;
+mod lines;
 mod nesting;
 mod prompt;
 mod result;
@@ -68,6 +69,7 @@ pub use error::{
 };
 pub use events::{Event, EventKind, EventSink, Phase, now_ms};
 pub use limits::{Limits, LimitsBuilder};
+pub use lines::normalize_line_terminators;
 pub use nesting::{MAX_NESTING, check_nesting};
 pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};

@@ -11,6 +11,52 @@ use rquickjs::{Ctx, Exception, Object, Type, Value};
 
 use crate::engine::{Deadline, SCRIPT_NAME};
 
+/// A guest string as Rust text. JavaScript strings may hold lone surrogates, which QuickJS
+/// hands out as 3-byte WTF-8 sequences (not UTF-8): each becomes U+FFFD, as the other
+/// drivers (and `String.prototype.toWellFormed`) do, instead of failing the program.
+pub(crate) fn string_lossy(s: &rquickjs::String<'_>) -> String {
+    let value = s.as_value();
+    let ctx = value.ctx().as_raw().as_ptr();
+    let mut len: usize = 0;
+    // SAFETY: `ctx` is the live context of `s` (entered: we are called with a `Ctx`); the
+    // returned buffer is read while valid and freed exactly once.
+    unsafe {
+        let ptr = rquickjs::qjs::JS_ToCStringLen(ctx, &mut len as *mut usize as _, value.as_raw());
+        if ptr.is_null() {
+            return String::new();
+        }
+        let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+        let out = wtf8_lossy(bytes);
+        rquickjs::qjs::JS_FreeCString(ctx, ptr);
+        out
+    }
+}
+
+/// WTF-8 to UTF-8: every encoded surrogate (`ED A0..BF xx`) becomes U+FFFD; anything else
+/// invalid is replaced as `String::from_utf8_lossy` does.
+fn wtf8_lossy(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut out = Vec::with_capacity(bytes.len());
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == 0xED
+                    && bytes.get(i + 1).is_some_and(|b| (0xA0..=0xBF).contains(b))
+                    && bytes.get(i + 2).is_some_and(|b| (0x80..=0xBF).contains(b))
+                {
+                    out.extend_from_slice("\u{FFFD}".as_bytes());
+                    i += 3;
+                } else {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    }
+}
+
 /// What failed while the host was handling a guest value.
 pub(crate) enum Thrown<'js> {
     /// A thrown JavaScript value.
@@ -42,7 +88,7 @@ pub(crate) fn to_json<'js>(
     let Some(text) = ctx.json_stringify(v)? else {
         return Ok(Ok(serde_json::Value::Object(Default::default())));
     };
-    let text = text.to_string()?;
+    let text = string_lossy(&text);
     Ok(serde_json::from_str(&text).map_err(|e| e.to_string()))
 }
 
@@ -68,7 +114,7 @@ pub(crate) fn to_result<'js>(
         _ => {}
     }
     let text = match ctx.json_stringify(value) {
-        Ok(Some(s)) => s.to_string().map_err(|_| Thrown::Pending)?,
+        Ok(Some(s)) => string_lossy(&s),
         Ok(None) => return Ok(None),
         Err(_) => {
             let exc = ctx.catch();
@@ -135,10 +181,7 @@ pub(crate) fn classify<'js>(
             return ExecutionError::new(ErrorKind::Guest("Error".into()), "null was thrown");
         }
         Type::String => {
-            let message = value
-                .as_string()
-                .and_then(|s| s.to_string().ok())
-                .unwrap_or_default();
+            let message = value.as_string().map(string_lossy).unwrap_or_default();
             return ExecutionError::new(ErrorKind::Guest("Error".into()), message);
         }
         Type::Object | Type::Exception | Type::Array => {}
@@ -158,7 +201,7 @@ pub(crate) fn classify<'js>(
     };
     let read = |key: &str| -> Result<Option<String>, ()> {
         match obj.get::<_, Value<'js>>(key) {
-            Ok(v) => Ok(v.as_string().and_then(|s| s.to_string().ok())),
+            Ok(v) => Ok(v.as_string().map(string_lossy)),
             Err(_) => {
                 let _ = ctx.catch();
                 if deadline.passed() { Err(()) } else { Ok(None) }
@@ -199,8 +242,8 @@ fn line_in_stack(stack: &str) -> Option<u32> {
 }
 
 fn format_primitive<'js>(ctx: &Ctx<'js>, value: Value<'js>) -> Option<String> {
-    let s: rquickjs::Coerced<String> = rquickjs::FromJs::from_js(ctx, value).ok()?;
-    Some(s.0)
+    let s: rquickjs::Coerced<rquickjs::String<'js>> = rquickjs::FromJs::from_js(ctx, value).ok()?;
+    Some(string_lossy(&s.0))
 }
 
 /// Formats one console argument: strings as is, objects as JSON, the rest like `String(v)`.
@@ -217,18 +260,14 @@ pub(crate) fn format_value<'js>(
         Ok(())
     };
     Ok(match value.type_of() {
-        Type::String => value
-            .as_string()
-            .map(|s| s.to_string())
-            .transpose()?
-            .unwrap_or_default(),
+        Type::String => value.as_string().map(string_lossy).unwrap_or_default(),
         Type::Undefined | Type::Uninitialized => "undefined".into(),
         Type::Null => "null".into(),
         Type::Symbol => {
             let desc = value
                 .as_symbol()
                 .and_then(|s| s.description().ok())
-                .and_then(|d| d.as_string().and_then(|s| s.to_string().ok()))
+                .and_then(|d| d.as_string().map(string_lossy))
                 .unwrap_or_default();
             format!("Symbol({desc})")
         }
@@ -258,7 +297,7 @@ pub(crate) fn format_value<'js>(
                 });
             }
             match ctx.json_stringify(value.clone()) {
-                Ok(Some(s)) => s.to_string()?,
+                Ok(Some(s)) => string_lossy(&s),
                 Ok(None) => "undefined".into(),
                 Err(_) => {
                     let _ = ctx.catch();
@@ -287,7 +326,14 @@ pub(crate) fn format_value<'js>(
 
 #[cfg(test)]
 mod tests {
-    use super::line_in_stack;
+    use super::{line_in_stack, wtf8_lossy};
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        assert_eq!(wtf8_lossy(b"a\xED\xA0\x80b"), "a\u{FFFD}b");
+        assert_eq!(wtf8_lossy(b"\xED\xB0\x80"), "\u{FFFD}");
+        assert_eq!(wtf8_lossy("ok ✓".as_bytes()), "ok ✓");
+    }
 
     #[test]
     fn finds_the_program_frame() {

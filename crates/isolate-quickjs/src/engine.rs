@@ -152,11 +152,21 @@ impl Engine {
                 budget,
             });
             shared.deadline.disarm();
-            runtime.set_max_stack_size(limits.stack_bytes() as usize);
             let s = shared.clone();
             runtime.set_interrupt_handler(Some(Box::new(move || s.deadline.passed())));
             context
-                .with(|ctx| install(&ctx, &shared, &config.bindings))
+                .with(|ctx| {
+                    // Straight to QuickJS: rquickjs's `set_max_stack_size` turns any limit
+                    // above 16 MiB into "no limit", and a deep recursion then overflows the
+                    // native stack. Every limit the core accepts (up to 64 MiB) is enforced;
+                    // `enter` guarantees that much native stack.
+                    // SAFETY: `ctx` is entered (the runtime is locked); plain setter.
+                    unsafe {
+                        let rt = rquickjs::qjs::JS_GetRuntime(ctx.as_raw().as_ptr());
+                        rquickjs::qjs::JS_SetMaxStackSize(rt, limits.stack_bytes() as _);
+                    }
+                    install(&ctx, &shared, &config.bindings)
+                })
                 .map_err(|e| format!("cannot install the sandbox globals: {e}"))?;
             Ok(Self {
                 pending: Vec::new(),
@@ -166,6 +176,12 @@ impl Engine {
                 limits,
             })
         })
+    }
+
+    /// The guest heap budget: a caller that gives up on a runaway engine sets its limit to
+    /// zero, so the next allocation inside the running built-in fails and ends it.
+    pub(crate) fn budget(&self) -> Arc<Budget> {
+        self.shared.budget.clone()
     }
 
     /// Wall-clock budget of one execution.
@@ -194,6 +210,13 @@ impl Engine {
     }
 
     async fn run(&mut self, code: &str, deadline: tokio::time::Instant) -> Outcome {
+        // QuickJS takes the source as a C string: a raw NUL (legal inside string, template
+        // and regex literals) would cut it. `\x00` means the same character in all three.
+        let code: std::borrow::Cow<'_, str> = if code.contains('\0') {
+            code.replace('\0', "\\x00").into()
+        } else {
+            code.into()
+        };
         let source = format!("(async () => {{\n{code}\n}})()");
         let code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
         let line_of = move |line: Option<u32>| {

@@ -160,6 +160,7 @@ impl IsolateContext for QuickJsContext {
             }
         };
         let timeout = engine.timeout();
+        let budget = engine.budget();
         let hard_deadline = tokio::time::Instant::now() + timeout + HARD_DEADLINE_GRACE;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let watch = runner::Watch::new();
@@ -214,7 +215,11 @@ impl IsolateContext for QuickJsContext {
                 )
             }
             Err(_) => {
-                // A built-in is still running past the deadline: give the engine up.
+                // A built-in is still running past the deadline: give the engine up. Its
+                // next allocation fails (most long built-ins allocate as they go: atoms for
+                // indexes past 2^31, string and array growth), and meanwhile its thread
+                // runs at the lowest priority.
+                budget.limit.store(0, Ordering::SeqCst);
                 watch.poisoned.store(true, Ordering::SeqCst);
                 watch.thread.demote();
                 *guard = Slot::Gone(Some(format!(
