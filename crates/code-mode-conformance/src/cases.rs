@@ -519,6 +519,56 @@ pub async fn deep_recursion(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// One nesting limit for results and tool inputs, the same on every driver: a value at the
+/// limit passes whole, one level over is refused with the documented message (never a parse
+/// failure, a silently changed value or a dead sandbox), far over too.
+pub async fn value_nesting_limit(h: &Harness) {
+    let max = code_mode::MAX_VALUE_DEPTH;
+    let nest =
+        |d: usize| format!("let v = 1; for (let i = 0; i < {d}; i++) v = i % 2 ? [v] : {{k: v}};");
+    let r = h.run(&format!("{} return v;", nest(max))).await;
+    assert_eq!(code_mode::value_depth(&value(&r)), max);
+    for depth in [max + 1, 300] {
+        let r = h.run(&format!("{} return v;", nest(depth))).await;
+        let e = error(&r);
+        assert_eq!(e.kind, ErrorKind::Result, "{depth}: {e}");
+        assert!(
+            e.message.contains(&format!("the limit is {max}")),
+            "{depth}: {e}"
+        );
+    }
+    // Tool input: at the limit it reaches the tool whole; over it the call throws a
+    // catchable TypeError and the tool never runs.
+    let fixtures = Fixtures::default();
+    let code = format!(
+        "{} const back = await external_echo({{v}}); return back.v === undefined ? 'lost' : 'ok';",
+        nest(max - 1)
+    );
+    let r = h.run_with(&fixtures, h.limits(), &code).await;
+    assert_eq!(value(&r), json!("ok"));
+    assert_eq!(fixtures.call_count(), 1);
+    for depth in [max, 300] {
+        let code = format!(
+            "{} try {{ await external_echo({{v}}); return 'called'; }} catch (e) {{ return e.name + ': ' + e.message; }}",
+            nest(depth)
+        );
+        let r = h.run_with(&fixtures, h.limits(), &code).await;
+        let v = value(&r);
+        let text = v.as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("TypeError: external_echo's input nests")
+                && text.contains(&format!("the limit is {max}")),
+            "{depth}: {v}"
+        );
+    }
+    assert_eq!(
+        fixtures.call_count(),
+        1,
+        "a too deep input reached the tool"
+    );
+    h.assert_healthy().await;
+}
+
 /// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
 /// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
 /// cannot give, never raise it or crash).
@@ -553,13 +603,16 @@ pub async fn long_builtins_stop_at_the_deadline(h: &Harness) {
         let started = Instant::now();
         let r = ctx.execute(code).await;
         let took = started.elapsed();
-        let e = error(&r);
+        // An engine may also finish quickly (V8 handles sparse arrays well): any answer but a
+        // hang, and no error other than the limits.
+        if let Err(e) = &r.outcome {
+            assert!(
+                matches!(e.kind, ErrorKind::Timeout | ErrorKind::MemoryLimit),
+                "{code}: {e}"
+            );
+        }
         assert!(
-            matches!(e.kind, ErrorKind::Timeout | ErrorKind::MemoryLimit),
-            "{code}: {e}"
-        );
-        assert!(
-            took < h.short_timeout + Duration::from_secs(2),
+            took < h.short_timeout + Duration::from_millis(2500),
             "{code}: the caller waited {took:?} for a {:?} deadline",
             h.short_timeout
         );
@@ -606,6 +659,8 @@ pub async fn odd_strings_survive(h: &Harness) {
     assert_eq!(value(&r), json!("ok"));
     let lines: Vec<String> = r.logs.iter().map(|e| e.to_line()).collect();
     assert_eq!(lines, ["a\u{FFFD}b", "\u{FFFD}"], "{lines:?}");
+    let r = h.run("return ['x\\uD800', '\\uD83D\\uDE00']").await;
+    assert_eq!(value(&r), json!(["x\u{FFFD}", "😀"]));
     // A raw NUL inside a string literal of the program, and one in the result.
     let r = h
         .run("const s = 'a\0b'; return [s.length, s.charCodeAt(1), 'x\\u0000y']")

@@ -59,6 +59,7 @@ macro_rules! conformance_tests {
             memory_bomb_array_buffers,
             deep_recursion,
             deep_recursion_at_every_stack_limit,
+            value_nesting_limit,
             long_builtins_stop_at_the_deadline,
             huge_error_messages_are_capped,
             odd_strings_survive,

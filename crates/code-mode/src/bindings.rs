@@ -216,10 +216,32 @@ impl HostBridge {
                 })
             });
         };
+        let depth = crate::depth::value_depth(&args);
+        if depth > crate::depth::MAX_VALUE_DEPTH {
+            let message = crate::depth::too_deep_message(&format!("{name}'s input"), depth);
+            return Box::pin(async move {
+                Err(GuestError {
+                    name: "TypeError".into(),
+                    message,
+                })
+            });
+        }
         let fut = binding.call(args);
+        let name = name.to_owned();
         Box::pin(async move {
             match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(result) => result,
+                Ok(Ok(value)) => {
+                    let depth = crate::depth::value_depth(&value);
+                    if depth > crate::depth::MAX_VALUE_DEPTH {
+                        Err(GuestError::error(crate::depth::too_deep_message(
+                            &format!("{name}'s output"),
+                            depth,
+                        )))
+                    } else {
+                        Ok(value)
+                    }
+                }
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(GuestError::error(
                     "The tool failed unexpectedly (its handler panicked)",
                 )),

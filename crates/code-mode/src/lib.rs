@@ -43,6 +43,7 @@
 mod bindings;
 mod code_mode;
 mod console;
+mod depth;
 mod driver;
 mod error;
 mod events;
@@ -54,6 +55,7 @@ mod prompt;
 mod result;
 mod schema;
 mod stubs;
+mod text;
 mod tool;
 mod typescript;
 
@@ -62,6 +64,7 @@ pub use code_mode::{
     BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions, ToolSpec,
 };
 pub use console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, TRUNCATION_MARKER};
+pub use depth::{MAX_VALUE_DEPTH, json_text_depth, too_deep_message, value_depth};
 pub use driver::{ContextConfig, ExecutionResult, IsolateContext, IsolateDriver};
 pub use error::{
     CodeModeError, DriverError, ErrorKind, ExecutionError, LimitsError, MAX_ERROR_MESSAGE_BYTES,
@@ -74,6 +77,7 @@ pub use nesting::{MAX_NESTING, check_nesting};
 pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};
 pub use stubs::{generate_stubs, generate_stubs_with_prefix};
+pub use text::{parse_guest_json, wtf8_to_string};
 pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, schema_of};
 #[cfg(feature = "stack-probe")]
 #[doc(hidden)]

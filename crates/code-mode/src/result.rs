@@ -37,7 +37,21 @@ impl CodeModeResult {
     /// Converts a driver result.
     pub fn from_execution(result: ExecutionResult) -> Self {
         let logs = result.logs.iter().map(|e| e.to_line()).collect();
-        match result.outcome {
+        let outcome = match result.outcome {
+            Ok(Some(value))
+                if crate::depth::value_depth(&value) > crate::depth::MAX_VALUE_DEPTH =>
+            {
+                Err(ExecutionError::new(
+                    crate::error::ErrorKind::Result,
+                    crate::depth::too_deep_message(
+                        "The returned value",
+                        crate::depth::value_depth(&value),
+                    ),
+                ))
+            }
+            other => other,
+        };
+        match outcome {
             Ok(value) => Self {
                 success: true,
                 result: value,

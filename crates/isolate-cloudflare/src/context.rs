@@ -187,7 +187,12 @@ impl CloudflareContext {
             retry: is_transport(&e),
             error: driver_error(format!("cannot send the program to the Worker: {e}")),
         })?;
-        let mut calls = FuturesUnordered::new();
+        let mut calls: FuturesUnordered<
+            futures::future::BoxFuture<
+                'static,
+                (u64, Result<serde_json::Value, code_mode::GuestError>),
+            >,
+        > = FuturesUnordered::new();
         // Nothing came back yet: a broken connection can be retried.
         let mut answered = false;
         loop {
@@ -216,7 +221,7 @@ impl CloudflareContext {
                             });
                         }
                     };
-                    let msg: FromWorker = serde_json::from_str(text.as_str()).map_err(|e| {
+                    let msg: FromWorker = code_mode::parse_guest_json(text.as_str()).and_then(serde_json::from_value).map_err(|e| {
                         driver_error(format!("malformed response from the Worker: {e}"))
                     })?;
                     match msg {
@@ -224,11 +229,19 @@ impl CloudflareContext {
                             logs.push(LogLevel::from_method(&level).unwrap_or(LogLevel::Log), msg);
                         }
                         FromWorker::Call { id, name, args } => {
-                            let args = serde_json::from_str(&args).map_err(|e| {
+                            let depth = code_mode::json_text_depth(&args);
+                            if depth > code_mode::MAX_VALUE_DEPTH {
+                                // Refused like on every driver: the call throws, no tool runs.
+                                let message = code_mode::too_deep_message(&format!("{name}'s input"), depth);
+                                let err = code_mode::GuestError { name: "TypeError".into(), message };
+                                calls.push(Box::pin(async move { (id, Err(err)) }));
+                                continue;
+                            }
+                            let args = code_mode::parse_guest_json(&args).map_err(|e| {
                                 driver_error(format!("malformed tool arguments from the Worker: {e}"))
                             })?;
                             let future = self.bridge.call(&name, args);
-                            calls.push(async move { (id, future.await) });
+                            calls.push(Box::pin(async move { (id, future.await) }));
                         }
                         FromWorker::Done { value, error } => {
                             let _ = ws.close(None).await;
@@ -236,7 +249,13 @@ impl CloudflareContext {
                                 Some(f) => Err(classify(f, limits).into()),
                                 None => match value {
                                     None => Ok(None),
-                                    Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                                    Some(text) if code_mode::json_text_depth(&text) > code_mode::MAX_VALUE_DEPTH => {
+                                        Err(ExecutionError::new(
+                                            ErrorKind::Result,
+                                            code_mode::too_deep_message("The returned value", code_mode::json_text_depth(&text)),
+                                        ).into())
+                                    }
+                                    Some(text) => code_mode::parse_guest_json(&text).map(Some).map_err(|e| {
                                         driver_error(format!("malformed result from the Worker: {e}")).into()
                                     }),
                                 },

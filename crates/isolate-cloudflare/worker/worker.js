@@ -145,7 +145,7 @@ class Host extends RpcTarget {
     if (!this.closed) this.socket.send(JSON.stringify(msg))
   }
   log(level, msg) {
-    this.send({ t: 'log', level, msg })
+    this.send({ t: 'log', level, msg: String(msg).toWellFormed() })
   }
   // Never rejects: the program decodes {ok} or {err}.
   call(name, args) {

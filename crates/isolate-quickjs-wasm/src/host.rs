@@ -89,7 +89,11 @@ pub(crate) async fn result_text(
         .data()
         .memory
         .ok_or_else(|| wasmtime::format_err!("no memory"))?;
-    Ok(String::from_utf8_lossy(slice(memory.data(&store), ptr, len)?).into_owned())
+    Ok(code_mode::wtf8_to_string(slice(
+        memory.data(&store),
+        ptr,
+        len,
+    )?))
 }
 
 /// A guest (pointer, length) range, checked against the memory.
@@ -111,7 +115,11 @@ fn guest_string(
         .data()
         .memory
         .ok_or_else(|| wasmtime::format_err!("no memory"))?;
-    Ok(String::from_utf8_lossy(slice(memory.data(&*caller), ptr, len)?).into_owned())
+    Ok(code_mode::wtf8_to_string(slice(
+        memory.data(&*caller),
+        ptr,
+        len,
+    )?))
 }
 
 const WASI_ERRNO_BADF: i32 = 8;
@@ -139,9 +147,20 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
             }
             let name = guest_string(&mut caller, np, nl)?;
             let args = guest_string(&mut caller, ap, al)?;
-            let args = serde_json::from_str(&args)
-                .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
-            let future = bridge.call(&name, args);
+            // A value nested past the limit (or not JSON) is refused as on every driver: the
+            // call throws a TypeError and no tool runs; it never reaches a tool changed.
+            let depth = code_mode::json_text_depth(&args);
+            let future = if depth > code_mode::MAX_VALUE_DEPTH {
+                refuse(code_mode::too_deep_message(
+                    &format!("{name}'s input"),
+                    depth,
+                ))
+            } else {
+                match code_mode::parse_guest_json(&args) {
+                    Ok(args) => bridge.call(&name, args),
+                    Err(e) => refuse(format!("{name}: arguments are not JSON: {e}")),
+                }
+            };
             caller.data_mut().requests.push(Request { id, future });
             Ok(0)
         },
@@ -215,4 +234,14 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         |_: i32, _: i64, _: i32, _: i32| -> i32 { WASI_ERRNO_BADF },
     )?;
     Ok(linker)
+}
+
+/// A call refused by the host before any tool runs.
+fn refuse(message: String) -> code_mode::BindingFuture {
+    Box::pin(async move {
+        Err(code_mode::GuestError {
+            name: "TypeError".into(),
+            message,
+        })
+    })
 }

@@ -308,7 +308,14 @@ impl Sandbox {
                     self.limits.max_result_bytes(),
                 )));
             }
-            return Ok(serde_json::from_str(json).map(Some).map_err(|e| {
+            let depth = code_mode::json_text_depth(json);
+            if depth > code_mode::MAX_VALUE_DEPTH {
+                return Ok(Err(ExecutionError::new(
+                    ErrorKind::Result,
+                    code_mode::too_deep_message("The returned value", depth),
+                )));
+            }
+            return Ok(code_mode::parse_guest_json(json).map(Some).map_err(|e| {
                 ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))
             }));
         }

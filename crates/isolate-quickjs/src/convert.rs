@@ -32,37 +32,12 @@ pub(crate) fn string_lossy(s: &rquickjs::String<'_>) -> String {
     }
 }
 
-/// WTF-8 to UTF-8: every encoded surrogate (`ED A0..BF xx`) becomes U+FFFD; anything else
-/// invalid is replaced as `String::from_utf8_lossy` does.
-fn wtf8_lossy(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => {
-            let mut out = Vec::with_capacity(bytes.len());
-            let mut i = 0;
-            while i < bytes.len() {
-                if bytes[i] == 0xED
-                    && bytes.get(i + 1).is_some_and(|b| (0xA0..=0xBF).contains(b))
-                    && bytes.get(i + 2).is_some_and(|b| (0x80..=0xBF).contains(b))
-                {
-                    out.extend_from_slice("\u{FFFD}".as_bytes());
-                    i += 3;
-                } else {
-                    out.push(bytes[i]);
-                    i += 1;
-                }
-            }
-            String::from_utf8_lossy(&out).into_owned()
-        }
-    }
-}
+use code_mode::wtf8_to_string as wtf8_lossy;
 
 /// What failed while the host was handling a guest value.
 pub(crate) enum Thrown<'js> {
     /// A thrown JavaScript value.
     Value(Value<'js>),
-    /// An exception is pending in the context.
-    Pending,
     /// The host decided the failure itself.
     Error(ExecutionError),
 }
@@ -80,16 +55,26 @@ pub(crate) fn make_error<'js>(
     Ok(err.into_value())
 }
 
-/// Converts tool arguments to JSON. `Ok(Err(msg))` is a host-side refusal (too deep).
+/// Converts the arguments of a call to `name` to JSON. `Ok(Err(msg))` is a host-side
+/// refusal (nested too deeply, not JSON), thrown in the guest as a `TypeError`.
 pub(crate) fn to_json<'js>(
     ctx: &Ctx<'js>,
+    name: &str,
     v: Value<'js>,
 ) -> rquickjs::Result<Result<serde_json::Value, String>> {
     let Some(text) = ctx.json_stringify(v)? else {
         return Ok(Ok(serde_json::Value::Object(Default::default())));
     };
     let text = string_lossy(&text);
-    Ok(serde_json::from_str(&text).map_err(|e| e.to_string()))
+    let depth = code_mode::json_text_depth(&text);
+    if depth > code_mode::MAX_VALUE_DEPTH {
+        return Ok(Err(code_mode::too_deep_message(
+            &format!("{name}'s input"),
+            depth,
+        )));
+    }
+    Ok(code_mode::parse_guest_json(&text)
+        .map_err(|e| format!("{name}: arguments are not JSON: {e}")))
 }
 
 /// Converts the program's return value to JSON, enforcing the result size limit.
@@ -127,13 +112,20 @@ pub(crate) fn to_result<'js>(
             });
         }
     };
+    let depth = code_mode::json_text_depth(&text);
+    if depth > code_mode::MAX_VALUE_DEPTH {
+        return Err(Thrown::Error(ExecutionError::new(
+            ErrorKind::Result,
+            code_mode::too_deep_message("The returned value", depth),
+        )));
+    }
     if text.len() as u64 > limits.max_result_bytes() {
         return Err(Thrown::Error(ExecutionError::result_too_large(
             text.len() as u64,
             limits.max_result_bytes(),
         )));
     }
-    serde_json::from_str(&text).map(Some).map_err(|e| {
+    code_mode::parse_guest_json(&text).map(Some).map_err(|e| {
         Thrown::Error(ExecutionError::new(
             ErrorKind::Result,
             format!("The returned value cannot be converted to JSON: {e}"),
@@ -166,7 +158,6 @@ pub(crate) fn classify<'js>(
 ) -> ExecutionError {
     let value = match thrown {
         Thrown::Error(e) => return e,
-        Thrown::Pending => ctx.catch(),
         Thrown::Value(v) => v,
     };
     let timeout = || ExecutionError::timeout(limits.timeout());

@@ -393,10 +393,6 @@ impl Engine {
             // Whatever was thrown, the heap ran out: the context cannot be trusted further.
             return ExecutionError::memory_limit(self.limits.memory_bytes());
         }
-        let thrown = match thrown {
-            Thrown::Pending => Thrown::Value(ctx.catch()),
-            other => other,
-        };
         convert::classify(ctx, thrown, &self.limits, &self.shared.deadline)
     }
 
@@ -539,14 +535,10 @@ fn host_call<'js>(
     let args = match input.0 {
         None => serde_json::Value::Object(Default::default()),
         Some(v) if v.is_undefined() => serde_json::Value::Object(Default::default()),
-        Some(v) => match convert::to_json(ctx, v)? {
+        Some(v) => match convert::to_json(ctx, name, v)? {
             Ok(json) => json,
             Err(message) => {
-                let err = convert::make_error(
-                    ctx,
-                    "TypeError",
-                    &format!("{name}: arguments are not JSON: {message}"),
-                )?;
+                let err = convert::make_error(ctx, "TypeError", &message)?;
                 reject.call::<_, ()>((err,))?;
                 return Ok(promise);
             }

@@ -57,6 +57,31 @@ function flush() {
 }
 const q = JSON.stringify
 
+// One nesting limit for values crossing to the host: code_mode::MAX_VALUE_DEPTH, with the
+// core's wording (a Rust test checks both). Checked on the JSON text, before a line that
+// embeds it is written: the host's parser would refuse a deeper line and the run would
+// never end.
+const MAX_VALUE_DEPTH = 64
+function jsonDepth(text) {
+  let depth = 0, max = 0, str = false, esc = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (str) {
+      if (esc) esc = false
+      else if (c === 92) esc = true
+      else if (c === 34) str = false
+      continue
+    }
+    if (c === 34) str = true
+    else if (c === 91 || c === 123) { if (++depth > max) max = depth }
+    else if (c === 93 || c === 125) depth--
+  }
+  return max
+}
+function tooDeep(what, depth) {
+  return `${what} nests ${depth} levels of arrays and objects deep; the limit is ${MAX_VALUE_DEPTH}: pass flatter data`
+}
+
 // ---------- the prelude: runs inside each fresh context ----------
 // It captures the intrinsics it needs before any guest code runs, so a guest that replaces
 // JSON, Promise or console cannot break result handling, and installs `console`.
@@ -348,13 +373,20 @@ class Ctx {
     this.pending.add(id)
     run.probeGen++
     clearTimeout(run.probeTimer)
+    const depth = jsonDepth(String(args))
+    if (depth > MAX_VALUE_DEPTH) {
+      // Refused here, as the host would: the call rejects with a TypeError, no tool runs.
+      const err = { name: 'TypeError', message: tooDeep(`${String(name)}'s input`, depth) }
+      setImmediate(() => this.reply({ call: id, err }))
+      return id
+    }
     out(`{"t":"call","run":${run.id},"call":${id},"name":${q(String(name))},"args":${args}}`)
     return id
   }
 
   onLog(level, msg) {
     const run = this.run
-    if (run && !run.done) out(`{"t":"log","run":${run.id},"level":${q(String(level))},"msg":${q(String(msg))}}`)
+    if (run && !run.done) out(`{"t":"log","run":${run.id},"level":${q(String(level))},"msg":${q(String(msg).toWellFormed())}}`)
   }
 
   onDone(text) {
@@ -505,6 +537,8 @@ class Ctx {
       if (bytes > msg.maxResultBytes) {
         return this.fail(run, 'too_large', 'ResultTooLargeError', `The result is ${bytes} bytes of JSON, above the limit of ${msg.maxResultBytes} bytes; return less data`)
       }
+      const depth = jsonDepth(text)
+      if (depth > MAX_VALUE_DEPTH) return this.fail(run, 'result', 'ResultError', tooDeep('The returned value', depth))
       return this.finish(run, `,"value":${text.slice(1)}`)
     }
     let err

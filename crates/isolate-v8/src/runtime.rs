@@ -259,3 +259,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+#[cfg(test)]
+mod depth_contract {
+    /// The sidecar enforces the core's value nesting limit with the core's wording.
+    #[test]
+    fn sidecar_uses_the_core_value_depth_limit() {
+        let js = super::SIDECAR_JS;
+        assert!(
+            js.contains(&format!(
+                "const MAX_VALUE_DEPTH = {}\n",
+                code_mode::MAX_VALUE_DEPTH
+            )),
+            "sidecar.js and code_mode::MAX_VALUE_DEPTH differ"
+        );
+        let rust = code_mode::too_deep_message("WHAT", 99)
+            .replace("WHAT", "${what}")
+            .replace("99", "${depth}")
+            .replace(
+                &code_mode::MAX_VALUE_DEPTH.to_string(),
+                "${MAX_VALUE_DEPTH}",
+            );
+        assert!(js.contains(&format!("`{rust}`")), "wording differs: {rust}");
+    }
+}
