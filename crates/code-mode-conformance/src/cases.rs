@@ -569,6 +569,29 @@ pub async fn value_nesting_limit(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// Memory outside the engine's heap (a WebAssembly memory) cannot bypass the memory limit:
+/// either WebAssembly is absent, or growing a memory past the limit fails.
+pub async fn webassembly_memory_cannot_bypass_the_limit(h: &Harness) {
+    let limits = h.limits_with(|b| b.memory_mib(64));
+    let code = "if (typeof WebAssembly === 'undefined') return 'absent';
+        const m = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
+        try { for (let i = 0; i < 16; i++) m.grow(1024); } catch (e) { return 'refused: ' + e.name; }
+        return 'grew to ' + m.buffer.byteLength;";
+    let r = h.run_with(&Fixtures::default(), limits, code).await;
+    match &r.outcome {
+        Ok(Some(v)) => {
+            let v = v.as_str().unwrap_or_default();
+            assert!(
+                v == "absent" || v.starts_with("refused") || !h.capabilities.reports_memory_limit,
+                "a WebAssembly memory bypassed the 64 MiB limit: {v}"
+            );
+        }
+        Ok(None) => panic!("no answer"),
+        Err(e) => assert_eq!(e.kind, ErrorKind::MemoryLimit, "{e}"),
+    }
+    h.assert_healthy().await;
+}
+
 /// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
 /// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
 /// cannot give, never raise it or crash).

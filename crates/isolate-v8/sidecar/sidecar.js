@@ -93,6 +93,9 @@ const PRELUDE = `(() => {
   'use strict';
   const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, hostDone = globalThis.__cm_done;
   delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_done;
+  // WebAssembly memories are allocated outside the isolate's heap limit: a program could grow
+  // one far past its memory limit. No other driver offers WebAssembly; neither does this one.
+  delete globalThis.WebAssembly;
   const stringify = JSON.stringify, parse = JSON.parse, ErrorCtor = Error, StringCtor = String;
   const PromiseCtor = Promise;
   const isError = (v) => v instanceof ErrorCtor;
@@ -407,7 +410,10 @@ class Ctx {
       if (TIMED_OUT.test(message)) return this.timeout(run)
       if (OUT_OF_MEMORY.test(message) || this.isolate.isDisposed) return this.memory(run)
       if (/Maximum call stack size exceeded/.test(message)) return this.stack(run)
-      return this.fail(run, 'internal', 'Error', 'sidecar failure: ' + message)
+      // Anything else is isolated-vm reporting a promise the program rejected and never
+      // handled (its task epilogue rethrows the first such reason after the task ran to
+      // completion; `__cm_run` and `__cm_deliver` catch everything else themselves). Other
+      // drivers ignore unhandled rejections too: the program goes on.
     }
     if (run.done) return
     if (run.outcome !== undefined) return this.settle(run, run.outcome)

@@ -284,3 +284,23 @@ async fn atomics_wait_ends_at_the_deadline() {
     assert_eq!(r.outcome.err().map(|e| e.kind), Some(ErrorKind::Timeout));
     assert_works(&d).await;
 }
+
+/// Unawaited rejected promises (plain, from failing calls, many of them) never disturb the
+/// sidecar: the program's own outcome stands and the sidecar keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unawaited_rejections_leave_the_sidecar_alone() {
+    let d = driver(1, Duration::from_secs(2));
+    for code in [
+        "Promise.reject(new Error('x')); return 1",
+        "for (let i = 0; i < 1000; i++) Promise.reject(new Error('x' + i)); return 2",
+        "external_echo({ms: 1}).then(() => { throw new Error('late'); }); return 3",
+        "Promise.reject(new Error('a')); await external_echo({ms: 5}); return 4",
+        "(async () => { await null; throw new Error('later'); })(); await external_echo({ms: 5}); return 5",
+    ] {
+        let ctx = context(&d, Duration::from_secs(5)).await;
+        let r = ctx.execute(code).await;
+        assert!(r.outcome.is_ok(), "{code}: {:?}", r.outcome);
+        ctx.dispose().await;
+    }
+    assert_works(&d).await;
+}
