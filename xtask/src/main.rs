@@ -11,6 +11,8 @@
 //!   driver without a Cloudflare account.
 //! - `cargo xtask bench`: runs the criterion benchmarks and writes the medians into
 //!   `docs/benchmarks.md`.
+//! - `cargo xtask fuzz [--secs N] [--seed S]`: fuzzes the TypeScript stage with deeply nested
+//!   programs generated from the grammar (the short round runs in `test`).
 
 mod bench;
 mod e2e;
@@ -56,6 +58,16 @@ enum Cmd {
     /// Start the throwaway PostgreSQL server of the tests and print its connection settings
     /// (it stops when you press Enter).
     Postgres,
+    /// Fuzz the TypeScript stage with grammar-generated deeply nested programs (release
+    /// build) for `--secs` seconds and print how many ran and crashed.
+    Fuzz {
+        /// How long to fuzz, in seconds.
+        #[arg(long, default_value_t = 600)]
+        secs: u64,
+        /// Seed (a different one explores other programs).
+        #[arg(long, default_value_t = 20261130)]
+        seed: u64,
+    },
     /// Run the benchmarks and record medians in docs/benchmarks.md.
     Bench {
         /// Criterion measurement time per benchmark, in seconds.
@@ -118,6 +130,25 @@ fn main() -> anyhow::Result<()> {
         Cmd::GuestWasm => guest_wasm(),
         Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),
         Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
+        Cmd::Fuzz { secs, seed } => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            provision::run(
+                std::process::Command::new(cargo)
+                    .args([
+                        "test",
+                        "--release",
+                        "-p",
+                        "code-mode",
+                        "--test",
+                        "nesting_fuzz",
+                        "deep_programs",
+                        "--",
+                        "--nocapture",
+                    ])
+                    .env("CODE_MODE_FUZZ_SECS", secs.to_string())
+                    .env("CODE_MODE_FUZZ_SEED", seed.to_string()),
+            )
+        }
     }
 }
 
