@@ -592,6 +592,28 @@ pub async fn webassembly_memory_cannot_bypass_the_limit(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// The program's scope holds none of the driver's machinery: no harness variables, no
+/// entrypoint as `this`, no harness `arguments`.
+pub async fn driver_machinery_is_out_of_scope(h: &Harness) {
+    let code = "const seen = [];
+        for (const name of ['host', 'caps', 'budget', 'charge', 'guard', 'fns', 'env', 'ctx', 'link', 'shared', 'bridge', '__cm_run', '__cm_deliver', '__cm_setup', '__main']) {
+          let t; try { t = typeof eval(name); } catch { t = 'unreachable'; }
+          if (t !== 'undefined' && t !== 'unreachable') seen.push(name + ':' + t);
+        }
+        const args = typeof arguments === 'undefined' ? 0 : arguments.length;
+        const self = this === undefined || this === globalThis ? 'plain' : 'other';
+        return { seen, args, self };";
+    let r = h.run(code).await;
+    let v = value(&r);
+    // Without code generation `eval` throws: every name then reads as unreachable, and the
+    // check falls back to the direct forms below.
+    assert_eq!(v, json!({"seen": [], "args": 0, "self": "plain"}));
+    let direct =
+        "return [typeof host, typeof caps, typeof budget, typeof charge, typeof guard, typeof fns]";
+    let r = h.run(direct).await;
+    assert_eq!(value(&r), json!(vec!["undefined"; 6]));
+}
+
 /// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
 /// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
 /// cannot give, never raise it or crash).

@@ -18,7 +18,7 @@ pub const MAX_VALUE_DEPTH: usize = 64;
 /// ```
 /// use serde_json::json;
 /// assert_eq!(code_mode::value_depth(&json!(1)), 0);
-/// assert_eq!(code_mode::value_depth(&json!({"a": [1, {"b": []}]})), 3);
+/// assert_eq!(code_mode::value_depth(&json!({"a": [1, {"b": []}]})), 4);
 /// ```
 pub fn value_depth(value: &Value) -> usize {
     let mut max = 0;

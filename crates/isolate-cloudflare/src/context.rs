@@ -54,6 +54,7 @@ impl IsolateContext for CloudflareContext {
         if let Err(e) = code_mode::check_nesting(code) {
             return ExecutionResult::err(e, Vec::new());
         }
+        self.shared.recovered().await;
         let limits = self.config.limits;
         let mut logs = LogBuffer::new(&limits, self.config.console.clone());
         self.bridge.begin_execution();
@@ -254,6 +255,10 @@ impl CloudflareContext {
                                             ErrorKind::Result,
                                             code_mode::too_deep_message("The returned value", code_mode::json_text_depth(&text)),
                                         ).into())
+                                    }
+                                    // Re-checked here: nothing the Worker side says is trusted.
+                                    Some(text) if text.len() as u64 > limits.max_result_bytes() => {
+                                        Err(ExecutionError::result_too_large(text.len() as u64, limits.max_result_bytes()).into())
                                     }
                                     Some(text) => code_mode::parse_guest_json(&text).map(Some).map_err(|e| {
                                         driver_error(format!("malformed result from the Worker: {e}")).into()

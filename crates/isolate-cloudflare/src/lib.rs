@@ -114,13 +114,26 @@ pub(crate) struct Shared {
     authorization: Option<String>,
     max_message_bytes: usize,
     on_failure: Option<FailureHook>,
+    /// Held for writing while the failure hook runs (e.g. a local workerd restarting): the
+    /// failed execution answers at once, and the next one waits here for the recovery.
+    recovering: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Shared {
+    /// Runs the failure hook in the background.
     async fn after_failure(&self) {
         if let Some(hook) = self.on_failure.clone() {
-            let _ = tokio::task::spawn_blocking(move || hook()).await;
+            let guard = self.recovering.clone().write_owned().await;
+            tokio::task::spawn_blocking(move || {
+                hook();
+                drop(guard);
+            });
         }
+    }
+
+    /// Waits for a recovery in progress to end.
+    async fn recovered(&self) {
+        drop(self.recovering.read().await);
     }
 }
 
@@ -178,6 +191,7 @@ impl CloudflareDriver {
                 authorization: options.authorization,
                 max_message_bytes: options.max_message_bytes,
                 on_failure: options.on_failure,
+                recovering: Arc::default(),
             }),
         })
     }

@@ -20,8 +20,10 @@
 //   loader (old local setups) does it fall back to env.UNSAFE_EVAL.
 import { RpcTarget } from 'cloudflare:workers'
 
-const MAX_FRAME = 2 * 1024 * 1024
-const PREFIX_LINES = 3 // lines of the module before the model's first line (see moduleFor)
+// Frames from the (authenticated) driver: the program and tool results. Tool results are not
+// capped below what the other drivers accept; this only bounds a broken client.
+const MAX_FRAME = 64 * 1024 * 1024
+const PREFIX_LINES = 2 // lines of the module before the model's first line (see moduleFor)
 
 async function authorized(request, env) {
   const expected = env.AUTH_TOKEN
@@ -40,14 +42,19 @@ function fail(kind, name, message, line = 0) {
 }
 
 // The module a Dynamic Worker runs. `host` is an RpcTarget of this Worker: tool calls and
-// console lines go through it; nothing else reaches the program.
+// console lines go through it; nothing else reaches the program. The program is an arrow
+// function at the top of the module, before anything else is declared: its scope holds none
+// of the machinery below (`host`, `caps`, the memory budget, the bindings' closures), its
+// `this` is undefined and it has no `arguments`, so it can neither read nor change them, nor
+// reach the entrypoint's `env` and `ctx`.
 function moduleFor(code, bindings) {
   const names = JSON.stringify(bindings)
-  return `import { WorkerEntrypoint } from 'cloudflare:workers';
-export default class extends WorkerEntrypoint { async run(host, caps) {
+  return `// code-mode program module
 const __main = async () => {
 ${code}
 };
+import { WorkerEntrypoint } from 'cloudflare:workers';
+export default class extends WorkerEntrypoint { async run(host, caps) {
   const stringify = JSON.stringify, parse = JSON.parse, allSettled = Promise.allSettled.bind(Promise);
   const defineProperty = Object.defineProperty, apply = Reflect.apply, map = Array.prototype.map, join = Array.prototype.join, ErrorCtor = Error;
   let logs = 0, bytes = 0;
@@ -233,7 +240,7 @@ export default {
     }
     socket.addEventListener('message', (event) => {
       const data = event.data
-      if (typeof data !== 'string' || data.length > MAX_FRAME) return reject('frames must be JSON text of at most 2 MiB')
+      if (typeof data !== 'string' || data.length > MAX_FRAME) return reject('frames must be JSON text of at most 64 MiB')
       let msg
       try { msg = JSON.parse(data) } catch { return reject('a frame is not JSON') }
       if (msg && msg.t === 'reply' && Number.isInteger(msg.id)) return host.reply(msg)
