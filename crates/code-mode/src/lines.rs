@@ -50,13 +50,7 @@ pub fn normalize_line_terminators(code: &str) -> Cow<'_, str> {
         match state {
             In::Quote(q) => {
                 if c == '\\' {
-                    out.push(c);
-                    if let Some(next) = chars.next() {
-                        out.push(if next == '\r' { '\n' } else { next });
-                        if next == '\r' && chars.peek() == Some(&'\n') {
-                            chars.next();
-                        }
-                    }
+                    push_escape(&mut out, &mut chars);
                     continue;
                 }
                 if c == q || c == '\r' || c == '\n' {
@@ -69,10 +63,7 @@ pub fn normalize_line_terminators(code: &str) -> Cow<'_, str> {
             In::Template => {
                 match c {
                     '\\' => {
-                        out.push(c);
-                        if let Some(next) = chars.next() {
-                            out.push(next);
-                        }
+                        push_escape(&mut out, &mut chars);
                         continue;
                     }
                     '`' => {
@@ -106,10 +97,7 @@ pub fn normalize_line_terminators(code: &str) -> Cow<'_, str> {
             In::Regex { class } => {
                 match c {
                     '\\' => {
-                        out.push(c);
-                        if let Some(next) = chars.next() {
-                            out.push(next);
-                        }
+                        push_escape(&mut out, &mut chars);
                         continue;
                     }
                     '[' => state = In::Regex { class: true },
@@ -153,6 +141,22 @@ pub fn normalize_line_terminators(code: &str) -> Cow<'_, str> {
         out.push(c);
     }
     Cow::Owned(out)
+}
+
+/// Copies a backslash and the character it escapes; an escaped CR or CRLF (a line
+/// continuation) becomes an escaped LF, which means the same.
+fn push_escape(out: &mut String, chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    out.push('\\');
+    match chars.next() {
+        Some('\r') => {
+            if chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            out.push('\n');
+        }
+        Some(next) => out.push(next),
+        None => {}
+    }
 }
 
 #[cfg(test)]
