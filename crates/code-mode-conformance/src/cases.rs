@@ -614,6 +614,29 @@ pub async fn driver_machinery_is_out_of_scope(h: &Harness) {
     assert_eq!(value(&r), json!(vec!["undefined"; 6]));
 }
 
+/// A program that replaces `Promise.prototype.then` (or `JSON`) breaks at most its own
+/// code, never the machinery around it: results and tool calls still work.
+pub async fn replaced_promise_then_does_not_break_the_sandbox(h: &Harness) {
+    for (code, expected) in [
+        (
+            "Promise.prototype.then = function () { throw new Error('hijacked'); }; console.log('x'); return 1",
+            json!(1),
+        ),
+        (
+            "Promise.prototype.then = function () { throw new Error('hijacked'); }; const r = await external_echo({a: 1}); return r.a",
+            json!(1),
+        ),
+        (
+            "JSON.parse = () => { throw new Error('p'); }; JSON.stringify = () => { throw new Error('s'); }; const r = await external_echo({a: 1}); return r",
+            json!({"a": 1}),
+        ),
+    ] {
+        let r = h.run(code).await;
+        assert_eq!(value(&r), expected, "{code}");
+    }
+    h.assert_healthy().await;
+}
+
 /// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
 /// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
 /// cannot give, never raise it or crash).

@@ -55,7 +55,9 @@ ${code}
 };
 import { WorkerEntrypoint } from 'cloudflare:workers';
 export default class extends WorkerEntrypoint { async run(host, caps) {
-  const stringify = JSON.stringify, parse = JSON.parse, allSettled = Promise.allSettled.bind(Promise);
+  // Captured before the program runs: it may replace any of them. Promises are awaited, never
+  // returned from an async function (that would look up the program's \`then\`).
+  const stringify = JSON.stringify, parse = JSON.parse, PromiseCtor = Promise;
   const defineProperty = Object.defineProperty, apply = Reflect.apply, map = Array.prototype.map, join = Array.prototype.join, ErrorCtor = Error;
   let logs = 0, bytes = 0;
   const fmt = (v) => {
@@ -77,7 +79,14 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
     logs++; bytes += msg.length;
     sent[sent.length] = host.log(level, msg);
   };
-  const flushed = async (result) => { await allSettled(sent); return result; };
+  const flushed = (result) => new PromiseCtor((resolve) => {
+    let left = sent.length;
+    if (left === 0) return resolve(result);
+    const one = () => { if (--left === 0) resolve(result); };
+    // RPC promises have their own \`then\`, which the program cannot reach.
+    for (let i = 0; i < sent.length; i++) sent[i].then(one, one);
+  });
+  const callHost = (name, text) => new PromiseCtor((resolve, reject) => { host.call(name, text).then(resolve, reject); });
   // The contract: no network, timers or host objects in the sandbox (the Dynamic Worker has
   // no outbound network anyway; removing the globals makes that visible to the program).
   for (const n of ['fetch', 'WebSocket', 'navigator', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'XMLHttpRequest', 'EventSource', 'caches', 'scheduler', 'connect', 'process', 'require', 'Buffer']) {
@@ -106,7 +115,7 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   globalThis.console = { log: out('log'), info: out('info'), warn: out('warn'), error: out('error'), debug: out('debug'), trace: out('debug') };
   const fns = ${names}.map((name) => async (args) => {
     const text = stringify(args === undefined ? {} : args);
-    const reply = await host.call(name, text === undefined ? '{}' : text);
+    const reply = await callHost(name, text === undefined ? '{}' : text);
     if (reply.ok !== undefined) return parse(reply.ok);
     const err = new ErrorCtor(reply.err.message);
     if (reply.err.name !== 'Error') defineProperty(err, 'name', { value: reply.err.name, configurable: true, writable: true });
@@ -117,25 +126,25 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   try { value = await __main(); }
   catch (e) {
     if (e === null || (typeof e !== 'object' && typeof e !== 'function')) {
-      return flushed({ error: { kind: 'guest', name: 'Error', message: typeof e === 'string' ? e : String(e) + ' was thrown', line: 0 } });
+      return await flushed({ error: { kind: 'guest', name: 'Error', message: typeof e === 'string' ? e : String(e) + ' was thrown', line: 0 } });
     }
     const name = typeof e.name === 'string' && e.name ? e.name : 'Error';
     const message = typeof e.message === 'string' ? e.message : String(e.message ?? '');
     const m = /main\\.js:(\\d+):\\d+/.exec(String(e.stack || ''));
     const stack = /Maximum call stack size exceeded/.test(message) && name === 'RangeError';
-    return flushed({ error: { kind: stack ? 'stack' : 'guest', name, message, line: m ? Math.max(0, +m[1] - ${PREFIX_LINES}) : 0 } });
+    return await flushed({ error: { kind: stack ? 'stack' : 'guest', name, message, line: m ? Math.max(0, +m[1] - ${PREFIX_LINES}) : 0 } });
   }
-  if (value === undefined) return flushed({});
+  if (value === undefined) return await flushed({});
   const t = typeof value;
   if (t === 'function' || t === 'symbol' || t === 'bigint') {
-    return flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + (t === 'bigint' ? 'a BigInt (convert it with Number() or String())' : 'a ' + t) + ' cannot be returned; return plain data', line: 0 } });
+    return await flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + (t === 'bigint' ? 'a BigInt (convert it with Number() or String())' : 'a ' + t) + ' cannot be returned; return plain data', line: 0 } });
   }
   let text;
   try { text = stringify(value); }
-  catch (e) { return flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 } }); }
-  if (text === undefined) return flushed({});
-  if (text.length > caps.maxResultBytes) return flushed({ error: { kind: 'too_large', name: 'ResultTooLargeError', message: 'The result is ' + text.length + ' bytes of JSON, above the limit of ' + caps.maxResultBytes + ' bytes; return less data', line: 0 } });
-  return flushed({ value: text });
+  catch (e) { return await flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 } }); }
+  if (text === undefined) return await flushed({});
+  if (text.length > caps.maxResultBytes) return await flushed({ error: { kind: 'too_large', name: 'ResultTooLargeError', message: 'The result is ' + text.length + ' bytes of JSON, above the limit of ' + caps.maxResultBytes + ' bytes; return less data', line: 0 } });
+  return await flushed({ value: text });
 } }
 `
 }

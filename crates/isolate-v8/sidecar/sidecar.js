@@ -138,18 +138,23 @@ const PRELUDE = `(() => {
   consoleObject.trace = consoleObject.debug;
   defineProperty(globalThis, 'console', { value: consoleObject, writable: true, configurable: true, enumerable: false });
 
+  // A plain function returning a native promise (a throw in the executor rejects it), not
+  // an async function returning one: resolving a promise with a promise looks up its \`then\`,
+  // which the program may have replaced.
   const makeBinding = (name) => {
-    const fn = async function (args) {
-      const text = stringify(args === undefined ? {} : args);
-      // Past the cap, refused here without crossing (the sidecar checks again).
-      const id = ++calls > maxCalls ? -1 : hostCall(name, text === undefined ? '{}' : text);
-      if (id === -1) {
-        const err = new ErrorCtor('Exceeded the maximum of ' + maxCalls + ' tool calls per execution');
-        defineProperty(err, 'name', { value: 'ToolCallLimitError', writable: true, configurable: true, enumerable: false });
-        throw err;
-      }
-      if (!id) throw new ErrorCtor('the execution has ended');
-      return new PromiseCtor((resolve, reject) => { pending[id] = [resolve, reject]; });
+    const fn = function (args) {
+      return new PromiseCtor((resolve, reject) => {
+        const text = stringify(args === undefined ? {} : args);
+        // Past the cap, refused here without crossing (the sidecar checks again).
+        const id = ++calls > maxCalls ? -1 : hostCall(name, text === undefined ? '{}' : text);
+        if (id === -1) {
+          const err = new ErrorCtor('Exceeded the maximum of ' + maxCalls + ' tool calls per execution');
+          defineProperty(err, 'name', { value: 'ToolCallLimitError', writable: true, configurable: true, enumerable: false });
+          throw err;
+        }
+        if (!id) throw new ErrorCtor('the execution has ended');
+        pending[id] = [resolve, reject];
+      });
     };
     defineProperty(fn, 'name', { value: name });
     return fn;
