@@ -637,6 +637,35 @@ pub async fn replaced_promise_then_does_not_break_the_sandbox(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// Errors show none of the sandbox's machinery: no call-site access to its functions (and
+/// so their source), no isolated-vm frames in stack traces.
+pub async fn errors_do_not_expose_the_machinery(h: &Harness) {
+    let code = "const seen = [];
+        try { Error.prepareStackTrace = (e, frames) => { for (const f of frames) { try { seen.push(String(f.getFunction && f.getFunction())); } catch {} } return 'formatted by the program'; }; } catch {}
+        let stack = '';
+        try { null.x; } catch (e) { stack = String(e.stack); }
+        return { seen: seen.join('\\n'), stack };";
+    let r = h.run(code).await;
+    let v = value(&r);
+    let seen = v["seen"].as_str().unwrap_or_default();
+    let stack = v["stack"].as_str().unwrap_or_default();
+    for marker in [
+        "hostCall",
+        "__cm_",
+        "pending",
+        "stringify(",
+        "host.call",
+        "<isolated-vm>",
+        "<prelude>",
+    ] {
+        assert!(
+            !seen.contains(marker),
+            "machinery reachable through call sites ({marker}): {seen}"
+        );
+    }
+    assert!(!stack.contains("<isolated-vm>"), "{stack}");
+}
+
 /// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
 /// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
 /// cannot give, never raise it or crash).

@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             deep_recursion_at_every_stack_limit,
             value_nesting_limit,
             replaced_promise_then_does_not_break_the_sandbox,
+            errors_do_not_expose_the_machinery,
             driver_machinery_is_out_of_scope,
             webassembly_memory_cannot_bypass_the_limit,
             long_builtins_stop_at_the_deadline,

@@ -7,8 +7,12 @@
 // code can reach them except through the bindings.
 (() => {
   'use strict';
+  const defineOwn = (o, k, value) => Object.defineProperty(o, k, { value, writable: false, configurable: false, enumerable: false });
   const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log;
   delete globalThis.__cm_call; delete globalThis.__cm_log;
+  // No call-site API: with \`Error.prepareStackTrace\` a program could get the prelude's own
+  // functions (and read their source) from the frames of an error. Stack traces stay text.
+  defineOwn(Error, 'prepareStackTrace', undefined);
   const stringify = JSON.stringify, parse = JSON.parse, ErrorCtor = Error, StringCtor = String;
   const PromiseCtor = Promise, MapCtor = Map;
   const mapClear = Map.prototype.clear, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;

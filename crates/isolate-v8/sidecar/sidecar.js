@@ -93,6 +93,21 @@ const PRELUDE = `(() => {
   'use strict';
   const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, hostDone = globalThis.__cm_done;
   delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_done;
+  // Stack traces show the program's frames only: isolated-vm's and this prelude's frames
+  // (\`<isolated-vm>\`) are left out, and the formatter cannot be replaced, so no program sees
+  // the machinery's functions or names through an error.
+  {
+    const errorToString = Error.prototype.toString, filter = Array.prototype.filter, callSiteFile = (f) => f.getFileName();
+    const format = (err, frames) => {
+      let head;
+      try { head = Reflect.apply(errorToString, err, []); } catch { head = 'Error'; }
+      const own = Reflect.apply(filter, frames, [(f) => { try { return callSiteFile(f) !== '<isolated-vm>'; } catch { return false; } }]);
+      let out = head;
+      for (let i = 0; i < own.length; i++) { try { out += '\\n    at ' + own[i]; } catch {} }
+      return out;
+    };
+    Object.defineProperty(Error, 'prepareStackTrace', { value: format, writable: false, configurable: false, enumerable: false });
+  }
   // WebAssembly memories are allocated outside the isolate's heap limit: a program could grow
   // one far past its memory limit. No other driver offers WebAssembly; neither does this one.
   delete globalThis.WebAssembly;
