@@ -666,6 +666,21 @@ pub async fn errors_do_not_expose_the_machinery(h: &Harness) {
     assert!(!stack.contains("<isolated-vm>"), "{stack}");
 }
 
+/// Network and timer globals are absent from the whole prototype chain of the global object,
+/// not only shadowed on it.
+pub async fn removed_globals_stay_removed(h: &Harness) {
+    let code = "const found = [];
+        for (const n of ['fetch', 'setTimeout', 'setInterval', 'WebSocket', 'EventSource', 'XMLHttpRequest', 'caches', 'connect']) {
+          for (let o = globalThis; o !== null; o = Object.getPrototypeOf(o)) {
+            let v; try { v = o[n]; } catch { v = undefined; }
+            if (v !== undefined) found.push(n);
+          }
+        }
+        return found;";
+    let r = h.run(code).await;
+    assert_eq!(value(&r), json!([]));
+}
+
 /// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
 /// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
 /// cannot give, never raise it or crash).

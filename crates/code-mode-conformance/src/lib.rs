@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             value_nesting_limit,
             replaced_promise_then_does_not_break_the_sandbox,
             errors_do_not_expose_the_machinery,
+            removed_globals_stay_removed,
             driver_machinery_is_out_of_scope,
             webassembly_memory_cannot_bypass_the_limit,
             long_builtins_stop_at_the_deadline,

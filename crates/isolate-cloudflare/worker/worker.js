@@ -89,10 +89,14 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   const callHost = (name, text) => new PromiseCtor((resolve, reject) => { host.call(name, text).then(resolve, reject); });
   // The contract: no network, timers or host objects in the sandbox (the Dynamic Worker has
   // no outbound network anyway; removing the globals makes that visible to the program).
+  // They are removed from every object of the global's prototype chain, not only shadowed,
+  // so \`Object.getPrototypeOf(globalThis).fetch\` finds nothing either.
   for (const n of ['fetch', 'WebSocket', 'navigator', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'XMLHttpRequest', 'EventSource', 'caches', 'scheduler', 'connect', 'process', 'require', 'Buffer']) {
-    try { delete globalThis[n]; } catch {}
-    // Some live on the global's prototype: shadow them with an own undefined.
-    try { if (globalThis[n] !== undefined) Object.defineProperty(globalThis, n, { value: undefined, writable: true, configurable: true }); } catch {}
+    for (let o = globalThis; o !== null; o = Object.getPrototypeOf(o)) {
+      try { delete o[n]; } catch {}
+      try { if (Object.getOwnPropertyDescriptor(o, n)) Object.defineProperty(o, n, { value: undefined, writable: false, configurable: false }); } catch {}
+    }
+    try { if (globalThis[n] !== undefined) Object.defineProperty(globalThis, n, { value: undefined, writable: false, configurable: false }); } catch {}
   }
   // Buffer allocations are charged to the execution's memory limit (Cloudflare enforces
   // 128 MB per isolate itself; a local workerd enforces nothing, so this keeps the contract
