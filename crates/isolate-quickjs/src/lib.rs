@@ -141,6 +141,16 @@ impl std::fmt::Debug for QuickJsContext {
 #[async_trait]
 impl IsolateContext for QuickJsContext {
     async fn execute(&self, code: &str) -> ExecutionResult {
+        // The engine thread drives tool calls and timers through the caller's runtime.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return ExecutionResult::err(
+                ExecutionError::new(
+                    ErrorKind::Driver("InternalError".into()),
+                    "the QuickJS driver must be used inside a Tokio runtime with the time driver enabled",
+                ),
+                Vec::new(),
+            );
+        };
         let mut guard = self.slot.lock().await;
         // Taken out while it runs: if this future is dropped half-way (the caller was
         // cancelled), the engine thread frees the engine and the context says why.
@@ -165,7 +175,6 @@ impl IsolateContext for QuickJsContext {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let watch = runner::Watch::new();
         let job_watch = watch.clone();
-        let handle = tokio::runtime::Handle::current();
         let code = code.to_owned();
         let pool = self.pool.clone();
         let spawned = runner::spawn(move |worker| {
