@@ -681,6 +681,19 @@ pub async fn removed_globals_stay_removed(h: &Harness) {
     assert_eq!(value(&r), json!([]));
 }
 
+/// Tool calls refused while the program is deep in a recursion (input nested too deeply,
+/// calls past the cap) do not move the engine's stack limit: the recursion still ends in
+/// `StackOverflowError`, never in a crash.
+pub async fn refused_calls_deep_in_a_recursion_keep_the_stack_limit(h: &Harness) {
+    let limits = h.limits_with(|b| b.max_tool_calls(5));
+    let code = "let deep = 1; for (let i = 0; i < 70; i++) deep = [deep];
+        function f(n) { if (n % 200 === 0) { external_echo({deep}).catch(() => {}); } return f(n + 1) + 1; }
+        return f(1);";
+    let r = h.run_with(&Fixtures::default(), limits, code).await;
+    assert_kind(&r, ErrorKind::StackOverflow);
+    h.assert_healthy().await;
+}
+
 /// Every stack limit the core accepts is safe: deep recursion at the smallest, a middling
 /// and the largest limit ends in `StackOverflowError` (a driver may lower a limit its engine
 /// cannot give, never raise it or crash).

@@ -63,6 +63,7 @@ macro_rules! conformance_tests {
             replaced_promise_then_does_not_break_the_sandbox,
             errors_do_not_expose_the_machinery,
             removed_globals_stay_removed,
+            refused_calls_deep_in_a_recursion_keep_the_stack_limit,
             driver_machinery_is_out_of_scope,
             webassembly_memory_cannot_bypass_the_limit,
             long_builtins_stop_at_the_deadline,

@@ -444,11 +444,11 @@ fn deliver<'js>(
         Ok(value) => {
             let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
             let js = ctx.json_parse(text)?;
-            resolve.call::<_, ()>((js,))
+            call_in_place(ctx, &resolve, js)
         }
         Err(err) => {
             let js = convert::make_error(ctx, &err.name, &err.message)?;
-            reject.call::<_, ()>((js,))
+            call_in_place(ctx, &reject, js)
         }
     }
 }
@@ -512,6 +512,34 @@ fn console_call<'js>(
     Ok(())
 }
 
+/// Calls `f(arg)` from inside a host callback without moving QuickJS's stack top.
+///
+/// rquickjs's `Function::call` re-records the stack top at the caller's stack pointer on
+/// every call and never restores it. Called from a callback deep in a guest recursion, that
+/// moves the stack limit down by the callback's depth; a program doing it repeatedly would
+/// recurse past the real end of the stack and abort the process. A plain `JS_Call` keeps the
+/// limit measured from where the engine was entered.
+fn call_in_place<'js>(ctx: &Ctx<'js>, f: &Function<'js>, arg: Value<'js>) -> rquickjs::Result<()> {
+    let raw = ctx.as_raw().as_ptr();
+    let mut argv = [arg.as_raw()];
+    // SAFETY: `ctx` is entered; `f` and `arg` are live values of it (borrowed for the call);
+    // the returned value is owned by us and freed once.
+    unsafe {
+        let ret = rquickjs::qjs::JS_Call(
+            raw,
+            f.as_raw(),
+            rquickjs::qjs::JS_UNDEFINED,
+            1,
+            argv.as_mut_ptr(),
+        );
+        if rquickjs::qjs::JS_IsException(ret) {
+            return Err(rquickjs::Error::Exception);
+        }
+        rquickjs::qjs::JS_FreeValue(raw, ret);
+    }
+    Ok(())
+}
+
 fn host_call<'js>(
     shared: &Shared,
     name: &Arc<str>,
@@ -529,7 +557,7 @@ fn host_call<'js>(
                 shared.bridge.max_calls()
             ),
         )?;
-        reject.call::<_, ()>((err,))?;
+        call_in_place(ctx, &reject, err)?;
         return Ok(promise);
     }
     let args = match input.0 {
@@ -539,7 +567,7 @@ fn host_call<'js>(
             Ok(json) => json,
             Err(message) => {
                 let err = convert::make_error(ctx, "TypeError", &message)?;
-                reject.call::<_, ()>((err,))?;
+                call_in_place(ctx, &reject, err)?;
                 return Ok(promise);
             }
         },
