@@ -78,6 +78,23 @@ pub fn too_deep_message(what: &str, depth: usize) -> String {
     )
 }
 
+/// Reads the JSON text a program passed to the tool `name`, as every driver must: nested past
+/// [`MAX_VALUE_DEPTH`] or not JSON, it is refused with the message the program sees (as a
+/// `TypeError`) before a recursive parser runs; lone surrogates become U+FFFD.
+///
+/// ```
+/// assert_eq!(code_mode::parse_tool_input("external_a", r#"{"x": [1]}"#), Ok(serde_json::json!({"x": [1]})));
+/// let deep = format!("{}1{}", "[".repeat(65), "]".repeat(65));
+/// assert!(code_mode::parse_tool_input("external_a", &deep).unwrap_err().contains("the limit is 64"));
+/// ```
+pub fn parse_tool_input(name: &str, text: &str) -> Result<Value, String> {
+    let depth = json_text_depth(text);
+    if depth > MAX_VALUE_DEPTH {
+        return Err(too_deep_message(&format!("{name}'s input"), depth));
+    }
+    crate::text::parse_guest_json(text).map_err(|e| format!("{name}: arguments are not JSON: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

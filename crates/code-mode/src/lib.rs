@@ -64,7 +64,9 @@ pub use code_mode::{
     BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions, ToolSpec,
 };
 pub use console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, TRUNCATION_MARKER};
-pub use depth::{MAX_VALUE_DEPTH, json_text_depth, too_deep_message, value_depth};
+pub use depth::{
+    MAX_VALUE_DEPTH, json_text_depth, parse_tool_input, too_deep_message, value_depth,
+};
 pub use driver::{ContextConfig, ExecutionResult, IsolateContext, IsolateDriver};
 pub use error::{
     CodeModeError, DriverError, ErrorKind, ExecutionError, LimitsError, MAX_ERROR_MESSAGE_BYTES,

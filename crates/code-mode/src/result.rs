@@ -38,17 +38,13 @@ impl CodeModeResult {
     pub fn from_execution(result: ExecutionResult) -> Self {
         let logs = result.logs.iter().map(|e| e.to_line()).collect();
         let outcome = match result.outcome {
-            Ok(Some(value))
-                if crate::depth::value_depth(&value) > crate::depth::MAX_VALUE_DEPTH =>
-            {
-                Err(ExecutionError::new(
+            Ok(Some(value)) => match crate::depth::value_depth(&value) {
+                depth if depth > crate::depth::MAX_VALUE_DEPTH => Err(ExecutionError::new(
                     crate::error::ErrorKind::Result,
-                    crate::depth::too_deep_message(
-                        "The returned value",
-                        crate::depth::value_depth(&value),
-                    ),
-                ))
-            }
+                    crate::depth::too_deep_message("The returned value", depth),
+                )),
+                _ => Ok(Some(value)),
+            },
             other => other,
         };
         match outcome {

@@ -103,6 +103,26 @@ impl From<ExecutionError> for Failed {
     }
 }
 
+/// The program's returned value from the JSON text the Worker sent: nesting and size are
+/// checked here again, before any parser runs.
+fn result_of(text: &str, limits: &Limits) -> Result<serde_json::Value, ExecutionError> {
+    let depth = code_mode::json_text_depth(text);
+    if depth > code_mode::MAX_VALUE_DEPTH {
+        return Err(ExecutionError::new(
+            ErrorKind::Result,
+            code_mode::too_deep_message("The returned value", depth),
+        ));
+    }
+    if text.len() as u64 > limits.max_result_bytes() {
+        return Err(ExecutionError::result_too_large(
+            text.len() as u64,
+            limits.max_result_bytes(),
+        ));
+    }
+    code_mode::parse_guest_json(text)
+        .map_err(|e| driver_error(format!("malformed result from the Worker: {e}")))
+}
+
 /// A broken connection (reset, closed under us, I/O), as opposed to a protocol violation.
 fn is_transport(e: &tokio_tungstenite::tungstenite::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error;
@@ -250,19 +270,8 @@ impl CloudflareContext {
                                 Some(f) => Err(classify(f, limits).into()),
                                 None => match value {
                                     None => Ok(None),
-                                    Some(text) if code_mode::json_text_depth(&text) > code_mode::MAX_VALUE_DEPTH => {
-                                        Err(ExecutionError::new(
-                                            ErrorKind::Result,
-                                            code_mode::too_deep_message("The returned value", code_mode::json_text_depth(&text)),
-                                        ).into())
-                                    }
                                     // Re-checked here: nothing the Worker side says is trusted.
-                                    Some(text) if text.len() as u64 > limits.max_result_bytes() => {
-                                        Err(ExecutionError::result_too_large(text.len() as u64, limits.max_result_bytes()).into())
-                                    }
-                                    Some(text) => code_mode::parse_guest_json(&text).map(Some).map_err(|e| {
-                                        driver_error(format!("malformed result from the Worker: {e}")).into()
-                                    }),
+                                    Some(text) => result_of(&text, limits).map(Some).map_err(Into::into),
                                 },
                             };
                         }

@@ -149,17 +149,9 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
             let args = guest_string(&mut caller, ap, al)?;
             // A value nested past the limit (or not JSON) is refused as on every driver: the
             // call throws a TypeError and no tool runs; it never reaches a tool changed.
-            let depth = code_mode::json_text_depth(&args);
-            let future = if depth > code_mode::MAX_VALUE_DEPTH {
-                refuse(code_mode::too_deep_message(
-                    &format!("{name}'s input"),
-                    depth,
-                ))
-            } else {
-                match code_mode::parse_guest_json(&args) {
-                    Ok(args) => bridge.call(&name, args),
-                    Err(e) => refuse(format!("{name}: arguments are not JSON: {e}")),
-                }
+            let future = match code_mode::parse_tool_input(&name, &args) {
+                Ok(args) => bridge.call(&name, args),
+                Err(message) => refuse(message),
             };
             caller.data_mut().requests.push(Request { id, future });
             Ok(0)

@@ -26,13 +26,11 @@ pub(crate) fn string_lossy(s: &rquickjs::String<'_>) -> String {
             return String::new();
         }
         let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-        let out = wtf8_lossy(bytes);
+        let out = code_mode::wtf8_to_string(bytes);
         rquickjs::qjs::JS_FreeCString(ctx, ptr);
         out
     }
 }
-
-use code_mode::wtf8_to_string as wtf8_lossy;
 
 /// What failed while the host was handling a guest value.
 pub(crate) enum Thrown<'js> {
@@ -65,16 +63,7 @@ pub(crate) fn to_json<'js>(
     let Some(text) = ctx.json_stringify(v)? else {
         return Ok(Ok(serde_json::Value::Object(Default::default())));
     };
-    let text = string_lossy(&text);
-    let depth = code_mode::json_text_depth(&text);
-    if depth > code_mode::MAX_VALUE_DEPTH {
-        return Ok(Err(code_mode::too_deep_message(
-            &format!("{name}'s input"),
-            depth,
-        )));
-    }
-    Ok(code_mode::parse_guest_json(&text)
-        .map_err(|e| format!("{name}: arguments are not JSON: {e}")))
+    Ok(code_mode::parse_tool_input(name, &string_lossy(&text)))
 }
 
 /// Converts the program's return value to JSON, enforcing the result size limit.
@@ -317,14 +306,7 @@ pub(crate) fn format_value<'js>(
 
 #[cfg(test)]
 mod tests {
-    use super::{line_in_stack, wtf8_lossy};
-
-    #[test]
-    fn lone_surrogates_become_replacement_characters() {
-        assert_eq!(wtf8_lossy(b"a\xED\xA0\x80b"), "a\u{FFFD}b");
-        assert_eq!(wtf8_lossy(b"\xED\xB0\x80"), "\u{FFFD}");
-        assert_eq!(wtf8_lossy("ok ✓".as_bytes()), "ok ✓");
-    }
+    use super::line_in_stack;
 
     #[test]
     fn finds_the_program_frame() {
