@@ -1087,6 +1087,53 @@ pub async fn prototype_pollution_is_contained(h: &Harness) {
     assert_eq!(r.result, Some(json!("undefined")));
 }
 
+/// Handing a tool result to the guest builds it from own data properties: setters a program
+/// put on `Object.prototype` and `Array.prototype` do not run, and the result keeps its own
+/// keys. A setter that re-enters `JSON.stringify` (which QuickJS's own stringify runs: it
+/// keeps its work list in an engine array) breaks only that program, with a clear error, never
+/// an undescribed internal failure.
+pub async fn delivery_runs_no_guest_setters(h: &Harness) {
+    let code = r#"
+const pending = external_echo({ list: [{ a: 1 }, [2, 3]], a: 'x' });
+let hits = 0;
+const keys = [['0', Array.prototype], ['1', Array.prototype], ['a', Object.prototype], ['list', Object.prototype]];
+for (const [k, o] of keys) Object.defineProperty(o, k, { set(v) { hits++; }, get() { return 'inherited'; }, configurable: true });
+const r = await pending;
+const seen = hits;
+const own = [Object.keys(r).join(','), Object.keys(r.list[0]).join(','), r.list.length, r.list[1].length];
+const values = [r.a, r.list[0].a, r.list[1][0], r.list[1][1]];
+for (const [k, o] of keys) delete o[k];
+return { seen, own, values };
+"#;
+    let r = h.run(code).await;
+    assert_eq!(
+        value(&r),
+        json!({"seen": 0, "own": ["list,a", "a", 2, 2], "values": ["x", 1, 2, 3]}),
+        "delivering a tool result ran guest setters or lost own properties"
+    );
+
+    for code in [
+        "Object.defineProperty(Array.prototype, '0', { set(v) { JSON.stringify(this); }, configurable: true });
+const r = await external_echo({ x: [1] });
+return r;",
+        "Object.defineProperty(Array.prototype, '0', { set(v) { JSON.stringify(this); }, configurable: true });
+const x = [5];
+return { x };",
+        "Object.defineProperty(Array.prototype, '0', { set(v) { JSON.stringify(this); }, configurable: true });
+throw new Error('after the setter');",
+    ] {
+        let r = h.run(code).await;
+        match &r.outcome {
+            Ok(_) => {}
+            Err(e) => assert!(
+                matches!(e.kind, ErrorKind::StackOverflow) || e.message.contains("after the setter"),
+                "{code}: expected success, StackOverflowError or the thrown error, got {e}"
+            ),
+        }
+    }
+    h.assert_healthy().await;
+}
+
 /// Replacing `JSON`, `Promise`, `console`, `Object` methods does not break tool calls or
 /// result handling.
 pub async fn overwritten_builtins_do_not_break_the_host(h: &Harness) {

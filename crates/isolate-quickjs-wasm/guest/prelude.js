@@ -19,6 +19,7 @@
   const defineProperty = Object.defineProperty, apply = Reflect.apply;
   const arrayMap = Array.prototype.map, arrayJoin = Array.prototype.join;
   const regexpExec = RegExp.prototype.exec;
+  const charCodeAt = String.prototype.charCodeAt, stringSlice = String.prototype.slice;
   const typeOf = (v) => typeof v;
   const isError = (v) => v instanceof ErrorCtor;
   const LEVELS = ['log', 'info', 'warn', 'error', 'debug'];
@@ -70,8 +71,9 @@
         throw namedError('ToolCallLimitError', 'Exceeded the maximum of ' + maxCalls + ' tool calls per execution');
       }
       const reply = await new PromiseCtor((resolve) => { apply(mapSet, pending, [id, resolve]); });
-      if (reply[0] === 'v') return parse(reply.slice(1));
-      const e = parse(reply.slice(1));
+      const body = apply(stringSlice, reply, [1]);
+      if (reply[0] === 'v') return parse(body);
+      const e = parse(body);
       throw namedError(e.name, e.message);
     };
     defineProperty(fn, 'name', { value: name });
@@ -84,10 +86,31 @@
       return m ? +m[1] : 0;
     } catch { return 0; }
   };
+  // The error record is encoded by hand, not with JSON.stringify: QuickJS's stringify pushes
+  // onto engine-internal arrays, so an index setter on Array.prototype runs inside it, and a
+  // setter that itself stringifies recurses until the stack is gone. Describing that stack
+  // overflow must not need the broken built-in. Messages are cut at 16 Ki code units (the
+  // host caps them at 8 KiB and adds its marker), so the loop stays short.
+  const HEX = '0123456789abcdef';
+  const quote = (s) => {
+    const n = s.length < 16384 ? s.length : 16384;
+    let out = '"';
+    for (let i = 0; i < n; i++) {
+      const c = apply(charCodeAt, s, [i]);
+      if (c === 34) out += '\\"';
+      else if (c === 92) out += '\\\\';
+      else if (c < 32 || (c >= 0xd800 && c <= 0xdfff)) {
+        out += '\\u' + HEX[(c >> 12) & 15] + HEX[(c >> 8) & 15] + HEX[(c >> 4) & 15] + HEX[c & 15];
+      } else out += apply(stringSlice, s, [i, i + 1]);
+    }
+    return out + '"';
+  };
+  const failure = (kind, name, message, line) =>
+    'e{"kind":' + quote(kind) + ',"name":' + quote(name) + ',"message":' + quote(message) + ',"line":' + (line | 0) + '}';
   const describe = (e, syntax) => {
     if (e === null || e === undefined || (typeOf(e) !== 'object' && typeOf(e) !== 'function')) {
       const message = typeOf(e) === 'string' ? e : (e === null ? 'null' : StringCtor(e)) + ' was thrown';
-      return 'e' + stringify({ kind: 'guest', name: 'Error', message, line: 0 });
+      return failure('guest', 'Error', message, 0);
     }
     let name, message;
     try { name = e.name; message = e.message; } catch { name = 'Error'; message = 'an error was thrown'; }
@@ -95,10 +118,10 @@
     try { message = typeOf(message) === 'string' ? message : (message === undefined ? '' : StringCtor(message)); }
     catch { message = ''; }
     const kind = syntax && name === 'SyntaxError' ? 'syntax' : 'guest';
-    return 'e' + stringify({ kind, name, message, line: isError(e) ? lineOf(e) : 0 });
+    return failure(kind, name, message, isError(e) ? lineOf(e) : 0);
   };
-  const refuse = (what) => 'e' + stringify({ kind: 'result', name: 'ResultError',
-    message: 'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', line: 0 });
+  const refuse = (what) => failure('result', 'ResultError',
+    'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', 0);
 
   return {
     // Runs the program; resolves to 'u' (no value), 'v'+json, or 'e'+json(error). Never rejects.
@@ -116,8 +139,8 @@
       let text;
       try { text = stringify(value); }
       catch (e) {
-        if (isError(e) && e.name === 'TypeError') return 'e' + stringify({ kind: 'result', name: 'ResultError',
-          message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 });
+        if (isError(e) && e.name === 'TypeError') return failure('result', 'ResultError',
+          'The returned value is not JSON-serializable: ' + StringCtor(e.message), 0);
         return describe(e, false);
       }
       return text === undefined ? 'u' : 'v' + text;

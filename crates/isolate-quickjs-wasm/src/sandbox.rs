@@ -321,7 +321,8 @@ impl Sandbox {
         }
         let failure: Failure = text
             .strip_prefix('e')
-            .and_then(|j| serde_json::from_str(j).ok())
+            .and_then(|j| code_mode::parse_guest_json(j).ok())
+            .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or(Failure {
                 kind: "internal".into(),
                 name: "InternalError".into(),
