@@ -232,6 +232,24 @@ pub async fn uncaught_tool_error_fails_execution(h: &Harness) {
     let e = error(&r);
     assert_eq!(e.kind.name(), "Error");
     assert_eq!(e.message, "upstream 503");
+    assert_eq!(e.line, Some(1), "{e}");
+
+    // The error carries the line of the call that failed (the `await` of an inline call),
+    // wherever the rejection is finally left uncaught, and on every path a call can fail
+    // by: the tool's own error, an input the sandbox refuses, a call in a helper, one of a
+    // Promise.all.
+    for (code, line) in [
+        ("const a = 1;\n\nconst r = await external_fail({message: 'x'});\nreturn r;", 3),
+        ("let v = {};\nfor (let i = 0; i < 100; i++) v = { v };\nconst r = await external_echo(v);\nreturn r;", 3),
+        ("async function get() {\n  const a = 1;\n  return await external_fail({message: 'x'});\n}\n\nreturn await get();", 3),
+        ("const all = Promise.all([external_echo({}),\n  external_echo({}),\n  external_fail({message: 'x'})]);\n\nreturn await all;", 3),
+    ] {
+        let r = h.run(code).await;
+        assert_eq!(error(&r).line, Some(line), "{code}: {}", error(&r));
+    }
+    let ts = "interface In { message: string }\nconst input: In = { message: 'x' };\n\nconst r: unknown = await external_fail(input);\nreturn r;";
+    let r = h.run_typescript(ts).await;
+    assert_eq!(r.error.expect("tool error").line, Some(4), "{ts}");
 }
 
 /// A call with no argument passes `{}`.
@@ -1130,6 +1148,33 @@ throw new Error('after the setter');",
                 "{code}: expected success, StackOverflowError or the thrown error, got {e}"
             ),
         }
+    }
+    h.assert_healthy().await;
+}
+
+/// Hooks a program leaves on the prototypes the sandbox's own machinery would otherwise
+/// inherit from (`toJSON`, `then`, `RegExp.prototype.exec`, `String.prototype.slice`) do
+/// not change how its error or its tool replies are reported.
+pub async fn inherited_hooks_do_not_change_outcomes(h: &Harness) {
+    let hooks = [
+        "Object.prototype.toJSON = function () { return 'hijacked'; };",
+        "Object.defineProperty(Object.prototype, 'then', { value(ok) { ok({ value: 'hijacked' }); }, writable: true, configurable: true });",
+        "RegExp.prototype.exec = function () { return ['hijacked', '99']; };",
+        "String.prototype.slice = function () { return 'hijacked'; };",
+    ];
+    for hook in hooks {
+        let code = format!("{hook}\nthrow new RangeError('boom');");
+        let r = h.run(&code).await;
+        let e = error(&r);
+        assert_eq!(
+            (e.kind.name(), e.message.as_str(), e.line),
+            ("RangeError", "boom", Some(2)),
+            "{hook}"
+        );
+        // The input has no prototype, so the program's own `toJSON` does not apply to it.
+        let code = format!("{hook}\nconst r = await external_add({{ __proto__: null, a: 1, b: 2 }});\nreturn r;");
+        let r = h.run(&code).await;
+        assert_eq!(value(&r), json!(3), "{hook}");
     }
     h.assert_healthy().await;
 }

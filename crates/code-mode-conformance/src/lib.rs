@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             function_constructor_escapes,
             prototype_pollution_is_contained,
             delivery_runs_no_guest_setters,
+            inherited_hooks_do_not_change_outcomes,
             overwritten_builtins_do_not_break_the_host,
             host_caused_guest_code_is_under_the_deadline,
             hostile_strings_round_trip,

@@ -41,6 +41,23 @@ function fail(kind, name, message, line = 0) {
   return { kind, name, message: String(message), line }
 }
 
+// The program module's outcome: 'u' (no value), 'v' + JSON text, or 'e' + JSON error record.
+// Anything else (the module is the program's realm) is an internal failure, never trusted.
+function decodeOutcome(text) {
+  if (typeof text === 'string') {
+    if (text === 'u') return {}
+    if (text[0] === 'v') return { value: text.slice(1) }
+    if (text[0] === 'e') {
+      let e = null
+      try { e = JSON.parse(text.slice(1)) } catch {}
+      if (e && typeof e.kind === 'string' && typeof e.name === 'string' && typeof e.message === 'string') {
+        return { error: fail(e.kind, e.name, e.message, Number.isInteger(e.line) && e.line > 0 ? e.line : 0) }
+      }
+    }
+  }
+  return { error: fail('internal', 'Error', 'the program ended without a readable result') }
+}
+
 // The module a Dynamic Worker runs. `host` is an RpcTarget of this Worker: tool calls and
 // console lines go through it; nothing else reaches the program. The program is an arrow
 // function at the top of the module, before anything else is declared: its scope holds none
@@ -49,6 +66,8 @@ function fail(kind, name, message, line = 0) {
 // reach the entrypoint's `env` and `ctx`.
 function moduleFor(code, bindings) {
   const names = JSON.stringify(bindings)
+  // The program's last line in the module: frames past it are the harness's own.
+  const lastLine = PREFIX_LINES + code.split(/\r\n|[\n\r\u2028\u2029]/).length
   return `// code-mode program module
 const __main = async () => {
 ${code}
@@ -57,7 +76,8 @@ import { WorkerEntrypoint } from 'cloudflare:workers';
 export default class extends WorkerEntrypoint { async run(host, caps) {
   // Captured before the program runs: it may replace any of them. Promises are awaited, never
   // returned from an async function (that would look up the program's \`then\`).
-  const stringify = JSON.stringify, parse = JSON.parse, PromiseCtor = Promise;
+  const stringify = JSON.stringify, parse = JSON.parse, PromiseCtor = Promise, StringCtor = String;
+  const regexpExec = RegExp.prototype.exec, stringSlice = String.prototype.slice;
   const defineProperty = Object.defineProperty, apply = Reflect.apply, map = Array.prototype.map, join = Array.prototype.join, ErrorCtor = Error;
   let logs = 0, bytes = 0;
   const fmt = (v) => {
@@ -86,6 +106,11 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
     // RPC promises have their own \`then\`, which the program cannot reach.
     for (let i = 0; i < sent.length; i++) sent[i].then(one, one);
   });
+  // Tool replies ('v' + JSON, 'e' + JSON error) and the outcome ('u', 'v' + JSON, 'e' + JSON)
+  // cross as text: resolving a promise with an object looks up its \`then\`, and one the
+  // program put on Object.prototype would take the reply or the outcome over. The error record
+  // has no prototype, so the program's \`toJSON\` does not replace it either.
+  const failure = (f) => 'e' + stringify({ __proto__: null, kind: f.kind, name: f.name, message: f.message, line: f.line });
   const callHost = (name, text) => new PromiseCtor((resolve, reject) => { host.call(name, text).then(resolve, reject); });
   // The contract: no network, timers or host objects in the sandbox (the Dynamic Worker has
   // no outbound network anyway; removing the globals makes that visible to the program).
@@ -118,37 +143,52 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   }
   globalThis.console = { log: out('log'), info: out('info'), warn: out('warn'), error: out('error'), debug: out('debug'), trace: out('debug') };
   const fns = ${names}.map((name) => async (args) => {
+    // Made while the caller's frames are on the stack: a failed call throws it, so the
+    // program's error names the line of the call (the trace is formatted on first read).
+    const site = new ErrorCtor();
     const text = stringify(args === undefined ? {} : args);
     const reply = await callHost(name, text === undefined ? '{}' : text);
-    if (reply.ok !== undefined) return parse(reply.ok);
-    const err = new ErrorCtor(reply.err.message);
-    if (reply.err.name !== 'Error') defineProperty(err, 'name', { value: reply.err.name, configurable: true, writable: true });
-    throw err;
+    const body = apply(stringSlice, reply, [1]);
+    if (reply[0] === 'v') return parse(body);
+    const err = parse(body);
+    defineProperty(site, 'message', { value: err.message, configurable: true, writable: true });
+    if (err.name !== 'Error') defineProperty(site, 'name', { value: err.name, configurable: true, writable: true });
+    throw site;
   });
+  // The first frame of the program's own lines (the harness's frames come after them).
+  const lineOf = (e) => {
+    let stack;
+    try { stack = StringCtor(e.stack || ''); } catch { return 0; }
+    const frames = /main\\.js:(\\d+):\\d+/g;
+    for (let m; (m = apply(regexpExec, frames, [stack])) !== null;) {
+      const n = +m[1];
+      if (n > ${PREFIX_LINES} && n <= ${lastLine}) return n - ${PREFIX_LINES};
+    }
+    return 0;
+  };
   ${JSON.stringify(bindings)}.forEach((n, i) => { globalThis[n] = fns[i]; });
   let value;
   try { value = await __main(); }
   catch (e) {
     if (e === null || (typeof e !== 'object' && typeof e !== 'function')) {
-      return await flushed({ error: { kind: 'guest', name: 'Error', message: typeof e === 'string' ? e : String(e) + ' was thrown', line: 0 } });
+      return await flushed(failure({ kind: 'guest', name: 'Error', message: typeof e === 'string' ? e : StringCtor(e) + ' was thrown', line: 0 }));
     }
     const name = typeof e.name === 'string' && e.name ? e.name : 'Error';
-    const message = typeof e.message === 'string' ? e.message : String(e.message ?? '');
-    const m = /main\\.js:(\\d+):\\d+/.exec(String(e.stack || ''));
-    const stack = /Maximum call stack size exceeded/.test(message) && name === 'RangeError';
-    return await flushed({ error: { kind: stack ? 'stack' : 'guest', name, message, line: m ? Math.max(0, +m[1] - ${PREFIX_LINES}) : 0 } });
+    const message = typeof e.message === 'string' ? e.message : StringCtor(e.message ?? '');
+    const stack = name === 'RangeError' && apply(regexpExec, /Maximum call stack size exceeded/, [message]) !== null;
+    return await flushed(failure({ kind: stack ? 'stack' : 'guest', name, message, line: lineOf(e) }));
   }
-  if (value === undefined) return await flushed({});
+  if (value === undefined) return await flushed('u');
   const t = typeof value;
   if (t === 'function' || t === 'symbol' || t === 'bigint') {
-    return await flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + (t === 'bigint' ? 'a BigInt (convert it with Number() or String())' : 'a ' + t) + ' cannot be returned; return plain data', line: 0 } });
+    return await flushed(failure({ kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + (t === 'bigint' ? 'a BigInt (convert it with Number() or String())' : 'a ' + t) + ' cannot be returned; return plain data', line: 0 }));
   }
   let text;
   try { text = stringify(value); }
-  catch (e) { return await flushed({ error: { kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 } }); }
-  if (text === undefined) return await flushed({});
-  if (text.length > caps.maxResultBytes) return await flushed({ error: { kind: 'too_large', name: 'ResultTooLargeError', message: 'The result is ' + text.length + ' bytes of JSON, above the limit of ' + caps.maxResultBytes + ' bytes; return less data', line: 0 } });
-  return await flushed({ value: text });
+  catch (e) { return await flushed(failure({ kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 })); }
+  if (text === undefined) return await flushed('u');
+  if (text.length > caps.maxResultBytes) return await flushed(failure({ kind: 'too_large', name: 'ResultTooLargeError', message: 'The result is ' + text.length + ' bytes of JSON, above the limit of ' + caps.maxResultBytes + ' bytes; return less data', line: 0 }));
+  return await flushed('v' + text);
 } }
 `
 }
@@ -167,9 +207,10 @@ class Host extends RpcTarget {
   log(level, msg) {
     this.send({ t: 'log', level, msg: String(msg).toWellFormed() })
   }
-  // Never rejects: the program decodes {ok} or {err}.
+  // Never rejects: resolves to 'v' + the result's JSON text or 'e' + {name, message} as JSON
+  // (text, so no \`then\` of the program's realm is looked up on it).
   call(name, args) {
-    if (this.closed) return { err: { name: 'Error', message: 'the execution has ended' } }
+    if (this.closed) return 'e' + JSON.stringify({ name: 'Error', message: 'the execution has ended' })
     const id = this.next++
     return new Promise((resolve) => {
       this.pending.set(id, resolve)
@@ -180,11 +221,11 @@ class Host extends RpcTarget {
     const resolve = this.pending.get(msg.id)
     if (!resolve) return
     this.pending.delete(msg.id)
-    resolve(msg.ok !== undefined ? { ok: String(msg.ok) } : { err: { name: String(msg.err?.name || 'Error'), message: String(msg.err?.message || '') } })
+    resolve(msg.ok !== undefined ? 'v' + String(msg.ok) : 'e' + JSON.stringify({ name: String(msg.err?.name || 'Error'), message: String(msg.err?.message || '') }))
   }
   end() {
     this.closed = true
-    for (const resolve of this.pending.values()) resolve({ err: { name: 'Error', message: 'the execution has ended' } })
+    for (const resolve of this.pending.values()) resolve('e' + JSON.stringify({ name: 'Error', message: 'the execution has ended' }))
     this.pending.clear()
   }
 }
@@ -206,7 +247,7 @@ async function execute(env, socket, host, run) {
         env: {},
         globalOutbound: null,
       }))
-      outcome = await worker.getEntrypoint().run(host, caps)
+      outcome = decodeOutcome(await worker.getEntrypoint().run(host, caps))
     } catch (e) {
       const message = String(e && e.message)
       const syntax = /SyntaxError/.test(message)

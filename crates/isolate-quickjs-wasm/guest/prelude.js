@@ -65,6 +65,9 @@
   };
   const makeBinding = (name) => {
     const fn = async function (args) {
+      // Made while the caller's frames are on the stack (QuickJS records them at creation):
+      // a failed call throws it, so the program's error names the line of the call.
+      const site = new ErrorCtor();
       const text = stringify(args === undefined ? {} : args);
       const id = nextCall++;
       if (!hostCall(id, name, text === undefined ? '{}' : text)) {
@@ -74,7 +77,9 @@
       const body = apply(stringSlice, reply, [1]);
       if (reply[0] === 'v') return parse(body);
       const e = parse(body);
-      throw namedError(e.name, e.message);
+      defineProperty(site, 'message', { value: e.message, writable: true, configurable: true, enumerable: false });
+      if (e.name !== 'Error') defineProperty(site, 'name', { value: e.name, writable: true, configurable: true, enumerable: false });
+      throw site;
     };
     defineProperty(fn, 'name', { value: name });
     return fn;
@@ -86,11 +91,12 @@
       return m ? +m[1] : 0;
     } catch { return 0; }
   };
-  // The error record is encoded by hand, not with JSON.stringify: QuickJS's stringify pushes
-  // onto engine-internal arrays, so an index setter on Array.prototype runs inside it, and a
-  // setter that itself stringifies recurses until the stack is gone. Describing that stack
-  // overflow must not need the broken built-in. Messages are cut at 16 Ki code units (the
-  // host caps them at 8 KiB and adds its marker), so the loop stays short.
+  // The error record: a null-prototype object (no inherited `toJSON` runs), stringified. If
+  // stringify itself fails it is encoded by hand: QuickJS's stringify pushes onto
+  // engine-internal arrays, so an index setter on Array.prototype runs inside it, and a setter
+  // that itself stringifies recurses until the stack is gone. Describing that stack overflow
+  // must not need the broken built-in. The hand encoder cuts messages at 16 Ki code units
+  // (the host caps them at 8 KiB and adds its marker), so its loop stays short.
   const HEX = '0123456789abcdef';
   const quote = (s) => {
     const n = s.length < 16384 ? s.length : 16384;
@@ -105,8 +111,12 @@
     }
     return out + '"';
   };
-  const failure = (kind, name, message, line) =>
-    'e{"kind":' + quote(kind) + ',"name":' + quote(name) + ',"message":' + quote(message) + ',"line":' + (line | 0) + '}';
+  const failure = (kind, name, message, line) => {
+    try { return 'e' + stringify({ __proto__: null, kind, name, message, line }); }
+    catch {
+      return 'e{"kind":' + quote(kind) + ',"name":' + quote(name) + ',"message":' + quote(message) + ',"line":' + (line | 0) + '}';
+    }
+  };
   const describe = (e, syntax) => {
     if (e === null || e === undefined || (typeOf(e) !== 'object' && typeOf(e) !== 'function')) {
       const message = typeOf(e) === 'string' ? e : (e === null ? 'null' : StringCtor(e)) + ' was thrown';

@@ -7,7 +7,7 @@
 //! `JSON`, `Promise` or `console` cannot break the host's handling of its result.
 
 use code_mode::{ErrorKind, ExecutionError, Limits, serde_json};
-use rquickjs::{Ctx, Exception, Object, Type, Value};
+use rquickjs::{Ctx, Object, Type, Value};
 
 use crate::engine::{Deadline, SCRIPT_NAME};
 
@@ -46,11 +46,37 @@ pub(crate) fn make_error<'js>(
     name: &str,
     message: &str,
 ) -> rquickjs::Result<Value<'js>> {
-    let err = Exception::from_message(ctx.clone(), message)?;
-    if name != "Error" {
-        err.as_object().set("name", name)?;
-    }
+    let err = new_error(ctx)?;
+    name_error(&err, name, message)?;
     Ok(err.into_value())
+}
+
+/// A new `Error` object whose `stack` is the guest's stack at this moment: QuickJS records
+/// it at creation. Made when a binding is called, it is the error a failed call rejects
+/// with later, so the program's error names the line of the call, not of the host loop.
+pub(crate) fn new_error<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    // SAFETY: `ctx` is entered; `JS_NewError` returns an owned value (or the exception
+    // marker), which `from_raw` takes over.
+    let raw = unsafe { rquickjs::qjs::JS_NewError(ctx.as_raw().as_ptr()) };
+    if unsafe { rquickjs::qjs::JS_IsException(raw) } {
+        return Err(rquickjs::Error::Exception);
+    }
+    let value = unsafe { Value::from_raw(ctx.clone(), raw) };
+    value
+        .into_object()
+        .ok_or_else(|| rquickjs::Error::new_from_js("value", "Error"))
+}
+
+/// Gives `err` its own `message` and, unless it is `Error`, `name`: defined as data
+/// properties (writable, configurable, not enumerable, as the engine's own errors have
+/// them), so no accessor a program put on `Error.prototype` runs.
+pub(crate) fn name_error(err: &Object<'_>, name: &str, message: &str) -> rquickjs::Result<()> {
+    use rquickjs::object::Property;
+    err.prop("message", Property::from(message).writable().configurable())?;
+    if name != "Error" {
+        err.prop("name", Property::from(name).writable().configurable())?;
+    }
+    Ok(())
 }
 
 /// Converts the arguments of a call to `name` to JSON. `Ok(Err(msg))` is a host-side

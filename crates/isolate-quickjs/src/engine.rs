@@ -65,10 +65,21 @@ impl Deadline {
     }
 }
 
-/// Resolve/reject functions of a guest promise waiting on the host.
+/// Resolve/reject functions of a guest promise waiting on the host, and the error it
+/// rejects with if the call fails (made at the call, so it carries the call's line).
 struct Resolvers {
     resolve: Persistent<Function<'static>>,
     reject: Persistent<Function<'static>>,
+    site: Persistent<Object<'static>>,
+}
+
+impl Resolvers {
+    /// Releases the handles inside the engine, for a call that will never be delivered.
+    fn release(self, ctx: &Ctx<'_>) {
+        drop(self.resolve.restore(ctx));
+        drop(self.reject.restore(ctx));
+        drop(self.site.restore(ctx));
+    }
 }
 
 /// The program's promise, held by the host loop across awaits.
@@ -305,8 +316,7 @@ impl Engine {
                 if deliver(&ctx, resolvers, result).is_err() {
                     // Release the remaining handles inside the engine before failing.
                     for (r, _) in deliveries.by_ref() {
-                        drop(r.resolve.restore(&ctx));
-                        drop(r.reject.restore(&ctx));
+                        r.release(&ctx);
                     }
                     return Err(self.caught(&ctx));
                 }
@@ -406,12 +416,10 @@ impl Engine {
         }
         self.enter(|ctx| {
             for (_, r) in pending {
-                let _ = r.resolve.restore(&ctx);
-                let _ = r.reject.restore(&ctx);
+                r.release(&ctx);
             }
             for req in requests {
-                let _ = req.resolvers.resolve.restore(&ctx);
-                let _ = req.resolvers.reject.restore(&ctx);
+                req.resolvers.release(&ctx);
             }
         });
     }
@@ -440,6 +448,7 @@ fn deliver<'js>(
 ) -> rquickjs::Result<()> {
     let resolve = resolvers.resolve.restore(ctx)?;
     let reject = resolvers.reject.restore(ctx)?;
+    let site = resolvers.site.restore(ctx)?;
     match result {
         Ok(value) => {
             let text = serde_json::to_string(&value).unwrap_or_else(|_| "null".into());
@@ -447,8 +456,8 @@ fn deliver<'js>(
             call_in_place(ctx, &resolve, js)
         }
         Err(err) => {
-            let js = convert::make_error(ctx, &err.name, &err.message)?;
-            call_in_place(ctx, &reject, js)
+            convert::name_error(&site, &err.name, &err.message)?;
+            call_in_place(ctx, &reject, site.into_value())
         }
     }
 }
@@ -572,6 +581,8 @@ fn host_call<'js>(
             }
         },
     };
+    // Made now, while the guest's frames are on the stack: a failed call rejects with it.
+    let site = convert::new_error(ctx)?;
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed) as u32;
     let future = shared.bridge.call(name, args);
     shared.requests().push(Request {
@@ -579,6 +590,7 @@ fn host_call<'js>(
         resolvers: Resolvers {
             resolve: Persistent::save(ctx, resolve),
             reject: Persistent::save(ctx, reject),
+            site: Persistent::save(ctx, site),
         },
         future,
     });

@@ -116,6 +116,7 @@ const PRELUDE = `(() => {
   const isError = (v) => v instanceof ErrorCtor;
   const defineProperty = Object.defineProperty;
   const apply = Reflect.apply, arrayMap = Array.prototype.map, arrayJoin = Array.prototype.join;
+  const regexpExec = RegExp.prototype.exec;
   const typeOf = (v) => typeof v;
   let maxLogs = 0, maxLogBytes = 0, logs = 0, logBytes = 0, maxCalls = 0, calls = 0;
   // Tool calls awaiting their result, by call id (a null-prototype object: guest code
@@ -158,6 +159,10 @@ const PRELUDE = `(() => {
   // which the program may have replaced.
   const makeBinding = (name) => {
     const fn = function (args) {
+      // Made while the caller's frames are on the stack: a failed call rejects with it, so
+      // the program's error names the line of the call (its trace is formatted on first
+      // read, after the message is set).
+      const site = new ErrorCtor();
       return new PromiseCtor((resolve, reject) => {
         const text = stringify(args === undefined ? {} : args);
         // Past the cap, refused here without crossing (the sidecar checks again).
@@ -168,7 +173,7 @@ const PRELUDE = `(() => {
           throw err;
         }
         if (!id) throw new ErrorCtor('the execution has ended');
-        pending[id] = [resolve, reject];
+        pending[id] = [resolve, reject, site];
       });
     };
     defineProperty(fn, 'name', { value: name });
@@ -187,8 +192,8 @@ const PRELUDE = `(() => {
     if (entry === undefined) return;
     delete pending[id];
     if (ok) { entry[0](parse(text)); return; }
-    const e = parse(text);
-    const err = new ErrorCtor(e.message);
+    const e = parse(text), err = entry[2];
+    defineProperty(err, 'message', { value: e.message, writable: true, configurable: true, enumerable: false });
     if (e.name !== 'Error') defineProperty(err, 'name', { value: e.name, writable: true, configurable: true, enumerable: false });
     entry[1](err);
   };
@@ -196,24 +201,27 @@ const PRELUDE = `(() => {
   const lineOf = (e) => {
     try {
       const stack = StringCtor(e.stack);
-      const m = /code\\.js:(\\d+):\\d+/.exec(stack);
+      const m = apply(regexpExec, /code\\.js:(\\d+):\\d+/, [stack]);
       return m ? +m[1] : 0;
     } catch { return 0; }
   };
+  // An error record: a null-prototype object, so a \`toJSON\` the program put on
+  // Object.prototype does not run (it would replace the record with its own value).
+  const record = (kind, name, message, line) => 'e' + stringify({ __proto__: null, kind, name, message, line });
   // Encodes the outcome: 'u' (no value), 'v'+json, or 'e'+json(error).
   const encode = (value) => {
     const t = typeOf(value);
     if (t === 'undefined') return 'u';
-    const refuse = (what) => 'e' + stringify({ kind: 'result', name: 'ResultError',
-      message: 'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', line: 0 });
+    const refuse = (what) => record('result', 'ResultError',
+      'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', 0);
     if (t === 'function') return refuse('a function');
     if (t === 'symbol') return refuse('a symbol');
     if (t === 'bigint') return refuse('a BigInt (convert it with Number() or String())');
     let text;
     try { text = stringify(value); }
     catch (e) {
-      if (isError(e) && e.name === 'TypeError') return 'e' + stringify({ kind: 'result', name: 'ResultError',
-        message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 });
+      if (isError(e) && e.name === 'TypeError') return record('result', 'ResultError',
+        'The returned value is not JSON-serializable: ' + StringCtor(e.message), 0);
       return describe(e);
     }
     return text === undefined ? 'u' : 'v' + text;
@@ -222,12 +230,12 @@ const PRELUDE = `(() => {
     if (e === null || e === undefined || (typeOf(e) !== 'object' && typeOf(e) !== 'function')) {
       const t = typeOf(e);
       const message = t === 'string' ? e : (e === null ? 'null' : StringCtor(e)) + ' was thrown';
-      return 'e' + stringify({ kind: 'guest', name: 'Error', message, line: 0 });
+      return record('guest', 'Error', message, 0);
     }
     let name = e.name, message = e.message;
     name = typeOf(name) === 'string' && name ? name : 'Error';
     message = typeOf(message) === 'string' ? message : (message === undefined ? '' : StringCtor(message));
-    return 'e' + stringify({ kind: 'guest', name, message, line: isError(e) ? lineOf(e) : 0 });
+    return record('guest', name, message, isError(e) ? lineOf(e) : 0);
   };
   // Runs the program; hands the encoded outcome to the host when it settles.
   globalThis.__cm_run = (main) => {
@@ -238,7 +246,7 @@ const PRELUDE = `(() => {
         try { outcome = encode(await main()); }
         catch (e) {
           try { outcome = describe(e); }
-          catch { outcome = 'e' + stringify({ kind: 'guest', name: 'Error', message: 'the program threw a value that cannot be described', line: 0 }); }
+          catch { outcome = record('guest', 'Error', 'the program threw a value that cannot be described', 0); }
         }
         hostDone(outcome);
       };
@@ -568,7 +576,10 @@ class Ctx {
       return this.finish(run, `,"value":${text.slice(1)}`)
     }
     let err
-    try { err = JSON.parse(text.slice(1)) } catch { return this.fail(run, 'internal', 'Error', 'the program ended without a readable result') }
+    try { err = JSON.parse(text.slice(1)) } catch { err = null }
+    if (err === null || typeof err !== 'object' || typeof err.kind !== 'string' || typeof err.name !== 'string' || typeof err.message !== 'string') {
+      return this.fail(run, 'internal', 'Error', 'the program ended without a readable result')
+    }
     if (err.kind === 'guest' && err.name === 'RangeError' && /Maximum call stack size exceeded/.test(err.message)) return this.stack(run)
     if (err.kind === 'guest' && err.name === 'RangeError' && /Array buffer allocation failed/.test(err.message)) return this.memory(run)
     return this.fail(run, err.kind, err.name, err.message, err.line)

@@ -57,6 +57,34 @@ impl Incoming {
     }
 }
 
+impl Incoming {
+    /// Decodes one line. A `done` line whose outcome does not have the documented shape
+    /// still ends its run, with an internal error, instead of being dropped (the run would
+    /// then wait for its deadline and the sidecar would be killed with every context on it).
+    pub(crate) fn decode(text: &str) -> Option<Self> {
+        if let Ok(msg) = serde_json::from_str::<Incoming>(text) {
+            return Some(msg);
+        }
+        // Values are embedded raw: a guest string with a lone surrogate arrives escaped,
+        // which serde_json refuses; `parse_guest_json` makes it U+FFFD.
+        let value = code_mode::parse_guest_json(text).ok()?;
+        if let Ok(msg) = serde_json::from_value::<Incoming>(value.clone()) {
+            return Some(msg);
+        }
+        let run = value.get("run").and_then(Value::as_u64)?;
+        (value.get("t").and_then(Value::as_str) == Some("done")).then(|| Self::Done {
+            run,
+            value: None,
+            error: Some(GuestFailure {
+                kind: "internal".into(),
+                name: "Error".into(),
+                message: "the sandbox reported an outcome it could not describe".into(),
+                line: 0,
+            }),
+        })
+    }
+}
+
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
@@ -154,6 +182,21 @@ mod tests {
         }
         let bad: Result<Incoming, _> = serde_json::from_str(r#"{"t":"nonsense"}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn an_unreadable_done_line_still_ends_its_run() {
+        let msg = Incoming::decode(r#"{"t":"done","run":7,"error":{"line":0}}"#);
+        match msg {
+            Some(Incoming::Done {
+                run: 7,
+                value: None,
+                error: Some(e),
+            }) => assert_eq!(e.kind, "internal"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Incoming::decode(r#"{"t":"log","run":7}"#).is_none());
+        assert!(Incoming::decode("not json").is_none());
     }
 
     #[test]

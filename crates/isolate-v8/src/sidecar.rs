@@ -369,12 +369,7 @@ fn spawn_reader(
             }
             // The sidecar is alive and reading: direct writes may go on.
             routes.unacked.store(0, Ordering::Relaxed);
-            // Values are embedded raw: a guest string with a lone surrogate arrives escaped,
-            // which serde_json refuses; `parse_guest_json` makes it U+FFFD.
-            let text = line.trim_end();
-            let Ok(msg) = serde_json::from_str::<Incoming>(text).or_else(|_| {
-                code_mode::parse_guest_json(text).and_then(serde_json::from_value::<Incoming>)
-            }) else {
+            let Some(msg) = Incoming::decode(line.trim_end()) else {
                 continue;
             };
             if let Incoming::Ready { node } = &msg {
