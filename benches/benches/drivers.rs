@@ -1,14 +1,13 @@
 //! Driver benchmarks: every enabled driver × every scenario, plus a reused context, the full
 //! `execute_typescript` path and the cold start of the first context of the process.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Untimed pause between spaced runs.
 const PAUSE: Duration = Duration::from_micros(300);
 
 use code_mode::{CodeMode, EventSink, ExecuteOptions, Tool, ToolError};
-use code_mode_benches::{SCENARIOS, config, run_fresh};
+use code_mode_benches::{SCENARIOS, config, drivers, run_fresh};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -20,36 +19,6 @@ fn runtime() -> tokio::runtime::Runtime {
         Ok(rt) => rt,
         Err(e) => panic!("tokio runtime: {e}"),
     }
-}
-
-fn drivers() -> Vec<(String, Arc<dyn code_mode::IsolateDriver>)> {
-    let options = code_mode_drivers::DriverOptions::from_env();
-    let mut out: Vec<(String, Arc<dyn code_mode::IsolateDriver>)> =
-        code_mode_drivers::enabled_drivers()
-            .into_iter()
-            .filter_map(|name| {
-                code_mode_drivers::driver_by_name(name, &options)
-                    .ok()
-                    .map(|d| (name.to_owned(), d))
-            })
-            .collect();
-    out.extend(cloudflare());
-    out
-}
-
-/// The Cloudflare driver against the crate's Worker on a local workerd, when installed.
-#[cfg(feature = "cloudflare")]
-fn cloudflare() -> Option<(String, Arc<dyn code_mode::IsolateDriver>)> {
-    use code_mode_isolate_cloudflare::LocalWorkerd;
-    let binary = LocalWorkerd::locate().ok()?;
-    let workerd = LocalWorkerd::start(&binary, Some("bench")).ok()?;
-    let driver = workerd.driver().ok()?;
-    Some(("cloudflare".to_owned(), Arc::new(driver)))
-}
-
-#[cfg(not(feature = "cloudflare"))]
-fn cloudflare() -> Option<(String, Arc<dyn code_mode::IsolateDriver>)> {
-    None
 }
 
 /// Cold start: the first context of the process and `return 1`, written for the report.

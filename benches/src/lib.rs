@@ -73,3 +73,33 @@ pub async fn run_fresh(driver: &Arc<dyn IsolateDriver>, code: &str) {
         f.push((driver.name().to_owned(), e));
     }
 }
+
+/// Every driver enabled by this crate's features, by name; the Cloudflare driver against the
+/// crate's Worker on a local workerd when it is installed (`CODE_MODE_WORKERD`).
+pub fn drivers() -> Vec<(String, Arc<dyn IsolateDriver>)> {
+    let options = code_mode_drivers::DriverOptions::from_env();
+    let mut out: Vec<(String, Arc<dyn IsolateDriver>)> = code_mode_drivers::enabled_drivers()
+        .into_iter()
+        .filter_map(|name| {
+            code_mode_drivers::driver_by_name(name, &options)
+                .ok()
+                .map(|d| (name.to_owned(), d))
+        })
+        .collect();
+    out.extend(cloudflare());
+    out
+}
+
+#[cfg(feature = "cloudflare")]
+fn cloudflare() -> Option<(String, Arc<dyn IsolateDriver>)> {
+    use code_mode_isolate_cloudflare::LocalWorkerd;
+    let binary = LocalWorkerd::locate().ok()?;
+    let workerd = LocalWorkerd::start(&binary, Some("bench")).ok()?;
+    let driver = workerd.driver().ok()?;
+    Some(("cloudflare".to_owned(), Arc::new(driver)))
+}
+
+#[cfg(not(feature = "cloudflare"))]
+fn cloudflare() -> Option<(String, Arc<dyn IsolateDriver>)> {
+    None
+}

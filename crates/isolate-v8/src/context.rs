@@ -2,8 +2,14 @@
 //!
 //! The execution loop lives here: it sends the program, drives the guest's tool calls that
 //! did not finish when the reader thread started them (concurrently, answering each as it
-//! completes), collects console lines, and keeps a hard deadline above the sidecar's own,
-//! killing a sidecar that stops answering.
+//! completes), collects console lines, and watches the deadline from this side too.
+//!
+//! A V8 C++ built-in (`Array.prototype.includes` over a huge array-like, ...) ignores
+//! termination and holds its sidecar's main thread past the deadline. The caller does not
+//! wait for it: [`ANSWER_GRACE`] after the deadline it gets `TimeoutError`, the sidecar is
+//! marked wedged (new contexts go elsewhere), executions queued behind it that have not
+//! started move to another sidecar, and the sidecar is killed only if it still has not
+//! answered a ping when the driver's `grace` has passed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,14 +23,24 @@ use code_mode::{
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+use crate::pool::Pool;
 use crate::protocol::{self, CreateSpec, GuestFailure, Incoming};
 use crate::sidecar::{RunEvent, RunHost, Sidecar};
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
+/// How long after its deadline an execution waits for the sidecar's own answer before it
+/// answers `TimeoutError` itself (as the native QuickJS driver's hard deadline does).
+pub(crate) const ANSWER_GRACE: Duration = Duration::from_millis(100);
+
+/// How many times an execution that has not started may move to another sidecar.
+const MOVES: u32 = 2;
+
 pub(crate) struct V8Context {
     id: u64,
-    sidecar: Arc<Sidecar>,
+    pool: Arc<Pool>,
+    /// Where the isolate lives (or will: a context moves while it has never run).
+    sidecar: Mutex<Arc<Sidecar>>,
     bridge: Arc<HostBridge>,
     config: ContextConfig,
     grace: Duration,
@@ -43,6 +59,7 @@ struct State {
 impl V8Context {
     pub(crate) fn new(
         id: u64,
+        pool: Arc<Pool>,
         sidecar: Arc<Sidecar>,
         config: ContextConfig,
         grace: Duration,
@@ -50,8 +67,9 @@ impl V8Context {
         sidecar.context_opened();
         Self {
             id,
+            pool,
             bridge: Arc::new(HostBridge::new(config.bindings.clone(), &config.limits)),
-            sidecar,
+            sidecar: Mutex::new(sidecar),
             config,
             grace,
             state: tokio::sync::Mutex::default(),
@@ -61,6 +79,28 @@ impl V8Context {
 
     fn limits(&self) -> &Limits {
         &self.config.limits
+    }
+
+    fn sidecar(&self) -> Arc<Sidecar> {
+        self.sidecar
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Moves this (never run) context from `from` to another sidecar.
+    async fn relocate(&self, from: &Arc<Sidecar>) -> Option<Arc<Sidecar>> {
+        let to = self.pool.place(Some(from)).await.ok()?;
+        if Arc::ptr_eq(&to, from) {
+            return None;
+        }
+        // The old sidecar may have read the run and made the isolate: it disposes it once
+        // its main thread is free.
+        from.send(protocol::dispose_line(self.id));
+        from.context_closed();
+        to.context_opened();
+        *self.sidecar.lock().unwrap_or_else(|p| p.into_inner()) = to.clone();
+        Some(to)
     }
 }
 
@@ -73,10 +113,18 @@ pub(crate) fn memory_mb(limits: &Limits) -> u64 {
 impl IsolateContext for V8Context {
     async fn execute(&self, code: &str) -> ExecutionResult {
         let mut state = self.state.lock().await;
+        let mut sidecar = self.sidecar();
         if self.disposed.load(Ordering::SeqCst) || state.dead {
             return ExecutionResult::err(ExecutionError::disposed(), Vec::new());
         }
-        if let Some(why) = self.sidecar.gone_reason() {
+        // A context that never ran is not tied to a dead or wedged sidecar.
+        if !state.created
+            && (!sidecar.is_alive() || !sidecar.preference().answering())
+            && let Some(to) = self.relocate(&sidecar).await
+        {
+            sidecar = to;
+        }
+        if let Some(why) = sidecar.gone_reason() {
             state.dead = true;
             return ExecutionResult::err(
                 ExecutionError::new(ErrorKind::Disposed, format!("{why}; create a new context")),
@@ -90,14 +138,13 @@ impl IsolateContext for V8Context {
         }
         let limits = *self.limits();
         self.bridge.begin_execution();
-        let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
         let host = Arc::new(RunHost {
             bridge: self.bridge.clone(),
             handle: tokio::runtime::Handle::current(),
             ctx: self.id,
             logs: Mutex::new(LogBuffer::new(&limits, self.config.console.clone())),
+            touched: AtomicBool::new(false),
         });
-        let mut events = self.sidecar.register(run, host.clone());
         let names: Vec<&str> = self.bridge.bindings().iter().map(|b| b.name()).collect();
         let spec = (!state.created).then(|| CreateSpec {
             memory_mb: memory_mb(&limits),
@@ -108,70 +155,87 @@ impl IsolateContext for V8Context {
             max_calls: limits.max_tool_calls(),
         });
         state.created = true;
-        let timeout_ms = u64::try_from(limits.timeout().as_millis()).unwrap_or(u64::MAX);
-        self.sidecar.send(protocol::run_line(
-            run,
-            self.id,
-            timeout_ms,
-            limits.max_result_bytes(),
-            code,
-            spec.as_ref(),
-        ));
-
-        let hard_deadline = tokio::time::Instant::now() + limits.timeout() + self.grace;
+        let deadline = tokio::time::Instant::now() + limits.timeout();
+        let answer = tokio::time::sleep_until(deadline + ANSWER_GRACE);
+        tokio::pin!(answer);
+        let mut moves = 0;
         let mut calls = FuturesUnordered::new();
-        let hard_stop = tokio::time::sleep_until(hard_deadline);
-        tokio::pin!(hard_stop);
-        let outcome = loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Some(RunEvent::Call { call, future }) => {
-                        calls.push(async move { (call, future.await) });
+        'attempt: loop {
+            let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+            let mut events = sidecar.register(run, host.clone());
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let timeout_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+            sidecar.send(protocol::run_line(
+                run,
+                self.id,
+                timeout_ms,
+                limits.max_result_bytes(),
+                code,
+                spec.as_ref(),
+            ));
+            let outcome = loop {
+                tokio::select! {
+                    event = events.recv() => match event {
+                        Some(RunEvent::Call { call, future }) => {
+                            calls.push(async move { (call, future.await) });
+                        }
+                        Some(RunEvent::Line(Incoming::Done { value, error, .. })) => {
+                            break match error {
+                                Some(failure) => Err(self.classify(failure, &limits, &mut state)),
+                                None => Ok(value),
+                            };
+                        }
+                        Some(RunEvent::Line(_)) => {}
+                        Some(RunEvent::Wedged) => {
+                            // Queued behind another execution's runaway built-in: move if
+                            // nothing of this one has run yet.
+                            if spec.is_some() && moves < MOVES && !host.touched.load(Ordering::SeqCst)
+                                && let Some(to) = self.relocate(&sidecar).await
+                            {
+                                sidecar.unregister(run);
+                                sidecar = to;
+                                moves += 1;
+                                continue 'attempt;
+                            }
+                        }
+                        gone @ (Some(RunEvent::Gone(_)) | None) => {
+                            let why = match gone {
+                                Some(RunEvent::Gone(why)) => why,
+                                _ => why_or_default(&sidecar),
+                            };
+                            if spec.is_some() && moves < MOVES && !host.touched.load(Ordering::SeqCst)
+                                && let Some(to) = self.relocate(&sidecar).await
+                            {
+                                sidecar = to;
+                                moves += 1;
+                                continue 'attempt;
+                            }
+                            state.dead = true;
+                            break Err(ExecutionError::new(
+                                ErrorKind::Driver("v8".into()),
+                                format!("{why}; the execution was lost and the sidecar will be replaced — run the code again"),
+                            ));
+                        }
+                    },
+                    Some((call, result)) = calls.next(), if !calls.is_empty() => {
+                        let outcome = result.map_err(|e| (e.name, e.message));
+                        sidecar.send(protocol::reply_line(self.id, call, outcome));
                     }
-                    Some(RunEvent::Line(Incoming::Done { value, error, .. })) => {
-                        break match error {
-                            Some(failure) => Err(self.classify(failure, &limits, &mut state)),
-                            None => Ok(value),
-                        };
-                    }
-                    Some(RunEvent::Line(_)) => {}
-                    gone @ (Some(RunEvent::Gone(_)) | None) => {
-                        let why = match gone {
-                            Some(RunEvent::Gone(why)) => why,
-                            _ => why_or_default(&self.sidecar),
-                        };
+                    () = &mut answer => {
+                        // The sidecar's own timer should have answered: a built-in holds its
+                        // main thread. Answer now; kill it later if it stays silent.
+                        self.watch(&sidecar);
                         state.dead = true;
-                        break Err(ExecutionError::new(
-                            ErrorKind::Driver("v8".into()),
-                            format!("{why}; the execution was lost and the sidecar will be replaced — run the code again"),
-                        ));
+                        sidecar.send(protocol::dispose_line(self.id));
+                        break Err(ExecutionError::timeout(limits.timeout()));
                     }
-                },
-                Some((call, result)) = calls.next(), if !calls.is_empty() => {
-                    let outcome = result.map_err(|e| (e.name, e.message));
-                    self.sidecar.send(protocol::reply_line(self.id, call, outcome));
                 }
-                () = &mut hard_stop => {
-                    // The sidecar's own timer should have fired long ago: it is wedged.
-                    self.sidecar.kill(&format!(
-                        "it did not answer within {} ms of the execution's deadline",
-                        self.grace.as_millis()
-                    ));
-                    state.dead = true;
-                    break Err(ExecutionError::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "Execution exceeded the timeout of {} ms (the V8 sidecar stopped answering and was killed)",
-                            limits.timeout().as_millis()
-                        ),
-                    ));
-                }
-            }
-        };
-        self.sidecar.unregister(run);
-        ExecutionResult {
-            outcome,
-            logs: host.take_logs(),
+            };
+            sidecar.unregister(run);
+            return ExecutionResult {
+                outcome,
+                logs: host.take_logs(),
+            };
         }
     }
 
@@ -190,9 +254,27 @@ fn why_or_default(sidecar: &Sidecar) -> String {
 impl V8Context {
     fn release(&self) {
         if !self.disposed.swap(true, Ordering::SeqCst) {
-            self.sidecar.send(protocol::dispose_line(self.id));
-            self.sidecar.context_closed();
+            let sidecar = self.sidecar();
+            sidecar.send(protocol::dispose_line(self.id));
+            sidecar.context_closed();
         }
+    }
+
+    /// Marks `sidecar` wedged and kills it if no line (not even the answer to a ping) comes
+    /// before the driver's grace has passed.
+    fn watch(&self, sidecar: &Arc<Sidecar>) {
+        let seen = sidecar.mark_wedged();
+        let sidecar = sidecar.clone();
+        let wait = self.grace.saturating_sub(ANSWER_GRACE);
+        let grace_ms = self.grace.as_millis();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if sidecar.is_alive() && sidecar.lines() == seen {
+                sidecar.kill(&format!(
+                    "it did not answer within {grace_ms} ms of an execution's deadline"
+                ));
+            }
+        });
     }
 
     fn classify(&self, f: GuestFailure, limits: &Limits, state: &mut State) -> ExecutionError {

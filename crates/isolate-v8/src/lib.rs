@@ -30,13 +30,14 @@
 //! ```
 
 mod context;
+mod pool;
 mod protocol;
 mod runtime;
 mod sidecar;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -45,7 +46,7 @@ use code_mode::{ContextConfig, DriverError, IsolateContext, IsolateDriver};
 pub use runtime::{ISOLATED_VM_VERSION, NODE_VERSION, RuntimeError, V8Runtime};
 
 use crate::context::V8Context;
-use crate::sidecar::Sidecar;
+use crate::pool::Pool;
 
 /// How the driver finds its runtime and sizes its pool.
 #[derive(Debug, Clone)]
@@ -58,8 +59,10 @@ pub struct V8Options {
     /// Sidecar processes (each runs many isolates in parallel threads); default: the number
     /// of cores.
     pub pool_size: usize,
-    /// How long after an execution's deadline the driver waits for the sidecar's own timeout
-    /// before it declares the sidecar wedged and kills it.
+    /// How long after an execution's deadline a sidecar may stay silent before it is killed
+    /// (a V8 C++ built-in that ignores termination holds its main thread). The caller does
+    /// not wait for it: it hears `TimeoutError` 100 ms after the deadline, and executions
+    /// that had not started on that sidecar move to another one.
     pub grace: Duration,
 }
 
@@ -69,17 +72,15 @@ impl Default for V8Options {
             runtime_dir: None,
             node: None,
             pool_size: std::thread::available_parallelism().map_or(2, usize::from),
-            grace: Duration::from_secs(2),
+            grace: Duration::from_millis(500),
         }
     }
 }
 
 /// The V8 driver. Cheap to share (`Arc`); sidecars start on first use.
 pub struct V8Driver {
-    runtime: V8Runtime,
+    pool: Arc<Pool>,
     node_version: String,
-    slots: Vec<tokio::sync::Mutex<Option<Arc<Sidecar>>>>,
-    next_slot: AtomicUsize,
     next_context: AtomicU64,
     grace: Duration,
 }
@@ -87,9 +88,9 @@ pub struct V8Driver {
 impl std::fmt::Debug for V8Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("V8Driver")
-            .field("runtime", &self.runtime)
+            .field("runtime", &self.pool.runtime)
             .field("node_version", &self.node_version)
-            .field("pool_size", &self.slots.len())
+            .field("pool_size", &self.pool.len())
             .finish()
     }
 }
@@ -120,12 +121,8 @@ impl V8Driver {
             .map_err(|e| DriverError::new("v8", e.to_string()))?;
         let pool_size = options.pool_size.clamp(1, 64);
         Ok(Self {
-            runtime,
+            pool: Arc::new(Pool::new(runtime, pool_size)),
             node_version,
-            slots: (0..pool_size)
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
-            next_slot: AtomicUsize::new(0),
             next_context: AtomicU64::new(1),
             grace: options.grace,
         })
@@ -138,61 +135,20 @@ impl V8Driver {
 
     /// The runtime in use.
     pub fn runtime(&self) -> &V8Runtime {
-        &self.runtime
+        &self.pool.runtime
     }
 
     /// Starts every sidecar of the pool now instead of on first use.
     pub async fn warm_up(&self) -> Result<(), DriverError> {
-        for i in 0..self.slots.len() {
-            self.sidecar_at(i).await?;
+        for i in 0..self.pool.len() {
+            self.pool.sidecar_at(i).await?;
         }
         Ok(())
     }
 
     /// Process ids of the running sidecars (for monitoring, and for the tests that kill one).
     pub async fn sidecar_pids(&self) -> Vec<u32> {
-        let mut pids = Vec::new();
-        for slot in &self.slots {
-            if let Some(s) = slot.lock().await.as_ref().filter(|s| s.is_alive()) {
-                pids.push(s.pid());
-            }
-        }
-        pids
-    }
-
-    /// Every sidecar of the pool, started (concurrently) where missing or dead. Fails only
-    /// when none can run.
-    async fn pool(&self) -> Result<Vec<Arc<Sidecar>>, DriverError> {
-        let started =
-            futures::future::join_all((0..self.slots.len()).map(|i| self.sidecar_at(i))).await;
-        let mut pool = Vec::with_capacity(started.len());
-        let mut first_error = None;
-        for s in started {
-            match s {
-                Ok(s) => pool.push(s),
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match (pool.is_empty(), first_error) {
-            (true, Some(e)) => Err(e),
-            _ => Ok(pool),
-        }
-    }
-
-    async fn sidecar_at(&self, i: usize) -> Result<Arc<Sidecar>, DriverError> {
-        let Some(slot) = self.slots.get(i % self.slots.len().max(1)) else {
-            return Err(DriverError::new("v8", "the sidecar pool is empty"));
-        };
-        let mut slot = slot.lock().await;
-        if let Some(s) = slot.as_ref().filter(|s| s.is_alive()) {
-            return Ok(s.clone());
-        }
-        // Missing, or dead (it crashed or was killed): start a replacement.
-        let fresh = Sidecar::spawn(&self.runtime).await?;
-        *slot = Some(fresh.clone());
-        Ok(fresh)
+        self.pool.pids().await
     }
 }
 
@@ -206,21 +162,14 @@ impl IsolateDriver for V8Driver {
         &self,
         config: ContextConfig,
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
-        let pool = self.pool().await?;
-        // The most suitable sidecar (idle, with an isolate ready, fewest contexts); ties go
-        // round-robin.
-        let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
-        let mut best: Option<&Arc<Sidecar>> = None;
-        for k in 0..pool.len() {
-            let candidate = &pool[(start + k) % pool.len()];
-            if best.is_none_or(|b| candidate.preference() > b.preference()) {
-                best = Some(candidate);
-            }
-        }
-        let Some(sidecar) = best.cloned() else {
-            return Err(DriverError::new("v8", "the sidecar pool is empty"));
-        };
+        let sidecar = self.pool.place(None).await?;
         let id = self.next_context.fetch_add(1, Ordering::Relaxed);
-        Ok(Box::new(V8Context::new(id, sidecar, config, self.grace)))
+        Ok(Box::new(V8Context::new(
+            id,
+            self.pool.clone(),
+            sidecar,
+            config,
+            self.grace,
+        )))
     }
 }

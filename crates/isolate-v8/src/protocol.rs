@@ -110,6 +110,11 @@ pub(crate) struct CreateSpec<'a> {
     pub max_calls: u32,
 }
 
+/// `ping`: the sidecar answers `pong` when its main thread is free.
+pub(crate) fn ping_line(id: u64) -> String {
+    line(&json!({"op": "ping", "id": id}))
+}
+
 /// `run`: executes `code` in context `ctx`.
 pub(crate) fn run_line(
     run: u64,

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::panic::AssertUnwindSafe;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -36,6 +36,10 @@ pub(crate) enum RunEvent {
     Call { call: u64, future: BindingFuture },
     /// The sidecar is gone; the reason is for the user.
     Gone(String),
+    /// Another execution on this sidecar passed its deadline without an answer: the
+    /// sidecar's main thread is held (a V8 built-in ignoring termination) and it may be
+    /// killed soon. An execution that has not started can move elsewhere.
+    Wedged,
 }
 
 /// The host side of one run, shared with the reader thread: it starts the run's tool calls
@@ -50,10 +54,14 @@ pub(crate) struct RunHost {
     pub ctx: u64,
     /// The run's console lines.
     pub logs: Mutex<LogBuffer>,
+    /// Set by its first console line or tool call: from then on the run has visibly
+    /// started and cannot be moved to another sidecar.
+    pub touched: AtomicBool,
 }
 
 impl RunHost {
     fn log(&self, level: &str, msg: String) {
+        self.touched.store(true, Ordering::SeqCst);
         let mut logs = self.logs.lock().unwrap_or_else(|p| p.into_inner());
         logs.push(LogLevel::from_method(level).unwrap_or(LogLevel::Log), msg);
     }
@@ -65,6 +73,7 @@ impl RunHost {
 
     /// Starts call `name(args)` and polls it once: its result, or the future still pending.
     fn start(&self, name: &str, args: Value) -> Result<Result<Value, GuestError>, BindingFuture> {
+        self.touched.store(true, Ordering::SeqCst);
         let _runtime = self.handle.enter();
         let mut future = self.bridge.call(name, args);
         match future
@@ -95,6 +104,10 @@ struct Routes {
     making: AtomicUsize,
     /// Why the process ended, once it has.
     gone: Mutex<Option<String>>,
+    /// An execution passed its deadline without an answer and no line came since.
+    wedged: AtomicBool,
+    /// Lines read so far (a line proves the main thread was free when it was written).
+    lines: AtomicU64,
 }
 
 impl Routes {
@@ -158,12 +171,21 @@ pub(crate) struct Sidecar {
 /// How suitable a sidecar is for a new context; the pool takes the greatest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Preference {
+    /// Answering: not known to be held by a built-in past its deadline.
+    answering: bool,
     /// No live context and no isolate in the making: the main thread is free.
     idle: bool,
     /// Isolates ready, so the first execution does not create one.
     ready: usize,
     /// Fewer live contexts first: a program computing delays the others on its sidecar.
     fewer_contexts: std::cmp::Reverse<usize>,
+}
+
+impl Preference {
+    /// False while the sidecar is known to be held past an execution's deadline.
+    pub(crate) fn answering(&self) -> bool {
+        self.answering
+    }
 }
 
 impl std::fmt::Debug for Sidecar {
@@ -261,6 +283,7 @@ impl Sidecar {
         let contexts = self.contexts.load(Ordering::Relaxed);
         let making = self.routes.making.load(Ordering::Relaxed);
         Preference {
+            answering: !self.routes.wedged.load(Ordering::SeqCst),
             idle: contexts == 0 && making == 0,
             ready: self.routes.ready.load(Ordering::Relaxed),
             fewer_contexts: std::cmp::Reverse(contexts),
@@ -303,6 +326,24 @@ impl Sidecar {
             self.routes.runs().insert(run, Route { events, host });
         }
         rx
+    }
+
+    /// Records that an execution here passed its deadline without an answer: new contexts
+    /// go elsewhere while no line comes, and the runs waiting here hear [`RunEvent::Wedged`].
+    /// Returns the line count to compare with later ([`Self::lines`]).
+    pub(crate) fn mark_wedged(&self) -> u64 {
+        let seen = self.routes.lines.load(Ordering::SeqCst);
+        self.routes.wedged.store(true, Ordering::SeqCst);
+        for route in self.routes.runs().values() {
+            let _ = route.events.send(RunEvent::Wedged);
+        }
+        self.send(protocol::ping_line(seen));
+        seen
+    }
+
+    /// Lines read from the sidecar so far.
+    pub(crate) fn lines(&self) -> u64 {
+        self.routes.lines.load(Ordering::SeqCst)
     }
 
     /// Forgets run `run`.
@@ -369,6 +410,8 @@ fn spawn_reader(
             }
             // The sidecar is alive and reading: direct writes may go on.
             routes.unacked.store(0, Ordering::Relaxed);
+            routes.lines.fetch_add(1, Ordering::SeqCst);
+            routes.wedged.store(false, Ordering::SeqCst);
             let Some(msg) = Incoming::decode(line.trim_end()) else {
                 continue;
             };
