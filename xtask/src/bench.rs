@@ -104,6 +104,26 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     if !status.success() {
         bail!("benchmarks failed");
     }
+    // The loaded pass: the same `return 1 + 1`, ours and TanStack's node driver, while a
+    // fixed background job keeps one core busy.
+    let loaded_tanstack = {
+        let _load = Load::start()?;
+        let status = Command::new(&cargo)
+            .current_dir(root())
+            .args(&args)
+            .env("CODE_MODE_BENCH_LOADED", "1")
+            .envs(v8_env.iter().flatten().map(|(k, v)| (k, v)))
+            .envs(workerd_env.iter().flatten().map(|(k, v)| (k, v)))
+            .status()
+            .context("cannot run cargo bench (loaded)")?;
+        if !status.success() {
+            bail!("loaded benchmarks failed");
+        }
+        match &v8_env {
+            Some(env) => Some(crate::tanstack::measure_node_return_1_plus_1(env, measurement_secs)?),
+            None => None,
+        }
+    };
     let criterion = root().join("target/criterion");
     let cold: Value = std::fs::read_to_string(criterion.join("cold_start.json"))
         .ok()
@@ -177,6 +197,7 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
         }
     }
     v8_targets(&mut md, &criterion)?;
+    under_load(&mut md, &criterion, loaded_tanstack.as_ref())?;
     let failures: Vec<Value> = std::fs::read_to_string(criterion.join("failures.json"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())
@@ -224,6 +245,14 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
         )?,
     }
     let out = root().join("docs/benchmarks.md");
+    // The soak's section (`cargo xtask soak`) is kept as it was.
+    if let Some(soak) = std::fs::read_to_string(&out)
+        .ok()
+        .as_deref()
+        .and_then(crate::soak::section)
+    {
+        writeln!(md, "{soak}")?;
+    }
     std::fs::write(&out, md)?;
     println!("wrote {}", out.display());
     Ok(())
@@ -283,5 +312,64 @@ fn v8_targets(md: &mut String, criterion: &Path) -> anyhow::Result<()> {
         md,
         "\nA fresh V8 context needs a new isolate, which costs this machine about 3 ms of CPU (`new Isolate` alone blocks a sidecar for about 2 ms). Sidecars prepare them ahead, but runs only 0.3 ms apart consume them faster than two cores can make them, so the 0.3 ms-spaced scenarios include that contention.\n"
     )?;
+    Ok(())
+}
+
+/// The background job of the loaded pass: one busy shell loop (one core of the machine),
+/// stopped when dropped.
+struct Load(std::process::Child);
+
+impl Load {
+    fn start() -> anyhow::Result<Self> {
+        let child = Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .context("cannot start the background job")?;
+        // Let it reach full speed before anything is measured.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Ok(Self(child))
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `return 1 + 1` with a fresh context per run, idle and under the background job, beside
+/// TanStack's node driver under the same job.
+fn under_load(
+    md: &mut String,
+    criterion: &Path,
+    tanstack: Option<&Result<f64, String>>,
+) -> anyhow::Result<()> {
+    writeln!(md, "## Under load (this run)\n")?;
+    writeln!(
+        md,
+        "`return 1 + 1`, fresh context per run, runs 0.3 ms apart, idle and while a fixed background job (`sh -c 'while :; do :; done'`, one busy core of this machine's {}) runs; TanStack's node driver measured under the same job right after ours.\n",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    )?;
+    writeln!(md, "| driver | idle | loaded | loaded vs TanStack node loaded |")?;
+    writeln!(md, "|---|---|---|---|")?;
+    let theirs = tanstack.and_then(|r| r.as_ref().ok()).copied();
+    for driver in ["quickjs", "quickjs-wasm", "v8"] {
+        let dir = criterion.join(driver);
+        let (Some(idle), Some(loaded)) = (
+            median_ns(&dir.join("return_1_plus_1")),
+            median_ns(&dir.join("return_1_plus_1_loaded")),
+        ) else {
+            continue;
+        };
+        let ratio = theirs.map_or("–".into(), |t| format!("{:.1}× faster", t / loaded));
+        writeln!(md, "| `{driver}` | {} | {} | {ratio} |", fmt(idle), fmt(loaded))?;
+    }
+    match tanstack {
+        Some(Ok(t)) => writeln!(md, "| TanStack node (isolated-vm) | see the side-by-side table | {} | |", fmt(*t))?,
+        Some(Err(e)) => writeln!(md, "| TanStack node (isolated-vm) | | failed: {e} | |")?,
+        None => {}
+    }
+    writeln!(md)?;
     Ok(())
 }

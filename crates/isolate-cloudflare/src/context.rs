@@ -132,24 +132,32 @@ fn is_transport(e: &tokio_tungstenite::tungstenite::Error) -> bool {
         Error::Io(_)
             | Error::ConnectionClosed
             | Error::AlreadyClosed
-            | Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            | Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake | ProtocolError::HandshakeIncomplete
+            )
     )
 }
 
 impl CloudflareContext {
     /// Runs the program; a connection that breaks before the Worker answered anything is
-    /// tried once more (a local workerd under load occasionally resets one).
+    /// tried again, up to twice, after any recovery in progress (a local workerd under load
+    /// occasionally resets one, and one restarted after a neighbour's timeout refuses
+    /// connections until it is back).
     async fn run(
         &self,
         code: &str,
         limits: &Limits,
         logs: &mut LogBuffer,
     ) -> Result<Option<serde_json::Value>, ExecutionError> {
-        match self.attempt(code, limits, logs).await {
-            Err(Failed { retry: true, .. }) => {
-                self.attempt(code, limits, logs).await.map_err(|f| f.error)
+        let mut retries = 0;
+        loop {
+            match self.attempt(code, limits, logs).await {
+                Err(Failed { retry: true, .. }) if retries < 2 => {
+                    retries += 1;
+                    self.shared.recovered().await;
+                }
+                other => return other.map_err(|f| f.error),
             }
-            other => other.map_err(|f| f.error),
         }
     }
 

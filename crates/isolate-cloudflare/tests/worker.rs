@@ -211,13 +211,13 @@ async fn fake_worker_counted(script: &'static str) -> (String, Arc<AtomicUsize>)
     (format!("http://{addr}"), connections)
 }
 
-/// A connection that breaks before the Worker answered anything is tried once more (no tool
-/// can have run); one that breaks after a tool call went out is not.
+/// A connection that breaks before the Worker answered anything is tried again, up to twice
+/// (no tool can have run); one that breaks after a tool call went out is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_broken_before_any_answer_is_retried_once() {
+async fn a_connection_broken_before_any_answer_is_retried() {
     for (script, connections, ok) in [
         ("reset_once", 2, true),
-        ("reset_always", 2, false),
+        ("reset_always", 3, false),
         ("call_then_reset", 1, false),
     ] {
         let (url, seen) = fake_worker_counted(script).await;
