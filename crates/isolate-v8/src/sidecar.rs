@@ -173,6 +173,9 @@ pub(crate) struct Sidecar {
 pub(crate) struct Preference {
     /// Answering: not known to be held by a built-in past its deadline.
     answering: bool,
+    /// Fewer executions in flight first: guest code runs on the sidecar's main thread, so a
+    /// new execution placed next to one that computes waits for it.
+    fewer_runs: std::cmp::Reverse<usize>,
     /// No live context and no isolate in the making: the main thread is free.
     idle: bool,
     /// Isolates ready, so the first execution does not create one.
@@ -284,6 +287,7 @@ impl Sidecar {
         let making = self.routes.making.load(Ordering::Relaxed);
         Preference {
             answering: !self.routes.wedged.load(Ordering::SeqCst),
+            fewer_runs: std::cmp::Reverse(self.routes.runs().len()),
             idle: contexts == 0 && making == 0,
             ready: self.routes.ready.load(Ordering::Relaxed),
             fewer_contexts: std::cmp::Reverse(contexts),
