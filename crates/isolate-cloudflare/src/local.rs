@@ -207,12 +207,17 @@ impl LocalWorkerd {
         probe().unwrap_or(false)
     }
 
-    /// A hook for [`CloudflareOptions::on_failure`]: restarts workerd. It restarts even when
-    /// `/health` still answers, because a wedged isolate does not stop the process from
-    /// accepting connections.
+    /// A hook for [`CloudflareOptions::on_failure`]: restarts workerd when it no longer
+    /// answers `/health` within half a second. A local workerd runs every isolate on one
+    /// thread, so a program still computing past its deadline (it enforces no CPU limit)
+    /// holds the health check too; one that timed out while waiting on tools does not, and
+    /// then nothing is restarted (a restart would cut the executions running beside it).
     pub fn restart_hook(self: &Arc<Self>) -> FailureHook {
         let me = self.clone();
         Arc::new(move || {
+            if me.healthy() {
+                return;
+            }
             if let Err(e) = me.restart() {
                 eprintln!("code-mode: restarting the local workerd failed: {e}");
             }
