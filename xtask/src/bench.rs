@@ -351,7 +351,7 @@ fn under_load(
         "`return 1 + 1`, fresh context per run, runs 0.3 ms apart, idle and while a fixed background job (`sh -c 'while :; do :; done'`, one busy core of this machine's {}) runs; TanStack's node driver measured under the same job right after ours.\n",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     )?;
-    writeln!(md, "| driver | idle | loaded | loaded vs TanStack node loaded |")?;
+    writeln!(md, "| driver | idle | loaded | TanStack node loaded ÷ ours loaded (above 1: ours is faster) |")?;
     writeln!(md, "|---|---|---|---|")?;
     let theirs = tanstack.and_then(|r| r.as_ref().ok()).copied();
     for driver in ["quickjs", "quickjs-wasm", "v8"] {
@@ -362,7 +362,7 @@ fn under_load(
         ) else {
             continue;
         };
-        let ratio = theirs.map_or("–".into(), |t| format!("{:.1}× faster", t / loaded));
+        let ratio = theirs.map_or("–".into(), |t| format!("{:.2}×", t / loaded));
         writeln!(md, "| `{driver}` | {} | {} | {ratio} |", fmt(idle), fmt(loaded))?;
     }
     match tanstack {

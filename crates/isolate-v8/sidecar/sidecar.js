@@ -264,31 +264,34 @@ const PRELUDE = `(() => {
 // that also drains the guest's microtasks. No thread hop per message, which is what makes a
 // tool call cheap. The price: while one program computes, the other contexts of this sidecar
 // wait (the driver spreads contexts over a pool of sidecars).
-async function makeIsolate(memoryMb) {
+// \`entry\` (a spare's record) says whether a run is already waiting for this isolate.
+async function makeIsolate(memoryMb, entry = { wanted: true }) {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb })
   try {
-    return await prepare(isolate, memoryMb)
+    return await prepare(isolate, memoryMb, entry)
   } catch (e) {
     try { if (!isolate.isDisposed) isolate.dispose() } catch {}
     throw e
   }
 }
 
-async function prepare(isolate, memoryMb) {
-  const context = await isolate.createContext()
+async function prepare(isolate, memoryMb, entry) {
+  // Synchronous calls: each asynchronous one is two thread hops, which on a busy machine
+  // each wait for a core (the isolate is not in use yet, so nothing waits on this thread).
+  const context = isolate.createContextSync()
   const link = { ctx: null }
   const call = new ivm.Callback((name, args) => (link.ctx ? link.ctx.onCall(name, args) : 0))
   const log = new ivm.Callback((level, msg) => { if (link.ctx) link.ctx.onLog(level, msg) })
   const done = new ivm.Callback((text) => { if (link.ctx) link.ctx.onDone(text) })
   const global = context.global
-  await global.set('__cm_call', call)
-  await global.set('__cm_log', log)
-  await global.set('__cm_done', done)
-  await context.eval(PRELUDE)
-  const deliver = await global.get('__cm_deliver', { reference: true })
-  const start = await global.get('__cm_run', { reference: true })
-  await global.delete('__cm_deliver')
-  await global.delete('__cm_run')
+  global.setSync('__cm_call', call)
+  global.setSync('__cm_log', log)
+  global.setSync('__cm_done', done)
+  context.evalSync(PRELUDE)
+  const deliver = global.getSync('__cm_deliver', { reference: true })
+  const start = global.getSync('__cm_run', { reference: true })
+  global.deleteSync('__cm_deliver')
+  global.deleteSync('__cm_run')
   // Warm the path every run takes (compile, async function, result encoding): V8 initialises
   // these lazily, and the first run of a context would otherwise pay for it.
   link.ctx = { onCall: () => 0, onLog() {}, onDone() {} }
@@ -299,13 +302,23 @@ async function prepare(isolate, memoryMb) {
   main.release()
   // Exercise the optimizing compilers once: V8 sets them up per isolate on first use, which
   // would otherwise cost a compute-heavy program ~0.7 ms (a quarter of fib(25)) on this path.
-  isolate.compileScriptSync(JIT_WARMUP).runSync(context, { timeout: 1000 })
+  // Not when isolates are in demand (a run is waiting for this one, or one was taken in the
+  // last DEMAND_MS): the warm-up's CPU would then compete with the runs themselves (it cost
+  // ~0.9 ms of a 3.7 ms fresh-context run, runs 0.3 ms apart, with one core busy), for a
+  // gain only compute-heavy programs see.
+  if (!entry.wanted && performance.now() - lastTaken > DEMAND_MS) {
+    isolate.compileScriptSync(JIT_WARMUP).runSync(context, { timeout: 1000 })
+  }
   link.ctx = null
   return { isolate, context, link, deliver, start, memoryMb }
 }
 
 // Hot enough (3,193 calls) for V8 to tier a function up through Maglev to Turbofan.
 const JIT_WARMUP = '(function () { function w(n) { return n < 2 ? n : w(n - 1) + w(n - 2) } return w(16) })()'
+
+// A spare taken less than this long ago means isolates are in demand.
+const DEMAND_MS = 100
+let lastTaken = -Infinity
 
 const SPARES = 2
 // Prepared isolates at SPARE_MB, oldest first: { isolate: prepared or null while being made,
@@ -314,9 +327,9 @@ const spares = []
 let making = 0
 function refillSpares() {
   while (spares.length < SPARES) {
-    const entry = { isolate: null, made: null }
+    const entry = { isolate: null, made: null, wanted: false }
     making++
-    entry.made = makeIsolate(SPARE_MB).then(
+    entry.made = makeIsolate(SPARE_MB, entry).then(
       (got) => { entry.isolate = got; return got },
       () => null,
     ).finally(() => { making--; status() })
@@ -334,9 +347,11 @@ function status() {
 }
 
 async function takeIsolate(memoryMb) {
+  lastTaken = performance.now()
   try {
     while (memoryMb === SPARE_MB && spares.length > 0) {
       const entry = spares.shift()
+      entry.wanted = true
       const got = entry.isolate || await entry.made
       if (got && !got.isolate.isDisposed) return got
     }
