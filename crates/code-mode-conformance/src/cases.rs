@@ -754,8 +754,10 @@ pub async fn long_builtins_stop_at_the_deadline(h: &Harness) {
                 "{code}: {e}"
             );
         }
+        // Every driver answers within 100 ms of the deadline (a loaded CI machine gets a
+        // margin on top).
         assert!(
-            took < h.short_timeout + Duration::from_millis(2500),
+            took < h.short_timeout + Duration::from_millis(1000),
             "{code}: the caller waited {took:?} for a {:?} deadline",
             h.short_timeout
         );
