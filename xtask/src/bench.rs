@@ -53,74 +53,44 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let secs = measurement_secs.to_string();
     // Drivers with a runtime to install are measured when it can be installed.
-    let v8_env = match crate::runtimes::v8() {
-        Ok(env) => Some(env),
-        Err(crate::matrix::Provision::Skip(why)) => {
-            println!("V8 driver not measured: {why}");
-            None
-        }
-        Err(crate::matrix::Provision::Fail(e)) => return Err(e),
-    };
-    let workerd_env = match crate::runtimes::workerd() {
-        Ok(env) => Some(env),
-        Err(crate::matrix::Provision::Skip(why)) => {
-            println!("Cloudflare driver not measured: {why}");
-            None
-        }
-        Err(crate::matrix::Provision::Fail(e)) => return Err(e),
-    };
+    let drivers = crate::runtimes::bench_drivers("measured")?;
+    let v8_env = &drivers.v8_env;
     let _ = std::fs::remove_dir_all(root().join("target/criterion"));
     let mut args = vec!["bench", "-p", "code-mode-benches", "--bench", "drivers"];
-    let wasm = match crate::runtimes::wasi_toolchain() {
-        Ok(_) => true,
-        Err(crate::matrix::Provision::Skip(why)) => {
-            println!("QuickJS-WASM driver not measured: {why}");
-            false
-        }
-        Err(crate::matrix::Provision::Fail(e)) => return Err(e),
-    };
-    let mut features = Vec::new();
-    if wasm {
-        features.push("quickjs-wasm");
-    }
-    if v8_env.is_some() {
-        features.push("v8");
-    }
-    if workerd_env.is_some() {
-        features.push("cloudflare");
-    }
-    let features = features.join(",");
-    if !features.is_empty() {
-        args.extend(["--features", &features]);
+    if !drivers.features.is_empty() {
+        args.extend(["--features", &drivers.features]);
     }
     args.extend(["--", "--warm-up-time", "1", "--measurement-time", &secs]);
-    let status = Command::new(&cargo)
-        .current_dir(root())
-        .args(&args)
-        .envs(v8_env.iter().flatten().map(|(k, v)| (k, v)))
-        .envs(workerd_env.iter().flatten().map(|(k, v)| (k, v)))
-        .status()
-        .context("cannot run cargo bench")?;
-    if !status.success() {
-        bail!("benchmarks failed");
-    }
+    // The criterion binary; `loaded` runs only its loaded scenario.
+    let cargo_bench = |loaded: bool| -> anyhow::Result<()> {
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(root())
+            .args(&args)
+            .envs(drivers.env.iter().map(|(k, v)| (k, v)));
+        if loaded {
+            command.env("CODE_MODE_BENCH_LOADED", "1");
+        }
+        let status = command.status().context("cannot run cargo bench")?;
+        if !status.success() {
+            bail!(
+                "benchmarks failed{}",
+                if loaded { " (loaded pass)" } else { "" }
+            );
+        }
+        Ok(())
+    };
+    cargo_bench(false)?;
     // The loaded pass: the same `return 1 + 1`, ours and TanStack's node driver, while a
     // fixed background job keeps one core busy.
     let loaded_tanstack = {
         let _load = Load::start()?;
-        let status = Command::new(&cargo)
-            .current_dir(root())
-            .args(&args)
-            .env("CODE_MODE_BENCH_LOADED", "1")
-            .envs(v8_env.iter().flatten().map(|(k, v)| (k, v)))
-            .envs(workerd_env.iter().flatten().map(|(k, v)| (k, v)))
-            .status()
-            .context("cannot run cargo bench (loaded)")?;
-        if !status.success() {
-            bail!("loaded benchmarks failed");
-        }
-        match &v8_env {
-            Some(env) => Some(crate::tanstack::measure_node_return_1_plus_1(env, measurement_secs)?),
+        cargo_bench(true)?;
+        match v8_env {
+            Some(env) => Some(crate::tanstack::measure_node_return_1_plus_1(
+                env,
+                measurement_secs,
+            )?),
             None => None,
         }
     };
@@ -236,7 +206,7 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
             .unwrap_or_default();
     match v8_env {
         Some(env) => {
-            let baseline = crate::tanstack::measure(&env, &scenarios, measurement_secs)?;
+            let baseline = crate::tanstack::measure(env, &scenarios, measurement_secs)?;
             crate::tanstack::write_comparison(&mut md, &criterion, &scenarios, &baseline)?;
         }
         None => writeln!(
@@ -349,9 +319,14 @@ fn under_load(
     writeln!(
         md,
         "`return 1 + 1`, fresh context per run, runs 0.3 ms apart, idle and while a fixed background job (`sh -c 'while :; do :; done'`, one busy core of this machine's {}) runs; TanStack's node driver measured under the same job right after ours.\n",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
     )?;
-    writeln!(md, "| driver | idle | loaded | TanStack node loaded ÷ ours loaded (above 1: ours is faster) |")?;
+    writeln!(
+        md,
+        "| driver | idle | loaded | TanStack node loaded ÷ ours loaded (above 1: ours is faster) |"
+    )?;
     writeln!(md, "|---|---|---|---|")?;
     let theirs = tanstack.and_then(|r| r.as_ref().ok()).copied();
     for driver in ["quickjs", "quickjs-wasm", "v8"] {
@@ -363,10 +338,19 @@ fn under_load(
             continue;
         };
         let ratio = theirs.map_or("–".into(), |t| format!("{:.2}×", t / loaded));
-        writeln!(md, "| `{driver}` | {} | {} | {ratio} |", fmt(idle), fmt(loaded))?;
+        writeln!(
+            md,
+            "| `{driver}` | {} | {} | {ratio} |",
+            fmt(idle),
+            fmt(loaded)
+        )?;
     }
     match tanstack {
-        Some(Ok(t)) => writeln!(md, "| TanStack node (isolated-vm) | see the side-by-side table | {} | |", fmt(*t))?,
+        Some(Ok(t)) => writeln!(
+            md,
+            "| TanStack node (isolated-vm) | see the side-by-side table | {} | |",
+            fmt(*t)
+        )?,
         Some(Err(e)) => writeln!(md, "| TanStack node (isolated-vm) | | failed: {e} | |")?,
         None => {}
     }

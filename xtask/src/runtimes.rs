@@ -333,6 +333,51 @@ pub fn wasi_toolchain() -> Result<Vec<(String, String)>, Provision> {
     Ok(Vec::new())
 }
 
+/// The optional drivers of `code-mode-benches` whose runtime can be provisioned here.
+pub struct BenchDrivers {
+    /// Its cargo features that enable them, comma-separated.
+    pub features: String,
+    /// The environment their runtimes need.
+    pub env: Vec<(String, String)>,
+    /// The V8 runtime's environment alone (TanStack's baseline runs on its Node), if any.
+    pub v8_env: Option<Vec<(String, String)>>,
+}
+
+/// Provisions the runtimes of the optional drivers; one that cannot be provisioned here is
+/// left out, with a line saying why (`job`: what it would not be, e.g. "measured").
+pub fn bench_drivers(job: &str) -> anyhow::Result<BenchDrivers> {
+    let mut features = Vec::new();
+    let mut env = Vec::new();
+    let mut v8_env = None;
+    match wasi_toolchain() {
+        Ok(_) => features.push("quickjs-wasm"),
+        Err(Provision::Skip(why)) => println!("QuickJS-WASM driver not {job}: {why}"),
+        Err(Provision::Fail(e)) => return Err(e),
+    }
+    match v8() {
+        Ok(e) => {
+            env.extend(e.iter().cloned());
+            v8_env = Some(e);
+            features.push("v8");
+        }
+        Err(Provision::Skip(why)) => println!("V8 driver not {job}: {why}"),
+        Err(Provision::Fail(e)) => return Err(e),
+    }
+    match workerd() {
+        Ok(e) => {
+            env.extend(e);
+            features.push("cloudflare");
+        }
+        Err(Provision::Skip(why)) => println!("Cloudflare driver not {job}: {why}"),
+        Err(Provision::Fail(e)) => return Err(e),
+    }
+    Ok(BenchDrivers {
+        features: features.join(","),
+        env,
+        v8_env,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     /// The test server leaves nothing behind: after `stop` no process holds its port and

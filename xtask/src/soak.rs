@@ -11,8 +11,6 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::matrix::Provision;
-
 pub(crate) const BEGIN: &str = "<!-- soak:begin -->";
 pub(crate) const END: &str = "<!-- soak:end -->";
 
@@ -26,40 +24,24 @@ pub(crate) fn section(text: &str) -> Option<&str> {
 pub fn run(runs: usize, concurrency: usize) -> anyhow::Result<()> {
     let root = crate::provision::root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut env = Vec::new();
-    let mut features = Vec::new();
-    match crate::runtimes::wasi_toolchain() {
-        Ok(_) => features.push("quickjs-wasm"),
-        Err(Provision::Skip(why)) => println!("QuickJS-WASM driver not soaked: {why}"),
-        Err(Provision::Fail(e)) => return Err(e),
-    }
-    match crate::runtimes::v8() {
-        Ok(e) => {
-            env.extend(e);
-            features.push("v8");
-        }
-        Err(Provision::Skip(why)) => println!("V8 driver not soaked: {why}"),
-        Err(Provision::Fail(e)) => return Err(e),
-    }
-    match crate::runtimes::workerd() {
-        Ok(e) => {
-            env.extend(e);
-            features.push("cloudflare");
-        }
-        Err(Provision::Skip(why)) => println!("Cloudflare driver not soaked: {why}"),
-        Err(Provision::Fail(e)) => return Err(e),
-    }
-    let features = features.join(",");
+    let drivers = crate::runtimes::bench_drivers("soaked")?;
     let out = root.join("target/soak.json");
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["run", "--release", "-p", "code-mode-benches", "--bin", "soak"])
-        .args(["--features", &features, "--"])
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "code-mode-benches",
+            "--bin",
+            "soak",
+        ])
+        .args(["--features", &drivers.features, "--"])
         .args(["--runs", &runs.to_string()])
         .args(["--concurrency", &concurrency.to_string()])
         .arg("--out")
         .arg(&out)
-        .envs(env)
+        .envs(drivers.env)
         .status()
         .context("cannot run the soak")?;
     if !status.success() {
@@ -144,7 +126,10 @@ fn render(reports: &[Value], runs: usize, concurrency: usize) -> anyhow::Result<
     for r in reports {
         for u in r["unexpected"].as_array().into_iter().flatten() {
             if !any {
-                writeln!(md, "Outcomes other than the program's own (kind: outcome × count, example):\n")?;
+                writeln!(
+                    md,
+                    "Outcomes other than the program's own (kind: outcome × count, example):\n"
+                )?;
                 any = true;
             }
             writeln!(

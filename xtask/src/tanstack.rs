@@ -59,7 +59,10 @@ fn prepare(env: &[(String, String)]) -> anyhow::Result<(PathBuf, PathBuf)> {
 }
 
 /// TanStack's node driver on `return 1 + 1` (the loaded pass of `cargo xtask bench`).
-pub fn measure_node_return_1_plus_1(env: &[(String, String)], secs: u64) -> anyhow::Result<Result<f64, String>> {
+pub fn measure_node_return_1_plus_1(
+    env: &[(String, String)],
+    secs: u64,
+) -> anyhow::Result<Result<f64, String>> {
     let (node, dir) = prepare(env)?;
     Ok(run_one(&node, &dir, "node", "return 1 + 1", secs))
 }

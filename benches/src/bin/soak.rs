@@ -38,7 +38,11 @@ const HOSTILE: &[(&str, &str, &[&str])] = &[
         "try { await external_fail({}); } catch (e) { return (e as Error).message; }",
         &["ok"],
     ),
-    ("tool_error_uncaught", "await external_fail({}); return 1", &["Error"]),
+    (
+        "tool_error_uncaught",
+        "await external_fail({}); return 1",
+        &["Error"],
+    ),
     ("infinite_loop", "while (true) {}", &["TimeoutError"]),
     (
         "memory_bomb",
@@ -108,7 +112,11 @@ const HOSTILE: &[(&str, &str, &[&str])] = &[
         "for (let i = 0; i < 50; i++) { external_fail({}); Promise.reject(new Error('x')); } return 1",
         &["ok"],
     ),
-    ("syntax_error", "return (", &["SyntaxError", "TypeScriptError"]),
+    (
+        "syntax_error",
+        "return (",
+        &["SyntaxError", "TypeScriptError"],
+    ),
     (
         "deeply_nested_code",
         "DEEP_NESTING",
@@ -295,7 +303,7 @@ async fn soak_driver(
         }
         if let Some(Ok(o)) = set.join_next().await {
             outcomes.push(o);
-            if outcomes.len() % step == 0 {
+            if outcomes.len().is_multiple_of(step) {
                 let (rss, threads) = footprint();
                 samples.push(json!({"runs": outcomes.len(), "rss_kib": rss, "threads": threads}));
             }
@@ -320,7 +328,11 @@ async fn soak_driver(
     let mut by_kind: std::collections::BTreeMap<&str, std::collections::BTreeMap<String, usize>> =
         Default::default();
     for o in &outcomes {
-        *by_kind.entry(o.kind).or_default().entry(o.name.clone()).or_default() += 1;
+        *by_kind
+            .entry(o.kind)
+            .or_default()
+            .entry(o.name.clone())
+            .or_default() += 1;
         if !o.expected {
             let e = unexpected
                 .entry(format!("{}: {}", o.kind, o.name))

@@ -239,10 +239,22 @@ pub async fn uncaught_tool_error_fails_execution(h: &Harness) {
     // by: the tool's own error, an input the sandbox refuses, a call in a helper, one of a
     // Promise.all.
     for (code, line) in [
-        ("const a = 1;\n\nconst r = await external_fail({message: 'x'});\nreturn r;", 3),
-        ("let v = {};\nfor (let i = 0; i < 100; i++) v = { v };\nconst r = await external_echo(v);\nreturn r;", 3),
-        ("async function get() {\n  const a = 1;\n  return await external_fail({message: 'x'});\n}\n\nreturn await get();", 3),
-        ("const all = Promise.all([external_echo({}),\n  external_echo({}),\n  external_fail({message: 'x'})]);\n\nreturn await all;", 3),
+        (
+            "const a = 1;\n\nconst r = await external_fail({message: 'x'});\nreturn r;",
+            3,
+        ),
+        (
+            "let v = {};\nfor (let i = 0; i < 100; i++) v = { v };\nconst r = await external_echo(v);\nreturn r;",
+            3,
+        ),
+        (
+            "async function get() {\n  const a = 1;\n  return await external_fail({message: 'x'});\n}\n\nreturn await get();",
+            3,
+        ),
+        (
+            "const all = Promise.all([external_echo({}),\n  external_echo({}),\n  external_fail({message: 'x'})]);\n\nreturn await all;",
+            3,
+        ),
     ] {
         let r = h.run(code).await;
         assert_eq!(error(&r).line, Some(line), "{code}: {}", error(&r));
@@ -1174,7 +1186,9 @@ pub async fn inherited_hooks_do_not_change_outcomes(h: &Harness) {
             "{hook}"
         );
         // The input has no prototype, so the program's own `toJSON` does not apply to it.
-        let code = format!("{hook}\nconst r = await external_add({{ __proto__: null, a: 1, b: 2 }});\nreturn r;");
+        let code = format!(
+            "{hook}\nconst r = await external_add({{ __proto__: null, a: 1, b: 2 }});\nreturn r;"
+        );
         let r = h.run(&code).await;
         assert_eq!(value(&r), json!(3), "{hook}");
     }

@@ -104,6 +104,13 @@ impl V8Context {
     }
 }
 
+/// Whether a run may move to another sidecar: it creates its context, has moved fewer than
+/// [`MOVES`] times, and nothing of it (console line, tool call) has come back yet, so no
+/// tool ran.
+fn movable(creates_context: bool, moves: u32, host: &RunHost) -> bool {
+    creates_context && moves < MOVES && !host.touched.load(Ordering::SeqCst)
+}
+
 /// isolated-vm's smallest memory limit is 8 MiB.
 pub(crate) fn memory_mb(limits: &Limits) -> u64 {
     limits.memory_bytes().div_ceil(1024 * 1024).max(8)
@@ -189,7 +196,7 @@ impl IsolateContext for V8Context {
                         Some(RunEvent::Wedged) => {
                             // Queued behind another execution's runaway built-in: move if
                             // nothing of this one has run yet.
-                            if spec.is_some() && moves < MOVES && !host.touched.load(Ordering::SeqCst)
+                            if movable(spec.is_some(), moves, &host)
                                 && let Some(to) = self.relocate(&sidecar).await
                             {
                                 sidecar.unregister(run);
@@ -203,7 +210,7 @@ impl IsolateContext for V8Context {
                                 Some(RunEvent::Gone(why)) => why,
                                 _ => why_or_default(&sidecar),
                             };
-                            if spec.is_some() && moves < MOVES && !host.touched.load(Ordering::SeqCst)
+                            if movable(spec.is_some(), moves, &host)
                                 && let Some(to) = self.relocate(&sidecar).await
                             {
                                 sidecar = to;

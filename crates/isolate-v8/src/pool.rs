@@ -58,7 +58,10 @@ impl Pool {
 
     /// The most suitable sidecar for a new context (answering, idle, with an isolate ready,
     /// fewest contexts; ties go round-robin), other than `avoid` when there is a choice.
-    pub(crate) async fn place(&self, avoid: Option<&Arc<Sidecar>>) -> Result<Arc<Sidecar>, DriverError> {
+    pub(crate) async fn place(
+        &self,
+        avoid: Option<&Arc<Sidecar>>,
+    ) -> Result<Arc<Sidecar>, DriverError> {
         let pool = self.all().await?;
         let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let mut best: Option<&Arc<Sidecar>> = None;

@@ -120,7 +120,8 @@ async fn a_wedged_sidecar_is_killed_at_the_hard_deadline() {
     // A context created meanwhile goes to a sidecar that answers (a new one, since the
     // stopped one is the pool's only sidecar and is killed at deadline + grace).
     assert_works(&d).await;
-    tokio::time::sleep(Duration::from_millis(300 + 700 + 300).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(300 + 700 + 300).saturating_sub(started.elapsed()))
+        .await;
     assert_ne!(d.sidecar_pids().await, vec![pid]);
     // The stopped process was killed, not left behind.
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -322,7 +323,8 @@ async fn a_runaway_builtin_neither_holds_its_caller_nor_loses_queued_executions(
         async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let ctx = context(&d, Duration::from_secs(10)).await;
-            ctx.execute("return (await external_echo({v: 41})).v + 1").await
+            ctx.execute("return (await external_echo({v: 41})).v + 1")
+                .await
         }
     );
     let took = started.elapsed();
@@ -330,5 +332,9 @@ async fn a_runaway_builtin_neither_holds_its_caller_nor_loses_queued_executions(
     assert_eq!(e.kind, ErrorKind::Timeout, "{e}");
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(queued.outcome, Ok(Some(json!(42))), "{queued:?}");
-    assert_ne!(d.sidecar_pids().await, vec![pid], "the wedged sidecar was kept");
+    assert_ne!(
+        d.sidecar_pids().await,
+        vec![pid],
+        "the wedged sidecar was kept"
+    );
 }
