@@ -176,7 +176,10 @@ pub fn postgres() -> Result<Postgres, Provision> {
             })?
         }
     };
-    let dir = provision::root().join(format!("target/postgres-test-{}", std::process::id()));
+    // In the system's temporary folder, not the checkout: when the server runs as `postgres`
+    // it must be able to reach its folder, and a checkout may sit below a folder only its
+    // owner can enter (`mktemp -d` makes such folders).
+    let dir = std::env::temp_dir().join(format!("code-mode-postgres-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| Provision::Fail(e.into()))?;
     // PostgreSQL refuses to run as root: run it as the `postgres` user then.
