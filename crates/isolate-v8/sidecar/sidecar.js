@@ -15,6 +15,8 @@
 //   {"t":"done","run":R,"value":<raw json>} | {"t":"done","run":R}   (no value: undefined)
 //   {"t":"done","run":R,"error":{"kind","name","message","line"}}
 //        kind: guest | syntax | timeout | memory | stack | deadlock | result | too_large | disposed | internal
+//   {"t":"retiring"}   (an isolate's thread stays held past its disposal: no new contexts here;
+//                       the process ends itself once its runs in flight are done)
 //
 // Design rules (see the crate README):
 // - Host functions never reject inside this process (a rejected isolated-vm promise can kill
@@ -85,8 +87,10 @@ function tooDeep(what, depth) {
 // ---------- the prelude: runs inside each fresh context ----------
 // It captures the intrinsics it needs before any guest code runs, so a guest that replaces
 // JSON, Promise or console cannot break result handling, and installs `console`.
-// The host functions it receives are synchronous isolated-vm Callbacks (`__cm_call`,
-// `__cm_log`, `__cm_done`); it keeps them in closures and deletes the globals. `__cm_setup`
+// The host functions it receives are fire-and-forget isolated-vm Callbacks (`__cm_call`,
+// `__cm_log`, `__cm_done`): the guest never waits for this thread. Each carries the run's
+// token, so a line queued by an earlier run (or by the warm-up) is never taken for the
+// current run's. The prelude keeps them in closures and deletes the globals. `__cm_setup`
 // runs before the first program and deletes itself; `__cm_run` and `__cm_deliver` are taken
 // out by the sidecar as references and deleted, so guest code can reach none of them.
 const PRELUDE = `(() => {
@@ -119,6 +123,9 @@ const PRELUDE = `(() => {
   const regexpExec = RegExp.prototype.exec;
   const typeOf = (v) => typeof v;
   let maxLogs = 0, maxLogBytes = 0, logs = 0, logBytes = 0, maxCalls = 0, calls = 0;
+  // The current run's token, and call ids unique over the context's life (a reply that
+  // crossed after its run ended can never settle a later run's call).
+  let token = 0, nextId = 0;
   // Tool calls awaiting their result, by call id (a null-prototype object: guest code
   // cannot reach it through Object.prototype or Map.prototype).
   let pending = { __proto__: null };
@@ -147,7 +154,7 @@ const PRELUDE = `(() => {
     if (logs > maxLogs || logBytes > maxLogBytes) return;
     const msg = apply(arrayJoin, apply(arrayMap, args, [fmt]), [' ']);
     logs++; logBytes += msg.length;
-    hostLog(level, msg);
+    hostLog(token, level, msg);
   };
   const consoleObject = {};
   for (const level of ['log', 'info', 'warn', 'error', 'debug']) consoleObject[level] = makeLog(level);
@@ -166,14 +173,14 @@ const PRELUDE = `(() => {
       return new PromiseCtor((resolve, reject) => {
         const text = stringify(args === undefined ? {} : args);
         // Past the cap, refused here without crossing (the sidecar checks again).
-        const id = ++calls > maxCalls ? -1 : hostCall(name, text === undefined ? '{}' : text);
-        if (id === -1) {
+        if (++calls > maxCalls) {
           const err = new ErrorCtor('Exceeded the maximum of ' + maxCalls + ' tool calls per execution');
           defineProperty(err, 'name', { value: 'ToolCallLimitError', writable: true, configurable: true, enumerable: false });
           throw err;
         }
-        if (!id) throw new ErrorCtor('the execution has ended');
+        const id = ++nextId;
         pending[id] = [resolve, reject, site];
+        hostCall(token, id, name, text === undefined ? '{}' : text);
       });
     };
     defineProperty(fn, 'name', { value: name });
@@ -238,7 +245,8 @@ const PRELUDE = `(() => {
     return record('guest', name, message, isError(e) ? lineOf(e) : 0);
   };
   // Runs the program; hands the encoded outcome to the host when it settles.
-  globalThis.__cm_run = (main) => {
+  globalThis.__cm_run = (main, runToken) => {
+      token = runToken;
       pending = { __proto__: null };
       logs = 0; logBytes = 0; calls = 0;
       let outcome;
@@ -248,7 +256,7 @@ const PRELUDE = `(() => {
           try { outcome = describe(e); }
           catch { outcome = record('guest', 'Error', 'the program threw a value that cannot be described', 0); }
         }
-        hostDone(outcome);
+        hostDone(token, outcome);
       };
       settle();
     };
@@ -258,12 +266,14 @@ const PRELUDE = `(() => {
 // An isolate is prepared completely (context, host callbacks, prelude) before a context asks
 // for it; `link.ctx` tells the callbacks which context they serve.
 //
-// Guest code runs synchronously on this thread, inside `runSync` / `applySync` calls that
-// carry isolated-vm's `timeout` (the time left before the deadline): a tool call or a console
-// line is a plain synchronous callback, and a tool result is delivered by a synchronous call
-// that also drains the guest's microtasks. No thread hop per message, which is what makes a
-// tool call cheap. The price: while one program computes, the other contexts of this sidecar
-// wait (the driver spreads contexts over a pool of sidecars).
+// Guest code runs on the isolate's own thread (isolated-vm's pool, which grows past its size
+// rather than queue), inside asynchronous `apply` calls that carry isolated-vm's `timeout`
+// (the time left before the deadline) and drain the guest's microtasks. This thread never
+// runs guest code, so a program computing until its deadline (or a V8 built-in that ignores
+// termination) holds only its own isolate: the other contexts of this sidecar, its timers and
+// its input go on. What stays synchronous here is bounded by the program's size: compiling
+// it and evaluating the function expression that wraps it. Tool calls, console lines and the
+// outcome are fire-and-forget callbacks, so the guest never waits for this thread either.
 // \`entry\` (a spare's record) says whether a run is already waiting for this isolate.
 async function makeIsolate(memoryMb, entry = { wanted: true }) {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb })
@@ -280,9 +290,10 @@ async function prepare(isolate, memoryMb, entry) {
   // each wait for a core (the isolate is not in use yet, so nothing waits on this thread).
   const context = isolate.createContextSync()
   const link = { ctx: null }
-  const call = new ivm.Callback((name, args) => (link.ctx ? link.ctx.onCall(name, args) : 0))
-  const log = new ivm.Callback((level, msg) => { if (link.ctx) link.ctx.onLog(level, msg) })
-  const done = new ivm.Callback((text) => { if (link.ctx) link.ctx.onDone(text) })
+  const ignored = { ignored: true }
+  const call = new ivm.Callback((token, id, name, args) => { if (link.ctx) link.ctx.onCall(token, id, name, args) }, ignored)
+  const log = new ivm.Callback((token, level, msg) => { if (link.ctx) link.ctx.onLog(token, level, msg) }, ignored)
+  const done = new ivm.Callback((token, text) => { if (link.ctx) link.ctx.onDone(token, text) }, ignored)
   const global = context.global
   global.setSync('__cm_call', call)
   global.setSync('__cm_log', log)
@@ -294,11 +305,11 @@ async function prepare(isolate, memoryMb, entry) {
   global.deleteSync('__cm_run')
   // Warm the path every run takes (compile, async function, result encoding): V8 initialises
   // these lazily, and the first run of a context would otherwise pay for it.
-  link.ctx = { onCall: () => 0, onLog() {}, onDone() {} }
+  // (Token 0: no run has it, so the warm-up's queued outcome is dropped.)
   const main = isolate
     .compileScriptSync(`(async function () { return [1, 'a', { b: null }] })`, { filename: SCRIPT })
     .runSync(context, { reference: true, timeout: 1000 })
-  start.applySync(undefined, [main.derefInto()], { timeout: 1000 })
+  start.applySync(undefined, [main.derefInto(), 0], { timeout: 1000 })
   main.release()
   // Exercise the optimizing compilers once: V8 sets them up per isolate on first use, which
   // would otherwise cost a compute-heavy program ~0.7 ms (a quarter of fib(25)) on this path.
@@ -309,7 +320,6 @@ async function prepare(isolate, memoryMb, entry) {
   if (!entry.wanted && performance.now() - lastTaken > DEMAND_MS) {
     isolate.compileScriptSync(JIT_WARMUP).runSync(context, { timeout: 1000 })
   }
-  link.ctx = null
   return { isolate, context, link, deliver, start, memoryMb }
 }
 
@@ -374,6 +384,26 @@ function scheduleRefill() {
 }
 let active = 0
 
+// How long a disposed isolate may take to leave its thread before the sidecar retires.
+const STUCK_MS = 250
+// Retiring: an isolate's thread is held by a built-in past its disposal, burning a core.
+// The sidecar says so (the driver places no new context here), finishes the runs in
+// flight, then ends itself, which frees the thread; the driver starts a replacement.
+let retiring = false
+function retire() {
+  if (retiring) return
+  retiring = true
+  out('{"t":"retiring"}')
+  endIfRetired()
+}
+function endIfRetired() {
+  if (!retiring || active > 0) return
+  flush()
+  process.stderr.write('retired: an isolate kept running after its deadline (a built-in that ignores termination)\n')
+  // Not process.exit: its exit handlers would wait for the held thread.
+  process.kill(process.pid, 'SIGKILL')
+}
+
 const TIMED_OUT = /Script execution timed out/
 const OUT_OF_MEMORY = /memory limit|Array buffer allocation failed/
 
@@ -386,7 +416,7 @@ class Ctx {
     this.start = null
     this.pending = new Set() // call ids awaiting a reply
     this.maxCalls = 0
-    this.nextCall = 1
+    this.entries = 0 // guest entries (program start, deliveries) in flight on the isolate
     this.run = null // current run: { id, done, deadline, timer, probeTimer, probeGen, outcome, msg }
     this.dead = null // what ended the isolate, once it is gone
     this.disposed = false
@@ -409,13 +439,20 @@ class Ctx {
     this.setup = `__cm_setup(${q(spec.bindings)},${spec.maxLogs},${spec.maxLogBytes},${spec.maxCalls});`
   }
 
-  // ----- callbacks from the guest (synchronous, on this thread) -----
-  onCall(name, args) {
+  // The run a guest callback's token names, if it is still going.
+  current(token) {
     const run = this.run
-    if (!run || run.done || run.outcome !== undefined) return 0
-    // Past the cap the guest throws ToolCallLimitError itself: a flood never crosses.
-    if (++run.calls > this.maxCalls) return -1
-    const id = this.nextCall++
+    return run && !run.done && run.id === token ? run : null
+  }
+
+  // ----- callbacks from the guest (queued to this thread; the guest does not wait) -----
+  onCall(token, id, name, args) {
+    const run = this.current(token)
+    if (!run || run.outcome !== undefined) return
+    // Past the cap the guest throws ToolCallLimitError itself: a flood never crosses. A
+    // call past it here (or a reused id) is ignored: its promise never settles.
+    id = Number(id)
+    if (++run.calls > this.maxCalls || !Number.isSafeInteger(id) || id <= 0 || this.pending.has(id)) return
     this.pending.add(id)
     run.probeGen++
     clearTimeout(run.probeTimer)
@@ -424,29 +461,32 @@ class Ctx {
       // Refused here, as the host would: the call rejects with a TypeError, no tool runs.
       const err = { name: 'TypeError', message: tooDeep(`${String(name)}'s input`, depth) }
       setImmediate(() => this.reply({ call: id, err }))
-      return id
+      return
     }
     out(`{"t":"call","run":${run.id},"call":${id},"name":${q(String(name))},"args":${args}}`)
-    return id
   }
 
-  onLog(level, msg) {
-    const run = this.run
-    if (run && !run.done) out(`{"t":"log","run":${run.id},"level":${q(String(level))},"msg":${q(String(msg).toWellFormed())}}`)
+  onLog(token, level, msg) {
+    const run = this.current(token)
+    if (run) out(`{"t":"log","run":${run.id},"level":${q(String(level))},"msg":${q(String(msg).toWellFormed())}}`)
   }
 
-  onDone(text) {
-    const run = this.run
-    if (run && !run.done && run.outcome === undefined) run.outcome = String(text)
+  onDone(token, text) {
+    const run = this.current(token)
+    if (!run || run.outcome !== undefined) return
+    run.outcome = String(text)
+    // Queued after the entry that produced it finished: settle now.
+    if (this.entries === 0) this.settle(run, run.outcome)
   }
 
-  // Runs guest code (`fn(timeoutMs)`) within the run's deadline, then settles the run if the
-  // program finished, or arms the deadlock probe if it is waiting on nothing.
-  enter(run, fn) {
+  // Runs guest code (`fn(timeoutMs)`, a promise) within the run's deadline, then settles the
+  // run if the program finished, or arms the deadlock probe if it is waiting on nothing.
+  async enter(run, fn) {
     const left = Math.ceil(run.deadline - performance.now())
     if (left <= 0) return this.timeout(run)
+    this.entries++
     try {
-      fn(left)
+      await fn(left)
     } catch (e) {
       if (run.done) return
       const message = String(e && e.message)
@@ -457,8 +497,10 @@ class Ctx {
       // handled (its task epilogue rethrows the first such reason after the task ran to
       // completion; `__cm_run` and `__cm_deliver` catch everything else themselves). Other
       // drivers ignore unhandled rejections too: the program goes on.
+    } finally {
+      this.entries--
     }
-    if (run.done) return
+    if (run.done || this.entries > 0) return
     if (run.outcome !== undefined) return this.settle(run, run.outcome)
     if (this.pending.size === 0) this.armProbe(run)
   }
@@ -470,7 +512,7 @@ class Ctx {
     const deliver = this.deliver
     const ok = msg.ok !== undefined
     const text = ok ? msg.ok : q(msg.err)
-    this.enter(run, (timeout) => deliver.applySync(undefined, [msg.call, ok ? 1 : 0, text], { timeout }))
+    this.enter(run, (timeout) => deliver.apply(undefined, [msg.call, ok ? 1 : 0, text], { timeout }))
   }
 
   // Arms the deadlock probe a little later, so busy programs (and sequential tool calls)
@@ -490,6 +532,7 @@ class Ctx {
     // Calls the program never awaited are forgotten: their promises stay pending.
     this.pending.clear()
     out(`{"t":"done","run":${run.id}${payload}}`)
+    if (retiring) return setImmediate(endIfRetired)
     scheduleRefill()
   }
 
@@ -507,7 +550,7 @@ class Ctx {
       for (let i = 0; i < 2; i++) {
         await this.context.eval('0')
         await new Promise(setImmediate)
-        if (run.done || run.outcome !== undefined || run.probeGen !== gen || this.pending.size > 0) {
+        if (run.done || run.outcome !== undefined || run.probeGen !== gen || this.pending.size > 0 || this.entries > 0) {
           if (!run.done && run.outcome !== undefined) this.settle(run, run.outcome)
           return
         }
@@ -522,6 +565,11 @@ class Ctx {
   kill(why) {
     this.dead = why
     try { if (this.isolate && !this.isolate.isDisposed) this.isolate.dispose() } catch {}
+    // A terminated isolate leaves its thread at once, unless a V8 built-in that ignores
+    // termination holds it (a `join` over a huge array-like can run for a minute).
+    if (this.entries > 0) {
+      setTimeout(() => { if (this.entries > 0) retire() }, STUCK_MS).unref()
+    }
   }
 
   dispose() {
@@ -567,10 +615,12 @@ class Ctx {
       return this.fail(run, name === 'SyntaxError' ? 'syntax' : 'guest', name, clean, m ? +m[1] : 0)
     }
     const context = this.context, start = this.start
-    this.enter(run, (timeout) => {
+    await this.enter(run, async (timeout) => {
+      // Evaluates the function expression (and the setup call): bounded by the program's
+      // size, so synchronous. The program itself runs on the isolate's thread.
       const main = script.runSync(context, { reference: true, timeout })
       try {
-        start.applySync(undefined, [main.derefInto()], { timeout: Math.max(1, Math.ceil(run.deadline - performance.now())) })
+        await start.apply(undefined, [main.derefInto(), run.id], { timeout: Math.max(1, Math.ceil(run.deadline - performance.now())) })
       } finally {
         main.release()
       }

@@ -40,6 +40,9 @@ pub(crate) enum Incoming {
     },
     /// Isolates prepared for new contexts (`ready`) and being prepared (`making`).
     Spares { ready: usize, making: usize },
+    /// A disposed isolate's thread is still held (a built-in ignoring termination): the
+    /// sidecar takes no new context and ends itself once its runs in flight are done.
+    Retiring,
     /// Answer to a ping.
     Pong {
         #[allow(dead_code)]
@@ -52,7 +55,7 @@ impl Incoming {
     pub(crate) fn run(&self) -> Option<u64> {
         match self {
             Self::Log { run, .. } | Self::Call { run, .. } | Self::Done { run, .. } => Some(*run),
-            Self::Ready { .. } | Self::Spares { .. } | Self::Pong { .. } => None,
+            Self::Ready { .. } | Self::Spares { .. } | Self::Retiring | Self::Pong { .. } => None,
         }
     }
 }

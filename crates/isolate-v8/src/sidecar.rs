@@ -106,6 +106,8 @@ struct Routes {
     gone: Mutex<Option<String>>,
     /// An execution passed its deadline without an answer and no line came since.
     wedged: AtomicBool,
+    /// The sidecar said it is retiring (it ends itself once its runs are done).
+    retiring: AtomicBool,
     /// Lines read so far (a line proves the main thread was free when it was written).
     lines: AtomicU64,
 }
@@ -173,14 +175,14 @@ pub(crate) struct Sidecar {
 pub(crate) struct Preference {
     /// Answering: not known to be held by a built-in past its deadline.
     answering: bool,
-    /// Fewer executions in flight first: guest code runs on the sidecar's main thread, so a
-    /// new execution placed next to one that computes waits for it.
+    /// Fewer executions in flight first: programs of one sidecar share its process (its
+    /// isolate threads, its main thread's compiling and messaging).
     fewer_runs: std::cmp::Reverse<usize>,
     /// No live context and no isolate in the making: the main thread is free.
     idle: bool,
     /// Isolates ready, so the first execution does not create one.
     ready: usize,
-    /// Fewer live contexts first: a program computing delays the others on its sidecar.
+    /// Fewer live contexts first: contexts of one sidecar share its process.
     fewer_contexts: std::cmp::Reverse<usize>,
 }
 
@@ -286,7 +288,8 @@ impl Sidecar {
         let contexts = self.contexts.load(Ordering::Relaxed);
         let making = self.routes.making.load(Ordering::Relaxed);
         Preference {
-            answering: !self.routes.wedged.load(Ordering::SeqCst),
+            answering: !self.routes.wedged.load(Ordering::SeqCst)
+                && !self.routes.retiring.load(Ordering::SeqCst),
             fewer_runs: std::cmp::Reverse(self.routes.runs().len()),
             idle: contexts == 0 && making == 0,
             ready: self.routes.ready.load(Ordering::Relaxed),
@@ -433,6 +436,10 @@ fn spawn_reader(
                     args,
                 } => {
                     start_call(&input, run, call, &name, args);
+                    continue;
+                }
+                Incoming::Retiring => {
+                    routes.retiring.store(true, Ordering::SeqCst);
                     continue;
                 }
                 Incoming::Spares { ready, making } => {
