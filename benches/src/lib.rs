@@ -92,10 +92,11 @@ pub fn drivers() -> Vec<(String, Arc<dyn IsolateDriver>)> {
 
 #[cfg(feature = "cloudflare")]
 fn cloudflare() -> Option<(String, Arc<dyn IsolateDriver>)> {
-    use code_mode_isolate_cloudflare::LocalWorkerd;
+    use code_mode_isolate_cloudflare::{LocalWorkerd, LocalWorkerdPool};
     let binary = LocalWorkerd::locate().ok()?;
-    let workerd = LocalWorkerd::start(&binary, Some("bench")).ok()?;
-    let driver = workerd.driver().ok()?;
+    let pool =
+        LocalWorkerdPool::start(&binary, Some("bench"), LocalWorkerdPool::default_size()).ok()?;
+    let driver = pool.driver().ok()?;
     Some(("cloudflare".to_owned(), Arc::new(driver)))
 }
 

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
+use crate::endpoint::{Endpoint, InFlight};
 use crate::protocol::{self, Failure, FromWorker};
 use crate::{Shared, driver_error};
 
@@ -54,19 +55,26 @@ impl IsolateContext for CloudflareContext {
         if let Err(e) = code_mode::check_nesting(code) {
             return ExecutionResult::err(e, Vec::new());
         }
-        self.shared.recovered().await;
+        let Some(mut flight) = self.shared.endpoints.pick() else {
+            return ExecutionResult::err(driver_error("the driver has no Worker URL"), Vec::new());
+        };
+        flight.endpoint().recovered().await;
         let limits = self.config.limits;
         let mut logs = LogBuffer::new(&limits, self.config.console.clone());
         self.bridge.begin_execution();
         let deadline = tokio::time::Instant::now() + limits.timeout();
-        let outcome =
-            match tokio::time::timeout_at(deadline, self.run(code, &limits, &mut logs)).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    self.shared.after_failure().await;
-                    Err(ExecutionError::timeout(limits.timeout()))
-                }
-            };
+        let outcome = match tokio::time::timeout_at(
+            deadline,
+            self.run(code, &limits, &mut logs, &mut flight),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                flight.endpoint().after_failure().await;
+                Err(ExecutionError::timeout(limits.timeout()))
+            }
+        };
         if let Err(e) = &outcome
             && matches!(
                 e.kind,
@@ -140,21 +148,25 @@ fn is_transport(e: &tokio_tungstenite::tungstenite::Error) -> bool {
 
 impl CloudflareContext {
     /// Runs the program; a connection that breaks before the Worker answered anything is
-    /// tried again, up to twice, after any recovery in progress (a local workerd under load
-    /// occasionally resets one, and one restarted after a neighbour's timeout refuses
-    /// connections until it is back).
+    /// tried again, up to twice, at the least busy endpoint after any recovery in progress
+    /// there (a local workerd under load occasionally resets one, and one restarted after a
+    /// neighbour's timeout refuses connections until it is back).
     async fn run(
         &self,
         code: &str,
         limits: &Limits,
         logs: &mut LogBuffer,
+        flight: &mut InFlight,
     ) -> Result<Option<serde_json::Value>, ExecutionError> {
         let mut retries = 0;
         loop {
-            match self.attempt(code, limits, logs).await {
+            match self.attempt(code, limits, logs, flight.endpoint()).await {
                 Err(Failed { retry: true, .. }) if retries < 2 => {
                     retries += 1;
-                    self.shared.recovered().await;
+                    if let Some(next) = self.shared.endpoints.pick() {
+                        *flight = next;
+                    }
+                    flight.endpoint().recovered().await;
                 }
                 other => return other.map_err(|f| f.error),
             }
@@ -166,9 +178,10 @@ impl CloudflareContext {
         code: &str,
         limits: &Limits,
         logs: &mut LogBuffer,
+        endpoint: &Endpoint,
     ) -> Result<Option<serde_json::Value>, Failed> {
         let shared = &self.shared;
-        let mut request = shared
+        let mut request = endpoint
             .execute_url
             .as_str()
             .into_client_request()
@@ -194,11 +207,11 @@ impl CloudflareContext {
                         Error::Http(resp) => driver_error(format!(
                             "the Worker answered HTTP {} instead of accepting the WebSocket; is {} the code-mode Worker?",
                             resp.status(),
-                            shared.execute_url
+                            endpoint.execute_url
                         )),
                         other => driver_error(format!(
                             "cannot reach the Worker at {}: {other}",
-                            shared.execute_url
+                            endpoint.execute_url
                         )),
                     };
                     Failed { error, retry }
@@ -234,7 +247,7 @@ impl CloudflareContext {
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                         Some(Ok(Message::Close(_))) | None => {
-                            self.shared.after_failure().await;
+                            endpoint.after_failure().await;
                             return Err(driver_error(
                                 "the Worker closed the connection before the execution finished (it may have run out of memory or crashed); run the code again",
                             ).into());
@@ -243,7 +256,7 @@ impl CloudflareContext {
                             return Err(driver_error(format!("malformed response from the Worker: unexpected {} frame", frame_kind(&other))).into());
                         }
                         Some(Err(e)) => {
-                            self.shared.after_failure().await;
+                            endpoint.after_failure().await;
                             return Err(Failed {
                                 retry: !answered && is_transport(&e),
                                 error: driver_error(format!("the connection to the Worker failed: {e}")),

@@ -33,7 +33,9 @@
 //! the local runtime, stand in for them).
 
 mod context;
+mod endpoint;
 mod local;
+mod local_pool;
 mod protocol;
 
 use std::sync::Arc;
@@ -45,8 +47,10 @@ use code_mode::{
 };
 
 pub use local::{LocalWorkerd, WORKERD_VERSION, WorkerdError};
+pub use local_pool::LocalWorkerdPool;
 
 use crate::context::CloudflareContext;
+use crate::endpoint::{Endpoint, Endpoints};
 
 /// Called after an execution timed out or lost its connection (e.g. to restart a local
 /// runtime that hung or crashed).
@@ -59,6 +63,7 @@ pub struct CloudflareOptions {
     authorization: Option<String>,
     max_message_bytes: usize,
     on_failure: Option<FailureHook>,
+    replicas: Vec<(String, Option<FailureHook>)>,
 }
 
 impl std::fmt::Debug for CloudflareOptions {
@@ -70,6 +75,10 @@ impl std::fmt::Debug for CloudflareOptions {
                 &self.authorization.as_ref().map(|_| "<set>"),
             )
             .field("max_message_bytes", &self.max_message_bytes)
+            .field(
+                "replicas",
+                &self.replicas.iter().map(|r| &r.0).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -82,6 +91,7 @@ impl CloudflareOptions {
             authorization: None,
             max_message_bytes: 8 * 1024 * 1024,
             on_failure: None,
+            replicas: Vec::new(),
         }
     }
 
@@ -100,41 +110,61 @@ impl CloudflareOptions {
         self
     }
 
-    /// Runs `hook` after an execution timed out or lost its connection.
+    /// Runs `hook` after an execution at the main URL timed out or lost its connection.
     #[must_use]
     pub fn on_failure(mut self, hook: FailureHook) -> Self {
         self.on_failure = Some(hook);
+        self
+    }
+
+    /// Another copy of the same Worker (same authorization), with its own failure hook.
+    /// Each execution goes to the copy with the fewest executions in flight that is not
+    /// recovering. Cloudflare scales a deployed Worker by itself; this is for self-hosted
+    /// workerd, which runs every isolate of a process on one thread
+    /// ([`LocalWorkerdPool`] uses it).
+    ///
+    /// ```
+    /// use code_mode_isolate_cloudflare::{CloudflareDriver, CloudflareOptions};
+    /// let options = CloudflareOptions::new("http://127.0.0.1:8787")
+    ///     .replica("http://127.0.0.1:8788", None);
+    /// assert!(CloudflareDriver::new(options).is_ok());
+    /// let bad = CloudflareOptions::new("http://127.0.0.1:8787").replica("file:///x", None);
+    /// assert!(CloudflareDriver::new(bad).is_err());
+    /// ```
+    #[must_use]
+    pub fn replica(
+        mut self,
+        worker_url: impl Into<String>,
+        on_failure: Option<FailureHook>,
+    ) -> Self {
+        self.replicas.push((worker_url.into(), on_failure));
         self
     }
 }
 
 /// Settings shared by the contexts of a driver.
 pub(crate) struct Shared {
-    execute_url: String,
+    endpoints: Endpoints,
     authorization: Option<String>,
     max_message_bytes: usize,
-    on_failure: Option<FailureHook>,
-    /// Held for writing while the failure hook runs (e.g. a local workerd restarting): the
-    /// failed execution answers at once, and the next one waits here for the recovery.
-    recovering: Arc<tokio::sync::RwLock<()>>,
 }
 
-impl Shared {
-    /// Runs the failure hook in the background.
-    async fn after_failure(&self) {
-        if let Some(hook) = self.on_failure.clone() {
-            let guard = self.recovering.clone().write_owned().await;
-            tokio::task::spawn_blocking(move || {
-                hook();
-                drop(guard);
-            });
-        }
-    }
-
-    /// Waits for a recovery in progress to end.
-    async fn recovered(&self) {
-        drop(self.recovering.read().await);
-    }
+/// `ws(s)://…/execute` for a Worker's base URL.
+fn execute_url(worker_url: &str) -> Result<String, DriverError> {
+    let url = worker_url.trim().trim_end_matches('/');
+    let ws = if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if url.starts_with("ws://") || url.starts_with("wss://") {
+        url.to_owned()
+    } else {
+        return Err(DriverError::new(
+            "cloudflare",
+            format!("the Worker URL {url:?} must start with https://, http://, wss:// or ws://"),
+        ));
+    };
+    Ok(format!("{ws}/execute"))
 }
 
 /// An execution failure of this driver (connection, protocol).
@@ -150,13 +180,14 @@ pub struct CloudflareDriver {
 impl std::fmt::Debug for CloudflareDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CloudflareDriver")
-            .field("execute_url", &self.shared.execute_url)
+            .field("execute_urls", &self.shared.endpoints.urls())
             .finish()
     }
 }
 
 impl CloudflareDriver {
-    /// A driver for the Worker at `options`' URL. The URL must be http(s) or ws(s).
+    /// A driver for the Worker at `options`' URL (and its replicas). Every URL must be
+    /// http(s) or ws(s).
     ///
     /// ```
     /// use code_mode_isolate_cloudflare::{CloudflareDriver, CloudflareOptions};
@@ -164,21 +195,13 @@ impl CloudflareDriver {
     /// assert!(CloudflareDriver::new(CloudflareOptions::new("http://127.0.0.1:8787")).is_ok());
     /// ```
     pub fn new(options: CloudflareOptions) -> Result<Self, DriverError> {
-        let url = options.worker_url.trim().trim_end_matches('/');
-        let ws = if let Some(rest) = url.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else if let Some(rest) = url.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else if url.starts_with("ws://") || url.starts_with("wss://") {
-            url.to_owned()
-        } else {
-            return Err(DriverError::new(
-                "cloudflare",
-                format!(
-                    "the Worker URL {url:?} must start with https://, http://, wss:// or ws://"
-                ),
-            ));
-        };
+        let mut endpoints = vec![Endpoint::new(
+            execute_url(&options.worker_url)?,
+            options.on_failure,
+        )];
+        for (url, hook) in options.replicas {
+            endpoints.push(Endpoint::new(execute_url(&url)?, hook));
+        }
         if options.max_message_bytes < 1024 {
             return Err(DriverError::new(
                 "cloudflare",
@@ -187,11 +210,9 @@ impl CloudflareDriver {
         }
         Ok(Self {
             shared: Arc::new(Shared {
-                execute_url: format!("{ws}/execute"),
+                endpoints: Endpoints::new(endpoints),
                 authorization: options.authorization,
                 max_message_bytes: options.max_message_bytes,
-                on_failure: options.on_failure,
-                recovering: Arc::default(),
             }),
         })
     }

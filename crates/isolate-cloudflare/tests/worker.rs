@@ -291,3 +291,55 @@ async fn a_misbehaving_worker_gets_clear_errors_never_a_hang() {
     let r = run(&driver, Bindings::new(), Duration::from_secs(5), "return 1").await;
     assert!(driver_message(&r).contains("cannot reach the Worker"));
 }
+
+/// A local workerd runs every isolate of a process on one thread. With a pool, a program
+/// computing until its deadline holds only its own process: an execution started meanwhile
+/// goes to the other one and answers long before the spinning program's deadline, and once
+/// the spinning one has timed out (and its process restarted) the pool still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_program_holds_only_its_own_workerd() {
+    use code_mode_isolate_cloudflare::LocalWorkerdPool;
+    let binary = LocalWorkerd::locate().unwrap_or_else(|e| panic!("{e}"));
+    let pool = LocalWorkerdPool::start(&binary, Some("pool"), 2).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pool.urls().len(), 2);
+    let driver = Arc::new(pool.driver().unwrap_or_else(|e| panic!("{e}")));
+    let spinning = {
+        let driver = driver.clone();
+        tokio::spawn(async move {
+            run(
+                &driver,
+                Bindings::new(),
+                Duration::from_secs(4),
+                "while (true) {}",
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..3 {
+        let r = run(
+            &driver,
+            Bindings::new(),
+            Duration::from_millis(1500),
+            &format!("return {i} + 1"),
+        )
+        .await;
+        assert_eq!(r.outcome, Ok(Some(json!(i + 1))), "{r:?}");
+    }
+    assert!(
+        !spinning.is_finished(),
+        "the executions were answered only after the spinning program ended"
+    );
+    let spun = spinning.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spun.outcome.err().map(|e| e.kind), Some(ErrorKind::Timeout));
+    for i in 0..4 {
+        let r = run(
+            &driver,
+            Bindings::new(),
+            Duration::from_secs(10),
+            &format!("return {i}"),
+        )
+        .await;
+        assert_eq!(r.outcome, Ok(Some(json!(i))), "{r:?}");
+    }
+}

@@ -4,12 +4,13 @@
 //! did not finish when the reader thread started them (concurrently, answering each as it
 //! completes), collects console lines, and watches the deadline from this side too.
 //!
-//! A V8 C++ built-in (`Array.prototype.includes` over a huge array-like, ...) ignores
-//! termination and holds its sidecar's main thread past the deadline. The caller does not
-//! wait for it: [`ANSWER_GRACE`] after the deadline it gets `TimeoutError`, the sidecar is
-//! marked wedged (new contexts go elsewhere), executions queued behind it that have not
-//! started move to another sidecar, and the sidecar is killed only if it still has not
-//! answered a ping when the driver's `grace` has passed.
+//! Guest code runs on its isolate's own thread inside the sidecar, and the sidecar disposes
+//! the isolate at the deadline. This side keeps a later deadline of its own for a sidecar
+//! whose main thread stops answering (a stopped or broken process): [`ANSWER_GRACE`] after
+//! the deadline the caller gets `TimeoutError`, the sidecar is marked wedged (new contexts go
+//! elsewhere), executions queued there that have not started move to another sidecar, and
+//! the sidecar is killed only if it still has not answered a ping when the driver's `grace`
+//! has passed.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -60,9 +60,9 @@ pub struct V8Options {
     /// of cores.
     pub pool_size: usize,
     /// How long after an execution's deadline a sidecar may stay silent before it is killed
-    /// (a V8 C++ built-in that ignores termination holds its main thread). The caller does
-    /// not wait for it: it hears `TimeoutError` 100 ms after the deadline, and executions
-    /// that had not started on that sidecar move to another one.
+    /// (its main thread stopped answering). The caller does not wait for it: it hears
+    /// `TimeoutError` 100 ms after the deadline, and executions that had not started on that
+    /// sidecar move to another one.
     pub grace: Duration,
 }
 

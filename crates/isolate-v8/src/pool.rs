@@ -2,8 +2,8 @@
 //! its sidecar is wedged or gone before anything of it ran.
 //!
 //! Why placement lives apart from the driver: a context that has not run yet is not tied to
-//! its sidecar. If that sidecar stops answering (a V8 C++ built-in that ignores termination
-//! holds its main thread) or dies, an execution that created its context and has sent
+//! its sidecar. If that sidecar stops answering (its main thread is held), retires (an
+//! isolate's thread stayed held past its deadline) or dies, an execution that created its context and has sent
 //! nothing back yet (no console line, no tool call) is re-placed on another sidecar instead
 //! of being lost: no tool ran, so each call still happens exactly once.
 

@@ -37,8 +37,8 @@ pub(crate) enum RunEvent {
     /// The sidecar is gone; the reason is for the user.
     Gone(String),
     /// Another execution on this sidecar passed its deadline without an answer: the
-    /// sidecar's main thread is held (a V8 built-in ignoring termination) and it may be
-    /// killed soon. An execution that has not started can move elsewhere.
+    /// sidecar's main thread is held (a stopped or broken process) and it may be killed
+    /// soon. An execution that has not started can move elsewhere.
     Wedged,
 }
 
