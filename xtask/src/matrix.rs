@@ -277,6 +277,19 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
             );
             skip_filters.push("mongo::".into());
         }
+        println!("== MCP servers for the code-mode-mcp tests (npm) ==");
+        match crate::runtimes::mcp_servers() {
+            Ok(more) => env.extend(more),
+            Err(Provision::Skip(why)) => {
+                println!("MCP upstream tests skipped: {why}");
+                skip_filters.push("upstream::".into());
+            }
+            Err(Provision::Fail(e)) => {
+                println!("the MCP test servers could not be installed: {e:#}");
+                all_ok = false;
+                skip_filters.push("upstream::".into());
+            }
+        }
         println!("== chat page: npm packages, build, Chromium ==");
         match e2e::provision() {
             Ok(more) => env.extend(more),

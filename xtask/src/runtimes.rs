@@ -67,6 +67,21 @@ pub fn v8() -> Result<Vec<(String, String)>, Provision> {
     )])
 }
 
+/// The MCP servers the `code-mode-mcp` tests run (the crate's `tests/servers/` lockfile:
+/// `@modelcontextprotocol/server-everything`, pinned), into `.cache/mcp-servers`. Skipped,
+/// with the reason, when npm is missing.
+pub fn mcp_servers() -> Result<Vec<(String, String)>, Provision> {
+    let dir = npm_install(
+        "crates/code-mode-mcp/tests/servers",
+        "mcp-servers",
+        &["package.json", "package-lock.json"],
+    )?;
+    Ok(vec![(
+        "CODE_MODE_TEST_MCP_SERVERS".to_owned(),
+        dir.to_string_lossy().into_owned(),
+    )])
+}
+
 /// Cloudflare's `workerd` (the crate's `worker/` lockfile), into `.cache/workerd`. Skipped,
 /// with the reason, when npm is missing.
 pub fn workerd() -> Result<Vec<(String, String)>, Provision> {
@@ -89,7 +104,7 @@ pub fn workerd() -> Result<Vec<(String, String)>, Provision> {
 }
 
 /// A throwaway PostgreSQL server on 127.0.0.1 for the skills storage tests: Debian's
-/// server binaries (installed with apt-get when missing), a fresh cluster in `target/`,
+/// server binaries (installed with apt-get when missing), a fresh cluster in the system temporary folder,
 /// trust authentication, fsync off.
 ///
 /// The postmaster is this process's own child (no `runuser` in between, whose death would

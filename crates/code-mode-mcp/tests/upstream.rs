@@ -1,0 +1,246 @@
+//! Upstream MCP servers as sandbox functions, against the official
+//! `@modelcontextprotocol/server-everything` (pinned in `tests/servers/`), over stdio and
+//! over Streamable HTTP on 127.0.0.1. `cargo xtask test` installs it and sets
+//! `CODE_MODE_TEST_MCP_SERVERS`; without it these tests fail with the command to run.
+
+mod upstream {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use code_mode::{CodeMode, CodeModeResult, Event, EventSink, ExecuteOptions, Limits};
+    use code_mode_mcp::{McpConfig, McpError, McpOptions, McpTools, PROGRESS_EVENT};
+    use serde_json::{Value, json};
+
+    fn servers() -> PathBuf {
+        let dir = std::env::var_os("CODE_MODE_TEST_MCP_SERVERS").map(PathBuf::from).unwrap_or_else(|| {
+            panic!("CODE_MODE_TEST_MCP_SERVERS is not set: run `cargo xtask test` (it installs the test MCP servers from npm into .cache/mcp-servers)")
+        });
+        assert!(dir.join("node_modules").is_dir(), "{} has no node_modules", dir.display());
+        dir
+    }
+
+    fn everything_js() -> String {
+        servers()
+            .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// A stdio configuration; `marker` is an extra argument that lets a test find the process.
+    fn stdio_config(marker: &str) -> McpConfig {
+        let text = json!({"mcpServers": {"everything": {
+            "command": "node",
+            "args": [everything_js(), "stdio", marker],
+            "env": {"CONFIGURED": "${CODE_MODE_MCP_TEST_CONFIGURED:-from-config}"}
+        }}});
+        McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn code_mode(tools: &McpTools, timeout: Duration) -> CodeMode {
+        CodeMode::builder()
+            .driver(code_mode_drivers::driver_by_name("quickjs", &Default::default()).unwrap_or_else(|e| panic!("{e}")))
+            .tools(tools.tools())
+            .limits(
+                Limits::builder()
+                    .timeout(timeout)
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn run(cm: &CodeMode, code: &str) -> (CodeModeResult, Vec<Event>) {
+        let (sink, mut rx) = EventSink::channel();
+        let r = cm.execute(code, ExecuteOptions::new("t1", sink)).await;
+        let mut events = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        (r, events)
+    }
+
+    fn ok(r: &CodeModeResult) -> Value {
+        assert!(r.success, "{r:?}");
+        r.result.clone().unwrap_or(Value::Null)
+    }
+
+    /// Over stdio: typed stubs, a sum, structured content, an image, a catchable upstream
+    /// error, progress events before the result, and a clean environment.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stdio_upstream_tools_work_from_a_program() {
+        // SAFETY: set before any thread of this test reads the environment.
+        unsafe { std::env::set_var("CODE_MODE_MCP_TEST_SECRET", "hunter2-host-only") };
+        let tools = McpTools::connect(&stdio_config("--stdio-test"), McpOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tools.servers(), vec!["everything"]);
+        let cm = code_mode(&tools, Duration::from_secs(20)).await;
+        let prompt = cm.system_prompt();
+        assert!(prompt.contains("external_everything_get_sum"), "{prompt}");
+        assert!(prompt.contains("read-only"), "hints reach the JSDoc");
+
+        let (r, _) = run(&cm, "const r = await external_everything_get_sum({ a: 2, b: 3 }); return r.text").await;
+        assert_eq!(ok(&r), json!("The sum of 2 and 3 is 5."));
+
+        let (r, _) = run(&cm, "const w = await external_everything_get_structured_content({ location: 'Chicago' }); return w.temperature + w.humidity").await;
+        assert_eq!(ok(&r), json!(36 + 82));
+
+        let (r, _) = run(&cm, "const r = await external_everything_get_tiny_image({}); return r.content.filter((b) => b.type === 'image').map((b) => [b.mimeType, b.bytes > 0, typeof b.data])").await;
+        assert_eq!(ok(&r), json!([["image/png", true, "string"]]));
+
+        let (r, _) = run(&cm, "try { await external_everything_gzip_file_as_resource({ name: 'x.gz', data: 'file:///etc/hostname', outputType: 'resource' }); return 'no error'; } catch (e) { return (e as Error).message; }").await;
+        let message = ok(&r);
+        assert!(message.as_str().is_some_and(|m| m.contains("Unsupported URL protocol")), "{message}");
+
+        let (r, events) = run(&cm, "const r = await external_everything_trigger_long_running_operation({ duration: 0.6, steps: 3 }); return r.text").await;
+        assert!(ok(&r).as_str().is_some_and(|t| t.contains("completed")), "{r:?}");
+        let names: Vec<&str> = events.iter().map(Event::name).collect();
+        let progress: Vec<&Event> = events.iter().filter(|e| e.name() == PROGRESS_EVENT).collect();
+        assert_eq!(progress.len(), 3, "{names:?}");
+        let first_progress = names.iter().position(|n| *n == PROGRESS_EVENT);
+        let result = names.iter().position(|n| *n == "code_mode:external_result");
+        assert!(first_progress < result, "{names:?}");
+        assert_eq!(progress[0].value()["function"], "external_everything_trigger_long_running_operation");
+        assert_eq!(progress[0].value()["toolCallId"], "t1");
+        assert_eq!(progress[2].value()["total"], json!(3.0));
+
+        // The child got its configured env, and none of this process's other variables.
+        let (r, _) = run(&cm, "return (await external_everything_get_env({})).text").await;
+        let env: Value = serde_json::from_str(ok(&r).as_str().unwrap_or("{}")).unwrap_or_default();
+        assert_eq!(env["CONFIGURED"], "from-config");
+        assert!(env.get("CODE_MODE_MCP_TEST_SECRET").is_none(), "{env}");
+        assert!(env.get("CODE_MODE_TEST_MCP_SERVERS").is_none(), "{env}");
+    }
+
+    /// An upstream killed during a call: the call fails with a clear, catchable error, and
+    /// the next execution starts the server again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_upstream_fails_its_call_and_restarts() {
+        let marker = format!("code-mode-kill-test-{}", std::process::id());
+        let tools = McpTools::connect(&stdio_config(&marker), McpOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cm = code_mode(&tools, Duration::from_secs(20)).await;
+        let killer = tokio::spawn({
+            let marker = marker.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                let status = tokio::process::Command::new("pkill")
+                    .args(["-KILL", "-f", &marker])
+                    .status()
+                    .await;
+                assert!(status.is_ok_and(|s| s.success()), "pkill found no upstream");
+            }
+        });
+        let (r, _) = run(&cm, "try { await external_everything_trigger_long_running_operation({ duration: 10, steps: 2 }); return 'finished'; } catch (e) { return (e as Error).message; }").await;
+        killer.await.unwrap_or_else(|e| panic!("{e}"));
+        let message = ok(&r);
+        assert!(
+            message.as_str().is_some_and(|m| m.contains("everything") && m.contains("restarted on next use")),
+            "{message}"
+        );
+        let (r, _) = run(&cm, "return (await external_everything_get_sum({ a: 20, b: 22 })).text").await;
+        assert_eq!(ok(&r), json!("The sum of 20 and 22 is 42."));
+    }
+
+    /// Over Streamable HTTP, with a header taken from the environment.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn http_upstream_tools_work_from_a_program() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let loopback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/servers/loopback.mjs");
+        let mut server = tokio::process::Command::new("node")
+            .arg("--import")
+            .arg(format!("file://{}", loopback.display()))
+            .args([everything_js(), "streamableHttp".into()])
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the HTTP server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let text = json!({"mcpServers": {"remote": {
+            "url": format!("http://127.0.0.1:{port}/mcp"),
+            "headers": {"X-Test": "${CODE_MODE_MCP_TEST_HEADER:-on}"}
+        }}});
+        let config = McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let tools = McpTools::connect(&config, McpOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cm = code_mode(&tools, Duration::from_secs(20)).await;
+        let (r, _) = run(&cm, "const [a, b] = await Promise.all([external_remote_get_sum({ a: 1, b: 2 }), external_remote_get_structured_content({ location: 'Los Angeles' })]); return [a.text, b.conditions]").await;
+        assert_eq!(ok(&r), json!(["The sum of 1 and 2 is 3.", "Sunny / Clear"]));
+        let (r, events) = run(&cm, "return (await external_remote_trigger_long_running_operation({ duration: 0.4, steps: 2 })).text").await;
+        assert!(ok(&r).as_str().is_some_and(|t| t.contains("completed")), "{r:?}");
+        assert_eq!(events.iter().filter(|e| e.name() == PROGRESS_EVENT).count(), 2);
+        let _ = server.kill().await;
+    }
+
+    /// Bad upstreams are clear errors naming the server, never a hang or a panic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unusable_upstreams_are_named() {
+        let options = McpOptions {
+            startup_timeout: Duration::from_secs(3),
+            ..McpOptions::default()
+        };
+        for (config, needle) in [
+            (json!({"mcpServers": {"ghost": {"command": "/nonexistent/mcp-server"}}}), "cannot start"),
+            // A program that is not an MCP server: prints text and exits.
+            (json!({"mcpServers": {"echo": {"command": "sh", "args": ["-c", "echo not-mcp; echo oops >&2"]}}}), "not a working MCP server"),
+            // One that never answers.
+            (json!({"mcpServers": {"mute": {"command": "sleep", "args": ["30"]}}}), "no answer to `initialize`"),
+            (json!({"mcpServers": {"nothing": {"url": "http://127.0.0.1:9/mcp"}}}), "nothing"),
+        ] {
+            let config = McpConfig::parse(&config.to_string()).unwrap_or_else(|e| panic!("{e}"));
+            let started = std::time::Instant::now();
+            let e = McpTools::connect(&config, options.clone()).await.err().unwrap_or_else(|| panic!("{config:?} connected"));
+            assert!(matches!(e, McpError::Start { .. }), "{e:?}");
+            let text = e.to_string();
+            assert!(text.contains(&config.servers[0].name), "{text}");
+            assert!(text.contains(needle), "{text}");
+            assert!(started.elapsed() < Duration::from_secs(10), "{text}");
+        }
+    }
+
+    /// Two servers whose tools map to one name: an error naming both tools.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn colliding_names_are_refused() {
+        let js = everything_js();
+        let text = json!({"mcpServers": {
+            "a-b": {"command": "node", "args": [js.clone(), "stdio"]},
+            "a_b": {"command": "node", "args": [js, "stdio"]}
+        }});
+        let config = McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let e = McpTools::connect(&config, McpOptions::default()).await.err().unwrap_or_else(|| panic!("connected"));
+        let text = e.to_string();
+        assert!(text.contains("a-b/echo") && text.contains("a_b/echo"), "{text}");
+    }
+
+    /// Past the lazy threshold, the prompt lists names and `discover_tools` gives the rest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_catalogs_become_lazy() {
+        let options = McpOptions {
+            lazy_threshold: 3,
+            ..McpOptions::default()
+        };
+        let tools = McpTools::connect(&stdio_config("--lazy-test"), options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(tools.tools().iter().all(|t| t.is_lazy()));
+        let cm = Arc::new(code_mode(&tools, Duration::from_secs(20)).await);
+        assert!(cm.discover_tool_spec().is_some());
+        let found = cm.discover(&json!({"toolNames": ["everything_get_sum"]}));
+        assert!(found.to_string().contains("external_everything_get_sum"), "{found}");
+        let (r, _) = run(&cm, "return (await external_everything_get_sum({ a: 1, b: 1 })).text").await;
+        assert_eq!(ok(&r), json!("The sum of 1 and 1 is 2."));
+    }
+}
