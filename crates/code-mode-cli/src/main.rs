@@ -1,9 +1,11 @@
-//! `code-mode`: run TypeScript in a sandbox (`run`), or watch code-mode at work (`demo`).
+//! `code-mode`: run TypeScript in a sandbox (`run`), serve Code Mode to MCP clients (`mcp`),
+//! or watch code-mode at work (`demo`).
 //!
 //! Exit codes: 0 success, 1 the code failed, 2 usage error (bad flags, unreadable file,
 //! unavailable driver).
 
 mod demo;
+mod mcp;
 mod render;
 
 use std::io::Read;
@@ -28,7 +30,7 @@ struct Cli {
 }
 
 #[derive(clap::Args, Clone)]
-struct SandboxArgs {
+pub(crate) struct SandboxArgs {
     /// Sandbox driver.
     #[arg(long, default_value = "quickjs", value_parser = clap::builder::PossibleValuesParser::new(code_mode_drivers::ALL_DRIVERS))]
     driver: String,
@@ -61,6 +63,23 @@ enum Command {
         /// Stream events as JSON lines on standard error while the code runs.
         #[arg(long)]
         events: bool,
+        /// An `mcpServers` file: its servers' tools become `external_<server>_<tool>`.
+        #[arg(long)]
+        mcp_config: Option<PathBuf>,
+    },
+    /// Serve Code Mode over MCP (stdio by default): `execute_typescript` runs programs
+    /// against the tools of the servers in `--config`.
+    Mcp {
+        /// An `mcpServers` file (the format desktop and IDE MCP clients use). Without it,
+        /// programs get the `echo` and `sleep` helpers only.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Serve Streamable HTTP at `/mcp` on this address (e.g. 127.0.0.1:8808) instead of
+        /// stdio. A non-loopback address requires CODE_MODE_MCP_TOKEN.
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
     },
     /// Run a realistic LLM-style program against example tools and show what happens.
     Demo {
@@ -72,12 +91,12 @@ enum Command {
     },
 }
 
-fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("code-mode: {message}");
     ExitCode::from(2)
 }
 
-fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode, String> {
+pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode, String> {
     let limits = Limits::builder()
         .timeout(Duration::from_millis(sandbox.timeout_ms))
         .memory_mib(sandbox.memory_mb)
@@ -99,7 +118,7 @@ fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode, String> {
 }
 
 /// Tools available to `code-mode run`: a few harmless helpers for trying things out.
-fn run_tools() -> Vec<Tool> {
+pub(crate) fn run_tools() -> Vec<Tool> {
     let echo = Tool::new(
         "echo",
         "Returns its input unchanged.",
@@ -119,7 +138,12 @@ fn run_tools() -> Vec<Tool> {
     [echo, sleep].into_iter().filter_map(Result::ok).collect()
 }
 
-async fn run(file: PathBuf, sandbox: SandboxArgs, events: bool) -> ExitCode {
+async fn run(
+    file: PathBuf,
+    sandbox: SandboxArgs,
+    events: bool,
+    mcp_config: Option<PathBuf>,
+) -> ExitCode {
     let code = if file.as_os_str() == "-" {
         let mut s = String::new();
         match std::io::stdin().read_to_string(&mut s) {
@@ -132,7 +156,19 @@ async fn run(file: PathBuf, sandbox: SandboxArgs, events: bool) -> ExitCode {
             Err(e) => return usage_error(format!("cannot read {}: {e}", file.display())),
         }
     };
-    let code_mode = match build(&sandbox, run_tools()) {
+    let mut tools = run_tools();
+    // Kept alive for the run: the upstream processes stop when it drops.
+    let _upstream = match mcp_config {
+        Some(path) => match mcp::connect(&path).await {
+            Ok(u) => {
+                tools.extend(u.tools());
+                Some(u)
+            }
+            Err(e) => return usage_error(e),
+        },
+        None => None,
+    };
+    let code_mode = match build(&sandbox, tools) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
@@ -185,7 +221,13 @@ fn main() -> ExitCode {
                 file,
                 sandbox,
                 events,
-            } => run(file, sandbox, events).await,
+                mcp_config,
+            } => run(file, sandbox, events, mcp_config).await,
+            Command::Mcp {
+                config,
+                http,
+                sandbox,
+            } => mcp::serve(config, http, sandbox).await,
             Command::Demo {
                 sandbox,
                 full_prompt,

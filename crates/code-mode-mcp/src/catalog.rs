@@ -88,10 +88,7 @@ impl McpTools {
 
     /// The current tools (all upstreams), in configuration order.
     pub fn tools(&self) -> Vec<Tool> {
-        self.tools
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.tools.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Names of the configured (enabled) servers.
@@ -207,9 +204,9 @@ fn tool_of(upstream: &Arc<Upstream>, t: &Value, names: &mut Names) -> Result<Too
                     .await
                     .map_err(ToolError::new)?;
                 sandbox_value(&result, structured).map_err(|r| match r {
-                    Refusal::ToolFailed(text) if text.trim().is_empty() => {
-                        ToolError::new(format!("{server}/{name} reported an error without a message"))
-                    }
+                    Refusal::ToolFailed(text) if text.trim().is_empty() => ToolError::new(format!(
+                        "{server}/{name} reported an error without a message"
+                    )),
                     Refusal::ToolFailed(text) => ToolError::new(text),
                     Refusal::NoStructuredContent => ToolError::new(format!(
                         "{server}/{name} declares an outputSchema but returned no structuredContent"

@@ -189,7 +189,12 @@ impl McpConfig {
             return Err(field("(top level)", "expected an object with `mcpServers`"));
         };
         let servers = match root.get("mcpServers") {
-            None => return Err(field("mcpServers", "missing (the file must have an `mcpServers` object)")),
+            None => {
+                return Err(field(
+                    "mcpServers",
+                    "missing (the file must have an `mcpServers` object)",
+                ));
+            }
             Some(Value::Object(m)) => m,
             Some(_) => return Err(field("mcpServers", "expected an object of servers by name")),
         };
@@ -219,7 +224,10 @@ impl McpConfig {
                     Some(Value::Object(m)) => {
                         for (k, v) in m {
                             let Some(v) = v.as_str() else {
-                                return Err(field(&format!("{}.{k}", at(key)), "expected a string"));
+                                return Err(field(
+                                    &format!("{}.{k}", at(key)),
+                                    "expected a string",
+                                ));
                             };
                             let value = expand(v, &|var| lookup(var)).map_err(|var| {
                                 ConfigError::MissingVariable {
@@ -290,10 +298,16 @@ impl McpConfig {
                     let headers = map("headers")?;
                     for (k, v) in &headers {
                         if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                            return Err(field(&format!("{}.{k}", at("headers")), "is not a valid header name"));
+                            return Err(field(
+                                &format!("{}.{k}", at("headers")),
+                                "is not a valid header name",
+                            ));
                         }
                         if http::HeaderValue::from_str(v).is_err() {
-                            return Err(field(&format!("{}.{k}", at("headers")), "is not a valid header value"));
+                            return Err(field(
+                                &format!("{}.{k}", at("headers")),
+                                "is not a valid header value",
+                            ));
                         }
                     }
                     Transport::Http { url, headers }
@@ -392,22 +406,64 @@ mod tests {
             ("[]", "(top level)"),
             ("{}", "mcpServers: missing"),
             (r#"{"mcpServers": []}"#, "mcpServers: expected an object"),
-            (r#"{"mcpServers": {"a": 1}}"#, "mcpServers.a: expected an object"),
-            (r#"{"mcpServers": {"a": {}}}"#, "mcpServers.a: needs `command`"),
-            (r#"{"mcpServers": {"a": {"command": ""}}}"#, "mcpServers.a.command: is empty"),
-            (r#"{"mcpServers": {"a": {"command": "x", "args": [1]}}}"#, "mcpServers.a.args[0]"),
-            (r#"{"mcpServers": {"a": {"command": "x", "args": "y"}}}"#, "mcpServers.a.args: expected an array"),
-            (r#"{"mcpServers": {"a": {"command": "x", "env": {"K": 1}}}}"#, "mcpServers.a.env.K"),
-            (r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${MISSING}"}}}}"#, "${MISSING}"),
-            (r#"{"mcpServers": {"a": {"url": "ftp://x"}}}"#, "mcpServers.a.url"),
-            (r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"Bad Name": "v"}}}}"#, "not a valid header name"),
-            (r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"K": "a\nb"}}}}"#, "not a valid header value"),
-            (r#"{"mcpServers": {"a": {"url": "http://x", "type": "sse"}}}"#, "SSE transport"),
-            (r#"{"mcpServers": {"a": {"url": "http://x", "type": "grpc"}}}"#, "unknown transport"),
-            (r#"{"mcpServers": {"a": {"url": "http://x", "command": "y"}}}"#, "both `command` and `url`"),
+            (
+                r#"{"mcpServers": {"a": 1}}"#,
+                "mcpServers.a: expected an object",
+            ),
+            (
+                r#"{"mcpServers": {"a": {}}}"#,
+                "mcpServers.a: needs `command`",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": ""}}}"#,
+                "mcpServers.a.command: is empty",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "args": [1]}}}"#,
+                "mcpServers.a.args[0]",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "args": "y"}}}"#,
+                "mcpServers.a.args: expected an array",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "env": {"K": 1}}}}"#,
+                "mcpServers.a.env.K",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "env": {"K": "${MISSING}"}}}}"#,
+                "${MISSING}",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "ftp://x"}}}"#,
+                "mcpServers.a.url",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"Bad Name": "v"}}}}"#,
+                "not a valid header name",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "http://x", "headers": {"K": "a\nb"}}}}"#,
+                "not a valid header value",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "http://x", "type": "sse"}}}"#,
+                "SSE transport",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "http://x", "type": "grpc"}}}"#,
+                "unknown transport",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"url": "http://x", "command": "y"}}}"#,
+                "both `command` and `url`",
+            ),
             (r#"{"mcpServers": {"": {"command": "y"}}}"#, "empty name"),
         ] {
-            let e = parse(text).err().unwrap_or_else(|| panic!("accepted {text}")).to_string();
+            let e = parse(text)
+                .err()
+                .unwrap_or_else(|| panic!("accepted {text}"))
+                .to_string();
             assert!(e.contains("mcp.json"), "{text}: {e}");
             assert!(e.contains(needle), "{text}: {e}");
         }

@@ -50,7 +50,8 @@ pub fn content_schema() -> Value {
 }
 
 /// Name of [`content_schema`] in documentation.
-pub const CONTENT_SCHEMA: &str = "{ text: string; content: Array<{ type: string; ... }>; structuredContent?: unknown }";
+pub const CONTENT_SCHEMA: &str =
+    "{ text: string; content: Array<{ type: string; ... }>; structuredContent?: unknown }";
 
 /// Decoded size of a base64 text.
 fn base64_bytes(data: &str) -> u64 {
@@ -184,7 +185,10 @@ mod tests {
         assert_eq!(v["content"][1]["bytes"], 8);
         assert_eq!(v["content"][2]["truncated"], true);
         assert!(v["content"][2].get("data").is_none());
-        assert_eq!(v["content"][2]["bytes"], (MAX_INLINE_BASE64 as u64 + 4) * 3 / 4);
+        assert_eq!(
+            v["content"][2]["bytes"],
+            (MAX_INLINE_BASE64 as u64 + 4) * 3 / 4
+        );
         assert_eq!(v["content"][3]["uri"], "demo://x");
         assert_eq!(v["content"][4]["name"], "y");
         assert!(v.get("structuredContent").is_none());
@@ -199,14 +203,21 @@ mod tests {
 
     #[test]
     fn structured_errors_and_missing_structure() {
-        let r = json!({"content": [{"type": "text", "text": "3"}], "structuredContent": {"sum": 3}});
+        let r =
+            json!({"content": [{"type": "text", "text": "3"}], "structuredContent": {"sum": 3}});
         assert_eq!(sandbox_value(&r, true), Ok(json!({"sum": 3})));
-        assert_eq!(sandbox_value(&r, false).map(|v| v["structuredContent"].clone()), Ok(json!({"sum": 3})));
+        assert_eq!(
+            sandbox_value(&r, false).map(|v| v["structuredContent"].clone()),
+            Ok(json!({"sum": 3}))
+        );
         assert_eq!(
             sandbox_value(&json!({"content": []}), true),
             Err(Refusal::NoStructuredContent)
         );
         let e = json!({"isError": true, "content": [{"type": "text", "text": "boom"}]});
-        assert_eq!(sandbox_value(&e, false), Err(Refusal::ToolFailed("boom".into())));
+        assert_eq!(
+            sandbox_value(&e, false),
+            Err(Refusal::ToolFailed("boom".into()))
+        );
     }
 }

@@ -6,6 +6,10 @@
 //! description and hints. [`McpConfig`] reads the file, [`McpTools`] connects the servers
 //! and hands their tools to [`code_mode::CodeMode::builder`].
 //!
+//! **Serve**: [`CodeModeServer`] offers `execute_typescript` (and `discover_tools` when
+//! tools are lazy) to any MCP client, over stdio ([`serve_stdio`]) or Streamable HTTP
+//! ([`HttpServer`]); `code-mode mcp --config FILE` is the command-line front end.
+//!
 //! Why on `rmcp`: it is the official Rust SDK of the Model Context Protocol, kept in step
 //! with the specification (this release speaks protocol 2026-07-28 and negotiates older
 //! versions), with the stdio and Streamable HTTP transports both sides need.
@@ -27,6 +31,8 @@ mod config;
 mod content;
 mod error;
 mod names;
+mod serve;
+mod server;
 mod upstream;
 
 pub use catalog::{DEFAULT_LAZY_THRESHOLD, McpOptions, McpTools};
@@ -34,4 +40,6 @@ pub use config::{ConfigError, McpConfig, ServerConfig, Transport};
 pub use content::{CONTENT_SCHEMA, MAX_INLINE_BASE64, content_schema};
 pub use error::McpError;
 pub use names::{NameCollision, tool_identifier};
+pub use serve::{HttpOptions, HttpServer, ServeError, serve_stdio};
+pub use server::{Build, CodeModeServer, call_result};
 pub use upstream::{INHERITED_ENV, PING_TIMEOUT, PROGRESS_EVENT};

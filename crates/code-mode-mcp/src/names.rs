@@ -114,8 +114,16 @@ mod tests {
         }
         let mut names = Names::default();
         assert_eq!(names.assign("e", "get-sum"), Ok("e_get_sum".to_owned()));
-        let e = names.assign("e", "get_sum").err().unwrap_or_else(|| panic!("no collision"));
+        let e = names
+            .assign("e", "get_sum")
+            .err()
+            .unwrap_or_else(|| panic!("no collision"));
         let text = e.to_string();
-        assert!(text.contains("e/get-sum") && text.contains("e/get_sum") && text.contains("external_e_get_sum"), "{text}");
+        assert!(
+            text.contains("e/get-sum")
+                && text.contains("e/get_sum")
+                && text.contains("external_e_get_sum"),
+            "{text}"
+        );
     }
 }

@@ -313,16 +313,20 @@ impl Upstream {
     async fn connection(&self) -> Result<Arc<Connection>, McpError> {
         let mut conn = self.conn.lock().await;
         if let Some(c) = conn.as_ref() {
-            let usable = !c.service.is_closed()
-                && (!self.suspect.swap(false, Ordering::SeqCst) || {
-                    matches!(
-                        tokio::time::timeout(PING_TIMEOUT, c.service.peer().send_request(
-                            rmcp::model::ClientRequest::PingRequest(Default::default())
-                        ))
-                        .await,
-                        Ok(Ok(_))
-                    )
-                });
+            let usable =
+                !c.service.is_closed()
+                    && (!self.suspect.swap(false, Ordering::SeqCst) || {
+                        matches!(
+                            tokio::time::timeout(
+                                PING_TIMEOUT,
+                                c.service.peer().send_request(
+                                    rmcp::model::ClientRequest::PingRequest(Default::default())
+                                )
+                            )
+                            .await,
+                            Ok(Ok(_))
+                        )
+                    });
             if usable {
                 return Ok(c.clone());
             }
@@ -418,9 +422,7 @@ impl Upstream {
                     let more = call.more.notified();
                     tokio::pin!(more);
                     more.as_mut().enable();
-                    if !call.incomplete()
-                        || tokio::time::timeout_at(settle, more).await.is_err()
-                    {
+                    if !call.incomplete() || tokio::time::timeout_at(settle, more).await.is_err() {
                         break;
                     }
                 }
@@ -430,8 +432,9 @@ impl Upstream {
             Err(e) => Err(e),
         };
         match result {
-            Ok(ServerResult::CallToolResult(r)) => serde_json::to_value(r)
-                .map_err(|e| format!("the MCP server {server} sent a result that cannot be read: {e}")),
+            Ok(ServerResult::CallToolResult(r)) => serde_json::to_value(r).map_err(|e| {
+                format!("the MCP server {server} sent a result that cannot be read: {e}")
+            }),
             Ok(_) => Err(format!(
                 "the MCP server {server} answered {tool} with something other than a tool result"
             )),
@@ -457,7 +460,10 @@ impl Upstream {
 }
 
 fn stderr_note(stderr: &Mutex<String>) -> String {
-    let tail = stderr.lock().map(|t| t.trim().to_owned()).unwrap_or_default();
+    let tail = stderr
+        .lock()
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default();
     if tail.is_empty() {
         String::new()
     } else {

@@ -16,7 +16,11 @@ mod upstream {
         let dir = std::env::var_os("CODE_MODE_TEST_MCP_SERVERS").map(PathBuf::from).unwrap_or_else(|| {
             panic!("CODE_MODE_TEST_MCP_SERVERS is not set: run `cargo xtask test` (it installs the test MCP servers from npm into .cache/mcp-servers)")
         });
-        assert!(dir.join("node_modules").is_dir(), "{} has no node_modules", dir.display());
+        assert!(
+            dir.join("node_modules").is_dir(),
+            "{} has no node_modules",
+            dir.display()
+        );
         dir
     }
 
@@ -39,7 +43,10 @@ mod upstream {
 
     async fn code_mode(tools: &McpTools, timeout: Duration) -> CodeMode {
         CodeMode::builder()
-            .driver(code_mode_drivers::driver_by_name("quickjs", &Default::default()).unwrap_or_else(|e| panic!("{e}")))
+            .driver(
+                code_mode_drivers::driver_by_name("quickjs", &Default::default())
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
             .tools(tools.tools())
             .limits(
                 Limits::builder()
@@ -81,7 +88,11 @@ mod upstream {
         assert!(prompt.contains("external_everything_get_sum"), "{prompt}");
         assert!(prompt.contains("read-only"), "hints reach the JSDoc");
 
-        let (r, _) = run(&cm, "const r = await external_everything_get_sum({ a: 2, b: 3 }); return r.text").await;
+        let (r, _) = run(
+            &cm,
+            "const r = await external_everything_get_sum({ a: 2, b: 3 }); return r.text",
+        )
+        .await;
         assert_eq!(ok(&r), json!("The sum of 2 and 3 is 5."));
 
         let (r, _) = run(&cm, "const w = await external_everything_get_structured_content({ location: 'Chicago' }); return w.temperature + w.humidity").await;
@@ -92,17 +103,31 @@ mod upstream {
 
         let (r, _) = run(&cm, "try { await external_everything_gzip_file_as_resource({ name: 'x.gz', data: 'file:///etc/hostname', outputType: 'resource' }); return 'no error'; } catch (e) { return (e as Error).message; }").await;
         let message = ok(&r);
-        assert!(message.as_str().is_some_and(|m| m.contains("Unsupported URL protocol")), "{message}");
+        assert!(
+            message
+                .as_str()
+                .is_some_and(|m| m.contains("Unsupported URL protocol")),
+            "{message}"
+        );
 
         let (r, events) = run(&cm, "const r = await external_everything_trigger_long_running_operation({ duration: 0.6, steps: 3 }); return r.text").await;
-        assert!(ok(&r).as_str().is_some_and(|t| t.contains("completed")), "{r:?}");
+        assert!(
+            ok(&r).as_str().is_some_and(|t| t.contains("completed")),
+            "{r:?}"
+        );
         let names: Vec<&str> = events.iter().map(Event::name).collect();
-        let progress: Vec<&Event> = events.iter().filter(|e| e.name() == PROGRESS_EVENT).collect();
+        let progress: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.name() == PROGRESS_EVENT)
+            .collect();
         assert_eq!(progress.len(), 3, "{names:?}");
         let first_progress = names.iter().position(|n| *n == PROGRESS_EVENT);
         let result = names.iter().position(|n| *n == "code_mode:external_result");
         assert!(first_progress < result, "{names:?}");
-        assert_eq!(progress[0].value()["function"], "external_everything_trigger_long_running_operation");
+        assert_eq!(
+            progress[0].value()["function"],
+            "external_everything_trigger_long_running_operation"
+        );
         assert_eq!(progress[0].value()["toolCallId"], "t1");
         assert_eq!(progress[2].value()["total"], json!(3.0));
 
@@ -138,10 +163,16 @@ mod upstream {
         killer.await.unwrap_or_else(|e| panic!("{e}"));
         let message = ok(&r);
         assert!(
-            message.as_str().is_some_and(|m| m.contains("everything") && m.contains("restarted on next use")),
+            message
+                .as_str()
+                .is_some_and(|m| m.contains("everything") && m.contains("restarted on next use")),
             "{message}"
         );
-        let (r, _) = run(&cm, "return (await external_everything_get_sum({ a: 20, b: 22 })).text").await;
+        let (r, _) = run(
+            &cm,
+            "return (await external_everything_get_sum({ a: 20, b: 22 })).text",
+        )
+        .await;
         assert_eq!(ok(&r), json!("The sum of 20 and 22 is 42."));
     }
 
@@ -165,7 +196,10 @@ mod upstream {
             .unwrap_or_else(|e| panic!("{e}"));
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the HTTP server did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the HTTP server did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let text = json!({"mcpServers": {"remote": {
@@ -180,8 +214,14 @@ mod upstream {
         let (r, _) = run(&cm, "const [a, b] = await Promise.all([external_remote_get_sum({ a: 1, b: 2 }), external_remote_get_structured_content({ location: 'Los Angeles' })]); return [a.text, b.conditions]").await;
         assert_eq!(ok(&r), json!(["The sum of 1 and 2 is 3.", "Sunny / Clear"]));
         let (r, events) = run(&cm, "return (await external_remote_trigger_long_running_operation({ duration: 0.4, steps: 2 })).text").await;
-        assert!(ok(&r).as_str().is_some_and(|t| t.contains("completed")), "{r:?}");
-        assert_eq!(events.iter().filter(|e| e.name() == PROGRESS_EVENT).count(), 2);
+        assert!(
+            ok(&r).as_str().is_some_and(|t| t.contains("completed")),
+            "{r:?}"
+        );
+        assert_eq!(
+            events.iter().filter(|e| e.name() == PROGRESS_EVENT).count(),
+            2
+        );
         let _ = server.kill().await;
     }
 
@@ -193,16 +233,31 @@ mod upstream {
             ..McpOptions::default()
         };
         for (config, needle) in [
-            (json!({"mcpServers": {"ghost": {"command": "/nonexistent/mcp-server"}}}), "cannot start"),
+            (
+                json!({"mcpServers": {"ghost": {"command": "/nonexistent/mcp-server"}}}),
+                "cannot start",
+            ),
             // A program that is not an MCP server: prints text and exits.
-            (json!({"mcpServers": {"echo": {"command": "sh", "args": ["-c", "echo not-mcp; echo oops >&2"]}}}), "not a working MCP server"),
+            (
+                json!({"mcpServers": {"echo": {"command": "sh", "args": ["-c", "echo not-mcp; echo oops >&2"]}}}),
+                "not a working MCP server",
+            ),
             // One that never answers.
-            (json!({"mcpServers": {"mute": {"command": "sleep", "args": ["30"]}}}), "no answer to `initialize`"),
-            (json!({"mcpServers": {"nothing": {"url": "http://127.0.0.1:9/mcp"}}}), "nothing"),
+            (
+                json!({"mcpServers": {"mute": {"command": "sleep", "args": ["30"]}}}),
+                "no answer to `initialize`",
+            ),
+            (
+                json!({"mcpServers": {"nothing": {"url": "http://127.0.0.1:9/mcp"}}}),
+                "nothing",
+            ),
         ] {
             let config = McpConfig::parse(&config.to_string()).unwrap_or_else(|e| panic!("{e}"));
             let started = std::time::Instant::now();
-            let e = McpTools::connect(&config, options.clone()).await.err().unwrap_or_else(|| panic!("{config:?} connected"));
+            let e = McpTools::connect(&config, options.clone())
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{config:?} connected"));
             assert!(matches!(e, McpError::Start { .. }), "{e:?}");
             let text = e.to_string();
             assert!(text.contains(&config.servers[0].name), "{text}");
@@ -220,9 +275,15 @@ mod upstream {
             "a_b": {"command": "node", "args": [js, "stdio"]}
         }});
         let config = McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"));
-        let e = McpTools::connect(&config, McpOptions::default()).await.err().unwrap_or_else(|| panic!("connected"));
+        let e = McpTools::connect(&config, McpOptions::default())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("connected"));
         let text = e.to_string();
-        assert!(text.contains("a-b/echo") && text.contains("a_b/echo"), "{text}");
+        assert!(
+            text.contains("a-b/echo") && text.contains("a_b/echo"),
+            "{text}"
+        );
     }
 
     /// Past the lazy threshold, the prompt lists names and `discover_tools` gives the rest.
@@ -239,8 +300,15 @@ mod upstream {
         let cm = Arc::new(code_mode(&tools, Duration::from_secs(20)).await);
         assert!(cm.discover_tool_spec().is_some());
         let found = cm.discover(&json!({"toolNames": ["everything_get_sum"]}));
-        assert!(found.to_string().contains("external_everything_get_sum"), "{found}");
-        let (r, _) = run(&cm, "return (await external_everything_get_sum({ a: 1, b: 1 })).text").await;
+        assert!(
+            found.to_string().contains("external_everything_get_sum"),
+            "{found}"
+        );
+        let (r, _) = run(
+            &cm,
+            "return (await external_everything_get_sum({ a: 1, b: 1 })).text",
+        )
+        .await;
         assert_eq!(ok(&r), json!("The sum of 1 and 1 is 2."));
     }
 }

@@ -1,0 +1,64 @@
+//! `code-mode mcp` and `code-mode run --mcp-config`: Code Mode over MCP, both ways.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use code_mode_mcp::{CodeModeServer, HttpOptions, HttpServer, McpConfig, McpTools};
+
+use crate::{SandboxArgs, build, run_tools, usage_error};
+
+/// Reads `path` and connects its servers.
+pub(crate) async fn connect(path: &Path) -> Result<Arc<McpTools>, String> {
+    let config = McpConfig::load(path).map_err(|e| e.to_string())?;
+    McpTools::connect(&config, Default::default())
+        .await
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+/// Serves until the client disconnects (stdio) or the process ends (HTTP).
+pub(crate) async fn serve(
+    config: Option<PathBuf>,
+    http: Option<std::net::SocketAddr>,
+    sandbox: SandboxArgs,
+) -> ExitCode {
+    let upstream = match config {
+        Some(path) => match connect(&path).await {
+            Ok(u) => Some(u),
+            Err(e) => return usage_error(e),
+        },
+        None => None,
+    };
+    // Built once here: a bad flag is a usage error rather than a failed handshake.
+    let server =
+        match CodeModeServer::new(run_tools(), upstream, move |tools| build(&sandbox, tools)) {
+            Ok(s) => s,
+            Err(e) => return usage_error(e),
+        };
+    let outcome = match http {
+        None => code_mode_mcp::serve_stdio(server).await,
+        Some(addr) => {
+            let options = HttpOptions {
+                token: std::env::var("CODE_MODE_MCP_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                ..HttpOptions::default()
+            };
+            match HttpServer::bind(server, addr, options).await {
+                Ok(s) => {
+                    eprintln!("code-mode: serving MCP at http://{}/mcp", s.local_addr());
+                    s.run().await
+                }
+                Err(e) => return usage_error(e),
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("code-mode: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

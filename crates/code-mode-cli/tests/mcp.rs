@@ -1,0 +1,466 @@
+//! `code-mode mcp` driven from outside: an rmcp client over stdio and over Streamable HTTP
+//! (initialize, tools/list, tools/call with success, failure, progress, cancellation),
+//! raw JSON-RPC for the paths rmcp clients never take (no progress token), the HTTP
+//! server's origin and token checks, and (in `upstream`) programs calling a real upstream
+//! MCP server through `code-mode mcp --config` and `code-mode run --mcp-config`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, ClientRequest, ProgressNotificationParam,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RoleClient, RunningService};
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ServiceExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_code-mode");
+
+/// Records the progress messages the server sends.
+#[derive(Clone, Default)]
+struct Recorder {
+    progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Recorder {
+    fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        if let Some(m) = params.message {
+            self.progress
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(m);
+        }
+        std::future::ready(())
+    }
+}
+
+fn args(v: Value) -> serde_json::Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+async fn execute(client: &RunningService<RoleClient, Recorder>, code: &str) -> Value {
+    let r = client
+        .peer()
+        .call_tool(
+            CallToolRequestParams::new("execute_typescript")
+                .with_arguments(args(json!({"typescriptCode": code}))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let structured = r.structured_content.clone().unwrap_or(Value::Null);
+    assert_eq!(
+        r.is_error == Some(true),
+        structured["success"] == json!(false),
+        "{r:?}"
+    );
+    structured
+}
+
+async fn stdio_client(extra: &[&str]) -> RunningService<RoleClient, Recorder> {
+    let command = tokio::process::Command::new(BIN).configure(|c| {
+        c.arg("mcp").args(extra);
+    });
+    Recorder::default()
+        .serve(TokioChildProcess::new(command).unwrap_or_else(|e| panic!("{e}")))
+        .await
+        .unwrap_or_else(|e| panic!("cannot initialize: {e}"))
+}
+
+/// The whole session over stdio, as an MCP client sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_session_lists_runs_fails_reports_progress_and_cancels() {
+    let client = stdio_client(&["--timeout-ms", "20000"]).await;
+    let info = client
+        .peer_info()
+        .unwrap_or_else(|| panic!("no server info"));
+    let info = serde_json::to_value(&*info).unwrap_or_default();
+    assert_eq!(info["serverInfo"]["name"], "code-mode", "{info}");
+    assert!(
+        info["instructions"]
+            .as_str()
+            .is_some_and(|i| i.contains("external_echo")),
+        "{info}"
+    );
+
+    let tools = client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let execute_tool = tools
+        .iter()
+        .find(|t| t.name == "execute_typescript")
+        .unwrap_or_else(|| panic!("{tools:?}"));
+    assert!(
+        execute_tool
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains("external_sleep"))
+    );
+    let output = serde_json::to_value(&execute_tool.output_schema).unwrap_or_default();
+    assert!(output["properties"]["success"].is_object(), "{output}");
+
+    let ok = execute(
+        &client,
+        "console.log('hi'); const e = await external_echo({ x: 41 }); return e.x + 1",
+    )
+    .await;
+    assert_eq!(ok["success"], true, "{ok}");
+    assert_eq!(ok["result"], 42);
+    assert_eq!(ok["logs"], json!(["hi"]));
+    let progress = client
+        .service()
+        .progress
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    let names: Vec<String> = progress
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok())
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "code_mode:execution_started",
+            "code_mode:console",
+            "code_mode:external_call",
+            "code_mode:external_result",
+            "code_mode:execution_finished"
+        ],
+        "{progress:?}"
+    );
+
+    let failed = execute(
+        &client,
+        "const n: number = 1;\nthrow new TypeError('boom ' + n)",
+    )
+    .await;
+    assert_eq!(failed["success"], false);
+    assert_eq!(failed["error"]["name"], "TypeError");
+    assert_eq!(failed["error"]["message"], "boom 1");
+    assert_eq!(failed["error"]["line"], 2);
+
+    // Cancellation: the program would log `after` once its sleep ends; cancelled, it never does.
+    client
+        .service()
+        .progress
+        .lock()
+        .map(|mut p| p.clear())
+        .unwrap_or_default();
+    let handle = client
+        .peer()
+        .send_request_with_option(
+            ClientRequest::CallToolRequest(CallToolRequest::new(
+                CallToolRequestParams::new("execute_typescript").with_arguments(args(json!({
+                    "typescriptCode": "await external_sleep({ ms: 1000 }); console.log('after'); return 1"
+                }))),
+            )),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = handle.cancel(Some("test".into())).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after: Vec<String> = client
+        .service()
+        .progress
+        .lock()
+        .map(|p| p.iter().filter(|m| m.contains("after")).cloned().collect())
+        .unwrap_or_default();
+    assert!(after.is_empty(), "the cancelled program went on: {after:?}");
+    let next = execute(&client, "return 'still here'").await;
+    assert_eq!(next["result"], "still here");
+    let _ = client.cancel().await;
+}
+
+/// A client that sends no progress token gets the events as log notifications, before
+/// the result; an unknown tool is a protocol error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_progress_token_events_arrive_as_log_messages() {
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("mcp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    let mut lines =
+        tokio::io::BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")))
+            .lines();
+    let mut send = async |v: Value| {
+        stdin
+            .write_all(format!("{v}\n").as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    send(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})).await;
+    let init: Value =
+        serde_json::from_str(&lines.next_line().await.ok().flatten().unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(init["result"]["serverInfo"]["name"], "code-mode", "{init}");
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "execute_typescript", "arguments": {"typescriptCode": "console.log('x'); return 7"}}})).await;
+    let mut seen = Vec::new();
+    let result = loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .ok()
+            .and_then(|l| l.ok().flatten())
+            .unwrap_or_else(|| panic!("no answer; saw {seen:?}"));
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["id"] == 2 {
+            break v;
+        }
+        seen.push(v);
+    };
+    assert_eq!(
+        result["result"]["structuredContent"]["result"], 7,
+        "{result}"
+    );
+    let logged: Vec<&str> = seen
+        .iter()
+        .filter(|v| v["method"] == "notifications/message")
+        .filter_map(|v| v["params"]["data"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        logged.first(),
+        Some(&"code_mode:execution_started"),
+        "{seen:?}"
+    );
+    assert!(logged.contains(&"code_mode:console"), "{seen:?}");
+    assert_eq!(
+        logged.last(),
+        Some(&"code_mode:execution_finished"),
+        "{seen:?}"
+    );
+    send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "rm_rf", "arguments": {}}})).await;
+    let unknown: Value =
+        serde_json::from_str(&lines.next_line().await.ok().flatten().unwrap_or_default())
+            .unwrap_or_default();
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("rm_rf")),
+        "{unknown}"
+    );
+}
+
+/// Starts `code-mode mcp --http 127.0.0.1:0` and returns it with its `/mcp` URL.
+async fn http_server(token: Option<&str>) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(["mcp", "--http", "127.0.0.1:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .env_remove("CODE_MODE_MCP_TOKEN");
+    if let Some(t) = token {
+        command.env("CODE_MODE_MCP_TOKEN", t);
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
+    let mut err =
+        tokio::io::BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no stderr")))
+            .lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), err.next_line())
+        .await
+        .ok()
+        .and_then(|l| l.ok().flatten())
+        .unwrap_or_else(|| panic!("the server printed nothing"));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    (child, url)
+}
+
+/// A raw HTTP/1.1 POST (no client library: the headers are the point).
+async fn raw_post(url: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let rest = url.trim_start_matches("http://");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = tokio::net::TcpStream::connect(authority)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut req = format!(
+        "POST /{path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+/// Over Streamable HTTP on 127.0.0.1: an rmcp client runs programs; a foreign `Origin` is
+/// refused (DNS rebinding); with a token, requests without it are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_serves_checks_origin_and_token() {
+    let (_server, url) = http_server(None).await;
+    let client = Recorder::default()
+        .serve(StreamableHttpClientTransport::from_uri(url.as_str()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = execute(&client, "const [a, b] = await Promise.all([external_echo({ v: 1 }), external_echo({ v: 2 })]); return a.v + b.v").await;
+    assert_eq!(r["result"], 3, "{r}");
+    assert!(
+        !client
+            .service()
+            .progress
+            .lock()
+            .map(|p| p.is_empty())
+            .unwrap_or(true),
+        "no progress over HTTP"
+    );
+    let _ = client.cancel().await;
+
+    let local = raw_post(&url, &[("Origin", "http://localhost:3000")], INIT).await;
+    assert!(local.starts_with("HTTP/1.1 200"), "{local}");
+    let foreign = raw_post(&url, &[("Origin", "http://evil.example")], INIT).await;
+    assert!(foreign.starts_with("HTTP/1.1 403"), "{foreign}");
+
+    let token = "test-token-0123456789";
+    let (_guarded, url) = http_server(Some(token)).await;
+    let refused = raw_post(&url, &[], INIT).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let wrong = raw_post(
+        &url,
+        &[("Authorization", "Bearer test-token-0123456780")],
+        INIT,
+    )
+    .await;
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let accepted = raw_post(&url, &[("Authorization", &format!("Bearer {token}"))], INIT).await;
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+}
+
+/// A non-loopback address without a token, a weak token, an unreadable config: usage
+/// errors (exit 2) that say what to do, and nothing listens.
+#[test]
+fn unsafe_or_broken_setups_are_refused() {
+    let run = |args: &[&str], token: Option<&str>| {
+        let mut c = std::process::Command::new(BIN);
+        c.args(args).env_remove("CODE_MODE_MCP_TOKEN");
+        if let Some(t) = token {
+            c.env("CODE_MODE_MCP_TOKEN", t);
+        }
+        c.output().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = run(&["mcp", "--http", "0.0.0.0:0"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CODE_MODE_MCP_TOKEN"));
+    let out = run(&["mcp", "--http", "127.0.0.1:0"], Some("short"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+    let missing = std::env::temp_dir().join("code-mode-no-such-mcp.json");
+    let out = run(&["mcp", "--config", &missing.to_string_lossy()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("code-mode-no-such-mcp.json"));
+    let bad = std::env::temp_dir().join(format!("code-mode-bad-mcp-{}.json", std::process::id()));
+    std::fs::write(&bad, r#"{"mcpServers": {"x": {"command": ["node"]}}}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["run", "-", "--mcp-config", &bad.to_string_lossy()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mcpServers.x.command") && stderr.contains("expected a string"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_file(bad);
+}
+
+/// Programs calling a real upstream server (`@modelcontextprotocol/server-everything`),
+/// through the MCP server and through `run --mcp-config`. Needs `CODE_MODE_TEST_MCP_SERVERS`
+/// (`cargo xtask test` installs the server).
+mod upstream {
+    use super::*;
+
+    fn config_file() -> std::path::PathBuf {
+        let dir = std::env::var("CODE_MODE_TEST_MCP_SERVERS").unwrap_or_else(|_| {
+            panic!("CODE_MODE_TEST_MCP_SERVERS is not set: run `cargo xtask test`")
+        });
+        let js =
+            format!("{dir}/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+        let path =
+            std::env::temp_dir().join(format!("code-mode-cli-mcp-{}.json", std::process::id()));
+        let text =
+            json!({"mcpServers": {"everything": {"command": "node", "args": [js, "stdio"]}}});
+        std::fs::write(&path, text.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn served_programs_call_upstream_tools() {
+        let config = config_file();
+        let client = stdio_client(&["--config", &config.to_string_lossy()]).await;
+        let tools = client
+            .peer()
+            .list_all_tools()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let description = tools
+            .iter()
+            .find(|t| t.name == "execute_typescript")
+            .and_then(|t| t.description.clone())
+            .unwrap_or_default();
+        assert!(
+            description.contains("external_everything_get_sum"),
+            "{description}"
+        );
+        let r = execute(&client, "const r = await Promise.all([1, 2, 3].map((n) => external_everything_get_sum({ a: n, b: n }))); return r.map((x) => x.text)").await;
+        assert_eq!(
+            r["result"],
+            json!([
+                "The sum of 1 and 1 is 2.",
+                "The sum of 2 and 2 is 4.",
+                "The sum of 3 and 3 is 6."
+            ]),
+            "{r}"
+        );
+        let _ = client.cancel().await;
+    }
+
+    #[test]
+    fn run_with_an_mcp_config() {
+        let config = config_file();
+        let mut child = std::process::Command::new(BIN)
+            .args(["run", "-", "--mcp-config", &config.to_string_lossy()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            let _ = stdin.write_all(b"const w = await external_everything_get_structured_content({ location: 'New York' }); return w.conditions");
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert_eq!(v["result"], "Cloudy", "{v}");
+    }
+}
