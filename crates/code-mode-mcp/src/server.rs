@@ -24,6 +24,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
     ProgressNotificationParam, ServerCapabilities, ServerConfig as InitializeAnswer,
+    SetLevelRequestParams,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
@@ -47,6 +48,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct CodeModeServer {
     inner: Arc<Inner>,
+    /// This session's `logging/setLevel` (events are sent at `info`): true while `info`
+    /// passes the client's level.
+    info_logs: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for CodeModeServer {
@@ -94,7 +98,16 @@ impl CodeModeServer {
                 current: RwLock::new(Arc::new(code_mode)),
                 refresh: tokio::sync::Mutex::new(()),
             }),
+            info_logs: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
+    }
+
+    /// The same server for another client session (with its own log level).
+    pub fn session(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            info_logs: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
     }
 
     /// The code-mode instance the next call runs on (rebuilt first when an upstream
@@ -149,9 +162,16 @@ impl CodeModeServer {
                     Value::Object(m) => m,
                     _ => serde_json::Map::new(),
                 };
+                // MCP clients show a tool's description to the model but may ignore the
+                // server's instructions: the declarations go in both.
+                let description = if spec.name == code_mode::EXECUTE_TOOL_NAME {
+                    format!("{}\n\n{}", spec.description, cm.system_prompt())
+                } else {
+                    spec.description
+                };
                 let mut tool = rmcp::model::Tool::new(
                     spec.name,
-                    spec.description,
+                    description,
                     Arc::new(object(spec.input_schema)),
                 );
                 tool.output_schema = spec.output_schema.map(|o| Arc::new(object(o)));
@@ -193,6 +213,17 @@ impl ServerHandler for CodeModeServer {
         .with_instructions(cm.system_prompt().to_owned())
     }
 
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let info = matches!(request.level, LoggingLevel::Debug | LoggingLevel::Info);
+        self.info_logs
+            .store(info, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -231,6 +262,7 @@ impl ServerHandler for CodeModeServer {
         });
         let peer = context.peer.clone();
         let token = context.meta.get_progress_token();
+        let info_logs = self.info_logs.load(std::sync::atomic::Ordering::SeqCst);
         let (done, mut finished) = tokio::sync::oneshot::channel::<()>();
         let forward = tokio::spawn(async move {
             let mut n = 0.0;
@@ -261,6 +293,7 @@ impl ServerHandler for CodeModeServer {
                         p.message = Some(data.to_string());
                         peer.notify_progress(p).await
                     }
+                    None if !info_logs => Ok(()),
                     None => {
                         peer.notify_logging_message(
                             LoggingMessageNotificationParam::new(LoggingLevel::Info, data)
