@@ -76,8 +76,9 @@ pub fn mcp_servers() -> Result<Vec<(String, String)>, Provision> {
         "crates/code-mode-mcp/tests/servers",
         "mcp-servers",
         // No lockfile: npm's lock of the Inspector's tree misses an optional package and
-        // `npm ci` then refuses it; the four packages are pinned to exact versions.
-        &["package.json"],
+        // `npm ci` then refuses it; the four packages are pinned to exact versions. The
+        // test server script is copied beside them, where its imports resolve.
+        &["package.json", "odd-server.mjs"],
     )?;
     Ok(vec![(
         "CODE_MODE_TEST_MCP_SERVERS".to_owned(),

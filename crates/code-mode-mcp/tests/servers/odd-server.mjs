@@ -1,0 +1,38 @@
+// A small MCP server for the code-mode-mcp tests, on the official TypeScript SDK (installed
+// with the reference server): tools with names that are not identifiers, a tool whose
+// result is an error, one that adds a tool and announces `notifications/tools/list_changed`,
+// and, with `--bad-schema`, a tool whose inputSchema is not a valid JSON Schema.
+import { Server } from '@modelcontextprotocol/sdk/server/index.js'
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
+import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
+
+const tools = [
+  { name: 'résumé.v2 tool', description: 'A name with spaces, dots and accents.', inputSchema: { type: 'object', properties: {} } },
+  { name: 'fail', description: 'Always an error result.', inputSchema: { type: 'object', properties: {} } },
+  { name: 'add_tool', description: 'Adds the tool `added` and announces it.', inputSchema: { type: 'object', properties: {} } },
+]
+if (process.argv.includes('--bad-schema')) {
+  tools.push({ name: 'broken', description: 'Invalid schema.', inputSchema: { type: 'object', properties: { a: { type: 'nope' } } } })
+}
+
+const server = new Server({ name: 'odd', version: '1.0.0' }, { capabilities: { tools: { listChanged: true } } })
+server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools }))
+server.setRequestHandler(CallToolRequestSchema, async (req) => {
+  switch (req.params.name) {
+    case 'résumé.v2 tool':
+      return { content: [{ type: 'text', text: 'odd name works' }] }
+    case 'fail':
+      return { isError: true, content: [{ type: 'text', text: 'the odd tool failed on purpose' }] }
+    case 'add_tool':
+      if (!tools.some((t) => t.name === 'added')) {
+        tools.push({ name: 'added', description: 'Added at run time.', inputSchema: { type: 'object', properties: {} } })
+      }
+      await server.sendToolListChanged()
+      return { content: [{ type: 'text', text: 'added' }] }
+    case 'added':
+      return { content: [{ type: 'text', text: 'the added tool runs' }] }
+    default:
+      throw new Error(`unknown tool ${req.params.name}`)
+  }
+})
+await server.connect(new StdioServerTransport())
