@@ -214,6 +214,7 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
             "## Side by side with TanStack\n\nNot measured: the Node 24 runtime could not be installed on this machine.\n"
         )?,
     }
+    md.push_str(&crate::mcp_bench::section(15)?);
     let out = root().join("docs/benchmarks.md");
     // The soak's section (`cargo xtask soak`) is kept as it was.
     if let Some(soak) = std::fs::read_to_string(&out)

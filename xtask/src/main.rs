@@ -20,6 +20,7 @@
 mod bench;
 mod e2e;
 mod matrix;
+mod mcp_bench;
 mod provision;
 mod runtimes;
 mod soak;
