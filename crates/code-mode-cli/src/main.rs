@@ -78,6 +78,11 @@ enum Command {
         /// stdio. A non-loopback address requires CODE_MODE_MCP_TOKEN.
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// A skills library folder: programs may call saved skills (`skill_<name>`), and
+        /// `search_skills`, `get_skill`, `register_skill` and trusted skills are offered as
+        /// tools.
+        #[arg(long)]
+        skills: Option<PathBuf>,
         #[command(flatten)]
         sandbox: SandboxArgs,
     },
@@ -226,8 +231,9 @@ fn main() -> ExitCode {
             Command::Mcp {
                 config,
                 http,
+                skills,
                 sandbox,
-            } => mcp::serve(config, http, sandbox).await,
+            } => mcp::serve(config, http, skills, sandbox).await,
             Command::Demo {
                 sandbox,
                 full_prompt,

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use code_mode_mcp::{CodeModeServer, HttpOptions, HttpServer, McpConfig, McpTools};
+use code_mode_mcp::{CodeModeServer, HttpOptions, HttpServer, McpConfig, McpTools, Offer};
+use code_mode_skills::{FileSystemStorage, SkillLibrary};
 
 use crate::{SandboxArgs, build, run_tools, usage_error};
 
@@ -21,6 +22,7 @@ pub(crate) async fn connect(path: &Path) -> Result<Arc<McpTools>, String> {
 pub(crate) async fn serve(
     config: Option<PathBuf>,
     http: Option<std::net::SocketAddr>,
+    skills: Option<PathBuf>,
     sandbox: SandboxArgs,
 ) -> ExitCode {
     let upstream = match config {
@@ -36,6 +38,30 @@ pub(crate) async fn serve(
             Ok(s) => s,
             Err(e) => return usage_error(e),
         };
+    let server = match skills {
+        Some(dir) => {
+            let storage = match FileSystemStorage::new(&dir) {
+                Ok(s) => s,
+                Err(e) => return usage_error(format!("skills folder {}: {e}", dir.display())),
+            };
+            let library = SkillLibrary::builder(Arc::new(storage)).build();
+            server.with_offer(move |cm| {
+                let library = library.clone();
+                Box::pin(async move {
+                    let session = library.session(&cm, &[]).await.map_err(|e| e.to_string())?;
+                    Ok(Offer {
+                        tools: session.tools,
+                        instructions: session.system_prompt,
+                    })
+                })
+            })
+        }
+        None => server,
+    };
+    // The instructions `initialize` answers with come from the first offer.
+    if let Err(e) = server.offer().await {
+        return usage_error(e);
+    }
     let outcome = match http {
         None => code_mode_mcp::serve_stdio(server).await,
         Some(addr) => {

@@ -258,6 +258,52 @@ async fn without_a_progress_token_events_arrive_as_log_messages() {
     );
 }
 
+/// `--skills DIR`: the library's tools are offered, a registered skill is stored in the
+/// folder and callable from the next program as `skill_<name>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_are_served_with_the_library_tools() {
+    let dir = std::env::temp_dir().join(format!("code-mode-cli-skills-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let client = stdio_client(&["--skills", &dir.to_string_lossy()]).await;
+    let tools = client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for expected in [
+        "execute_typescript",
+        "search_skills",
+        "get_skill",
+        "register_skill",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let registered = client
+        .peer()
+        .call_tool(CallToolRequestParams::new("register_skill").with_arguments(args(json!({
+            "name": "double_echo",
+            "description": "Echoes twice the number it is given.",
+            "code": "const r = await external_echo({ n: input.n * 2 }); return r.n;",
+            "inputSchema": {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]},
+            "outputSchema": {"type": "number"}
+        }))))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(registered.is_error, Some(true), "{registered:?}");
+    assert!(
+        std::fs::read_dir(&dir)
+            .map(|d| d.count() > 0)
+            .unwrap_or(false),
+        "nothing stored in {}",
+        dir.display()
+    );
+    let r = execute(&client, "return await skill_double_echo({ n: 21 })").await;
+    assert_eq!(r["result"], 42, "{r}");
+    let _ = client.cancel().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Starts `code-mode mcp --http 127.0.0.1:0` and returns it with its `/mcp` URL.
 async fn http_server(token: Option<&str>) -> (tokio::process::Child, String) {
     let mut command = tokio::process::Command::new(BIN);

@@ -41,5 +41,5 @@ pub use content::{CONTENT_SCHEMA, MAX_INLINE_BASE64, content_schema};
 pub use error::McpError;
 pub use names::{NameCollision, tool_identifier};
 pub use serve::{HttpOptions, HttpServer, ServeError, serve_stdio};
-pub use server::{Build, CodeModeServer, call_result};
+pub use server::{Build, CodeModeServer, Offer, OfferFn, call_result};
 pub use upstream::{INHERITED_ENV, PING_TIMEOUT, PROGRESS_EVENT};

@@ -17,7 +17,8 @@
 
 use std::sync::{Arc, RwLock};
 
-use code_mode::{CodeMode, CodeModeResult, Event, EventSink, ExecuteOptions, Tool};
+use code_mode::{CodeMode, CodeModeResult, Event, EventSink, Tool, ToolContext};
+use futures::future::BoxFuture;
 use rmcp::ErrorData;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
@@ -35,11 +36,26 @@ use crate::catalog::McpTools;
 /// the upstream servers'). Called again when an upstream's tool list changed.
 pub type Build = dyn Fn(Vec<Tool>) -> Result<CodeMode, String> + Send + Sync;
 
+/// What the server offers its clients for one code-mode instance: the tools (by default
+/// [`CodeMode::as_tools`]: `execute_typescript`, and `discover_tools` when tools are lazy)
+/// and the instructions (by default the system prompt).
+pub struct Offer {
+    /// The MCP tools, with their handlers.
+    pub tools: Vec<Tool>,
+    /// The server's `instructions`, also appended to `execute_typescript`'s description.
+    pub instructions: String,
+}
+
+/// Computes the [`Offer`] (the skills library adds its tools this way).
+pub type OfferFn = dyn Fn(Arc<CodeMode>) -> BoxFuture<'static, Result<Offer, String>> + Send + Sync;
+
 struct Inner {
     build: Box<Build>,
+    offer: Option<Box<OfferFn>>,
     local: Vec<Tool>,
     upstream: Option<Arc<McpTools>>,
     current: RwLock<Arc<CodeMode>>,
+    instructions: RwLock<String>,
     refresh: tokio::sync::Mutex<()>,
 }
 
@@ -93,13 +109,50 @@ impl CodeModeServer {
         Ok(Self {
             inner: Arc::new(Inner {
                 build: Box::new(build),
+                offer: None,
                 local,
                 upstream,
+                instructions: RwLock::new(code_mode.system_prompt().to_owned()),
                 current: RwLock::new(Arc::new(code_mode)),
                 refresh: tokio::sync::Mutex::new(()),
             }),
             info_logs: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
+    }
+
+    /// Offers what `offer` computes instead of [`CodeMode::as_tools`] and the system
+    /// prompt. Call before the server is shared (it is a construction step).
+    pub fn with_offer(
+        mut self,
+        offer: impl Fn(Arc<CodeMode>) -> BoxFuture<'static, Result<Offer, String>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.offer = Some(Box::new(offer));
+        }
+        self
+    }
+
+    /// The current offer (and the instructions `initialize` answers with, updated).
+    pub async fn offer(&self) -> Result<Offer, String> {
+        let cm = self.code_mode().await;
+        let offer = match &self.inner.offer {
+            Some(f) => f(cm).await?,
+            None => Offer {
+                tools: cm.as_tools(),
+                instructions: cm.system_prompt().to_owned(),
+            },
+        };
+        offer.instructions.clone_into(
+            &mut self
+                .inner
+                .instructions
+                .write()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        Ok(offer)
     }
 
     /// The same server for another client session (with its own log level).
@@ -144,54 +197,54 @@ impl CodeModeServer {
             .clone()
     }
 
-    fn now(&self) -> Arc<CodeMode> {
-        self.inner
-            .current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// The `tools/list` answer.
-    pub async fn tools(&self) -> Vec<rmcp::model::Tool> {
-        let cm = self.code_mode().await;
-        cm.tool_specs()
-            .into_iter()
-            .map(|spec| {
-                let object = |v: Value| match v {
-                    Value::Object(m) => m,
+    pub async fn tools(&self) -> Result<Vec<rmcp::model::Tool>, String> {
+        let offer = self.offer().await?;
+        Ok(offer
+            .tools
+            .iter()
+            .map(|t| {
+                let object = |v: &Value| match v {
+                    Value::Object(m) => m.clone(),
                     _ => serde_json::Map::new(),
                 };
                 // MCP clients show a tool's description to the model but may ignore the
                 // server's instructions: the declarations go in both.
-                let description = if spec.name == code_mode::EXECUTE_TOOL_NAME {
-                    format!("{}\n\n{}", spec.description, cm.system_prompt())
+                let description = if t.name() == code_mode::EXECUTE_TOOL_NAME {
+                    format!("{}\n\n{}", t.description(), offer.instructions)
                 } else {
-                    spec.description
+                    t.description().to_owned()
                 };
                 let mut tool = rmcp::model::Tool::new(
-                    spec.name,
+                    t.name().to_owned(),
                     description,
-                    Arc::new(object(spec.input_schema)),
+                    Arc::new(object(t.input_schema())),
                 );
-                tool.output_schema = spec.output_schema.map(|o| Arc::new(object(o)));
+                tool.output_schema = t.output_schema().map(|o| Arc::new(object(o)));
                 tool
             })
-            .collect()
+            .collect())
     }
 }
 
 /// The MCP result of a run: a text block (the result as JSON) and the same object as
 /// `structuredContent`; `isError` when the program failed.
 pub fn call_result(result: &CodeModeResult) -> CallToolResult {
-    let value = result.to_json();
+    value_result(result.to_json())
+}
+
+/// The MCP result of a tool's value: a text block (the value as JSON) and, for an object,
+/// the same as `structuredContent`; `isError` when it reports `success: false`.
+fn value_result(value: Value) -> CallToolResult {
     let text = serde_json::to_string(&value).unwrap_or_default();
-    let mut out = if result.success {
-        CallToolResult::success(vec![ContentBlock::text(text)])
-    } else {
+    let mut out = if value.get("success") == Some(&Value::Bool(false)) {
         CallToolResult::error(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::success(vec![ContentBlock::text(text)])
     };
-    out.structured_content = Some(value);
+    if value.is_object() {
+        out.structured_content = Some(value);
+    }
     out
 }
 
@@ -202,7 +255,12 @@ fn event_json(event: &Event) -> Value {
 
 impl ServerHandler for CodeModeServer {
     fn get_info(&self) -> InitializeAnswer {
-        let cm = self.now();
+        let instructions = self
+            .inner
+            .instructions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         InitializeAnswer::new(
             ServerCapabilities::builder()
                 .enable_tools()
@@ -210,7 +268,7 @@ impl ServerHandler for CodeModeServer {
                 .build(),
         )
         .with_server_info(Implementation::new("code-mode", env!("CARGO_PKG_VERSION")))
-        .with_instructions(cm.system_prompt().to_owned())
+        .with_instructions(instructions)
     }
 
     async fn set_level(
@@ -229,7 +287,11 @@ impl ServerHandler for CodeModeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools().await))
+        let tools = self
+            .tools()
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -237,23 +299,24 @@ impl ServerHandler for CodeModeServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let cm = self.code_mode().await;
+        let offer = self
+            .offer()
+            .await
+            .map_err(|e| ErrorData::internal_error(e, None))?;
         let input = Value::Object(request.arguments.clone().unwrap_or_default());
-        match request.name.as_ref() {
-            code_mode::EXECUTE_TOOL_NAME => {}
-            code_mode::DISCOVER_TOOL_NAME if cm.discover_tool_spec().is_some() => {
-                let found = cm.discover(&input);
-                let mut r = CallToolResult::success(vec![ContentBlock::text(found.to_string())]);
-                r.structured_content = Some(found);
-                return Ok(CallToolResponse::Complete(r));
-            }
-            other => {
-                return Err(ErrorData::invalid_params(
-                    format!("unknown tool {other:?}: this server offers execute_typescript"),
-                    None,
-                ));
-            }
-        }
+        let Some(tool) = offer
+            .tools
+            .into_iter()
+            .find(|t| t.name() == request.name.as_ref())
+        else {
+            return Err(ErrorData::invalid_params(
+                format!(
+                    "unknown tool {:?}: this server offers execute_typescript",
+                    request.name
+                ),
+                None,
+            ));
+        };
         // Events go to the client in order, through one forwarding task; the result is
         // answered after the last of them.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
@@ -307,8 +370,11 @@ impl ServerHandler for CodeModeServer {
                 }
             }
         });
-        let id = context.id.to_string();
-        let run = cm.call_execute_tool(&input, ExecuteOptions::new(id, sink));
+        let ctx = ToolContext {
+            tool_call_id: Some(context.id.to_string().into()),
+            events: sink,
+        };
+        let run = tool.call(input, ctx);
         let result = tokio::select! {
             r = run => Some(r),
             () = context.ct.cancelled() => None,
@@ -316,7 +382,10 @@ impl ServerHandler for CodeModeServer {
         let _ = done.send(());
         let _ = forward.await;
         match result {
-            Some(r) => Ok(CallToolResponse::Complete(call_result(&r))),
+            Some(Ok(v)) => Ok(CallToolResponse::Complete(value_result(v))),
+            Some(Err(e)) => Ok(CallToolResponse::Complete(CallToolResult::error(vec![
+                ContentBlock::text(e.message().to_owned()),
+            ]))),
             None => Err(ErrorData::internal_error(
                 "the execution was cancelled by the client",
                 None,
