@@ -84,9 +84,11 @@ impl CodeModeServer {
     ///
     /// ```
     /// # fn demo() -> Result<(), String> {
-    /// use code_mode::CodeMode;
+    /// use code_mode::{CodeMode, Tool, ToolError};
     /// use code_mode_mcp::CodeModeServer;
-    /// let server = CodeModeServer::new(Vec::new(), None, |tools| {
+    /// let echo = Tool::new("echo", "Returns its input.", serde_json::json!({"type": "object"}),
+    ///     |input, _| async move { Ok::<_, ToolError>(input) }).map_err(|e| e.to_string())?;
+    /// let server = CodeModeServer::new(vec![echo], None, |tools| {
     ///     CodeMode::builder()
     ///         .tools(tools)
     ///         .driver(code_mode_drivers::driver_by_name("quickjs", &Default::default()).map_err(|e| e.to_string())?)
