@@ -43,9 +43,10 @@ fn base() -> Instant {
     *BASE.get_or_init(Instant::now)
 }
 
-/// The current deadline, read by the interrupt handler on every check.
+/// The current deadline, read by the interrupt handler on every check; once cancelled (the
+/// caller dropped the execution), it has passed for good: the engine is discarded after.
 #[derive(Debug, Default)]
-pub(crate) struct Deadline(AtomicU64);
+pub(crate) struct Deadline(AtomicU64, std::sync::atomic::AtomicBool);
 
 impl Deadline {
     fn set(&self, at: Instant) {
@@ -60,8 +61,15 @@ impl Deadline {
         self.0.store(u64::MAX, Ordering::Relaxed);
     }
     pub(crate) fn passed(&self) -> bool {
+        if self.1.load(Ordering::Relaxed) {
+            return true;
+        }
         let at = self.0.load(Ordering::Relaxed);
         at != u64::MAX && base().elapsed().as_nanos() >= u128::from(at)
+    }
+    /// Stops the guest at its next interrupt check, whatever it is doing.
+    pub(crate) fn cancel(&self) {
+        self.1.store(true, Ordering::Relaxed);
     }
 }
 
@@ -101,6 +109,25 @@ struct Request {
     id: u32,
     resolvers: Resolvers,
     future: BoxFuture<'static, Result<serde_json::Value, GuestError>>,
+}
+
+/// Cancels an execution when dropped armed: the caller went away (a client cancelled), so
+/// the guest stops at its next interrupt check instead of computing to its deadline.
+pub(crate) struct Canceller(Option<Arc<Shared>>);
+
+impl Canceller {
+    /// The execution finished: nothing to cancel.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Canceller {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.deadline.cancel();
+        }
+    }
 }
 
 /// State shared between the host loop and the host functions installed in the guest.
@@ -193,6 +220,11 @@ impl Engine {
     /// zero, so the next allocation inside the running built-in fails and ends it.
     pub(crate) fn budget(&self) -> Arc<Budget> {
         self.shared.budget.clone()
+    }
+
+    /// Cancels the running (or next) execution from another thread: see [`Deadline::cancel`].
+    pub(crate) fn canceller(&self) -> Canceller {
+        Canceller(Some(self.shared.clone()))
     }
 
     /// Wall-clock budget of one execution.

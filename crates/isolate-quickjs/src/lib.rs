@@ -171,6 +171,9 @@ impl IsolateContext for QuickJsContext {
         };
         let timeout = engine.timeout();
         let budget = engine.budget();
+        // Dropped armed when this future is (the caller was cancelled): the guest stops at
+        // its next interrupt check, even in a loop that never awaits.
+        let canceller = engine.canceller();
         let hard_deadline = tokio::time::Instant::now() + timeout + HARD_DEADLINE_GRACE;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let watch = runner::Watch::new();
@@ -205,7 +208,9 @@ impl IsolateContext for QuickJsContext {
             *guard = Slot::Gone(Some(e.clone()));
             return ExecutionResult::err(ExecutionError::new(ErrorKind::Disposed, e), Vec::new());
         }
-        match tokio::time::timeout_at(hard_deadline, rx).await {
+        let answer = tokio::time::timeout_at(hard_deadline, rx).await;
+        canceller.disarm();
+        match answer {
             Ok(Ok((engine, result))) => {
                 if result.error().is_some_and(|e| e.kind.is_terminal()) {
                     engine.shutdown(&self.pool);
