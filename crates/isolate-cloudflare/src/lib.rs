@@ -46,7 +46,7 @@ use code_mode::{
     ContextConfig, DriverError, ErrorKind, ExecutionError, IsolateContext, IsolateDriver,
 };
 
-pub use local::{LocalWorkerd, WORKERD_VERSION, WorkerdError};
+pub use local::{LocalWorkerd, RESTART_PROBE, WORKERD_VERSION, WorkerdError};
 pub use local_pool::LocalWorkerdPool;
 
 use crate::context::CloudflareContext;

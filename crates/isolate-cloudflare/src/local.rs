@@ -35,6 +35,9 @@ pub enum WorkerdError {
     Start(String),
 }
 
+/// How long the restart hook waits for `/health` before it restarts workerd.
+pub const RESTART_PROBE: Duration = Duration::from_millis(200);
+
 /// A workerd process serving the code-mode Worker on 127.0.0.1.
 pub struct LocalWorkerd {
     binary: PathBuf,
@@ -195,10 +198,15 @@ impl LocalWorkerd {
 
     /// True when `GET /health` answers 200 within half a second.
     pub fn healthy(&self) -> bool {
+        self.answers_within(Duration::from_millis(500))
+    }
+
+    /// True when `GET /health` answers 200 within `wait`.
+    pub fn answers_within(&self, wait: Duration) -> bool {
         let probe = || -> std::io::Result<bool> {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-            s.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut s = TcpStream::connect_timeout(&addr, wait)?;
+            s.set_read_timeout(Some(wait))?;
             s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
             let mut buf = [0u8; 64];
             let n = s.read(&mut buf)?;
@@ -208,14 +216,15 @@ impl LocalWorkerd {
     }
 
     /// A hook for [`CloudflareOptions::on_failure`]: restarts workerd when it no longer
-    /// answers `/health` within half a second. A local workerd runs every isolate on one
+    /// answers `/health` within [`RESTART_PROBE`] (an idle or waiting workerd answers in
+    /// well under a millisecond; one still computing a timed-out program never does). A local workerd runs every isolate on one
     /// thread, so a program still computing past its deadline (it enforces no CPU limit)
     /// holds the health check too; one that timed out while waiting on tools does not, and
     /// then nothing is restarted (a restart would cut the executions running beside it).
     pub fn restart_hook(self: &Arc<Self>) -> FailureHook {
         let me = self.clone();
         Arc::new(move || {
-            if me.healthy() {
+            if me.answers_within(RESTART_PROBE) {
                 return;
             }
             if let Err(e) = me.restart() {

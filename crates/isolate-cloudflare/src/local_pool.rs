@@ -2,7 +2,7 @@
 //!
 //! Why: workerd runs every isolate of a process on one thread and a local workerd enforces
 //! no CPU limit, so a program computing until its deadline holds every other execution of
-//! its process until the restart hook has replaced it. With one process per core, the
+//! its process until the restart hook has replaced it. With several processes, the
 //! driver sends each execution to the process with the fewest executions in flight that is
 //! not restarting ([`CloudflareOptions::replica`]): such a program holds only its own
 //! process, as an isolate on Cloudflare holds only its own thread.
@@ -22,12 +22,13 @@ impl LocalWorkerdPool {
     /// Most processes a pool may have.
     pub const MAX_PROCESSES: usize = 64;
 
-    /// One process per core ([`std::thread::available_parallelism`]), at least two, so a
-    /// program spinning in one leaves another answering.
+    /// One process per core ([`std::thread::available_parallelism`]), at least four: a
+    /// program spinning in one holds it for its deadline and the restart after, so more
+    /// processes than cores keep one free for the next execution more often.
     pub fn default_size() -> usize {
         std::thread::available_parallelism()
-            .map_or(2, usize::from)
-            .clamp(2, Self::MAX_PROCESSES)
+            .map_or(4, usize::from)
+            .clamp(4, Self::MAX_PROCESSES)
     }
 
     /// Starts `processes` workerd processes (concurrently); `token` as for
