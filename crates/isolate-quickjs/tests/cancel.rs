@@ -40,7 +40,7 @@ async fn a_dropped_execution_stops_computing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let running = cpu_ticks() - before;
     assert!(
-        running >= 35,
+        running >= 20,
         "the program was not running: {running} ticks in 500 ms"
     );
     spinning.abort();
