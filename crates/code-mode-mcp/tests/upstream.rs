@@ -41,13 +41,14 @@ mod upstream {
         McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    async fn code_mode(tools: &McpTools, timeout: Duration) -> CodeMode {
+    /// Native QuickJS with `tools` and `timeout`.
+    fn code_mode(tools: Vec<code_mode::Tool>, timeout: Duration) -> CodeMode {
         CodeMode::builder()
             .driver(
                 code_mode_drivers::driver_by_name("quickjs", &Default::default())
                     .unwrap_or_else(|e| panic!("{e}")),
             )
-            .tools(tools.tools())
+            .tools(tools)
             .limits(
                 Limits::builder()
                     .timeout(timeout)
@@ -83,7 +84,7 @@ mod upstream {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(tools.servers(), vec!["everything"]);
-        let cm = code_mode(&tools, Duration::from_secs(20)).await;
+        let cm = code_mode(tools.tools(), Duration::from_secs(20));
         let prompt = cm.system_prompt();
         assert!(prompt.contains("external_everything_get_sum"), "{prompt}");
         assert!(prompt.contains("read-only"), "hints reach the JSDoc");
@@ -147,7 +148,7 @@ mod upstream {
         let tools = McpTools::connect(&stdio_config(&marker), McpOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let cm = code_mode(&tools, Duration::from_secs(20)).await;
+        let cm = code_mode(tools.tools(), Duration::from_secs(20));
         let killer = tokio::spawn({
             let marker = marker.clone();
             async move {
@@ -210,7 +211,7 @@ mod upstream {
         let tools = McpTools::connect(&config, McpOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let cm = code_mode(&tools, Duration::from_secs(20)).await;
+        let cm = code_mode(tools.tools(), Duration::from_secs(20));
         let (r, _) = run(&cm, "const [a, b] = await Promise.all([external_remote_get_sum({ a: 1, b: 2 }), external_remote_get_structured_content({ location: 'Los Angeles' })]); return [a.text, b.conditions]").await;
         assert_eq!(ok(&r), json!(["The sum of 1 and 2 is 3.", "Sunny / Clear"]));
         let (r, events) = run(&cm, "return (await external_remote_trigger_long_running_operation({ duration: 0.4, steps: 2 })).text").await;
@@ -297,7 +298,7 @@ mod upstream {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(tools.tools().iter().all(|t| t.is_lazy()));
-        let cm = Arc::new(code_mode(&tools, Duration::from_secs(20)).await);
+        let cm = Arc::new(code_mode(tools.tools(), Duration::from_secs(20)));
         assert!(cm.discover_tool_spec().is_some());
         let found = cm.discover(&json!({"toolNames": ["everything_get_sum"]}));
         assert!(
@@ -311,138 +312,119 @@ mod upstream {
         .await;
         assert_eq!(ok(&r), json!("The sum of 1 and 1 is 2."));
     }
-}
 
-mod odd {
-    use std::path::PathBuf;
-    use std::time::Duration;
+    /// Tests against a small SDK-based server (`tests/servers/odd-server.mjs`).
+    mod odd {
+        use std::time::Duration;
 
-    use code_mode::{CodeMode, ExecuteOptions, Limits};
-    use code_mode_mcp::{McpConfig, McpError, McpOptions, McpTools};
-    use serde_json::json;
+        use code_mode::ExecuteOptions;
+        use code_mode_mcp::{McpConfig, McpError, McpOptions, McpTools};
+        use serde_json::json;
 
-    fn config(extra: &[&str], marker: &str) -> McpConfig {
-        let dir = std::env::var_os("CODE_MODE_TEST_MCP_SERVERS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!("CODE_MODE_TEST_MCP_SERVERS is not set: run `cargo xtask test`")
-            });
-        let mut args = vec![
-            dir.join("odd-server.mjs").to_string_lossy().into_owned(),
-            marker.to_owned(),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let text = json!({"mcpServers": {"odd": {"command": "node", "args": args}}});
-        McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"))
-    }
+        use super::{code_mode, servers};
 
-    fn code_mode(tools: Vec<code_mode::Tool>, timeout: Duration) -> CodeMode {
-        CodeMode::builder()
-            .driver(
-                code_mode_drivers::driver_by_name("quickjs", &Default::default())
-                    .unwrap_or_else(|e| panic!("{e}")),
-            )
-            .tools(tools)
-            .limits(
-                Limits::builder()
-                    .timeout(timeout)
-                    .build()
-                    .unwrap_or_else(|e| panic!("{e}")),
-            )
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Names that are not identifiers are mapped; an `isError` result is catchable; a tool
-    /// added by the server (with `notifications/tools/list_changed`) is offered after a
-    /// refresh.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn odd_names_errors_and_list_changes() {
-        let tools = McpTools::connect(&config(&[], "odd-names"), McpOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let cm = code_mode(tools.tools(), Duration::from_secs(20));
-        let r = cm.execute("const a = await external_odd_r_sum__v2_tool({}); try { await external_odd_fail({}); return 'no'; } catch (e) { return [a.text, (e as Error).message]; }", ExecuteOptions::default()).await;
-        assert_eq!(
-            r.result,
-            Some(json!(["odd name works", "the odd tool failed on purpose"])),
-            "{r:?}"
-        );
-        assert!(!tools.changed());
-        let r = cm
-            .execute(
-                "return (await external_odd_add_tool({})).text",
-                ExecuteOptions::default(),
-            )
-            .await;
-        assert_eq!(r.result, Some(json!("added")), "{r:?}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !tools.changed() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "list_changed never arrived"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        fn config(extra: &[&str], marker: &str) -> McpConfig {
+            let dir = servers();
+            let mut args = vec![
+                dir.join("odd-server.mjs").to_string_lossy().into_owned(),
+                marker.to_owned(),
+            ];
+            args.extend(extra.iter().map(|s| (*s).to_owned()));
+            let text = json!({"mcpServers": {"odd": {"command": "node", "args": args}}});
+            McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"))
         }
-        let cm = code_mode(
-            tools.refresh().await.unwrap_or_else(|e| panic!("{e}")),
-            Duration::from_secs(20),
-        );
-        assert!(!tools.changed());
-        let r = cm
-            .execute(
-                "return (await external_odd_added({})).text",
-                ExecuteOptions::default(),
-            )
-            .await;
-        assert_eq!(r.result, Some(json!("the added tool runs")), "{r:?}");
-    }
 
-    /// An inputSchema that is not a valid JSON Schema: an error naming the tool.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_invalid_input_schema_names_the_tool() {
-        let e = McpTools::connect(&config(&["--bad-schema"], "odd-bad"), McpOptions::default())
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("connected"));
-        assert!(matches!(e, McpError::Tool { .. }), "{e:?}");
-        let text = e.to_string();
-        assert!(
-            text.contains("odd/broken") && text.contains("input"),
-            "{text}"
-        );
-    }
+        /// Names that are not identifiers are mapped; an `isError` result is catchable; a tool
+        /// added by the server (with `notifications/tools/list_changed`) is offered after a
+        /// refresh.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn odd_names_errors_and_list_changes() {
+            let tools = McpTools::connect(&config(&[], "odd-names"), McpOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let cm = code_mode(tools.tools(), Duration::from_secs(20));
+            let r = cm.execute("const a = await external_odd_r_sum__v2_tool({}); try { await external_odd_fail({}); return 'no'; } catch (e) { return [a.text, (e as Error).message]; }", ExecuteOptions::default()).await;
+            assert_eq!(
+                r.result,
+                Some(json!(["odd name works", "the odd tool failed on purpose"])),
+                "{r:?}"
+            );
+            assert!(!tools.changed());
+            let r = cm
+                .execute(
+                    "return (await external_odd_add_tool({})).text",
+                    ExecuteOptions::default(),
+                )
+                .await;
+            assert_eq!(r.result, Some(json!("added")), "{r:?}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !tools.changed() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "list_changed never arrived"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let cm = code_mode(
+                tools.refresh().await.unwrap_or_else(|e| panic!("{e}")),
+                Duration::from_secs(20),
+            );
+            assert!(!tools.changed());
+            let r = cm
+                .execute(
+                    "return (await external_odd_added({})).text",
+                    ExecuteOptions::default(),
+                )
+                .await;
+            assert_eq!(r.result, Some(json!("the added tool runs")), "{r:?}");
+        }
 
-    /// An upstream that stops answering (SIGSTOP) during a call: the execution ends at its
-    /// deadline, and the next use finds it silent (a ping), starts a fresh one and works.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_hung_upstream_is_restarted_on_next_use() {
-        let marker = format!("code-mode-hang-test-{}", std::process::id());
-        let tools = McpTools::connect(&config(&[], &marker), McpOptions::default())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let status = std::process::Command::new("pkill")
-            .args(["-STOP", "-f", &marker])
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "no upstream to stop");
-        let short = code_mode(tools.tools(), Duration::from_millis(800));
-        let r = short
-            .execute(
-                "return (await external_odd_fail({})).text",
-                ExecuteOptions::default(),
-            )
-            .await;
-        assert_eq!(r.error.map(|e| e.kind), Some(code_mode::ErrorKind::Timeout));
-        let cm = code_mode(tools.tools(), Duration::from_secs(20));
-        let r = cm
-            .execute(
-                "return (await external_odd_r_sum__v2_tool({})).text",
-                ExecuteOptions::default(),
-            )
-            .await;
-        assert_eq!(r.result, Some(json!("odd name works")), "{r:?}");
-        let _ = std::process::Command::new("pkill")
-            .args(["-KILL", "-f", &marker])
-            .status();
+        /// An inputSchema that is not a valid JSON Schema: an error naming the tool.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn an_invalid_input_schema_names_the_tool() {
+            let e = McpTools::connect(&config(&["--bad-schema"], "odd-bad"), McpOptions::default())
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("connected"));
+            assert!(matches!(e, McpError::Tool { .. }), "{e:?}");
+            let text = e.to_string();
+            assert!(
+                text.contains("odd/broken") && text.contains("input"),
+                "{text}"
+            );
+        }
+
+        /// An upstream that stops answering (SIGSTOP) during a call: the execution ends at its
+        /// deadline, and the next use finds it silent (a ping), starts a fresh one and works.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_hung_upstream_is_restarted_on_next_use() {
+            let marker = format!("code-mode-hang-test-{}", std::process::id());
+            let tools = McpTools::connect(&config(&[], &marker), McpOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let status = std::process::Command::new("pkill")
+                .args(["-STOP", "-f", &marker])
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "no upstream to stop");
+            let short = code_mode(tools.tools(), Duration::from_millis(800));
+            let r = short
+                .execute(
+                    "return (await external_odd_fail({})).text",
+                    ExecuteOptions::default(),
+                )
+                .await;
+            assert_eq!(r.error.map(|e| e.kind), Some(code_mode::ErrorKind::Timeout));
+            let cm = code_mode(tools.tools(), Duration::from_secs(20));
+            let r = cm
+                .execute(
+                    "return (await external_odd_r_sum__v2_tool({})).text",
+                    ExecuteOptions::default(),
+                )
+                .await;
+            assert_eq!(r.result, Some(json!("odd name works")), "{r:?}");
+            let _ = std::process::Command::new("pkill")
+                .args(["-KILL", "-f", &marker])
+                .status();
+        }
     }
 }
