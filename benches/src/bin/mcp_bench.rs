@@ -75,35 +75,28 @@ async fn main() {
                 .unwrap_or_default(),
         )
     };
-    for i in 0..100 {
-        client
-            .peer()
-            .call_tool(call(i))
-            .await
-            .unwrap_or_else(|e| fail(e));
-    }
+    // `n` calls one after another; how long they took.
+    let in_a_row = |n: u64| {
+        let client = &client;
+        async move {
+            let t = Instant::now();
+            for i in 0..n {
+                client
+                    .peer()
+                    .call_tool(call(i))
+                    .await
+                    .unwrap_or_else(|e| fail(e));
+            }
+            micros(t.elapsed())
+        }
+    };
+    in_a_row(100).await;
     let mut direct = Vec::new();
     let mut direct_seq50 = Vec::new();
     let mut direct_par50 = Vec::new();
     for _ in 0..runs {
-        let t = Instant::now();
-        for i in 0..100 {
-            client
-                .peer()
-                .call_tool(call(i))
-                .await
-                .unwrap_or_else(|e| fail(e));
-        }
-        direct.push(micros(t.elapsed()) / 100.0);
-        let t = Instant::now();
-        for i in 0..50 {
-            client
-                .peer()
-                .call_tool(call(i))
-                .await
-                .unwrap_or_else(|e| fail(e));
-        }
-        direct_seq50.push(micros(t.elapsed()));
+        direct.push(in_a_row(100).await / 100.0);
+        direct_seq50.push(in_a_row(50).await);
         let t = Instant::now();
         let all =
             futures::future::join_all((0..50).map(|i| client.peer().call_tool(call(i)))).await;
