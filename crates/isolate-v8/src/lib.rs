@@ -48,6 +48,9 @@ pub use runtime::{ISOLATED_VM_VERSION, NODE_VERSION, RuntimeError, V8Runtime};
 use crate::context::V8Context;
 use crate::pool::Pool;
 
+/// The largest accepted [`V8Options::contexts_per_isolate`].
+pub const MAX_CONTEXTS_PER_ISOLATE: u32 = 1000;
+
 /// How the driver finds its runtime and sizes its pool.
 #[derive(Debug, Clone)]
 pub struct V8Options {
@@ -64,6 +67,13 @@ pub struct V8Options {
     /// `TimeoutError` 100 ms after the deadline, and executions that had not started on that
     /// sidecar move to another one.
     pub grace: Duration,
+    /// How many contexts, one after another, may use one isolate (each gets a fresh V8
+    /// context: its own globals and built-ins). An isolate is reused only after its context
+    /// ended cleanly (never after a timeout, a memory or stack failure, or a dispose during
+    /// a run) and while its heap is small; making a new one costs ~1.1 ms of CPU, which on
+    /// a busy machine competes with the executions. `1` gives every context a fresh
+    /// isolate, as TanStack's Node driver does. Default 32; 1 to 1,000 is accepted.
+    pub contexts_per_isolate: u32,
 }
 
 impl Default for V8Options {
@@ -73,6 +83,7 @@ impl Default for V8Options {
             node: None,
             pool_size: std::thread::available_parallelism().map_or(2, usize::from),
             grace: Duration::from_millis(500),
+            contexts_per_isolate: 32,
         }
     }
 }
@@ -114,6 +125,15 @@ impl V8Driver {
     /// assert!(err.message.contains("is not installed"));
     /// ```
     pub fn with_options(options: V8Options) -> Result<Self, DriverError> {
+        if !(1..=MAX_CONTEXTS_PER_ISOLATE).contains(&options.contexts_per_isolate) {
+            return Err(DriverError::new(
+                "v8",
+                format!(
+                    "contexts_per_isolate is {}; it must be between 1 (a fresh isolate per context) and {MAX_CONTEXTS_PER_ISOLATE}",
+                    options.contexts_per_isolate
+                ),
+            ));
+        }
         let runtime = V8Runtime::locate(options.runtime_dir.as_deref(), options.node.as_deref())
             .map_err(|e| DriverError::new("v8", e.to_string()))?;
         let node_version = runtime
@@ -121,7 +141,7 @@ impl V8Driver {
             .map_err(|e| DriverError::new("v8", e.to_string()))?;
         let pool_size = options.pool_size.clamp(1, 64);
         Ok(Self {
-            pool: Arc::new(Pool::new(runtime, pool_size)),
+            pool: Arc::new(Pool::new(runtime, pool_size, options.contexts_per_isolate)),
             node_version,
             next_context: AtomicU64::new(1),
             grace: options.grace,
@@ -144,6 +164,12 @@ impl V8Driver {
             self.pool.sidecar_at(i).await?;
         }
         Ok(())
+    }
+
+    /// Isolates the running sidecars made since each started (for monitoring: with
+    /// [`V8Options::contexts_per_isolate`] above 1, fewer than the contexts they served).
+    pub async fn isolates_made(&self) -> u64 {
+        self.pool.isolates_made().await
     }
 
     /// Process ids of the running sidecars (for monitoring, and for the tests that kill one).

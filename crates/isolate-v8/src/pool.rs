@@ -20,14 +20,17 @@ pub(crate) struct Pool {
     pub(crate) runtime: V8Runtime,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Sidecar>>>>,
     next_slot: AtomicUsize,
+    /// Passed to each sidecar (see `V8Options::contexts_per_isolate`).
+    contexts_per_isolate: u32,
 }
 
 impl Pool {
-    pub(crate) fn new(runtime: V8Runtime, size: usize) -> Self {
+    pub(crate) fn new(runtime: V8Runtime, size: usize, contexts_per_isolate: u32) -> Self {
         Self {
             runtime,
             slots: (0..size).map(|_| tokio::sync::Mutex::new(None)).collect(),
             next_slot: AtomicUsize::new(0),
+            contexts_per_isolate,
         }
     }
 
@@ -87,9 +90,20 @@ impl Pool {
             return Ok(s.clone());
         }
         // Missing, or dead (it crashed or was killed): start a replacement.
-        let fresh = Sidecar::spawn(&self.runtime).await?;
+        let fresh = Sidecar::spawn(&self.runtime, self.contexts_per_isolate).await?;
         *slot = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Isolates made by the running sidecars since each started.
+    pub(crate) async fn isolates_made(&self) -> u64 {
+        let mut made = 0;
+        for slot in &self.slots {
+            if let Some(s) = slot.lock().await.as_ref().filter(|s| s.is_alive()) {
+                made += s.isolates_made();
+            }
+        }
+        made
     }
 
     /// Process ids of the running sidecars.

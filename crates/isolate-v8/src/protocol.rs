@@ -38,8 +38,14 @@ pub(crate) enum Incoming {
         #[serde(default)]
         error: Option<GuestFailure>,
     },
-    /// Isolates prepared for new contexts (`ready`) and being prepared (`making`).
-    Spares { ready: usize, making: usize },
+    /// Isolates prepared for new contexts (`ready`), being prepared (`making`), and made
+    /// since the sidecar started (`made`; recycled isolates serve several contexts).
+    Spares {
+        ready: usize,
+        making: usize,
+        #[serde(default)]
+        made: u64,
+    },
     /// A disposed isolate's thread is still held (a built-in ignoring termination): the
     /// sidecar takes no new context and ends itself once its runs in flight are done.
     Retiring,

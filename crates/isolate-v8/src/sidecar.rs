@@ -102,6 +102,8 @@ struct Routes {
     /// Isolates the sidecar has ready for new contexts, and in the making (its last report).
     ready: AtomicUsize,
     making: AtomicUsize,
+    /// Isolates made since the sidecar started (its last report).
+    made: AtomicU64,
     /// Why the process ended, once it has.
     gone: Mutex<Option<String>>,
     /// An execution passed its deadline without an answer and no line came since.
@@ -206,12 +208,16 @@ const STARTUP: Duration = Duration::from_secs(15);
 
 impl Sidecar {
     /// Starts a sidecar and waits for its `ready` line.
-    pub(crate) async fn spawn(runtime: &V8Runtime) -> Result<Arc<Self>, DriverError> {
+    pub(crate) async fn spawn(
+        runtime: &V8Runtime,
+        contexts_per_isolate: u32,
+    ) -> Result<Arc<Self>, DriverError> {
         let fail = |m: String| DriverError::new("v8", m);
         let script = runtime.sidecar_script().map_err(|e| fail(e.to_string()))?;
         let mut child = Command::new(runtime.node())
             .arg("--no-node-snapshot")
             .arg(&script)
+            .arg(format!("--contexts-per-isolate={contexts_per_isolate}"))
             .current_dir(runtime.dir())
             // The sidecar needs nothing from the host environment; it gets nothing.
             .env_clear()
@@ -295,6 +301,11 @@ impl Sidecar {
             ready: self.routes.ready.load(Ordering::Relaxed),
             fewer_contexts: std::cmp::Reverse(contexts),
         }
+    }
+
+    /// Isolates this sidecar made since it started (its last report).
+    pub(crate) fn isolates_made(&self) -> u64 {
+        self.routes.made.load(Ordering::Relaxed)
     }
 
     /// Counts a context placed here (until [`Self::context_closed`]).
@@ -442,9 +453,14 @@ fn spawn_reader(
                     routes.retiring.store(true, Ordering::SeqCst);
                     continue;
                 }
-                Incoming::Spares { ready, making } => {
+                Incoming::Spares {
+                    ready,
+                    making,
+                    made,
+                } => {
                     routes.ready.store(ready, Ordering::Relaxed);
                     routes.making.store(making, Ordering::Relaxed);
+                    routes.made.store(made, Ordering::Relaxed);
                     continue;
                 }
                 Incoming::Log { run, level, msg } => {

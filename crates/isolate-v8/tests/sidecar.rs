@@ -369,3 +369,93 @@ async fn a_runaway_builtin_neither_holds_its_caller_nor_loses_queued_executions(
     assert_works(&d).await;
     assert_ne!(d.sidecar_pids().await, vec![pid]);
 }
+
+/// Pollutes everything a program can reach, leaves a finalizer and a timed wait behind, and
+/// reports what it found of an earlier program.
+const POLLUTE_AND_CHECK: &str = r#"
+const seen = [];
+if (typeof globalThis.leak !== 'undefined') seen.push('a global');
+if ([].leak !== undefined) seen.push('Array.prototype');
+if (({}).polluted !== undefined) seen.push('Object.prototype');
+if (JSON.stringify.patched) seen.push('JSON');
+if (console.log.patched) seen.push('console');
+if (typeof external_echo.patched !== 'undefined') seen.push('a binding');
+globalThis.leak = 1;
+Array.prototype.leak = 1;
+Object.defineProperty(Object.prototype, 'polluted', { value: 1, enumerable: false, configurable: true });
+JSON.stringify.patched = true;
+console.log.patched = true;
+external_echo.patched = true;
+const registry = new FinalizationRegistry(() => {
+  console.log('a finalizer of an earlier context');
+  external_echo({ late: true });
+});
+for (let i = 0; i < 1000; i++) registry.register({ big: new Array(100).fill(i) }, i);
+globalThis.keep = registry;
+const wait = Atomics.waitAsync(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+if (wait.async) wait.value.then(() => console.log('a timed wait of an earlier context'));
+let junk = [];
+for (let i = 0; i < 200; i++) junk.push(new Array(5000).fill(i));
+junk = null;
+console.log('ran');
+return { seen };
+"#;
+
+/// Contexts one after another share isolates (far fewer are made than contexts served), and
+/// a later context sees nothing of an earlier one: its globals, patched built-ins and
+/// bindings, finalizers and timed waits it left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recycled_isolates_keep_nothing_of_earlier_contexts() {
+    let d = driver(1, Duration::from_secs(2));
+    assert_works(&d).await;
+    let before = d.isolates_made().await;
+    assert!(before >= 1, "the sidecar reports the isolates it made");
+    const CONTEXTS: u64 = 24;
+    for i in 0..CONTEXTS {
+        let ctx = context(&d, Duration::from_secs(10)).await;
+        let r = ctx.execute(POLLUTE_AND_CHECK).await;
+        assert_eq!(r.outcome, Ok(Some(json!({"seen": []}))), "context {i}: {r:?}");
+        let logs: Vec<&str> = r.logs.iter().map(|l| l.message.as_str()).collect();
+        assert_eq!(logs, ["ran"], "context {i}");
+        ctx.dispose().await;
+    }
+    // Spares are refilled in the background: let the last report arrive.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let made = d.isolates_made().await - before;
+    assert!(made <= CONTEXTS / 4, "{made} isolates made for {CONTEXTS} contexts");
+}
+
+/// With `contexts_per_isolate: 1` every context gets an isolate of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_context_per_isolate_makes_an_isolate_per_context() {
+    let d = V8Driver::with_options(V8Options {
+        pool_size: 1,
+        contexts_per_isolate: 1,
+        ..V8Options::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_works(&d).await;
+    let before = d.isolates_made().await;
+    const CONTEXTS: u64 = 8;
+    for _ in 0..CONTEXTS {
+        assert_works(&d).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let made = d.isolates_made().await - before;
+    assert!(made >= CONTEXTS, "{made} isolates made for {CONTEXTS} contexts");
+}
+
+#[test]
+fn contexts_per_isolate_out_of_range_is_refused() {
+    for n in [0, code_mode_isolate_v8::MAX_CONTEXTS_PER_ISOLATE + 1] {
+        let err = V8Driver::with_options(V8Options {
+            contexts_per_isolate: n,
+            ..V8Options::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.message.contains("contexts_per_isolate") && err.message.contains("between 1"),
+            "{err}"
+        );
+    }
+}
