@@ -355,6 +355,9 @@ impl SkillLibrary {
             tool_call_id: ctx.tool_call_id.clone(),
             events,
             extra_bindings,
+            // With a type check on, a skill returning another shape than its output schema
+            // is caught before it runs.
+            expected_output: Some(skill.output_schema.clone()),
         };
         let result = code_mode.execute(&program(&skill, &input), opts).await;
         match (result.success, result.error) {
@@ -394,8 +397,14 @@ impl SkillLibrary {
                 let run = me.run_at(code_mode.clone(), name.clone(), args, ctx.clone(), depth);
                 Box::pin(async move { run.await.map_err(|e| GuestError::error(e.message())) })
             });
+            // The declaration the model was shown, for the type check.
+            let declaration = crate::prompt::declaration_tool(&skill)
+                .map(|t| code_mode::generate_checker_stubs(&[&t], "skill_"));
             match binding {
-                Ok(b) => out.push(b),
+                Ok(b) => out.push(match declaration {
+                    Some(d) => b.with_declaration(d),
+                    None => b,
+                }),
                 Err(e) => tracing::warn!(error = %e, "skill not exposed to code"),
             }
         }

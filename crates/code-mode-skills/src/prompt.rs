@@ -75,7 +75,7 @@ pub fn library_section(selected: &[Skill], total: usize, policy: &TrustPolicy) -
 }
 
 /// A tool carrying a skill's schemas, only for rendering its declaration.
-fn declaration_tool(s: &Skill) -> Option<Tool> {
+pub(crate) fn declaration_tool(s: &Skill) -> Option<Tool> {
     Tool::new(
         s.name.clone(),
         s.description.clone(),

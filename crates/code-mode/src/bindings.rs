@@ -48,6 +48,7 @@ pub(crate) type BindingFn = dyn Fn(Value) -> BindingFuture + Send + Sync;
 pub struct Binding {
     name: Arc<str>,
     call: Arc<BindingFn>,
+    declaration: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Binding {
@@ -79,12 +80,37 @@ impl Binding {
         Ok(Self {
             name: name.into(),
             call: Arc::new(call),
+            declaration: None,
         })
+    }
+
+    /// The binding with the TypeScript declarations the model is shown for it (used by the
+    /// type check; without them it is declared as taking and returning anything).
+    ///
+    /// ```
+    /// use code_mode::{Binding, GuestError};
+    /// let skill = Binding::new("skill_total", |a| Box::pin(async move { Ok::<_, GuestError>(a) }))
+    ///     .unwrap()
+    ///     .with_declaration("declare function skill_total(input: { n: number }): Promise<number>;");
+    /// assert!(skill.declaration().unwrap().contains("skill_total"));
+    /// ```
+    pub fn with_declaration(mut self, declaration: impl Into<String>) -> Self {
+        self.declaration = Some(declaration.into().into());
+        self
+    }
+
+    /// The declarations set by [`Binding::with_declaration`].
+    pub fn declaration(&self) -> Option<&str> {
+        self.declaration.as_deref()
     }
 
     /// A binding whose name the caller has already checked.
     pub(crate) fn unchecked(name: Arc<str>, call: Arc<BindingFn>) -> Self {
-        Self { name, call }
+        Self {
+            name,
+            call,
+            declaration: None,
+        }
     }
 
     /// Global name in the guest.

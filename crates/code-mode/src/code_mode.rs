@@ -24,8 +24,11 @@ use crate::prompt::{
     execute_description, system_prompt,
 };
 use crate::result::{CodeModeResult, result_schema};
-use crate::stubs::generate_stubs;
+use crate::stubs::{generate_checker_stubs, generate_stubs};
 use crate::tool::{Tool, ToolContext};
+use crate::typecheck::{
+    CheckRequest, SANDBOX_DECLARATIONS, TypeCheckMode, TypeChecker, TypeDiagnostic,
+};
 use crate::typescript::{StrippedCode, strip_typescript};
 
 /// Largest program accepted by default, in bytes.
@@ -62,6 +65,9 @@ pub struct ExecuteOptions {
     pub events: EventSink,
     /// Bindings added to the tools' for this call (the skills crate adds `skill_*` here).
     pub extra_bindings: Vec<Binding>,
+    /// JSON Schema the program's result must match, for the type check (the skills crate
+    /// sets a skill's output schema here): a `return` of another shape is a type error.
+    pub expected_output: Option<Value>,
 }
 
 impl ExecuteOptions {
@@ -71,6 +77,7 @@ impl ExecuteOptions {
             tool_call_id: Some(tool_call_id.into()),
             events,
             extra_bindings: Vec::new(),
+            expected_output: None,
         }
     }
 }
@@ -83,6 +90,7 @@ pub struct CodeModeBuilder {
     limits: Limits,
     detail: CatalogDetail,
     max_code_bytes: usize,
+    type_check: Option<(TypeCheckMode, Arc<dyn TypeChecker>)>,
 }
 
 impl CodeModeBuilder {
@@ -116,6 +124,13 @@ impl CodeModeBuilder {
         self.max_code_bytes = bytes;
         self
     }
+    /// Type-checks every program with `checker` before it runs (see [`TypeCheckMode`]; off
+    /// by default). The checker sees the declarations the model was shown: every tool's
+    /// (eager and lazy), the sandbox's globals, and those of the call's extra bindings.
+    pub fn type_check(mut self, mode: TypeCheckMode, checker: Arc<dyn TypeChecker>) -> Self {
+        self.type_check = Some((mode, checker));
+        self
+    }
 
     /// Checks the tools (at least one, unique names) and builds.
     pub fn build(self) -> Result<CodeMode, CodeModeError> {
@@ -134,7 +149,18 @@ impl CodeModeBuilder {
         let limits = self.limits.to_builder().build()?;
         let eager: Vec<&Tool> = self.tools.iter().filter(|t| !t.is_lazy()).collect();
         let lazy: Vec<&Tool> = self.tools.iter().filter(|t| t.is_lazy()).collect();
+        let all: Vec<&Tool> = self.tools.iter().collect();
+        let type_check = self
+            .type_check
+            .filter(|(mode, _)| *mode != TypeCheckMode::Off);
         let inner = Inner {
+            declarations: type_check.as_ref().map(|_| {
+                format!(
+                    "{SANDBOX_DECLARATIONS}\n\n{}\n",
+                    generate_checker_stubs(&all, "external_")
+                )
+            }),
+            type_check,
             system_prompt: system_prompt(&eager, &lazy, &limits, self.detail),
             execute_description: execute_description(&eager, !lazy.is_empty()),
             discover_description: (!lazy.is_empty())
@@ -158,6 +184,10 @@ struct Inner {
     system_prompt: String,
     execute_description: String,
     discover_description: Option<String>,
+    /// The type-check mode (never `Off` here) and its checker.
+    type_check: Option<(TypeCheckMode, Arc<dyn TypeChecker>)>,
+    /// The sandbox's and every tool's declarations, when a type check is on.
+    declarations: Option<String>,
 }
 
 /// The code-mode toolset of an application. Cheap to clone.
@@ -212,6 +242,7 @@ impl CodeMode {
             limits: Limits::default(),
             detail: CatalogDetail::default(),
             max_code_bytes: DEFAULT_MAX_CODE_BYTES,
+            type_check: None,
         }
     }
 
@@ -237,11 +268,17 @@ impl CodeMode {
 
     /// The `execute_typescript` tool as sent to the model.
     pub fn execute_tool_spec(&self) -> ToolSpec {
+        let mut output = result_schema();
+        if matches!(self.inner.type_check, Some((TypeCheckMode::Report, _)))
+            && let Some(props) = output.get_mut("properties").and_then(Value::as_object_mut)
+        {
+            props.insert("typeErrors".into(), crate::result::type_errors_schema());
+        }
         ToolSpec {
             name: EXECUTE_TOOL_NAME.into(),
             description: self.inner.execute_description.clone(),
             input_schema: execute_input_schema(),
-            output_schema: Some(result_schema()),
+            output_schema: Some(output),
         }
     }
 
@@ -288,6 +325,7 @@ impl CodeMode {
                         tool_call_id: ctx.tool_call_id,
                         events: ctx.events,
                         extra_bindings,
+                        expected_output: None,
                     };
                     Ok(me.call_execute_tool(&input, opts).await.to_json())
                 })
@@ -361,7 +399,81 @@ impl CodeMode {
                 return self.finish(&opts, started, Phase::Transpile, CodeModeResult::failure(e));
             }
         };
-        self.run(stripped, opts, started).await
+        let type_errors = match self.type_check(&code, &opts).await {
+            Ok(errors) => errors,
+            Err(error) => {
+                return self.finish(
+                    &opts,
+                    started,
+                    Phase::TypeCheck,
+                    CodeModeResult::failure(error),
+                );
+            }
+        };
+        let mut result = self.run(stripped, opts, started).await;
+        result.type_errors = type_errors;
+        result
+    }
+
+    /// Type-checks `code` when a mode is set: the errors to report with the result, or the
+    /// `TypeCheckError` that stops it (`block` mode).
+    async fn type_check(
+        &self,
+        code: &str,
+        opts: &ExecuteOptions,
+    ) -> Result<Vec<TypeDiagnostic>, ExecutionError> {
+        let (Some((mode, checker)), Some(declarations)) =
+            (&self.inner.type_check, &self.inner.declarations)
+        else {
+            return Ok(Vec::new());
+        };
+        let mut declarations = declarations.clone();
+        for extra in &opts.extra_bindings {
+            declarations.push('\n');
+            match extra.declaration() {
+                Some(d) => declarations.push_str(d),
+                None => declarations.push_str(&format!(
+                    "declare function {}(input?: any): Promise<any>;",
+                    extra.name()
+                )),
+            }
+            declarations.push('\n');
+        }
+        let source = match &opts.expected_output {
+            Some(schema) => {
+                declarations.push('\n');
+                declarations.push_str(&crate::stubs::type_declaration(schema, "ProgramResult"));
+                declarations.push('\n');
+                crate::typecheck::wrap_returning(code, "ProgramResult")
+            }
+            None => crate::typecheck::wrap(code),
+        };
+        let request = CheckRequest {
+            declarations,
+            source,
+        };
+        match (checker.check(&request).await, mode) {
+            (Ok(found), _) => {
+                let found = crate::typecheck::to_program_lines(found, code);
+                if *mode == TypeCheckMode::Block && !found.is_empty() {
+                    let mut error = ExecutionError::new(
+                        ErrorKind::TypeCheck,
+                        crate::typecheck::block_message(&found),
+                    );
+                    error.line = found.first().map(|d| d.line);
+                    return Err(error);
+                }
+                Ok(found)
+            }
+            (Err(e), TypeCheckMode::Block) => Err(ExecutionError::new(
+                ErrorKind::TypeCheck,
+                format!("The program could not be type-checked, so it did not run: {e}"),
+            )),
+            (Err(e), _) => {
+                tracing::warn!(target: "code_mode", error = %e, "type check skipped; the program runs unchecked");
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// Runs already-stripped JavaScript, with the same events and reporting as

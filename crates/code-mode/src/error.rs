@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Syntax,
     /// The TypeScript could not be parsed or stripped (`TypeScriptError`).
     TypeScript,
+    /// The program has type errors against the declarations the model was shown, and the
+    /// type-check mode is `block`; nothing ran (`TypeCheckError`).
+    TypeCheck,
     /// More tool calls than [`Limits::max_tool_calls`](crate::Limits::max_tool_calls)
     /// (`ToolCallLimitError`).
     ToolCallLimit,
@@ -62,6 +65,7 @@ impl ErrorKind {
             Self::Disposed => "DisposedError",
             Self::Syntax => "SyntaxError",
             Self::TypeScript => "TypeScriptError",
+            Self::TypeCheck => "TypeCheckError",
             Self::ToolCallLimit => "ToolCallLimitError",
             Self::ResultTooLarge => "ResultTooLargeError",
             Self::Result => "ResultError",
@@ -88,6 +92,7 @@ impl ErrorKind {
             "DisposedError" => Self::Disposed,
             "SyntaxError" => Self::Syntax,
             "TypeScriptError" => Self::TypeScript,
+            "TypeCheckError" => Self::TypeCheck,
             "ToolCallLimitError" => Self::ToolCallLimit,
             "ResultTooLargeError" => Self::ResultTooLarge,
             "ResultError" => Self::Result,

@@ -38,6 +38,8 @@ pub enum Phase {
     ValidateInput,
     /// The TypeScript could not be stripped.
     Transpile,
+    /// The type check found errors (`block` mode) or could not answer.
+    TypeCheck,
     /// The sandbox could not be created.
     CreateContext,
     /// The program ran (successfully or not).
@@ -50,6 +52,7 @@ impl Phase {
         match self {
             Self::ValidateInput => "validate-input",
             Self::Transpile => "transpile",
+            Self::TypeCheck => "type-check",
             Self::CreateContext => "create-context",
             Self::Execute => "execute",
         }

@@ -57,6 +57,7 @@ mod schema;
 mod stubs;
 mod text;
 mod tool;
+mod typecheck;
 mod typescript;
 
 pub use bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
@@ -78,12 +79,16 @@ pub use lines::normalize_line_terminators;
 pub use nesting::{MAX_NESTING, check_nesting};
 pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};
-pub use stubs::{generate_stubs, generate_stubs_with_prefix};
+pub use stubs::{generate_checker_stubs, generate_stubs, generate_stubs_with_prefix};
 pub use text::{parse_guest_json, wtf8_to_string};
 pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, schema_of};
 #[cfg(feature = "stack-probe")]
 #[doc(hidden)]
 pub use typescript::strip_typescript_unchecked;
+pub use typecheck::{
+    CheckRequest, CheckerError, SANDBOX_DECLARATIONS, TypeCheckMode, TypeCheckModeError,
+    TypeChecker, TypeDiagnostic,
+};
 pub use typescript::{StrippedCode, strip_typescript};
 
 /// Re-exported so drivers and applications use the same versions.

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::driver::ExecutionResult;
 use crate::error::ExecutionError;
+use crate::typecheck::TypeDiagnostic;
 
 /// Result of one `execute_typescript` call, in the shape the model and the TanStack client
 /// expect: `{success, result?, logs, error?: {name, message, line?}}`.
@@ -21,6 +22,14 @@ pub struct CodeModeResult {
     /// The failure, when `success` is false.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<ExecutionError>,
+    /// Type errors found before the program ran, in `report` type-check mode (the program
+    /// ran anyway); absent when there were none or no check ran.
+    #[serde(
+        rename = "typeErrors",
+        skip_serializing_if = "Vec::is_empty",
+        default
+    )]
+    pub type_errors: Vec<TypeDiagnostic>,
 }
 
 impl CodeModeResult {
@@ -31,6 +40,7 @@ impl CodeModeResult {
             result: None,
             logs: Vec::new(),
             error: Some(error),
+            type_errors: Vec::new(),
         }
     }
 
@@ -53,12 +63,14 @@ impl CodeModeResult {
                 result: value,
                 logs,
                 error: None,
+                type_errors: Vec::new(),
             },
             Err(error) => Self {
                 success: false,
                 result: None,
                 logs,
                 error: Some(error.capped()),
+                type_errors: Vec::new(),
             },
         }
     }
@@ -67,6 +79,25 @@ impl CodeModeResult {
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or_else(|e| json!({"success": false, "logs": [], "error": {"name": "Error", "message": e.to_string()}}))
     }
+}
+
+/// JSON Schema of the `typeErrors` property, which [`CodeModeResult`] has when a type
+/// check runs in `report` mode (added to the output schema only then).
+pub(crate) fn type_errors_schema() -> Value {
+    json!({
+        "type": "array",
+        "description": "Type errors the compiler found before the code ran (the code ran anyway).",
+        "items": {
+            "type": "object",
+            "properties": {
+                "line": {"type": "integer", "description": "1-based line in the submitted code."},
+                "column": {"type": "integer"},
+                "code": {"type": "integer", "description": "TypeScript error code (2339 is TS2339)."},
+                "message": {"type": "string"}
+            },
+            "required": ["line", "column", "code", "message"]
+        }
+    })
 }
 
 /// JSON Schema of [`CodeModeResult`], the output schema of `execute_typescript`.

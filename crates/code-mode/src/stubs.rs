@@ -50,8 +50,42 @@ pub fn generate_stubs(tools: &[&Tool]) -> String {
 /// assert!(generate_stubs_with_prefix(&[&tool], "skill_").contains("declare function skill_top_repos("));
 /// ```
 pub fn generate_stubs_with_prefix(tools: &[&Tool], prefix: &str) -> String {
+    generate(tools, prefix, "unknown")
+}
+
+/// The declarations a type checker gets: those of [`generate_stubs_with_prefix`], except
+/// that a tool without an output schema returns `Promise<any>` instead of
+/// `Promise<unknown>`. Its result's shape was never declared, so a program that reads a
+/// field of it (as models do, from the description) is not a mistake the compiler can judge.
+///
+/// ```
+/// use code_mode::{Tool, ToolError, generate_checker_stubs};
+/// use serde_json::json;
+/// let tool = Tool::new("reorder", "Reorders.", json!({"type": "object"}),
+///     |_, _| async { Ok::<_, ToolError>(json!({})) }).unwrap();
+/// assert!(generate_checker_stubs(&[&tool], "external_").contains("Promise<any>;"));
+/// ```
+pub fn generate_checker_stubs(tools: &[&Tool], prefix: &str) -> String {
+    generate(tools, prefix, "any")
+}
+
+/// Declares the type `name` for values matching `schema` (with any shared declarations it
+/// needs), for the type check of a program whose result must match it.
+pub(crate) fn type_declaration(schema: &Value, name: &str) -> String {
+    let mut generator = StubGenerator {
+        undeclared_output: "any",
+        ..StubGenerator::default()
+    };
+    let (_, decl) = generator.named(schema, name);
+    let mut out = generator.shared_declarations();
+    out.extend(decl);
+    out.join("\n\n")
+}
+
+fn generate(tools: &[&Tool], prefix: &str, undeclared_output: &'static str) -> String {
     let mut generator = StubGenerator {
         prefix: prefix.to_owned(),
+        undeclared_output,
         ..StubGenerator::default()
     };
     let mut blocks = Vec::new();
@@ -118,6 +152,8 @@ struct StubGenerator {
     nesting: usize,
     /// Prefix of the declared functions (`external_`).
     prefix: String,
+    /// The result type of a tool without an output schema (`unknown` for the model).
+    undeclared_output: &'static str,
 }
 
 struct Scope<'a> {
@@ -146,7 +182,7 @@ impl StubGenerator {
                 blocks.extend(decl);
                 r
             }
-            None => "unknown".to_owned(),
+            None => self.undeclared_output.to_owned(),
         };
         let optional = input_is_optional(tool.input_schema());
         let mut func = String::new();

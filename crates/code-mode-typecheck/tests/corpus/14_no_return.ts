@@ -1,0 +1,3 @@
+// expect: ok
+const w = await external_getWeather({ city: 'Paris' });
+console.log('weather', w);

@@ -1,0 +1,3 @@
+// expect: 2304@2
+await new Promise((resolve) => setTimeout(resolve, 100));
+return 1;

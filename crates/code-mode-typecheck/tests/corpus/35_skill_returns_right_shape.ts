@@ -1,0 +1,5 @@
+// returns: {"type": "object", "properties": {"total": {"type": "number"}, "skus": {"type": "array", "items": {"type": "string"}}}, "required": ["total", "skus"]}
+// expect: ok
+const products = await external_listProducts({ category: 'mice' });
+const total = products.reduce((s, p) => s + p.price, 0);
+return { total, skus: products.map((p) => p.sku) };
