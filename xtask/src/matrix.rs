@@ -290,6 +290,19 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
                 skip_filters.push("upstream::".into());
             }
         }
+        println!("== TypeScript compiler for the type-check tests (npm) ==");
+        match crate::runtimes::typescript() {
+            Ok(more) => env.extend(more),
+            Err(Provision::Skip(why)) => {
+                println!("type-check tests skipped: {why}");
+                skip_filters.push("compiler::".into());
+            }
+            Err(Provision::Fail(e)) => {
+                println!("the TypeScript compiler could not be installed: {e:#}");
+                all_ok = false;
+                skip_filters.push("compiler::".into());
+            }
+        }
         println!("== chat page: npm packages, build, Chromium ==");
         match e2e::provision() {
             Ok(more) => env.extend(more),

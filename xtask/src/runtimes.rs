@@ -86,6 +86,21 @@ pub fn mcp_servers() -> Result<Vec<(String, String)>, Provision> {
     )])
 }
 
+/// The type checker's TypeScript 7 + Node 24 runtime (the `code-mode-typecheck` crate's
+/// `runtime/` lockfile), into `.cache/typescript`. Skipped, with the reason, when npm is
+/// missing.
+pub fn typescript() -> Result<Vec<(String, String)>, Provision> {
+    let dir = npm_install(
+        "crates/code-mode-typecheck/runtime",
+        "typescript",
+        &["package.json", "package-lock.json"],
+    )?;
+    Ok(vec![(
+        "CODE_MODE_TYPESCRIPT".to_owned(),
+        dir.to_string_lossy().into_owned(),
+    )])
+}
+
 /// Cloudflare's `workerd` (the crate's `worker/` lockfile), into `.cache/workerd`. Skipped,
 /// with the reason, when npm is missing.
 pub fn workerd() -> Result<Vec<(String, String)>, Provision> {

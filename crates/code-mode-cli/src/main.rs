@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use code_mode::{CodeMode, EventSink, ExecuteOptions, Limits, Tool, ToolError};
+use code_mode::{CodeMode, EventSink, ExecuteOptions, Limits, Tool, ToolError, TypeCheckMode};
+use code_mode_typecheck::TypeScriptChecker;
 use code_mode_drivers::{DriverOptions, driver_by_name};
 use serde_json::json;
 
@@ -50,6 +51,12 @@ pub(crate) struct SandboxArgs {
     /// CODE_MODE_WORKER_AUTHORIZATION, never from a flag.
     #[arg(long)]
     worker_url: Option<String>,
+    /// Type-check programs against the tool declarations before they run: `report` runs
+    /// them anyway and adds `typeErrors` to the result, `block` runs only programs without
+    /// type errors. Needs the TypeScript runtime (`cargo run -p code-mode-typecheck --bin
+    /// code-mode-typecheck-setup`, or CODE_MODE_TYPESCRIPT).
+    #[arg(long, default_value = "off", value_parser = clap::builder::PossibleValuesParser::new(["off", "report", "block"]))]
+    typecheck: String,
 }
 
 #[derive(Subcommand)]
@@ -114,12 +121,36 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
         options.worker_url = sandbox.worker_url.clone();
     }
     let driver = driver_by_name(&sandbox.driver, &options).map_err(|e| e.to_string())?;
-    CodeMode::builder()
-        .tools(tools)
-        .driver(driver)
-        .limits(limits)
-        .build()
-        .map_err(|e| e.to_string())
+    let mut builder = CodeMode::builder().tools(tools).driver(driver).limits(limits);
+    let mode: TypeCheckMode = sandbox.typecheck.parse().map_err(|e| format!("{e}"))?;
+    if mode != TypeCheckMode::Off {
+        match checker() {
+            Ok(checker) => builder = builder.type_check(mode, checker),
+            // Without the compiler, `report` runs programs unchecked (said once); `block`
+            // cannot keep its promise and refuses to start.
+            Err(e) if mode == TypeCheckMode::Report => {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| eprintln!("code-mode: warning: programs run without a type check: {e}"));
+            }
+            Err(e) => return Err(format!("--typecheck block: {e}")),
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The process's one type checker (its helper starts on the first check and serves every
+/// Code Mode this process builds).
+fn checker() -> Result<std::sync::Arc<dyn code_mode::TypeChecker>, String> {
+    static CHECKER: std::sync::OnceLock<Result<std::sync::Arc<TypeScriptChecker>, String>> =
+        std::sync::OnceLock::new();
+    CHECKER
+        .get_or_init(|| {
+            TypeScriptChecker::new()
+                .map(std::sync::Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map(|c| c as std::sync::Arc<dyn code_mode::TypeChecker>)
 }
 
 /// Tools available to `code-mode run`: a few harmless helpers for trying things out.

@@ -275,3 +275,67 @@ fn the_cloudflare_driver_is_selectable() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stdout).contains("refused the authorization"));
 }
+
+/// `--typecheck`: needs the compiler (`cargo xtask test` skips `compiler::` without npm).
+mod compiler {
+    use super::*;
+
+    const MISTAKE: &str = "const s = await external_sleep({ ms: '5' });\nreturn s.slept;\n";
+
+    #[test]
+    fn typecheck_block_runs_nothing_and_report_runs_anyway() {
+        let file = temp_file(MISTAKE);
+        let out = code_mode()
+            .args(["run", "--typecheck", "block"])
+            .arg(&file.0)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(1));
+        let v = json_stdout(&out);
+        assert_eq!(v["error"]["name"], "TypeCheckError", "{v}");
+        assert_eq!(v["error"]["line"], 1, "{v}");
+        let out = code_mode()
+            .args(["run", "--typecheck", "report"])
+            .arg(&file.0)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let v = json_stdout(&out);
+        // It ran: the tool refused the string at run time, and the check said so before.
+        assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("is not of type")), "{v}");
+        assert_eq!(v["typeErrors"][0]["code"], 2322, "{v}");
+        assert_eq!(v["typeErrors"][0]["line"], 1, "{v}");
+    }
+
+    #[test]
+    fn the_demo_program_passes_a_blocking_check() {
+        let out = code_mode()
+            .args(["demo", "--typecheck", "block"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("3 of 6 products are low on stock"));
+    }
+}
+
+#[test]
+fn typecheck_block_without_the_compiler_refuses_to_start() {
+    let file = temp_file("return 1");
+    let out = code_mode()
+        .args(["run", "--typecheck", "block"])
+        .arg(&file.0)
+        .env("CODE_MODE_TYPESCRIPT", std::env::temp_dir().join("code-mode-no-typescript"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("code-mode-typecheck-setup"));
+    // `report` runs it unchecked, with one warning.
+    let out = code_mode()
+        .args(["run", "--typecheck", "report"])
+        .arg(&file.0)
+        .env("CODE_MODE_TYPESCRIPT", std::env::temp_dir().join("code-mode-no-typescript"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_stdout(&out)["result"], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a type check"));
+}

@@ -613,3 +613,36 @@ mod upstream {
         assert_eq!(v["result"], "Cloudy", "{v}");
     }
 }
+
+/// `code-mode mcp --typecheck`: needs the compiler (`cargo xtask test` skips `compiler::`
+/// without npm).
+mod compiler {
+    use super::*;
+
+    /// An excess property: a type error, though the tool accepts it at run time.
+    const MISTAKE: &str = "const s = await external_sleep({ ms: 1 });\nreturn external_sleep({ ms: 1, unit: 'ms' });";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn programs_are_type_checked_in_both_modes() {
+        let block = stdio_client(&["--typecheck", "block"]).await;
+        let r = execute(&block, MISTAKE).await;
+        assert_eq!(r["error"]["name"], "TypeCheckError", "{r}");
+        assert_eq!(r["error"]["line"], 2, "{r}");
+        assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("'unit'")), "{r}");
+        let _ = block.cancel().await;
+
+        let report = stdio_client(&["--typecheck", "report"]).await;
+        let tools = report.peer().list_all_tools().await.unwrap_or_else(|e| panic!("{e}"));
+        let execute_tool = tools
+            .iter()
+            .find(|t| t.name == "execute_typescript")
+            .unwrap_or_else(|| panic!("no execute_typescript"));
+        let schema = serde_json::to_value(&execute_tool.output_schema).unwrap_or_default();
+        assert!(schema["properties"]["typeErrors"].is_object(), "{schema}");
+        let r = execute(&report, MISTAKE).await;
+        assert_eq!(r["success"], true, "it ran: {r}");
+        assert_eq!(r["typeErrors"][0]["line"], 2, "{r}");
+        assert_eq!(r["typeErrors"][0]["code"], 2353, "{r}");
+        let _ = report.cancel().await;
+    }
+}

@@ -210,7 +210,7 @@ impl TypeScriptChecker {
         tokio::spawn(keep_tail(stderr, stderr_tail.clone()));
         let mut helper = Helper {
             child,
-            work,
+            _work: work,
             stdin,
             lines: BufReader::new(stdout).lines(),
             next_id: 0,
@@ -260,8 +260,9 @@ impl TypeCheckError {
 
 struct Helper {
     child: Child,
-    /// The folder of its two files (removed when the helper is dropped).
-    work: WorkDir,
+    /// The folder of its two files: held (never read) so that it is removed when the
+    /// helper is dropped.
+    _work: WorkDir,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
     next_id: u64,

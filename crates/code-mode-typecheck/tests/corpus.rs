@@ -81,42 +81,47 @@ fn the_readme_and_demo_programs_are_the_real_ones() {
     assert!(readme.contains(&body.join("\\n")), "the README's program is not {body:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_corpus_is_checked_as_labelled() {
-    let checker = common::checker();
-    let code_mode = common::code_mode(TypeCheckMode::Report, checker);
-    let cases = corpus();
-    assert!(cases.len() >= 30, "{} programs", cases.len());
-    let (mut correct, mut mistakes, mut failures) = (0, 0, Vec::new());
-    for case in &cases {
-        let mut opts = ExecuteOptions {
-            extra_bindings: common::skill_bindings(),
-            ..ExecuteOptions::default()
-        };
-        opts.expected_output = case.returns.clone();
-        let r = code_mode.execute(&case.code, opts).await;
-        let found: BTreeSet<(u32, u32)> = r.type_errors.iter().map(|d| (d.line, d.code)).collect();
-        match &case.expected {
-            None => {
-                correct += 1;
-                if !found.is_empty() {
-                    failures.push(format!("{}: expected no type error, got {:?}", case.name, r.type_errors));
-                } else if !r.success {
-                    failures.push(format!("{}: passed the check but failed to run: {:?}", case.name, r.error));
+/// Tests that need the compiler (`cargo xtask test` skips `compiler::` without npm).
+mod compiler {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_corpus_is_checked_as_labelled() {
+        let checker = common::checker();
+        let code_mode = common::code_mode(TypeCheckMode::Report, checker);
+        let cases = corpus();
+        assert!(cases.len() >= 30, "{} programs", cases.len());
+        let (mut correct, mut mistakes, mut failures) = (0, 0, Vec::new());
+        for case in &cases {
+            let mut opts = ExecuteOptions {
+                extra_bindings: common::skill_bindings(),
+                ..ExecuteOptions::default()
+            };
+            opts.expected_output = case.returns.clone();
+            let r = code_mode.execute(&case.code, opts).await;
+            let found: BTreeSet<(u32, u32)> = r.type_errors.iter().map(|d| (d.line, d.code)).collect();
+            match &case.expected {
+                None => {
+                    correct += 1;
+                    if !found.is_empty() {
+                        failures.push(format!("{}: expected no type error, got {:?}", case.name, r.type_errors));
+                    } else if !r.success {
+                        failures.push(format!("{}: passed the check but failed to run: {:?}", case.name, r.error));
+                    }
                 }
-            }
-            Some(want) => {
-                mistakes += 1;
-                if &found != want {
-                    failures.push(format!(
-                        "{}: expected (line, code) {want:?}, got {:?}",
-                        case.name, r.type_errors
-                    ));
+                Some(want) => {
+                    mistakes += 1;
+                    if &found != want {
+                        failures.push(format!(
+                            "{}: expected (line, code) {want:?}, got {:?}",
+                            case.name, r.type_errors
+                        ));
+                    }
                 }
             }
         }
+        eprintln!("corpus: {correct} correct programs, {mistakes} with mistakes, {} mislabelled", failures.len());
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        assert!(correct >= 10 && mistakes >= 15, "{correct} correct, {mistakes} mistakes");
     }
-    eprintln!("corpus: {correct} correct programs, {mistakes} with mistakes, {} mislabelled", failures.len());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(correct >= 10 && mistakes >= 15, "{correct} correct, {mistakes} mistakes");
 }
