@@ -43,19 +43,29 @@ pub fn tools() -> Vec<Tool> {
 }
 
 /// Builds the state from a model adapter (or the reason there is none) and a driver.
+#[allow(dead_code)]
 pub fn state(
     llm: Result<Arc<dyn LlmAdapter>, String>,
     driver: Arc<dyn code_mode::IsolateDriver>,
+) -> Result<AppState, String> {
+    state_with(llm, driver, None)
+}
+
+/// Like [`state`], type-checking every program with `type_check` (mode and checker).
+pub fn state_with(
+    llm: Result<Arc<dyn LlmAdapter>, String>,
+    driver: Arc<dyn code_mode::IsolateDriver>,
+    type_check: Option<(code_mode::TypeCheckMode, Arc<dyn code_mode::TypeChecker>)>,
 ) -> Result<AppState, String> {
     let info = json!({
         "driver": driver.name(),
         "model": llm.as_ref().ok().map(|l| l.model().to_owned()),
     });
-    let code_mode = CodeMode::builder()
-        .tools(tools())
-        .driver(driver)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut builder = CodeMode::builder().tools(tools()).driver(driver);
+    if let Some((mode, checker)) = type_check {
+        builder = builder.type_check(mode, checker);
+    }
+    let code_mode = builder.build().map_err(|e| e.to_string())?;
     Ok(match llm {
         Ok(llm) => AppState {
             agent: Some(Agent::new(

@@ -3,7 +3,9 @@
 //!
 //! Run: `OPENAI_MODEL=gpt-4o-mini OPENAI_API_KEY=sk-... cargo run -p code-mode-examples --example chat-server`
 //! (`OPENAI_BASE_URL` points it at a local OpenAI-compatible server such as Ollama:
-//! `http://127.0.0.1:11434/v1`). `CODE_MODE_DRIVER` picks the sandbox driver, `PORT` the port.
+//! `http://127.0.0.1:11434/v1`). `CODE_MODE_DRIVER` picks the sandbox driver, `PORT` the port,
+//! `CODE_MODE_TYPECHECK` (`off`, `report` or `block`) type-checks the model's programs first
+//! (with the runtime of `code-mode-typecheck-setup`, or `CODE_MODE_TYPESCRIPT`).
 //! Without a model it still starts, and explains in every answer what to set.
 
 #[path = "app.rs"]
@@ -11,6 +13,7 @@ mod app;
 
 use std::sync::Arc;
 
+use code_mode::{TypeCheckMode, TypeChecker};
 use code_mode_chat::{LlmAdapter, OpenAiCompatible};
 
 #[tokio::main]
@@ -34,7 +37,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let state = match app::state(llm, driver) {
+    let type_check = match type_check() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("chat-server: CODE_MODE_TYPECHECK: {e}");
+            std::process::exit(2);
+        }
+    };
+    let state = match app::state_with(llm, driver, type_check) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chat-server: {e}");
@@ -50,4 +60,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     axum::serve(listener, app::router(state, Some(web))).await?;
     Ok(())
+}
+
+/// The type check `CODE_MODE_TYPECHECK` asks for. Without the compiler, `report` runs
+/// programs unchecked (with a warning) and `block` refuses to start.
+fn type_check() -> Result<Option<(TypeCheckMode, Arc<dyn TypeChecker>)>, String> {
+    let mode: TypeCheckMode = std::env::var("CODE_MODE_TYPECHECK")
+        .unwrap_or_else(|_| "off".into())
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    if mode == TypeCheckMode::Off {
+        return Ok(None);
+    }
+    match code_mode_typecheck::TypeScriptChecker::new() {
+        Ok(c) => Ok(Some((mode, Arc::new(c)))),
+        Err(e) if mode == TypeCheckMode::Report => {
+            eprintln!("chat-server: warning: programs run without a type check: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
