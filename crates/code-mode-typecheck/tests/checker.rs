@@ -34,6 +34,7 @@ mod compiler {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn block_runs_nothing_with_a_type_error_and_names_the_line() {
         let code_mode = common::code_mode(TypeCheckMode::Block, common::checker());
+        assert!(code_mode.system_prompt().contains("a program with a type error does not run"));
         let before = common::CALLS.load(Ordering::SeqCst);
         let r = code_mode.execute(MISTAKE, ExecuteOptions::default()).await;
         let e = r.error.clone().unwrap_or_else(|| panic!("{r:?}"));
@@ -54,6 +55,9 @@ mod compiler {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn report_runs_anyway_and_attaches_the_errors() {
         let code_mode = common::code_mode(TypeCheckMode::Report, common::checker());
+        let spec = code_mode.execute_tool_spec();
+        let schema = spec.output_schema.unwrap_or_default();
+        assert!(schema["properties"]["typeErrors"].is_object(), "{schema}");
         // CRLF line ends and multibyte text before the mistake: lines and columns are the model's.
         let code = "const note = 'héllo 😀';\r\nconst s = await external_getStock({ sku: 'KB-101' });\r\nreturn [note, s.unitz ?? s.units];";
         let r = code_mode.execute(code, ExecuteOptions::default()).await;

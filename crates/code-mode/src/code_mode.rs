@@ -153,6 +153,12 @@ impl CodeModeBuilder {
         let type_check = self
             .type_check
             .filter(|(mode, _)| *mode != TypeCheckMode::Off);
+        let mut prompt = system_prompt(&eager, &lazy, &limits, self.detail);
+        match type_check.as_ref().map(|(mode, _)| *mode) {
+            Some(TypeCheckMode::Block) => prompt.push_str("\n\nPrograms are type-checked against these declarations before they run (TypeScript, strict, without implicit-any or null checks): a program with a type error does not run, and the result lists the compiler's errors with their lines."),
+            Some(TypeCheckMode::Report) => prompt.push_str("\n\nPrograms are type-checked against these declarations before they run (TypeScript, strict, without implicit-any or null checks): they run anyway, and the result's `typeErrors` lists the compiler's errors with their lines."),
+            _ => {}
+        }
         let inner = Inner {
             declarations: type_check.as_ref().map(|_| {
                 format!(
@@ -161,7 +167,7 @@ impl CodeModeBuilder {
                 )
             }),
             type_check,
-            system_prompt: system_prompt(&eager, &lazy, &limits, self.detail),
+            system_prompt: prompt,
             execute_description: execute_description(&eager, !lazy.is_empty()),
             discover_description: (!lazy.is_empty())
                 .then(|| discover_description(&lazy, self.detail)),
