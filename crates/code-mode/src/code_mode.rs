@@ -26,6 +26,7 @@ use crate::prompt::{
 use crate::result::{CodeModeResult, result_schema};
 use crate::stubs::{generate_checker_stubs, generate_stubs};
 use crate::tool::{Tool, ToolContext};
+use crate::secrets::SecretParameterPolicy;
 use crate::typecheck::{
     CheckRequest, SANDBOX_DECLARATIONS, TypeCheckMode, TypeChecker, TypeDiagnostic,
 };
@@ -91,6 +92,7 @@ pub struct CodeModeBuilder {
     detail: CatalogDetail,
     max_code_bytes: usize,
     type_check: Option<(TypeCheckMode, Arc<dyn TypeChecker>)>,
+    secrets: SecretParameterPolicy,
 }
 
 impl CodeModeBuilder {
@@ -124,6 +126,29 @@ impl CodeModeBuilder {
         self.max_code_bytes = bytes;
         self
     }
+    /// What to do with tool parameters that look like credentials (see
+    /// [`find_secret_parameters`](crate::find_secret_parameters)); default: warn.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use code_mode::{CodeMode, CodeModeError, SecretParameterPolicy, Tool, ToolError};
+    /// # use code_mode::{IsolateDriver, IsolateContext, ContextConfig, DriverError};
+    /// # struct NoDriver;
+    /// # #[async_trait::async_trait] impl IsolateDriver for NoDriver {
+    /// #   fn name(&self) -> &str { "none" }
+    /// #   async fn create_context(&self, _: ContextConfig) -> Result<Box<dyn IsolateContext>, DriverError> {
+    /// #     Err(DriverError::new("none", "doc example")) } }
+    /// use serde_json::json;
+    /// let tool = Tool::new("deploy", "Deploys.", json!({"type": "object", "properties": {"apiKey": {"type": "string"}}}),
+    ///     |_, _| async { Ok::<_, ToolError>(json!(null)) }).unwrap();
+    /// let err = CodeMode::builder().tool(tool).driver(Arc::new(NoDriver))
+    ///     .secret_parameters(SecretParameterPolicy::Error).build().unwrap_err();
+    /// assert!(matches!(err, CodeModeError::SecretParameter(ref p) if p.path == "apiKey"));
+    /// ```
+    pub fn secret_parameters(mut self, policy: SecretParameterPolicy) -> Self {
+        self.secrets = policy;
+        self
+    }
     /// Type-checks every program with `checker` before it runs (see [`TypeCheckMode`]; off
     /// by default). The checker sees the declarations the model was shown: every tool's
     /// (eager and lazy), the sandbox's globals, and those of the call's extra bindings.
@@ -147,6 +172,16 @@ impl CodeModeBuilder {
             }
         }
         let limits = self.limits.to_builder().build()?;
+        for secret in crate::secrets::find_secret_parameters(&self.tools) {
+            match &self.secrets {
+                SecretParameterPolicy::Warn => {
+                    tracing::warn!(target: "code_mode", tool = %secret.tool, path = %secret.path, "{secret}");
+                }
+                SecretParameterPolicy::Error => return Err(CodeModeError::SecretParameter(secret)),
+                SecretParameterPolicy::Ignore => {}
+                SecretParameterPolicy::Callback(f) => f(&secret),
+            }
+        }
         let eager: Vec<&Tool> = self.tools.iter().filter(|t| !t.is_lazy()).collect();
         let lazy: Vec<&Tool> = self.tools.iter().filter(|t| t.is_lazy()).collect();
         let all: Vec<&Tool> = self.tools.iter().collect();
@@ -249,6 +284,7 @@ impl CodeMode {
             detail: CatalogDetail::default(),
             max_code_bytes: DEFAULT_MAX_CODE_BYTES,
             type_check: None,
+            secrets: SecretParameterPolicy::default(),
         }
     }
 

@@ -399,4 +399,8 @@ pub enum CodeModeError {
     /// A limit is out of range.
     #[error(transparent)]
     Limits(#[from] LimitsError),
+    /// A tool parameter looks like a credential and the policy is
+    /// [`SecretParameterPolicy::Error`](crate::SecretParameterPolicy::Error).
+    #[error("{0}")]
+    SecretParameter(crate::secrets::SecretParameter),
 }
