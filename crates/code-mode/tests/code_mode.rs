@@ -250,3 +250,41 @@ async fn output_validation_and_result_shape() {
         "{v}"
     );
 }
+
+/// The catalogue of lazy tools in each description mode (TanStack's
+/// `lazyToolsConfig.includeDescription`): the system prompt and `discover_tools`'s
+/// description, snapshotted per mode.
+#[test]
+fn lazy_tool_catalogue_in_each_description_mode() {
+    use code_mode::CatalogDetail;
+    for (mode, detail) in [
+        ("name_only", CatalogDetail::NameOnly),
+        ("first_sentence", CatalogDetail::FirstSentence),
+        ("full", CatalogDetail::Full),
+    ] {
+        let cm = CodeMode::builder()
+            .tools(vec![weather(), forecast()])
+            .driver(Arc::new(QuickJsDriver::new()))
+            .catalog_detail(detail)
+            .build()
+            .expect("cm");
+        let discover = cm.discover_tool_spec().expect("discover_tools").description;
+        let line = cm
+            .system_prompt()
+            .lines()
+            .find(|l| l.contains("external_getForecast"))
+            .unwrap_or_default()
+            .to_owned();
+        match detail {
+            CatalogDetail::NameOnly => assert!(!line.contains("Seven-day"), "{line}"),
+            CatalogDetail::FirstSentence => {
+                assert!(line.contains("Seven-day forecast.") && !line.contains("Slow"), "{line}")
+            }
+            CatalogDetail::Full => assert!(line.contains("call only when needed"), "{line}"),
+        }
+        insta::assert_snapshot!(
+            format!("lazy_catalogue_{mode}"),
+            format!("{}\n\n--- discover_tools description ---\n{discover}", cm.system_prompt())
+        );
+    }
+}
