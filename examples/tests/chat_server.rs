@@ -236,26 +236,43 @@ mod compiler {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_blocking_type_check_answers_the_model_with_the_compiler_errors() {
-        let llm = scripted_model("const w = await external_getWeather({ town: 'Oslo' });\nreturn w.tempC;").await;
+        let llm = scripted_model(
+            "const w = await external_getWeather({ town: 'Oslo' });\nreturn w.tempC;",
+        )
+        .await;
         let driver = code_mode_drivers::driver_by_name(
             "quickjs",
             &code_mode_drivers::DriverOptions::default(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let checker = code_mode_typecheck::TypeScriptChecker::new().unwrap_or_else(|e| panic!("{e}"));
+        let checker =
+            code_mode_typecheck::TypeScriptChecker::new().unwrap_or_else(|e| panic!("{e}"));
         let state = app::state_with(
             Ok(llm),
             driver,
-            Some((code_mode::TypeCheckMode::Block, std::sync::Arc::new(checker))),
+            Some((
+                code_mode::TypeCheckMode::Block,
+                std::sync::Arc::new(checker),
+            )),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let base = serve(app::router(state, None)).await;
         let request = json!({"threadId": "t1", "runId": "r1", "messages": [{"role": "user", "content": "Weather in Oslo?"}], "data": {}});
         let chunks = post_chat(&base, &request).await;
-        let text = serde_json::to_string(&chunks.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>()).unwrap_or_default();
+        let text =
+            serde_json::to_string(&chunks.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>())
+                .unwrap_or_default();
         assert!(text.contains("TypeCheckError"), "{text}");
-        assert!(text.contains("'town' does not exist in type 'GetWeatherInput'"), "{text}");
+        assert!(
+            text.contains("'town' does not exist in type 'GetWeatherInput'"),
+            "{text}"
+        );
         // Nothing ran: no tool call event.
-        assert!(!chunks.iter().any(|c| c.label() == "code_mode:external_call"), "{text}");
+        assert!(
+            !chunks
+                .iter()
+                .any(|c| c.label() == "code_mode:external_call"),
+            "{text}"
+        );
     }
 }

@@ -21,11 +21,11 @@ mod bench;
 mod e2e;
 mod matrix;
 mod mcp_bench;
-mod typecheck_bench;
 mod provision;
 mod runtimes;
 mod soak;
 mod tanstack;
+mod typecheck_bench;
 
 use clap::{Parser, Subcommand};
 

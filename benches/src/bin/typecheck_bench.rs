@@ -43,8 +43,13 @@ fn tools(n: usize) -> Vec<Tool> {
 fn program(variant: usize) -> String {
     let mut s = String::new();
     for i in 0..10 {
-        s.push_str(&format!("const r{i} = await external_tool{i}({{ city: 'Paris', days: {} }});\n", i + variant));
-        s.push_str(&format!("console.log(r{i}.temp, r{i}.items.map((x) => x.name).join(','));\n"));
+        s.push_str(&format!(
+            "const r{i} = await external_tool{i}({{ city: 'Paris', days: {} }});\n",
+            i + variant
+        ));
+        s.push_str(&format!(
+            "console.log(r{i}.temp, r{i}.items.map((x) => x.name).join(','));\n"
+        ));
     }
     s.push_str(&format!("return {variant};"));
     s
@@ -95,11 +100,15 @@ async fn main() {
         let (mut with, mut without) = (Vec::new(), Vec::new());
         for k in 0..runs + 5 {
             let t = Instant::now();
-            let r = checked.execute(&program(1000 * n + k), ExecuteOptions::default()).await;
+            let r = checked
+                .execute(&program(1000 * n + k), ExecuteOptions::default())
+                .await;
             let a = t.elapsed().as_secs_f64() * 1e3;
             assert!(r.success && r.type_errors.is_empty(), "{r:?}");
             let t = Instant::now();
-            let _ = plain.execute(&program(1000 * n + k), ExecuteOptions::default()).await;
+            let _ = plain
+                .execute(&program(1000 * n + k), ExecuteOptions::default())
+                .await;
             let b = t.elapsed().as_secs_f64() * 1e3;
             if k >= 5 {
                 with.push(a);

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
 
 use code_mode::{EventSink, Tool, ToolContext, now_ms};
 use futures::StreamExt;
@@ -97,7 +98,20 @@ impl Agent {
         let agent = self.clone();
         let thread_id = thread_id.into();
         let run_id = run_id.into();
-        let task = tokio::spawn(async move { agent.drive(thread_id, run_id, messages, tx).await });
+        // One `invoke_agent` span per run: the model calls and tool calls are its children,
+        // and Code Mode's execution spans nest under the tool calls.
+        let span = tracing::info_span!(
+            target: "code_mode_chat",
+            "code_mode_chat.run",
+            otel.name = "invoke_agent",
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.conversation.id = %thread_id,
+            code_mode_chat.run_id = %run_id,
+            gen_ai.request.model = agent.llm.model(),
+        );
+        let task = tokio::spawn(
+            async move { agent.drive(thread_id, run_id, messages, tx).await }.instrument(span),
+        );
         let guard = AbortOnDrop(task);
         futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
             let chunk = rx.recv().await?;
@@ -145,18 +159,36 @@ impl Agent {
                 messages: messages.clone(),
                 tools: tools.clone(),
             };
-            let mut stream = match self.llm.stream(request).await {
+            let chat = tracing::info_span!(
+                target: "code_mode_chat",
+                "code_mode_chat.model_call",
+                otel.name = format!("chat {model}"),
+                otel.status_code = tracing::field::Empty,
+                gen_ai.operation.name = "chat",
+                gen_ai.request.model = %model,
+                gen_ai.response.finish_reasons = tracing::field::Empty,
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                gen_ai.usage.output_tokens = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let mut stream = match self.llm.stream(request).instrument(chat.clone()).await {
                 Ok(s) => s,
-                Err(e) => return send(Chunk::run_error(Some(run_id), now_ms(), e.message, e.code)),
+                Err(e) => {
+                    chat.record("error.type", e.code.as_deref().unwrap_or("error"));
+                    chat.record("otel.status_code", "ERROR");
+                    return send(Chunk::run_error(Some(run_id), now_ms(), e.message, e.code));
+                }
             };
             let message_id = next_id("msg");
             let mut text = String::new();
             let mut text_open = false;
             let mut calls: Vec<ToolCall> = Vec::new();
             let mut finish = ("stop".to_owned(), None);
-            while let Some(event) = stream.next().await {
+            while let Some(event) = stream.next().instrument(chat.clone()).await {
                 match event {
                     Err(e) => {
+                        chat.record("error.type", e.code.as_deref().unwrap_or("error"));
+                        chat.record("otel.status_code", "ERROR");
                         return send(Chunk::run_error(Some(run_id), now_ms(), e.message, e.code));
                     }
                     Ok(LlmEvent::TextDelta(delta)) => {
@@ -216,6 +248,12 @@ impl Agent {
                     Ok(LlmEvent::Finish { reason, usage }) => finish = (reason, usage),
                 }
             }
+            chat.record("gen_ai.response.finish_reasons", finish.0.as_str());
+            if let Some(u) = &finish.1 {
+                chat.record("gen_ai.usage.input_tokens", u.input_tokens);
+                chat.record("gen_ai.usage.output_tokens", u.output_tokens);
+            }
+            drop(chat);
             if text_open {
                 send(Chunk::TextMessageEnd {
                     message_id: message_id.clone(),
@@ -281,8 +319,30 @@ impl Agent {
         ));
     }
 
-    /// Runs one tool call; failures become a JSON error the model can read.
+    /// Runs one tool call, in its `execute_tool` span; failures become a JSON error the
+    /// model can read.
     async fn call_tool(&self, call: &ToolCall, tx: &mpsc::UnboundedSender<Chunk>) -> String {
+        let span = tracing::info_span!(
+            target: "code_mode_chat",
+            "code_mode_chat.tool_call",
+            otel.name = format!("execute_tool {}", call.name),
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %call.name,
+            gen_ai.tool.call.id = %call.id,
+            error.type = tracing::field::Empty,
+        );
+        self.call_tool_in(call, tx, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn call_tool_in(
+        &self,
+        call: &ToolCall,
+        tx: &mpsc::UnboundedSender<Chunk>,
+        span: &tracing::Span,
+    ) -> String {
         let Some(tool) = self.tools.iter().find(|t| t.name() == call.name) else {
             return json!({"error": format!("unknown tool {:?}", call.name)}).to_string();
         };
@@ -304,10 +364,15 @@ impl Agent {
         let ctx = ToolContext {
             tool_call_id: Some(call.id.as_str().into()),
             events,
+            span: span.clone(),
         };
         match tool.call(input, ctx).await {
             Ok(v) => v.to_string(),
-            Err(e) => json!({"error": e.message()}).to_string(),
+            Err(e) => {
+                span.record("error.type", "ToolError");
+                span.record("otel.status_code", "ERROR");
+                json!({"error": e.message()}).to_string()
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use code_mode::{CodeMode, EventSink, ExecuteOptions, Limits, Tool, ToolError, TypeCheckMode};
-use code_mode_typecheck::TypeScriptChecker;
 use code_mode_drivers::{DriverOptions, driver_by_name};
+use code_mode_typecheck::TypeScriptChecker;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -121,7 +121,10 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
         options.worker_url = sandbox.worker_url.clone();
     }
     let driver = driver_by_name(&sandbox.driver, &options).map_err(|e| e.to_string())?;
-    let mut builder = CodeMode::builder().tools(tools).driver(driver).limits(limits);
+    let mut builder = CodeMode::builder()
+        .tools(tools)
+        .driver(driver)
+        .limits(limits);
     let mode: TypeCheckMode = sandbox.typecheck.parse().map_err(|e| format!("{e}"))?;
     if mode != TypeCheckMode::Off {
         match checker() {
@@ -130,7 +133,9 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
             // cannot keep its promise and refuses to start.
             Err(e) if mode == TypeCheckMode::Report => {
                 static WARNED: std::sync::Once = std::sync::Once::new();
-                WARNED.call_once(|| eprintln!("code-mode: warning: programs run without a type check: {e}"));
+                WARNED.call_once(|| {
+                    eprintln!("code-mode: warning: programs run without a type check: {e}")
+                });
             }
             Err(e) => return Err(format!("--typecheck block: {e}")),
         }

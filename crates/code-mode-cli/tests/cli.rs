@@ -301,7 +301,12 @@ mod compiler {
             .unwrap_or_else(|e| panic!("{e}"));
         let v = json_stdout(&out);
         // It ran: the tool refused the string at run time, and the check said so before.
-        assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("is not of type")), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is not of type")),
+            "{v}"
+        );
         assert_eq!(v["typeErrors"][0]["code"], 2322, "{v}");
         assert_eq!(v["typeErrors"][0]["line"], 1, "{v}");
     }
@@ -312,7 +317,11 @@ mod compiler {
             .args(["demo", "--typecheck", "block"])
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("3 of 6 products are low on stock"));
     }
 }
@@ -323,7 +332,10 @@ fn typecheck_block_without_the_compiler_refuses_to_start() {
     let out = code_mode()
         .args(["run", "--typecheck", "block"])
         .arg(&file.0)
-        .env("CODE_MODE_TYPESCRIPT", std::env::temp_dir().join("code-mode-no-typescript"))
+        .env(
+            "CODE_MODE_TYPESCRIPT",
+            std::env::temp_dir().join("code-mode-no-typescript"),
+        )
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
@@ -332,7 +344,10 @@ fn typecheck_block_without_the_compiler_refuses_to_start() {
     let out = code_mode()
         .args(["run", "--typecheck", "report"])
         .arg(&file.0)
-        .env("CODE_MODE_TYPESCRIPT", std::env::temp_dir().join("code-mode-no-typescript"))
+        .env(
+            "CODE_MODE_TYPESCRIPT",
+            std::env::temp_dir().join("code-mode-no-typescript"),
+        )
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(0));

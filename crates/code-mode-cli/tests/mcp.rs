@@ -620,7 +620,8 @@ mod compiler {
     use super::*;
 
     /// An excess property: a type error, though the tool accepts it at run time.
-    const MISTAKE: &str = "const s = await external_sleep({ ms: 1 });\nreturn external_sleep({ ms: 1, unit: 'ms' });";
+    const MISTAKE: &str =
+        "const s = await external_sleep({ ms: 1 });\nreturn external_sleep({ ms: 1, unit: 'ms' });";
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn programs_are_type_checked_in_both_modes() {
@@ -628,11 +629,20 @@ mod compiler {
         let r = execute(&block, MISTAKE).await;
         assert_eq!(r["error"]["name"], "TypeCheckError", "{r}");
         assert_eq!(r["error"]["line"], 2, "{r}");
-        assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("'unit'")), "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("'unit'")),
+            "{r}"
+        );
         let _ = block.cancel().await;
 
         let report = stdio_client(&["--typecheck", "report"]).await;
-        let tools = report.peer().list_all_tools().await.unwrap_or_else(|e| panic!("{e}"));
+        let tools = report
+            .peer()
+            .list_all_tools()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let execute_tool = tools
             .iter()
             .find(|t| t.name == "execute_typescript")

@@ -372,11 +372,32 @@ impl ServerHandler for CodeModeServer {
                 }
             }
         });
+        // The call's span continues the client's trace when its `_meta` carries one (W3C
+        // trace context, SEP-414).
+        let span = tracing::info_span!(
+            target: "code_mode_mcp",
+            "code_mode_mcp.tool_call",
+            otel.name = format!("execute_tool {}", request.name),
+            otel.kind = "server",
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %request.name,
+            mcp.request.id = %context.id,
+        );
+        if let Some(traceparent) = context.meta.get_traceparent() {
+            code_mode::adopt_trace_context(
+                &span,
+                &code_mode::TraceContext {
+                    traceparent: traceparent.to_owned(),
+                    tracestate: context.meta.get_tracestate().map(str::to_owned),
+                },
+            );
+        }
         let ctx = ToolContext {
             tool_call_id: Some(context.id.to_string().into()),
             events: sink,
+            span: span.clone(),
         };
-        let run = tool.call(input, ctx);
+        let run = tracing::Instrument::instrument(tool.call(input, ctx), span);
         let result = tokio::select! {
             r = run => Some(r),
             () = context.ct.cancelled() => None,

@@ -384,6 +384,15 @@ impl Upstream {
         if let Value::Object(map) = args {
             params = params.with_arguments(map);
         }
+        // The trace goes on to the upstream server in `_meta` (W3C trace context, SEP-414),
+        // on every transport.
+        if let Some(trace) = ctx.trace_context() {
+            let meta = rmcp::model::RequestParamsMeta::meta_or_default(&mut params);
+            meta.set_traceparent(trace.traceparent);
+            if let Some(state) = trace.tracestate {
+                meta.set_tracestate(state);
+            }
+        }
         let peer = c.service.peer().clone();
         // rmcp gives every request a progress token of its own; progress is routed by it.
         let sent = peer

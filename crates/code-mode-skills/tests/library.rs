@@ -74,6 +74,7 @@ fn ctx(id: &str, events: EventSink) -> ToolContext {
     ToolContext {
         tool_call_id: Some(id.into()),
         events,
+        ..ToolContext::default()
     }
 }
 

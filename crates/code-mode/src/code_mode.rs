@@ -24,13 +24,15 @@ use crate::prompt::{
     execute_description, system_prompt,
 };
 use crate::result::{CodeModeResult, result_schema};
+use crate::secrets::SecretParameterPolicy;
 use crate::stubs::{generate_checker_stubs, generate_stubs};
 use crate::tool::{Tool, ToolContext};
-use crate::secrets::SecretParameterPolicy;
+use crate::trace::ExecTrace;
 use crate::typecheck::{
     CheckRequest, SANDBOX_DECLARATIONS, TypeCheckMode, TypeChecker, TypeDiagnostic,
 };
 use crate::typescript::{StrippedCode, strip_typescript};
+use tracing::Instrument;
 
 /// Largest program accepted by default, in bytes.
 pub const DEFAULT_MAX_CODE_BYTES: usize = 256 * 1024;
@@ -93,6 +95,7 @@ pub struct CodeModeBuilder {
     max_code_bytes: usize,
     type_check: Option<(TypeCheckMode, Arc<dyn TypeChecker>)>,
     secrets: SecretParameterPolicy,
+    trace_values: bool,
 }
 
 impl CodeModeBuilder {
@@ -149,6 +152,13 @@ impl CodeModeBuilder {
         self.secrets = policy;
         self
     }
+    /// Records tool inputs and outputs and console text on the spans (see the `trace`
+    /// module); off by default, since they may hold personal data. Sizes, names, outcomes
+    /// and durations are always recorded when a subscriber listens.
+    pub fn trace_values(mut self, on: bool) -> Self {
+        self.trace_values = on;
+        self
+    }
     /// Type-checks every program with `checker` before it runs (see [`TypeCheckMode`]; off
     /// by default). The checker sees the declarations the model was shown: every tool's
     /// (eager and lazy), the sandbox's globals, and those of the call's extra bindings.
@@ -202,6 +212,7 @@ impl CodeModeBuilder {
                 )
             }),
             type_check,
+            trace_values: self.trace_values,
             system_prompt: prompt,
             execute_description: execute_description(&eager, !lazy.is_empty()),
             discover_description: (!lazy.is_empty())
@@ -227,6 +238,8 @@ struct Inner {
     discover_description: Option<String>,
     /// The type-check mode (never `Off` here) and its checker.
     type_check: Option<(TypeCheckMode, Arc<dyn TypeChecker>)>,
+    /// Whether spans record values (see [`CodeModeBuilder::trace_values`]).
+    trace_values: bool,
     /// The sandbox's and every tool's declarations, when a type check is on.
     declarations: Option<String>,
 }
@@ -285,6 +298,7 @@ impl CodeMode {
             max_code_bytes: DEFAULT_MAX_CODE_BYTES,
             type_check: None,
             secrets: SecretParameterPolicy::default(),
+            trace_values: false,
         }
     }
 
@@ -395,11 +409,14 @@ impl CodeMode {
                     ErrorKind::Validation,
                     "typescriptCode must be a non-empty string",
                 );
+                let trace = self.trace(&opts, 0);
+                let _entered = trace.span.clone().entered();
                 self.finish(
                     &opts,
                     Instant::now(),
                     Phase::ValidateInput,
                     CodeModeResult::failure(error),
+                    &trace,
                 )
             }
         }
@@ -407,6 +424,26 @@ impl CodeMode {
 
     /// Strips, runs and reports one TypeScript program in a fresh sandbox context.
     pub async fn execute(&self, code: &str, opts: ExecuteOptions) -> CodeModeResult {
+        let trace = self.trace(&opts, code.len());
+        let span = trace.span.clone();
+        self.execute_in(code, opts, &trace).instrument(span).await
+    }
+
+    fn trace(&self, opts: &ExecuteOptions, code_bytes: usize) -> ExecTrace {
+        ExecTrace::start(
+            self.inner.driver.name(),
+            opts.tool_call_id.as_deref(),
+            code_bytes,
+            self.inner.trace_values,
+        )
+    }
+
+    async fn execute_in(
+        &self,
+        code: &str,
+        opts: ExecuteOptions,
+        trace: &ExecTrace,
+    ) -> CodeModeResult {
         let started = Instant::now();
         if code.is_empty() || code.len() > self.inner.max_code_bytes {
             let message = if code.is_empty() {
@@ -424,6 +461,7 @@ impl CodeMode {
                 started,
                 Phase::ValidateInput,
                 CodeModeResult::failure(error),
+                trace,
             );
         }
         opts.events.emit_kind(
@@ -438,7 +476,13 @@ impl CodeMode {
         let stripped = match strip_typescript(&code) {
             Ok(s) => s,
             Err(e) => {
-                return self.finish(&opts, started, Phase::Transpile, CodeModeResult::failure(e));
+                return self.finish(
+                    &opts,
+                    started,
+                    Phase::Transpile,
+                    CodeModeResult::failure(e),
+                    trace,
+                );
             }
         };
         let type_errors = match self.type_check(&code, &opts).await {
@@ -449,10 +493,11 @@ impl CodeMode {
                     started,
                     Phase::TypeCheck,
                     CodeModeResult::failure(error),
+                    trace,
                 );
             }
         };
-        let mut result = self.run(stripped, opts, started).await;
+        let mut result = self.run(stripped, opts, started, trace).await;
         result.type_errors = type_errors;
         result
     }
@@ -521,6 +566,19 @@ impl CodeMode {
     /// Runs already-stripped JavaScript, with the same events and reporting as
     /// [`CodeMode::execute`].
     pub async fn execute_javascript(&self, code: &str, opts: ExecuteOptions) -> CodeModeResult {
+        let trace = self.trace(&opts, code.len());
+        let span = trace.span.clone();
+        self.execute_javascript_in(code, opts, &trace)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_javascript_in(
+        &self,
+        code: &str,
+        opts: ExecuteOptions,
+        trace: &ExecTrace,
+    ) -> CodeModeResult {
         let started = Instant::now();
         opts.events.emit_kind(
             opts.tool_call_id.clone(),
@@ -530,8 +588,13 @@ impl CodeMode {
             },
         );
         let code = crate::lines::normalize_line_terminators(code);
-        self.run(StrippedCode::javascript(code.into_owned()), opts, started)
-            .await
+        self.run(
+            StrippedCode::javascript(code.into_owned()),
+            opts,
+            started,
+            trace,
+        )
+        .await
     }
 
     async fn run(
@@ -539,8 +602,9 @@ impl CodeMode {
         stripped: StrippedCode,
         opts: ExecuteOptions,
         started: Instant,
+        trace: &ExecTrace,
     ) -> CodeModeResult {
-        let context = match self.create_context(&opts).await {
+        let context = match self.create_context(&opts, trace).await {
             Ok(c) => c,
             Err(message) => {
                 let error =
@@ -550,6 +614,7 @@ impl CodeMode {
                     started,
                     Phase::CreateContext,
                     CodeModeResult::failure(error),
+                    trace,
                 );
             }
         };
@@ -563,18 +628,29 @@ impl CodeMode {
         if let Some(err) = &mut result.error {
             err.line = err.line.and_then(|l| stripped.original_line(l));
         }
-        self.finish(&opts, started, Phase::Execute, result)
+        self.finish(&opts, started, Phase::Execute, result, trace)
     }
 
     /// A fresh context with this call's bindings, limits and live console events.
     async fn create_context(
         &self,
         opts: &ExecuteOptions,
+        trace: &ExecTrace,
     ) -> Result<Box<dyn IsolateContext>, String> {
-        let bindings = self.bindings(opts).map_err(|e| e.to_string())?;
+        let bindings = self
+            .bindings_traced(opts, trace)
+            .map_err(|e| e.to_string())?;
         let events = opts.events.clone();
         let id = opts.tool_call_id.clone();
+        let (span, values) = (trace.span.clone(), trace.values);
         let console: ConsoleSink = Arc::new(move |level: LogLevel, message: &str| {
+            if message == crate::console::TRUNCATION_MARKER {
+                tracing::event!(target: "code_mode", parent: &span, tracing::Level::INFO, "console truncated");
+            } else if values {
+                tracing::event!(target: "code_mode", parent: &span, tracing::Level::INFO, code_mode.console.level = level.as_str(), code_mode.console.bytes = message.len(), code_mode.console.message = message, "console");
+            } else {
+                tracing::event!(target: "code_mode", parent: &span, tracing::Level::INFO, code_mode.console.level = level.as_str(), code_mode.console.bytes = message.len(), "console");
+            }
             events.emit_kind(
                 id.clone(),
                 EventKind::Console {
@@ -602,10 +678,16 @@ impl CodeMode {
         started: Instant,
         phase: Phase,
         result: CodeModeResult,
+        trace: &ExecTrace,
     ) -> CodeModeResult {
         if let Some(err) = &result.error {
             tracing::debug!(target: "code_mode", phase = phase.as_str(), error = %err, "execute_typescript failed");
         }
+        trace.finish(
+            self.inner.driver.name(),
+            &result,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
         opts.events.emit_kind(
             opts.tool_call_id.clone(),
             EventKind::ExecutionFinished {
@@ -624,12 +706,22 @@ impl CodeMode {
     /// emitting `external_call`/`external_result`/`external_error` events, plus
     /// `opts.extra_bindings`.
     pub fn bindings(&self, opts: &ExecuteOptions) -> Result<Bindings, ToolDefinitionError> {
+        let trace = self.trace(opts, 0);
+        self.bindings_traced(opts, &trace)
+    }
+
+    fn bindings_traced(
+        &self,
+        opts: &ExecuteOptions,
+        trace: &ExecTrace,
+    ) -> Result<Bindings, ToolDefinitionError> {
         let mut bindings = Bindings::new();
         for tool in &self.inner.tools {
             bindings.insert(tool_binding(
                 tool.clone(),
                 opts.tool_call_id.clone(),
                 opts.events.clone(),
+                trace,
             ))?;
         }
         for extra in &opts.extra_bindings {
@@ -686,8 +778,14 @@ impl CodeMode {
     }
 }
 
-fn tool_binding(tool: Tool, tool_call_id: Option<Arc<str>>, events: EventSink) -> Binding {
+fn tool_binding(
+    tool: Tool,
+    tool_call_id: Option<Arc<str>>,
+    events: EventSink,
+    trace: &ExecTrace,
+) -> Binding {
     let function: Arc<str> = format!("external_{}", tool.name()).into();
+    let (parent, calls, values) = (trace.span.clone(), trace.calls.clone(), trace.values);
     Binding::unchecked(
         function.clone(),
         Arc::new(move |args: Value| {
@@ -695,58 +793,123 @@ fn tool_binding(tool: Tool, tool_call_id: Option<Arc<str>>, events: EventSink) -
             let events = events.clone();
             let id = tool_call_id.clone();
             let function = function.clone();
-            Box::pin(async move {
-                if events.is_active() {
-                    events.emit_kind(
-                        id.clone(),
-                        EventKind::ExternalCall {
-                            function: function.to_string(),
-                            args: args.clone(),
-                            timestamp: now_ms(),
-                        },
-                    );
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let span = tracing::info_span!(
+                target: "code_mode",
+                parent: &parent,
+                "code_mode.tool_call",
+                otel.name = format!("execute_tool {function}"),
+                otel.status_code = tracing::field::Empty,
+                gen_ai.operation.name = "execute_tool",
+                gen_ai.tool.name = tool.name(),
+                code_mode.function = &*function,
+                code_mode.input.bytes = tracing::field::Empty,
+                code_mode.output.bytes = tracing::field::Empty,
+                code_mode.outcome = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                gen_ai.tool.call.arguments = tracing::field::Empty,
+                gen_ai.tool.call.result = tracing::field::Empty,
+            );
+            if !span.is_disabled() {
+                span.record("code_mode.input.bytes", crate::trace::json_bytes(&args));
+                if values {
+                    span.record("gen_ai.tool.call.arguments", args.to_string());
                 }
-                let start = Instant::now();
-                let ctx = ToolContext {
-                    tool_call_id: id.clone(),
-                    events: events.clone(),
-                };
-                let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await {
-                    Ok(r) => r,
-                    Err(_) => Err(ToolError::new(
-                        "The tool failed unexpectedly (its handler panicked)",
-                    )),
-                };
-                let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
-                match outcome {
-                    Ok(result) => {
-                        if events.is_active() {
+            }
+            let traced = span.clone();
+            Box::pin(
+                async move {
+                    if events.is_active() {
+                        events.emit_kind(
+                            id.clone(),
+                            EventKind::ExternalCall {
+                                function: function.to_string(),
+                                args: args.clone(),
+                                timestamp: now_ms(),
+                            },
+                        );
+                    }
+                    let start = Instant::now();
+                    let ctx = ToolContext {
+                        tool_call_id: id.clone(),
+                        events: events.clone(),
+                        span: traced.clone(),
+                    };
+                    let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(ToolError::new(
+                            "The tool failed unexpectedly (its handler panicked)",
+                        )),
+                    };
+                    let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+                    record_tool_call(&traced, &tool, &outcome, duration_ms, values);
+                    match outcome {
+                        Ok(result) => {
+                            if events.is_active() {
+                                events.emit_kind(
+                                    id,
+                                    EventKind::ExternalResult {
+                                        function: function.to_string(),
+                                        result: result.clone(),
+                                        duration_ms,
+                                    },
+                                );
+                            }
+                            Ok(result)
+                        }
+                        Err(e) => {
                             events.emit_kind(
                                 id,
-                                EventKind::ExternalResult {
+                                EventKind::ExternalError {
                                     function: function.to_string(),
-                                    result: result.clone(),
+                                    error: e.message().to_owned(),
                                     duration_ms,
                                 },
                             );
+                            Err(GuestError::error(e.message()))
                         }
-                        Ok(result)
-                    }
-                    Err(e) => {
-                        events.emit_kind(
-                            id,
-                            EventKind::ExternalError {
-                                function: function.to_string(),
-                                error: e.message().to_owned(),
-                                duration_ms,
-                            },
-                        );
-                        Err(GuestError::error(e.message()))
                     }
                 }
-            })
+                .instrument(span),
+            )
         }),
     )
+}
+
+/// Records a tool call's outcome on its span, and the tool-call metrics.
+fn record_tool_call(
+    span: &tracing::Span,
+    tool: &Tool,
+    outcome: &Result<Value, ToolError>,
+    duration_ms: f64,
+    values: bool,
+) {
+    let label = if outcome.is_ok() { "ok" } else { "error" };
+    if !span.is_disabled() {
+        span.record("code_mode.outcome", label);
+        match outcome {
+            Ok(v) => {
+                span.record("code_mode.output.bytes", crate::trace::json_bytes(v));
+                if values {
+                    span.record("gen_ai.tool.call.result", v.to_string());
+                }
+            }
+            Err(e) => {
+                span.record("error.type", "ToolError");
+                span.record("otel.status_code", "ERROR");
+                if values {
+                    span.record("gen_ai.tool.call.result", e.message());
+                }
+            }
+        }
+    }
+    tracing::event!(target: "code_mode::metrics", parent: None, tracing::Level::INFO,
+        monotonic_counter.code_mode.tool_calls = 1u64,
+        histogram.code_mode.tool_call.duration = duration_ms,
+        gen_ai.tool.name = tool.name(),
+        code_mode.outcome = label,
+    );
 }
 
 fn execute_input_schema() -> Value {

@@ -58,6 +58,7 @@ mod secrets;
 mod stubs;
 mod text;
 mod tool;
+mod trace;
 mod typecheck;
 mod typescript;
 
@@ -84,13 +85,17 @@ pub use secrets::{SecretParameter, SecretParameterPolicy, find_secret_parameters
 pub use stubs::{generate_checker_stubs, generate_stubs, generate_stubs_with_prefix};
 pub use text::{parse_guest_json, wtf8_to_string};
 pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, schema_of};
-#[cfg(feature = "stack-probe")]
-#[doc(hidden)]
-pub use typescript::strip_typescript_unchecked;
+pub use trace::{
+    TraceContext, TraceContextAdopter, TraceContextInjector, adopt_trace_context,
+    set_trace_context_adopter, set_trace_context_injector,
+};
 pub use typecheck::{
     CheckRequest, CheckerError, SANDBOX_DECLARATIONS, TypeCheckMode, TypeCheckModeError,
     TypeChecker, TypeDiagnostic,
 };
+#[cfg(feature = "stack-probe")]
+#[doc(hidden)]
+pub use typescript::strip_typescript_unchecked;
 pub use typescript::{StrippedCode, strip_typescript};
 
 /// Re-exported so drivers and applications use the same versions.

@@ -24,11 +24,7 @@ pub struct CodeModeResult {
     pub error: Option<ExecutionError>,
     /// Type errors found before the program ran, in `report` type-check mode (the program
     /// ran anyway); absent when there were none or no check ran.
-    #[serde(
-        rename = "typeErrors",
-        skip_serializing_if = "Vec::is_empty",
-        default
-    )]
+    #[serde(rename = "typeErrors", skip_serializing_if = "Vec::is_empty", default)]
     pub type_errors: Vec<TypeDiagnostic>,
 }
 

@@ -145,7 +145,9 @@ impl Walker<'_> {
                     format!("{path}.{name}")
                 };
                 let description = prop.get("description").and_then(Value::as_str);
-                if let Some(reason) = name_reason(name).or_else(|| description.and_then(description_reason)) {
+                if let Some(reason) =
+                    name_reason(name).or_else(|| description.and_then(description_reason))
+                {
                     self.report(&child, reason);
                 }
                 self.schema(prop, &child);
@@ -217,13 +219,37 @@ fn words(name: &str) -> Vec<String> {
 
 /// Words saying a name counts or limits tokens rather than holding one.
 const TOKEN_QUANTITY: &[&str] = &[
-    "count", "counts", "limit", "limits", "max", "min", "number", "num", "usage", "budget",
-    "length", "size", "total", "estimate", "per", "used", "remaining",
+    "count",
+    "counts",
+    "limit",
+    "limits",
+    "max",
+    "min",
+    "number",
+    "num",
+    "usage",
+    "budget",
+    "length",
+    "size",
+    "total",
+    "estimate",
+    "per",
+    "used",
+    "remaining",
 ];
 /// Words that make a following `key` a credential.
 const KEY_KINDS: &[&str] = &[
-    "api", "access", "private", "secret", "signing", "encryption", "license", "master",
-    "service", "auth", "client",
+    "api",
+    "access",
+    "private",
+    "secret",
+    "signing",
+    "encryption",
+    "license",
+    "master",
+    "service",
+    "auth",
+    "client",
 ];
 
 fn name_reason(name: &str) -> Option<String> {
@@ -237,23 +263,41 @@ fn name_reason(name: &str) -> Option<String> {
     if has("secret") || has("secrets") {
         return Some("a secret".into());
     }
-    for compound in ["apikey", "accesskey", "privatekey", "secretkey", "apitoken", "accesstoken", "authtoken"] {
+    for compound in [
+        "apikey",
+        "accesskey",
+        "privatekey",
+        "secretkey",
+        "apitoken",
+        "accesstoken",
+        "authtoken",
+    ] {
         if has(compound) {
             return Some("a key or token".into());
         }
     }
-    if w.windows(2).any(|p| p[1] == "key" && KEY_KINDS.contains(&p[0].as_str())) {
+    if w.windows(2)
+        .any(|p| p[1] == "key" && KEY_KINDS.contains(&p[0].as_str()))
+    {
         return Some("a key".into());
     }
     if has("token") && !w.iter().any(|x| TOKEN_QUANTITY.contains(&x.as_str())) {
         return Some("a token".into());
     }
-    for word in ["credential", "credentials", "authorization", "bearer", "cookie"] {
+    for word in [
+        "credential",
+        "credentials",
+        "authorization",
+        "bearer",
+        "cookie",
+    ] {
         if has(word) {
             return Some("a credential".into());
         }
     }
-    if w.windows(2).any(|p| p[0] == "session" && (p[1] == "id" || p[1] == "key")) {
+    if w.windows(2)
+        .any(|p| p[0] == "session" && (p[1] == "id" || p[1] == "key"))
+    {
         return Some("a session credential".into());
     }
     None
@@ -309,11 +353,36 @@ mod tests {
     #[test]
     fn credential_names_are_reported() {
         for name in [
-            "password", "passwd", "passphrase", "pwd", "dbPassword", "secret", "clientSecret",
-            "secret_key", "webhookSecret", "apiKey", "api_key", "apikey", "API_KEY", "accessKey",
-            "privateKey", "signingKey", "encryptionKey", "token", "accessToken", "authToken",
-            "refreshToken", "bearerToken", "githubToken", "credentials", "credential",
-            "authorization", "bearer", "cookie", "sessionId", "x-api-key",
+            "password",
+            "passwd",
+            "passphrase",
+            "pwd",
+            "dbPassword",
+            "secret",
+            "clientSecret",
+            "secret_key",
+            "webhookSecret",
+            "apiKey",
+            "api_key",
+            "apikey",
+            "API_KEY",
+            "accessKey",
+            "privateKey",
+            "signingKey",
+            "encryptionKey",
+            "token",
+            "accessToken",
+            "authToken",
+            "refreshToken",
+            "bearerToken",
+            "githubToken",
+            "credentials",
+            "credential",
+            "authorization",
+            "bearer",
+            "cookie",
+            "sessionId",
+            "x-api-key",
         ] {
             assert!(name_reason(name).is_some(), "{name} was not reported");
         }
@@ -322,9 +391,26 @@ mod tests {
     #[test]
     fn ordinary_names_are_not() {
         for name in [
-            "tokenCount", "maxTokens", "tokens", "tokenLimit", "tokenizer", "max_tokens",
-            "keyword", "key", "sortKey", "primaryKey", "keys", "secretary", "passage",
-            "authorName", "author", "city", "query", "limit", "tokenUsage", "monkey",
+            "tokenCount",
+            "maxTokens",
+            "tokens",
+            "tokenLimit",
+            "tokenizer",
+            "max_tokens",
+            "keyword",
+            "key",
+            "sortKey",
+            "primaryKey",
+            "keys",
+            "secretary",
+            "passage",
+            "authorName",
+            "author",
+            "city",
+            "query",
+            "limit",
+            "tokenUsage",
+            "monkey",
         ] {
             assert_eq!(name_reason(name), None, "{name} was reported");
         }
@@ -385,7 +471,10 @@ mod tests {
     fn descriptions_are_read() {
         assert!(description_reason("The GitHub access token to use.").is_some());
         assert!(description_reason("Credentials for the database").is_some());
-        assert_eq!(description_reason("How many tokens the answer may use."), None);
+        assert_eq!(
+            description_reason("How many tokens the answer may use."),
+            None
+        );
         assert_eq!(description_reason("A keyword to search for."), None);
     }
 }

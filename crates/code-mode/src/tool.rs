@@ -24,12 +24,25 @@ use crate::schema::CompiledSchema;
 pub const RESERVED_TOOL_NAMES: &[&str] = &["execute_typescript", "discover_tools"];
 
 /// What a tool handler receives besides its input.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ToolContext {
     /// Id of the model's `execute_typescript` call this tool call belongs to, when known.
     pub tool_call_id: Option<Arc<str>>,
     /// Where the tool may publish its own progress events (they are tagged with the call id).
     pub events: EventSink,
+    /// The tool call's span (`code_mode.tool_call`; disabled outside an execution or
+    /// without a subscriber): work the tool traces itself nests under it.
+    pub span: tracing::Span,
+}
+
+impl Default for ToolContext {
+    fn default() -> Self {
+        Self {
+            tool_call_id: None,
+            events: EventSink::default(),
+            span: tracing::Span::none(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ToolContext {
@@ -41,6 +54,13 @@ impl std::fmt::Debug for ToolContext {
 }
 
 impl ToolContext {
+    /// The W3C trace context of this call, to pass to what the tool calls (an HTTP header,
+    /// MCP `_meta`): present when an OpenTelemetry integration (`code-mode-otel`) is
+    /// installed and the call is traced.
+    pub fn trace_context(&self) -> Option<crate::trace::TraceContext> {
+        crate::trace::trace_context(&self.span)
+    }
+
     /// Publishes a custom event, e.g. progress of a long-running tool.
     pub fn emit_custom(&self, name: impl Into<String>, value: Value) {
         self.events

@@ -198,6 +198,7 @@ async fn as_tools_runs_through_the_tool_context() {
     let ctx = ToolContext {
         tool_call_id: Some("call_9".into()),
         events: sink,
+        ..ToolContext::default()
     };
     let out = tools[0]
         .call(json!({"typescriptCode": "const w = await external_getWeather({city: 'Paris'});\nreturn w.temp;"}), ctx)
@@ -278,13 +279,19 @@ fn lazy_tool_catalogue_in_each_description_mode() {
         match detail {
             CatalogDetail::NameOnly => assert!(!line.contains("Seven-day"), "{line}"),
             CatalogDetail::FirstSentence => {
-                assert!(line.contains("Seven-day forecast.") && !line.contains("Slow"), "{line}")
+                assert!(
+                    line.contains("Seven-day forecast.") && !line.contains("Slow"),
+                    "{line}"
+                )
             }
             CatalogDetail::Full => assert!(line.contains("call only when needed"), "{line}"),
         }
         insta::assert_snapshot!(
             format!("lazy_catalogue_{mode}"),
-            format!("{}\n\n--- discover_tools description ---\n{discover}", cm.system_prompt())
+            format!(
+                "{}\n\n--- discover_tools description ---\n{discover}",
+                cm.system_prompt()
+            )
         );
     }
 }

@@ -14,14 +14,23 @@ fn tool(name: &str, schema: Value) -> Tool {
 
 fn tools() -> Vec<Tool> {
     vec![
-        tool("deploy", json!({"type": "object", "properties": {
-            "apiKey": {"type": "string"},
-            "options": {"type": "object", "properties": {"password": {"type": "string"}, "maxTokens": {"type": "integer"}}}
-        }})),
-        tool("search", json!({"type": "object", "properties": {"query": {"type": "string"}, "tokenCount": {"type": "integer"}}})),
-        tool("notify", json!({"type": "object", "properties": {
-            "targets": {"type": "array", "items": {"type": "object", "properties": {"webhookSecret": {"type": "string"}}}}
-        }})),
+        tool(
+            "deploy",
+            json!({"type": "object", "properties": {
+                "apiKey": {"type": "string"},
+                "options": {"type": "object", "properties": {"password": {"type": "string"}, "maxTokens": {"type": "integer"}}}
+            }}),
+        ),
+        tool(
+            "search",
+            json!({"type": "object", "properties": {"query": {"type": "string"}, "tokenCount": {"type": "integer"}}}),
+        ),
+        tool(
+            "notify",
+            json!({"type": "object", "properties": {
+                "targets": {"type": "array", "items": {"type": "object", "properties": {"webhookSecret": {"type": "string"}}}}
+            }}),
+        ),
     ]
 }
 
@@ -49,7 +58,10 @@ fn error_refuses_with_the_first_one() {
         Err(CodeModeError::SecretParameter(p)) => {
             assert_eq!((p.tool.as_str(), p.path.as_str()), ("deploy", "apiKey"));
             let message = CodeModeError::SecretParameter(p).to_string();
-            assert!(message.contains("read credentials in the tool's handler"), "{message}");
+            assert!(
+                message.contains("read credentials in the tool's handler"),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -65,9 +77,18 @@ fn the_callback_hears_each_tool_and_path_once() {
     let heard = Arc::new(Mutex::new(Vec::new()));
     let sink = heard.clone();
     let policy = SecretParameterPolicy::Callback(Arc::new(move |p| {
-        sink.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{}:{}", p.tool, p.path));
+        sink.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{}:{}", p.tool, p.path));
     }));
     assert!(build(policy).is_ok());
     let heard = heard.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    assert_eq!(heard, ["deploy:apiKey", "deploy:options.password", "notify:targets[].webhookSecret"]);
+    assert_eq!(
+        heard,
+        [
+            "deploy:apiKey",
+            "deploy:options.password",
+            "notify:targets[].webhookSecret"
+        ]
+    );
 }

@@ -414,7 +414,11 @@ async fn recycled_isolates_keep_nothing_of_earlier_contexts() {
     for i in 0..CONTEXTS {
         let ctx = context(&d, Duration::from_secs(10)).await;
         let r = ctx.execute(POLLUTE_AND_CHECK).await;
-        assert_eq!(r.outcome, Ok(Some(json!({"seen": []}))), "context {i}: {r:?}");
+        assert_eq!(
+            r.outcome,
+            Ok(Some(json!({"seen": []}))),
+            "context {i}: {r:?}"
+        );
         let logs: Vec<&str> = r.logs.iter().map(|l| l.message.as_str()).collect();
         assert_eq!(logs, ["ran"], "context {i}");
         ctx.dispose().await;
@@ -422,7 +426,10 @@ async fn recycled_isolates_keep_nothing_of_earlier_contexts() {
     // Spares are refilled in the background: let the last report arrive.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let made = d.isolates_made().await - before;
-    assert!(made <= CONTEXTS / 4, "{made} isolates made for {CONTEXTS} contexts");
+    assert!(
+        made <= CONTEXTS / 4,
+        "{made} isolates made for {CONTEXTS} contexts"
+    );
 }
 
 /// With `contexts_per_isolate: 1` every context gets an isolate of its own.
@@ -442,7 +449,10 @@ async fn one_context_per_isolate_makes_an_isolate_per_context() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let made = d.isolates_made().await - before;
-    assert!(made >= CONTEXTS, "{made} isolates made for {CONTEXTS} contexts");
+    assert!(
+        made >= CONTEXTS,
+        "{made} isolates made for {CONTEXTS} contexts"
+    );
 }
 
 #[test]

@@ -22,10 +22,16 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Ok(r) = TypeScriptRuntime::locate(Some(&dir)) {
-        println!("the type checker's runtime is installed in {}", r.dir().display());
+        println!(
+            "the type checker's runtime is installed in {}",
+            r.dir().display()
+        );
         return ExitCode::SUCCESS;
     }
-    eprintln!("installing the type checker's runtime into {} ...", dir.display());
+    eprintln!(
+        "installing the type checker's runtime into {} ...",
+        dir.display()
+    );
     match TypeScriptRuntime::install(&dir) {
         Ok(r) => {
             println!("installed in {}", r.dir().display());
