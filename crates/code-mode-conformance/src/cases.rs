@@ -1344,3 +1344,89 @@ pub async fn next_execution_works_after_failures(h: &Harness) {
         h.assert_healthy().await;
     }
 }
+
+/// What a tracing backend receives from one execution (the spans `code_mode`'s `trace`
+/// module documents, exported to memory through `tracing-opentelemetry`): one
+/// `execute_tool execute_typescript` span under the caller's, with one child per tool call
+/// (parallel, sequential and failing ones alike), console lines and the truncation as its
+/// events, and a timeout as an error with its name.
+pub async fn execution_spans_form_the_documented_tree(h: &Harness) {
+    let fixtures = Fixtures::default();
+    let cm = h.code_mode(&fixtures, h.limits_with(|b| b.max_log_entries(20)));
+    let code = "const [a, b] = await Promise.all([external_echo({ n: 1 }), external_echo({ n: 2 })]);\nconst c = await external_add({ a: a.n, b: b.n });\ntry { await external_fail({ message: 'no' }); } catch (e) { console.log('caught', e.message); }\nfor (let i = 0; i < 50; i++) console.log('line', i);\nreturn c;";
+    let run = async {
+        let r = cm
+            .execute(code, ExecuteOptions::new("call_spans", EventSink::default()))
+            .await;
+        assert_eq!(r.result.as_ref().and_then(Value::as_f64), Some(3.0), "{r:?}");
+    };
+    let Some((root, spans)) = crate::spans::record(5, run).await else {
+        eprintln!("span tree not checked: this process already has a global tracing subscriber");
+        return;
+    };
+    assert_eq!(spans.len(), 5, "{spans:#?}");
+    let exec = spans
+        .iter()
+        .find(|s| s.name == "execute_tool execute_typescript")
+        .unwrap_or_else(|| panic!("no execution span: {spans:#?}"));
+    assert_eq!(exec.parent, root.id, "the execution is a child of the caller's span");
+    let driver = h.driver().name().to_owned();
+    let bytes = code.len().to_string();
+    for (key, want) in [
+        ("gen_ai.operation.name", "execute_tool"),
+        ("gen_ai.tool.name", "execute_typescript"),
+        ("gen_ai.tool.call.id", "call_spans"),
+        ("code_mode.driver", driver.as_str()),
+        ("code_mode.code.bytes", bytes.as_str()),
+        ("code_mode.outcome", "ok"),
+        ("code_mode.tool_calls", "4"),
+        ("code_mode.logs", "21"),
+    ] {
+        assert_eq!(exec.attr(key), Some(want), "{key}: {exec:#?}");
+    }
+    assert!(!exec.error && exec.attr("error.type").is_none(), "{exec:#?}");
+    let consoles = exec.events.iter().filter(|e| *e == "console").count();
+    assert_eq!(consoles, 20, "{:?}", exec.events);
+    assert_eq!(exec.events.last().map(String::as_str), Some("console truncated"));
+    let mut children: Vec<_> = spans.iter().filter(|s| s.parent == exec.id).collect();
+    children.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = children.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "execute_tool external_add",
+            "execute_tool external_echo",
+            "execute_tool external_echo",
+            "execute_tool external_fail"
+        ]
+    );
+    for echo in &children[1..3] {
+        assert_eq!(echo.attr("gen_ai.tool.name"), Some("echo"));
+        assert_eq!(echo.attr("code_mode.input.bytes"), Some("7"), "{echo:#?}");
+        assert_eq!(echo.attr("code_mode.output.bytes"), Some("7"), "{echo:#?}");
+        assert_eq!(echo.attr("code_mode.outcome"), Some("ok"));
+        // Values are recorded only when the application opts in.
+        assert!(echo.attr("gen_ai.tool.call.arguments").is_none());
+    }
+    let fail = children[3];
+    assert_eq!(fail.attr("code_mode.outcome"), Some("error"));
+    assert_eq!(fail.attr("error.type"), Some("ToolError"));
+    assert!(fail.error, "{fail:#?}");
+
+    let cm = h.code_mode(&fixtures, h.short_limits());
+    let run = async {
+        let r = cm.execute("while (true) {}", ExecuteOptions::default()).await;
+        assert_eq!(r.error.map(|e| e.kind), Some(ErrorKind::Timeout));
+    };
+    let Some((root, spans)) = crate::spans::record(1, run).await else {
+        return;
+    };
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let exec = &spans[0];
+    assert_eq!(exec.parent, root.id);
+    assert_eq!(exec.attr("code_mode.outcome"), Some("error"));
+    assert_eq!(exec.attr("error.type"), Some("TimeoutError"));
+    assert_eq!(exec.attr("code_mode.tool_calls"), Some("0"));
+    assert!(exec.error, "{exec:#?}");
+    h.assert_healthy().await;
+}

@@ -20,6 +20,7 @@
 pub mod cases;
 pub mod fixtures;
 mod harness;
+pub mod spans;
 
 pub use harness::{Capabilities, Harness};
 
@@ -48,6 +49,7 @@ macro_rules! conformance_tests {
             hundred_parallel_tool_calls,
             console_levels_and_formatting,
             console_caps,
+            execution_spans_form_the_documented_tree,
             console_events_are_live,
             events_are_tagged_and_ordered,
             infinite_loop,

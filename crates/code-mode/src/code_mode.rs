@@ -642,8 +642,9 @@ impl CodeMode {
             .map_err(|e| e.to_string())?;
         let events = opts.events.clone();
         let id = opts.tool_call_id.clone();
-        let (span, values) = (trace.span.clone(), trace.values);
+        let (shared, values) = (trace.shared.clone(), trace.values);
         let console: ConsoleSink = Arc::new(move |level: LogLevel, message: &str| {
+            let span = ExecTrace::shared_span(&shared);
             if message == crate::console::TRUNCATION_MARKER {
                 tracing::event!(target: "code_mode", parent: &span, tracing::Level::INFO, "console truncated");
             } else if values {
@@ -785,7 +786,7 @@ fn tool_binding(
     trace: &ExecTrace,
 ) -> Binding {
     let function: Arc<str> = format!("external_{}", tool.name()).into();
-    let (parent, calls, values) = (trace.span.clone(), trace.calls.clone(), trace.values);
+    let (shared, calls, values) = (trace.shared.clone(), trace.calls.clone(), trace.values);
     Binding::unchecked(
         function.clone(),
         Arc::new(move |args: Value| {
@@ -794,6 +795,7 @@ fn tool_binding(
             let id = tool_call_id.clone();
             let function = function.clone();
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let parent = ExecTrace::shared_span(&shared);
             let span = tracing::info_span!(
                 target: "code_mode",
                 parent: &parent,

@@ -107,6 +107,10 @@ pub(crate) fn json_bytes(value: &serde_json::Value) -> usize {
 /// What one execution records: its span, its tool-call count, whether values are recorded.
 pub(crate) struct ExecTrace {
     pub(crate) span: tracing::Span,
+    /// The span as the bindings and the console sink reach it: emptied when the execution
+    /// ends, so a driver that keeps them a while longer does not keep the span open (its
+    /// duration is the execution's).
+    pub(crate) shared: std::sync::Arc<std::sync::Mutex<tracing::Span>>,
     pub(crate) calls: std::sync::Arc<std::sync::atomic::AtomicU32>,
     pub(crate) values: bool,
 }
@@ -137,10 +141,18 @@ impl ExecTrace {
             code_mode.logs = tracing::field::Empty,
         );
         Self {
+            shared: std::sync::Arc::new(std::sync::Mutex::new(span.clone())),
             span,
             calls: Default::default(),
             values,
         }
+    }
+
+    /// The execution's span while it runs; a disabled span after.
+    pub(crate) fn shared_span(
+        shared: &std::sync::Mutex<tracing::Span>,
+    ) -> tracing::Span {
+        shared.lock().map(|s| s.clone()).unwrap_or_else(|_| tracing::Span::none())
     }
 
     /// Records the outcome on the span and the execution metrics.
@@ -150,6 +162,9 @@ impl ExecTrace {
         result: &crate::result::CodeModeResult,
         duration_ms: f64,
     ) {
+        if let Ok(mut shared) = self.shared.lock() {
+            *shared = tracing::Span::none();
+        }
         let calls = self.calls.load(std::sync::atomic::Ordering::Relaxed);
         let outcome = if result.success { "ok" } else { "error" };
         let error = result.error.as_ref().map(|e| e.kind.name().to_owned());

@@ -1,0 +1,175 @@
+//! OpenTelemetry for code-mode: exports the spans and metrics core records through
+//! `tracing` (see `code_mode`'s `trace` module docs for what they are) over OTLP, and
+//! passes W3C trace context to tools and MCP upstream servers.
+//!
+//! Why a crate of its own: the OpenTelemetry SDK, its OTLP exporter and an HTTP client are
+//! a heavy build an application that does not trace should not pay for. Core depends on
+//! `tracing` only.
+//!
+//! - [`init_from_env`]: what the CLI and the chat server example call. When the standard
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` variable is set it installs a global `tracing` subscriber
+//!   exporting traces and metrics over OTLP/HTTP (protobuf), plus the W3C propagator; when
+//!   it is not set it does nothing at all. Other `OTEL_EXPORTER_OTLP_*` variables (headers,
+//!   timeout, per-signal endpoints) and `OTEL_SERVICE_NAME` apply as the OpenTelemetry
+//!   specification says.
+//! - [`layers`]: the same trace and metrics layers for an application composing its own
+//!   subscriber, with its own providers.
+//! - [`install_propagation`]: the W3C trace-context propagator and the hooks through which
+//!   `ToolContext::trace_context` and `code_mode::adopt_trace_context` work.
+//!
+//! ```no_run
+//! // At the start of main, inside or outside a Tokio runtime:
+//! let _telemetry = code_mode_otel::init_from_env("my-agent").expect("OTLP exporter");
+//! // ... run Code Mode; spans and metrics are flushed when `_telemetry` is dropped.
+//! ```
+
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, filter};
+
+/// The instrumentation scope of code-mode's spans.
+pub const SCOPE: &str = "code-mode";
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum OtelError {
+    /// The OTLP exporter could not be built (a malformed endpoint, for example).
+    #[error("the OTLP {signal} exporter could not be built: {reason}")]
+    Exporter {
+        /// `traces` or `metrics`.
+        signal: &'static str,
+        /// What the exporter said.
+        reason: String,
+    },
+    /// A global `tracing` subscriber was installed already.
+    #[error("a global tracing subscriber is already installed; compose code_mode_otel::layers into it instead")]
+    SubscriberExists,
+}
+
+/// Installed telemetry: flushes and shuts the exporters down when dropped.
+#[derive(Debug)]
+pub struct Telemetry {
+    tracer: SdkTracerProvider,
+    meter: SdkMeterProvider,
+}
+
+impl Telemetry {
+    /// The tracer provider (for spans of the application's own).
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.tracer
+    }
+
+    /// The meter provider (for metrics of the application's own).
+    pub fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.meter
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        let _ = self.tracer.force_flush();
+        let _ = self.meter.force_flush();
+        let _ = self.tracer.shutdown();
+        let _ = self.meter.shutdown();
+    }
+}
+
+/// When `OTEL_EXPORTER_OTLP_ENDPOINT` is set (and not empty): exports traces and metrics over
+/// OTLP/HTTP to it, as `service_name` (unless `OTEL_SERVICE_NAME` says otherwise), through a
+/// global subscriber; returns the guard to keep until the end of `main`. Otherwise `Ok(None)`
+/// and nothing is installed.
+pub fn init_from_env(service_name: &str) -> Result<Option<Telemetry>, OtelError> {
+    if std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").map_or(true, |v| v.trim().is_empty()) {
+        return Ok(None);
+    }
+    let service = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| service_name.to_owned());
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| OtelError::Exporter {
+            signal: "traces",
+            reason: e.to_string(),
+        })?;
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .build()
+        .map_err(|e| OtelError::Exporter {
+            signal: "metrics",
+            reason: e.to_string(),
+        })?;
+    let tracer = SdkTracerProvider::builder()
+        .with_batch_exporter(spans)
+        .with_resource(resource.clone())
+        .build();
+    let meter = SdkMeterProvider::builder()
+        .with_periodic_exporter(metrics)
+        .with_resource(resource)
+        .build();
+    let subscriber = tracing_subscriber::registry().with(layers(&tracer, &meter));
+    tracing::subscriber::set_global_default(subscriber).map_err(|_| OtelError::SubscriberExists)?;
+    install_propagation();
+    Ok(Some(Telemetry { tracer, meter }))
+}
+
+/// The trace layer (code-mode's spans, and any other `tracing` span, as OpenTelemetry
+/// spans) and the metrics layer (events of target `code_mode::metrics` as instruments),
+/// for a subscriber the application builds. Metric events are kept out of the spans.
+pub fn layers<S>(tracer: &SdkTracerProvider, meter: &SdkMeterProvider) -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    let not_metrics = filter::filter_fn(|m| m.target() != "code_mode::metrics");
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(tracer.tracer(SCOPE))
+        .with_filter(not_metrics);
+    let metrics = tracing_opentelemetry::MetricsLayer::new(meter.clone());
+    traces.and_then(metrics)
+}
+
+/// Sets the W3C trace-context propagator as OpenTelemetry's global one and installs
+/// code-mode's hooks, so `ToolContext::trace_context()` returns the `traceparent` of a tool
+/// call and `code_mode::adopt_trace_context` continues a remote trace. Idempotent.
+pub fn install_propagation() {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    code_mode::set_trace_context_injector(inject);
+    code_mode::set_trace_context_adopter(adopt);
+}
+
+fn inject(span: &tracing::Span) -> Option<code_mode::TraceContext> {
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    Some(code_mode::TraceContext {
+        traceparent: carrier.remove("traceparent")?,
+        tracestate: carrier.remove("tracestate").filter(|s| !s.is_empty()),
+    })
+}
+
+fn adopt(span: &tracing::Span, remote: &code_mode::TraceContext) {
+    let mut carrier = HashMap::new();
+    carrier.insert("traceparent".to_owned(), remote.traceparent.clone());
+    if let Some(state) = &remote.tracestate {
+        carrier.insert("tracestate".to_owned(), state.clone());
+    }
+    let cx = TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
