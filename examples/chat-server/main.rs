@@ -4,6 +4,7 @@
 //! Run: `OPENAI_MODEL=gpt-4o-mini OPENAI_API_KEY=sk-... cargo run -p code-mode-examples --example chat-server`
 //! (`OPENAI_BASE_URL` points it at a local OpenAI-compatible server such as Ollama:
 //! `http://127.0.0.1:11434/v1`). `CODE_MODE_DRIVER` picks the sandbox driver, `PORT` the port,
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` exports traces and metrics over OTLP,
 //! `CODE_MODE_TYPECHECK` (`off`, `report` or `block`) type-checks the model's programs first
 //! (with the runtime of `code-mode-typecheck-setup`, or `CODE_MODE_TYPESCRIPT`).
 //! Without a model it still starts, and explains in every answer what to set.
@@ -16,8 +17,23 @@ use std::sync::Arc;
 use code_mode::{TypeCheckMode, TypeChecker};
 use code_mode_chat::{LlmAdapter, OpenAiCompatible};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Traces and metrics go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    // (the agent's model and tool calls, and each execution inside them).
+    let _telemetry = match code_mode_otel::init_from_env("code-mode-chat-server") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("chat-server: warning: no telemetry: {e}");
+            None
+        }
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let llm: Result<Arc<dyn LlmAdapter>, String> = match OpenAiCompatible::from_env() {
         Some(Ok(llm)) => Ok(Arc::new(llm)),
         Some(Err(e)) => Err(format!("the model configuration is invalid: {e}")),

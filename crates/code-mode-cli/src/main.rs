@@ -249,6 +249,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Traces and metrics go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    // otherwise nothing is installed. Flushed when `_telemetry` is dropped, after the run.
+    let _telemetry = match code_mode_otel::init_from_env("code-mode") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("code-mode: warning: no telemetry: {e}");
+            None
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

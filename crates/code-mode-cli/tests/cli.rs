@@ -354,3 +354,93 @@ fn typecheck_block_without_the_compiler_refuses_to_start() {
     assert_eq!(json_stdout(&out)["result"], 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a type check"));
 }
+
+/// With OTEL_EXPORTER_OTLP_ENDPOINT set, `code-mode run` exports its spans and metrics to
+/// that collector (here a bare HTTP receiver on 127.0.0.1 that keeps the request bodies;
+/// OTLP protobuf carries names as plain bytes).
+#[test]
+fn run_exports_traces_and_metrics_to_an_otlp_endpoint() {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Vec<u8>)>::new()));
+    let sink = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((path, body));
+            let _ = std::io::Write::write_all(
+                reader.get_mut(),
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let file = temp_file("return (await external_echo({ a: 1 })).a");
+    let out = code_mode()
+        .arg("run")
+        .arg(&file.0)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
+        .env("OTEL_SERVICE_NAME", "cli-otlp-test")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bodies = bodies.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let posted = |path: &str, needle: &str| {
+        bodies
+            .iter()
+            .any(|(p, b)| p == path && b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(
+        posted("/v1/traces", "execute_tool execute_typescript"),
+        "{:?}",
+        bodies.iter().map(|(p, b)| (p, b.len())).collect::<Vec<_>>()
+    );
+    assert!(posted("/v1/traces", "execute_tool external_echo"));
+    assert!(posted("/v1/traces", "cli-otlp-test"));
+    assert!(posted("/v1/metrics", "code_mode.executions"));
+}
+
+/// Without OTEL_EXPORTER_OTLP_ENDPOINT nothing is exported and nothing is said.
+#[test]
+fn run_is_silent_without_an_otlp_endpoint() {
+    let file = temp_file("return 1");
+    let out = code_mode()
+        .arg("run")
+        .arg(&file.0)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

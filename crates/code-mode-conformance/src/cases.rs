@@ -1356,9 +1356,16 @@ pub async fn execution_spans_form_the_documented_tree(h: &Harness) {
     let code = "const [a, b] = await Promise.all([external_echo({ n: 1 }), external_echo({ n: 2 })]);\nconst c = await external_add({ a: a.n, b: b.n });\ntry { await external_fail({ message: 'no' }); } catch (e) { console.log('caught', e.message); }\nfor (let i = 0; i < 50; i++) console.log('line', i);\nreturn c;";
     let run = async {
         let r = cm
-            .execute(code, ExecuteOptions::new("call_spans", EventSink::default()))
+            .execute(
+                code,
+                ExecuteOptions::new("call_spans", EventSink::default()),
+            )
             .await;
-        assert_eq!(r.result.as_ref().and_then(Value::as_f64), Some(3.0), "{r:?}");
+        assert_eq!(
+            r.result.as_ref().and_then(Value::as_f64),
+            Some(3.0),
+            "{r:?}"
+        );
     };
     let Some((root, spans)) = crate::spans::record(5, run).await else {
         eprintln!("span tree not checked: this process already has a global tracing subscriber");
@@ -1369,7 +1376,10 @@ pub async fn execution_spans_form_the_documented_tree(h: &Harness) {
         .iter()
         .find(|s| s.name == "execute_tool execute_typescript")
         .unwrap_or_else(|| panic!("no execution span: {spans:#?}"));
-    assert_eq!(exec.parent, root.id, "the execution is a child of the caller's span");
+    assert_eq!(
+        exec.parent, root.id,
+        "the execution is a child of the caller's span"
+    );
     let driver = h.driver().name().to_owned();
     let bytes = code.len().to_string();
     for (key, want) in [
@@ -1384,10 +1394,16 @@ pub async fn execution_spans_form_the_documented_tree(h: &Harness) {
     ] {
         assert_eq!(exec.attr(key), Some(want), "{key}: {exec:#?}");
     }
-    assert!(!exec.error && exec.attr("error.type").is_none(), "{exec:#?}");
+    assert!(
+        !exec.error && exec.attr("error.type").is_none(),
+        "{exec:#?}"
+    );
     let consoles = exec.events.iter().filter(|e| *e == "console").count();
     assert_eq!(consoles, 20, "{:?}", exec.events);
-    assert_eq!(exec.events.last().map(String::as_str), Some("console truncated"));
+    assert_eq!(
+        exec.events.last().map(String::as_str),
+        Some("console truncated")
+    );
     let mut children: Vec<_> = spans.iter().filter(|s| s.parent == exec.id).collect();
     children.sort_by(|a, b| a.name.cmp(&b.name));
     let names: Vec<&str> = children.iter().map(|s| s.name.as_str()).collect();
@@ -1415,7 +1431,9 @@ pub async fn execution_spans_form_the_documented_tree(h: &Harness) {
 
     let cm = h.code_mode(&fixtures, h.short_limits());
     let run = async {
-        let r = cm.execute("while (true) {}", ExecuteOptions::default()).await;
+        let r = cm
+            .execute("while (true) {}", ExecuteOptions::default())
+            .await;
         assert_eq!(r.error.map(|e| e.kind), Some(ErrorKind::Timeout));
     };
     let Some((root, spans)) = crate::spans::record(1, run).await else {

@@ -8,8 +8,8 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{Status, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry::Value as OtelValue;
+use opentelemetry::trace::{Status, TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -109,4 +109,3 @@ pub async fn record<F: std::future::Future<Output = ()>>(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
-

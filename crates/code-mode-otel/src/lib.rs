@@ -50,7 +50,9 @@ pub enum OtelError {
         reason: String,
     },
     /// A global `tracing` subscriber was installed already.
-    #[error("a global tracing subscriber is already installed; compose code_mode_otel::layers into it instead")]
+    #[error(
+        "a global tracing subscriber is already installed; compose code_mode_otel::layers into it instead"
+    )]
     SubscriberExists,
 }
 
@@ -128,7 +130,10 @@ pub fn init_from_env(service_name: &str) -> Result<Option<Telemetry>, OtelError>
 /// The trace layer (code-mode's spans, and any other `tracing` span, as OpenTelemetry
 /// spans) and the metrics layer (events of target `code_mode::metrics` as instruments),
 /// for a subscriber the application builds. Metric events are kept out of the spans.
-pub fn layers<S>(tracer: &SdkTracerProvider, meter: &SdkMeterProvider) -> impl Layer<S> + Send + Sync
+pub fn layers<S>(
+    tracer: &SdkTracerProvider,
+    meter: &SdkMeterProvider,
+) -> impl Layer<S> + Send + Sync
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {

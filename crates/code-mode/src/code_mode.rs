@@ -726,7 +726,7 @@ impl CodeMode {
             ))?;
         }
         for extra in &opts.extra_bindings {
-            bindings.insert(extra.clone())?;
+            bindings.insert(traced_binding(extra.clone(), trace))?;
         }
         Ok(bindings)
     }
@@ -877,6 +877,58 @@ fn tool_binding(
             )
         }),
     )
+}
+
+/// An extra binding (a skill function, ...) whose calls get a `code_mode.tool_call` span
+/// under the execution's, so work they start (a nested skill run) nests under the call.
+fn traced_binding(binding: Binding, trace: &ExecTrace) -> Binding {
+    let shared = trace.shared.clone();
+    let calls = trace.calls.clone();
+    let name: Arc<str> = binding.name().into();
+    let declaration = binding.declaration().map(str::to_owned);
+    let inner = binding.clone();
+    let wrapped = Binding::unchecked(
+        name.clone(),
+        Arc::new(move |args: Value| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let parent = ExecTrace::shared_span(&shared);
+            let span = tracing::info_span!(
+                target: "code_mode",
+                parent: &parent,
+                "code_mode.tool_call",
+                otel.name = format!("execute_tool {name}"),
+                otel.status_code = tracing::field::Empty,
+                gen_ai.operation.name = "execute_tool",
+                gen_ai.tool.name = &*name,
+                code_mode.function = &*name,
+                code_mode.outcome = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+            );
+            let inner = inner.clone();
+            let traced = span.clone();
+            Box::pin(
+                async move {
+                    let out = inner.call(args).await;
+                    if !traced.is_disabled() {
+                        traced.record(
+                            "code_mode.outcome",
+                            if out.is_ok() { "ok" } else { "error" },
+                        );
+                        if out.is_err() {
+                            traced.record("error.type", "Error");
+                            traced.record("otel.status_code", "ERROR");
+                        }
+                    }
+                    out
+                }
+                .instrument(span),
+            )
+        }),
+    );
+    match declaration {
+        Some(d) => wrapped.with_declaration(d),
+        None => wrapped,
+    }
 }
 
 /// Records a tool call's outcome on its span, and the tool-call metrics.

@@ -149,10 +149,11 @@ impl ExecTrace {
     }
 
     /// The execution's span while it runs; a disabled span after.
-    pub(crate) fn shared_span(
-        shared: &std::sync::Mutex<tracing::Span>,
-    ) -> tracing::Span {
-        shared.lock().map(|s| s.clone()).unwrap_or_else(|_| tracing::Span::none())
+    pub(crate) fn shared_span(shared: &std::sync::Mutex<tracing::Span>) -> tracing::Span {
+        shared
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|_| tracing::Span::none())
     }
 
     /// Records the outcome on the span and the execution metrics.
