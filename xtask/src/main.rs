@@ -21,6 +21,7 @@ mod bench;
 mod e2e;
 mod matrix;
 mod mcp_bench;
+mod otel_bench;
 mod provision;
 mod runtimes;
 mod soak;
