@@ -14,7 +14,14 @@ pub fn section(runs: usize) -> anyhow::Result<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["build", "--release", "-p", "code-mode-benches", "--bin", "otel_bench"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "code-mode-benches",
+            "--bin",
+            "otel_bench",
+        ])
         .status()
         .context("cannot run cargo build")?;
     if !status.success() {

@@ -18,9 +18,12 @@ use serde_json::{Value, json};
 const PROGRAM: &str = "const a = await external_echo({ n: 1 });\nconst b = await external_echo({ n: a.n + 1 });\nconst c = await external_echo({ n: b.n + 1 });\nreturn c.n;";
 
 fn code_mode() -> CodeMode {
-    let echo = Tool::new("echo", "Echo.", json!({"type": "object"}), |v, _| async move {
-        Ok::<_, ToolError>(v)
-    })
+    let echo = Tool::new(
+        "echo",
+        "Echo.",
+        json!({"type": "object"}),
+        |v, _| async move { Ok::<_, ToolError>(v) },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     CodeMode::builder()
         .tool(echo)
@@ -115,7 +118,9 @@ fn main() {
     drop(telemetry);
     let report: Value = json!({"runs": runs, "off_us": off, "on_us": on, "spans_per_run": 4});
     match out {
-        Some(path) => std::fs::write(&path, report.to_string()).unwrap_or_else(|e| panic!("{path}: {e}")),
+        Some(path) => {
+            std::fs::write(&path, report.to_string()).unwrap_or_else(|e| panic!("{path}: {e}"))
+        }
         None => println!("{report}"),
     }
 }

@@ -334,6 +334,44 @@ mod upstream {
             McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"))
         }
 
+        /// A call from a traced execution carries its trace context to the upstream server in
+        /// `_meta` (SEP-414): the tool call's own span is the remote parent.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn trace_context_reaches_the_upstream_server() {
+            code_mode_otel::install_propagation();
+            let tools = McpTools::connect(&config(&[], "odd-trace"), McpOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let cm = code_mode(tools.tools(), Duration::from_secs(20));
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let sink = seen.clone();
+            let run = async move {
+                let r = cm
+                    .execute(
+                        "return JSON.parse((await external_odd_trace({})).text)",
+                        ExecuteOptions::default(),
+                    )
+                    .await;
+                *sink.lock().unwrap_or_else(|e| e.into_inner()) = r.result;
+            };
+            let Some((_root, spans)) = code_mode_conformance::spans::record(2, run).await else {
+                panic!("no span exporter in this process");
+            };
+            let got = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let traceparent = got
+                .as_ref()
+                .and_then(|v| v["traceparent"].as_str())
+                .unwrap_or_else(|| panic!("no traceparent reached the server: {got:?}"))
+                .to_owned();
+            let call = spans
+                .iter()
+                .find(|s| s.name == "execute_tool external_odd_trace")
+                .unwrap_or_else(|| panic!("{spans:#?}"));
+            let parts: Vec<&str> = traceparent.split('-').collect();
+            assert_eq!(parts.len(), 4, "{traceparent}");
+            assert_eq!(parts[2], format!("{:016x}", call.id), "{traceparent}");
+        }
+
         /// Names that are not identifiers are mapped; an `isError` result is catchable; a tool
         /// added by the server (with `notifications/tools/list_changed`) is offered after a
         /// refresh.

@@ -1,7 +1,8 @@
 // A small MCP server for the code-mode-mcp tests, on the official TypeScript SDK (installed
 // with the reference server): tools with names that are not identifiers, a tool whose
 // result is an error, one that adds a tool and announces `notifications/tools/list_changed`,
-// and, with `--bad-schema`, a tool whose inputSchema is not a valid JSON Schema.
+// one that returns the W3C trace context its request carried in `_meta`, and, with
+// `--bad-schema`, a tool whose inputSchema is not a valid JSON Schema.
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
@@ -10,6 +11,7 @@ const tools = [
   { name: 'résumé.v2 tool', description: 'A name with spaces, dots and accents.', inputSchema: { type: 'object', properties: {} } },
   { name: 'fail', description: 'Always an error result.', inputSchema: { type: 'object', properties: {} } },
   { name: 'add_tool', description: 'Adds the tool `added` and announces it.', inputSchema: { type: 'object', properties: {} } },
+  { name: 'trace', description: 'Returns the traceparent and tracestate of its request.', inputSchema: { type: 'object', properties: {} } },
 ]
 if (process.argv.includes('--bad-schema')) {
   tools.push({ name: 'broken', description: 'Invalid schema.', inputSchema: { type: 'object', properties: { a: { type: 'nope' } } } })
@@ -31,6 +33,10 @@ server.setRequestHandler(CallToolRequestSchema, async (req) => {
       return { content: [{ type: 'text', text: 'added' }] }
     case 'added':
       return { content: [{ type: 'text', text: 'the added tool runs' }] }
+    case 'trace': {
+      const meta = req.params._meta || {}
+      return { content: [{ type: 'text', text: JSON.stringify({ traceparent: meta.traceparent ?? null, tracestate: meta.tracestate ?? null }) }] }
+    }
     default:
       throw new Error(`unknown tool ${req.params.name}`)
   }
