@@ -18,6 +18,7 @@
 //!   programs generated from the grammar (the short round runs in `test`).
 
 mod bench;
+mod bench_bin;
 mod e2e;
 mod matrix;
 mod mcp_bench;

@@ -2,10 +2,8 @@
 //! adds per upstream call, `code-mode mcp`'s start, and a 50-call fan-out.
 
 use std::fmt::Write as _;
-use std::process::Command;
 
-use anyhow::{Context, bail};
-use serde_json::Value;
+use anyhow::Context;
 
 use crate::matrix::Provision;
 
@@ -25,40 +23,19 @@ pub fn section(runs: usize) -> anyhow::Result<String> {
         Err(Provision::Fail(e)) => return Err(e),
     };
     let root = crate::provision::root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "code-mode-cli",
-            "-p",
-            "code-mode-benches",
-            "--bin",
-            "code-mode",
-            "--bin",
-            "mcp_bench",
-        ])
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("building the MCP benchmark failed");
-    }
-    let out = root.join("target/mcp_bench.json");
-    let status = Command::new(root.join("target/release/mcp_bench"))
-        .arg("--servers")
-        .arg(&servers)
-        .arg("--code-mode")
-        .arg(root.join("target/release/code-mode"))
-        .args(["--runs", &runs.to_string(), "--out"])
-        .arg(&out)
-        .status()
-        .context("cannot run mcp_bench")?;
-    if !status.success() {
-        bail!("the MCP benchmark failed");
-    }
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+    let v = crate::bench_bin::run(
+        "mcp_bench",
+        &["-p", "code-mode-cli", "--bin", "code-mode"],
+        &[
+            "--servers".into(),
+            servers.into(),
+            "--code-mode".into(),
+            root.join("target/release/code-mode").into(),
+            "--runs".into(),
+            runs.to_string().into(),
+        ],
+        &[],
+    )?;
     let us = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     let ms = |k: &str| us(k) / 1000.0;
     writeln!(

@@ -2,41 +2,16 @@
 //! with three tool calls with no subscriber, and with the OTLP exporter on.
 
 use std::fmt::Write as _;
-use std::process::Command;
-
-use anyhow::{Context, bail};
-use serde_json::Value;
 
 /// Builds and runs the tracing benchmark; returns its section of `docs/benchmarks.md`.
 pub fn section(runs: usize) -> anyhow::Result<String> {
     let mut md = String::from("## Tracing (`code-mode-otel`)\n\n");
-    let root = crate::provision::root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "code-mode-benches",
-            "--bin",
-            "otel_bench",
-        ])
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("building the tracing benchmark failed");
-    }
-    let out = root.join("target/otel_bench.json");
-    let status = Command::new(root.join("target/release/otel_bench"))
-        .args(["--runs", &runs.to_string(), "--out"])
-        .arg(&out)
-        .status()
-        .context("cannot run otel_bench")?;
-    if !status.success() {
-        bail!("the tracing benchmark failed");
-    }
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+    let v = crate::bench_bin::run(
+        "otel_bench",
+        &[],
+        &["--runs".into(), runs.to_string().into()],
+        &[],
+    )?;
     let us = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     writeln!(
         md,

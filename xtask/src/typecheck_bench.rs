@@ -2,9 +2,7 @@
 //! first check of a new checker, and warm checks against 10 and 200 tool declarations.
 
 use std::fmt::Write as _;
-use std::process::Command;
 
-use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::matrix::Provision;
@@ -20,34 +18,12 @@ pub fn section(runs: usize) -> anyhow::Result<String> {
         }
         Err(Provision::Fail(e)) => return Err(e),
     };
-    let root = crate::provision::root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "code-mode-benches",
-            "--bin",
-            "typecheck_bench",
-        ])
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("building the type-check benchmark failed");
-    }
-    let out = root.join("target/typecheck_bench.json");
-    let status = Command::new(root.join("target/release/typecheck_bench"))
-        .args(["--runs", &runs.to_string(), "--out"])
-        .arg(&out)
-        .envs(env)
-        .status()
-        .context("cannot run typecheck_bench")?;
-    if !status.success() {
-        bail!("the type-check benchmark failed");
-    }
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+    let v = crate::bench_bin::run(
+        "typecheck_bench",
+        &[],
+        &["--runs".into(), runs.to_string().into()],
+        &env,
+    )?;
     let ms = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     writeln!(
         md,

@@ -795,23 +795,7 @@ fn tool_binding(
             let id = tool_call_id.clone();
             let function = function.clone();
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let parent = ExecTrace::shared_span(&shared);
-            let span = tracing::info_span!(
-                target: "code_mode",
-                parent: &parent,
-                "code_mode.tool_call",
-                otel.name = format!("execute_tool {function}"),
-                otel.status_code = tracing::field::Empty,
-                gen_ai.operation.name = "execute_tool",
-                gen_ai.tool.name = tool.name(),
-                code_mode.function = &*function,
-                code_mode.input.bytes = tracing::field::Empty,
-                code_mode.output.bytes = tracing::field::Empty,
-                code_mode.outcome = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-                gen_ai.tool.call.arguments = tracing::field::Empty,
-                gen_ai.tool.call.result = tracing::field::Empty,
-            );
+            let span = tool_call_span(&ExecTrace::shared_span(&shared), tool.name(), &function);
             if !span.is_disabled() {
                 span.record("code_mode.input.bytes", crate::trace::json_bytes(&args));
                 if values {
@@ -891,19 +875,7 @@ fn traced_binding(binding: Binding, trace: &ExecTrace) -> Binding {
         name.clone(),
         Arc::new(move |args: Value| {
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let parent = ExecTrace::shared_span(&shared);
-            let span = tracing::info_span!(
-                target: "code_mode",
-                parent: &parent,
-                "code_mode.tool_call",
-                otel.name = format!("execute_tool {name}"),
-                otel.status_code = tracing::field::Empty,
-                gen_ai.operation.name = "execute_tool",
-                gen_ai.tool.name = &*name,
-                code_mode.function = &*name,
-                code_mode.outcome = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            );
+            let span = tool_call_span(&ExecTrace::shared_span(&shared), &name, &name);
             let inner = inner.clone();
             let traced = span.clone();
             Box::pin(
@@ -929,6 +901,27 @@ fn traced_binding(binding: Binding, trace: &ExecTrace) -> Binding {
         Some(d) => wrapped.with_declaration(d),
         None => wrapped,
     }
+}
+
+/// The span of one call from the program (`code_mode.tool_call`, see the `trace` module),
+/// a child of its execution's.
+fn tool_call_span(parent: &tracing::Span, tool: &str, function: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: "code_mode",
+        parent: parent,
+        "code_mode.tool_call",
+        otel.name = format!("execute_tool {function}"),
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = tool,
+        code_mode.function = function,
+        code_mode.input.bytes = tracing::field::Empty,
+        code_mode.output.bytes = tracing::field::Empty,
+        code_mode.outcome = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        gen_ai.tool.call.arguments = tracing::field::Empty,
+        gen_ai.tool.call.result = tracing::field::Empty,
+    )
 }
 
 /// Records a tool call's outcome on its span, and the tool-call metrics.
