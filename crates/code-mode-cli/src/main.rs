@@ -124,7 +124,8 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
     let mut builder = CodeMode::builder()
         .tools(tools)
         .driver(driver)
-        .limits(limits);
+        .limits(limits)
+        .secret_parameters(warn_on_stderr());
     let mode: TypeCheckMode = sandbox.typecheck.parse().map_err(|e| format!("{e}"))?;
     if mode != TypeCheckMode::Off {
         match checker() {
@@ -141,6 +142,23 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
         }
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+/// Secret-looking tool parameters (e.g. an upstream MCP tool asking for `apiKey`), said on
+/// standard error once per tool and path (the CLI has no log subscriber, and rebuilds its
+/// toolset when an upstream's tools change).
+fn warn_on_stderr() -> code_mode::SecretParameterPolicy {
+    static SAID: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    code_mode::SecretParameterPolicy::Callback(std::sync::Arc::new(|p| {
+        let first = SAID
+            .lock()
+            .map(|mut said| said.insert((p.tool.clone(), p.path.clone())))
+            .unwrap_or(true);
+        if first {
+            eprintln!("code-mode: warning: {p}");
+        }
+    }))
 }
 
 /// The process's one type checker (its helper starts on the first check and serves every

@@ -612,6 +612,43 @@ mod upstream {
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         assert_eq!(v["result"], "Cloudy", "{v}");
     }
+
+    /// An upstream tool asking the model for a password is reported on standard error, once,
+    /// and the program still runs.
+    #[test]
+    fn a_secret_looking_upstream_parameter_is_reported_on_stderr() {
+        let dir = std::env::var("CODE_MODE_TEST_MCP_SERVERS").unwrap_or_else(|_| {
+            panic!("CODE_MODE_TEST_MCP_SERVERS is not set: run `cargo xtask test`")
+        });
+        let config =
+            std::env::temp_dir().join(format!("code-mode-cli-secret-{}.json", std::process::id()));
+        let text = json!({"mcpServers": {"odd": {"command": "node", "args": [format!("{dir}/odd-server.mjs"), "--secret-tool"]}}});
+        std::fs::write(&config, text.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let mut child = std::process::Command::new(BIN)
+            .args(["run", "-", "--mcp-config", &config.to_string_lossy()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            let _ = stdin
+                .write_all(b"return (await external_odd_login({ user: 'a', password: 'b' })).text");
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_file(&config);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert_eq!(v["result"], "logged in", "{v}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr
+                .matches("warning: tool \"odd_login\" asks the model for \"password\"")
+                .count(),
+            1,
+            "{stderr}"
+        );
+    }
 }
 
 /// `code-mode mcp --typecheck`: needs the compiler (`cargo xtask test` skips `compiler::`

@@ -1,8 +1,9 @@
 // A small MCP server for the code-mode-mcp tests, on the official TypeScript SDK (installed
 // with the reference server): tools with names that are not identifiers, a tool whose
 // result is an error, one that adds a tool and announces `notifications/tools/list_changed`,
-// one that returns the W3C trace context its request carried in `_meta`, and, with
-// `--bad-schema`, a tool whose inputSchema is not a valid JSON Schema.
+// one that returns the W3C trace context its request carried in `_meta`, with
+// `--secret-tool` one that asks for a password, and, with `--bad-schema`, a tool whose
+// inputSchema is not a valid JSON Schema.
 import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js'
@@ -13,6 +14,9 @@ const tools = [
   { name: 'add_tool', description: 'Adds the tool `added` and announces it.', inputSchema: { type: 'object', properties: {} } },
   { name: 'trace', description: 'Returns the traceparent and tracestate of its request.', inputSchema: { type: 'object', properties: {} } },
 ]
+if (process.argv.includes('--secret-tool')) {
+  tools.push({ name: 'login', description: 'Logs in.', inputSchema: { type: 'object', properties: { user: { type: 'string' }, password: { type: 'string' } } } })
+}
 if (process.argv.includes('--bad-schema')) {
   tools.push({ name: 'broken', description: 'Invalid schema.', inputSchema: { type: 'object', properties: { a: { type: 'nope' } } } })
 }
@@ -33,6 +37,8 @@ server.setRequestHandler(CallToolRequestSchema, async (req) => {
       return { content: [{ type: 'text', text: 'added' }] }
     case 'added':
       return { content: [{ type: 'text', text: 'the added tool runs' }] }
+    case 'login':
+      return { content: [{ type: 'text', text: 'logged in' }] }
     case 'trace': {
       const meta = req.params._meta || {}
       return { content: [{ type: 'text', text: JSON.stringify({ traceparent: meta.traceparent ?? null, tracestate: meta.tracestate ?? null }) }] }
