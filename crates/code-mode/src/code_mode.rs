@@ -197,20 +197,24 @@ impl CodeModeBuilder {
         let all: Vec<&Tool> = self.tools.iter().collect();
         let type_check = self
             .type_check
-            .filter(|(mode, _)| *mode != TypeCheckMode::Off);
-        let mut prompt = system_prompt(&eager, &lazy, &limits, self.detail);
-        match type_check.as_ref().map(|(mode, _)| *mode) {
-            Some(TypeCheckMode::Block) => prompt.push_str("\n\nPrograms are type-checked against these declarations before they run (TypeScript, strict, without implicit-any or null checks): a program with a type error does not run, and the result lists the compiler's errors with their lines."),
-            Some(TypeCheckMode::Report) => prompt.push_str("\n\nPrograms are type-checked against these declarations before they run (TypeScript, strict, without implicit-any or null checks): they run anyway, and the result's `typeErrors` lists the compiler's errors with their lines."),
-            _ => {}
-        }
-        let inner = Inner {
-            declarations: type_check.as_ref().map(|_| {
-                format!(
+            .filter(|(mode, _)| *mode != TypeCheckMode::Off)
+            .map(|(mode, checker)| TypeCheckSetup {
+                mode,
+                checker,
+                declarations: format!(
                     "{SANDBOX_DECLARATIONS}\n\n{}\n",
                     generate_checker_stubs(&all, "external_")
-                )
-            }),
+                ),
+            });
+        let mut prompt = system_prompt(&eager, &lazy, &limits, self.detail);
+        if let Some(setup) = &type_check {
+            prompt.push_str("\n\nPrograms are type-checked against these declarations before they run (TypeScript, strict, without implicit-any or null checks): ");
+            prompt.push_str(match setup.mode {
+                TypeCheckMode::Block => "a program with a type error does not run, and the result lists the compiler's errors with their lines.",
+                _ => "they run anyway, and the result's `typeErrors` lists the compiler's errors with their lines.",
+            });
+        }
+        let inner = Inner {
             type_check,
             trace_values: self.trace_values,
             system_prompt: prompt,
@@ -236,12 +240,18 @@ struct Inner {
     system_prompt: String,
     execute_description: String,
     discover_description: Option<String>,
-    /// The type-check mode (never `Off` here) and its checker.
-    type_check: Option<(TypeCheckMode, Arc<dyn TypeChecker>)>,
+    /// The type check, when one is on.
+    type_check: Option<TypeCheckSetup>,
     /// Whether spans record values (see [`CodeModeBuilder::trace_values`]).
     trace_values: bool,
-    /// The sandbox's and every tool's declarations, when a type check is on.
-    declarations: Option<String>,
+}
+
+/// A type check that is on: its mode (never `Off`), its checker, and the sandbox's and
+/// every tool's declarations.
+struct TypeCheckSetup {
+    mode: TypeCheckMode,
+    checker: Arc<dyn TypeChecker>,
+    declarations: String,
 }
 
 /// The code-mode toolset of an application. Cheap to clone.
@@ -325,7 +335,11 @@ impl CodeMode {
     /// The `execute_typescript` tool as sent to the model.
     pub fn execute_tool_spec(&self) -> ToolSpec {
         let mut output = result_schema();
-        if matches!(self.inner.type_check, Some((TypeCheckMode::Report, _)))
+        if self
+            .inner
+            .type_check
+            .as_ref()
+            .is_some_and(|t| t.mode == TypeCheckMode::Report)
             && let Some(props) = output.get_mut("properties").and_then(Value::as_object_mut)
         {
             props.insert("typeErrors".into(), crate::result::type_errors_schema());
@@ -509,12 +523,11 @@ impl CodeMode {
         code: &str,
         opts: &ExecuteOptions,
     ) -> Result<Vec<TypeDiagnostic>, ExecutionError> {
-        let (Some((mode, checker)), Some(declarations)) =
-            (&self.inner.type_check, &self.inner.declarations)
-        else {
+        let Some(setup) = &self.inner.type_check else {
             return Ok(Vec::new());
         };
-        let mut declarations = declarations.clone();
+        let mode = &setup.mode;
+        let mut declarations = setup.declarations.clone();
         for extra in &opts.extra_bindings {
             declarations.push('\n');
             match extra.declaration() {
@@ -539,7 +552,7 @@ impl CodeMode {
             declarations,
             source,
         };
-        match (checker.check(&request).await, mode) {
+        match (setup.checker.check(&request).await, mode) {
             (Ok(found), _) => {
                 let found = crate::typecheck::to_program_lines(found, code);
                 if *mode == TypeCheckMode::Block && !found.is_empty() {
@@ -707,8 +720,7 @@ impl CodeMode {
     /// emitting `external_call`/`external_result`/`external_error` events, plus
     /// `opts.extra_bindings`.
     pub fn bindings(&self, opts: &ExecuteOptions) -> Result<Bindings, ToolDefinitionError> {
-        let trace = self.trace(opts, 0);
-        self.bindings_traced(opts, &trace)
+        self.bindings_traced(opts, &ExecTrace::current(self.inner.trace_values))
     }
 
     fn bindings_traced(
@@ -881,16 +893,7 @@ fn traced_binding(binding: Binding, trace: &ExecTrace) -> Binding {
             Box::pin(
                 async move {
                     let out = inner.call(args).await;
-                    if !traced.is_disabled() {
-                        traced.record(
-                            "code_mode.outcome",
-                            if out.is_ok() { "ok" } else { "error" },
-                        );
-                        if out.is_err() {
-                            traced.record("error.type", "Error");
-                            traced.record("otel.status_code", "ERROR");
-                        }
-                    }
+                    record_outcome(&traced, out.as_ref().err().map(|_| "Error"));
                     out
                 }
                 .instrument(span),
@@ -924,6 +927,20 @@ fn tool_call_span(parent: &tracing::Span, tool: &str, function: &str) -> tracing
     )
 }
 
+/// Records a call's outcome on its span (`ok`, or `error` with `error_type` and an error
+/// status); returns the outcome's label.
+fn record_outcome(span: &tracing::Span, error_type: Option<&str>) -> &'static str {
+    let label = if error_type.is_some() { "error" } else { "ok" };
+    if !span.is_disabled() {
+        span.record("code_mode.outcome", label);
+        if let Some(kind) = error_type {
+            span.record("error.type", kind);
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    label
+}
+
 /// Records a tool call's outcome on its span, and the tool-call metrics.
 fn record_tool_call(
     span: &tracing::Span,
@@ -932,9 +949,8 @@ fn record_tool_call(
     duration_ms: f64,
     values: bool,
 ) {
-    let label = if outcome.is_ok() { "ok" } else { "error" };
+    let label = record_outcome(span, outcome.as_ref().err().map(|_| "ToolError"));
     if !span.is_disabled() {
-        span.record("code_mode.outcome", label);
         match outcome {
             Ok(v) => {
                 span.record("code_mode.output.bytes", crate::trace::json_bytes(v));
@@ -942,13 +958,10 @@ fn record_tool_call(
                     span.record("gen_ai.tool.call.result", v.to_string());
                 }
             }
-            Err(e) => {
-                span.record("error.type", "ToolError");
-                span.record("otel.status_code", "ERROR");
-                if values {
-                    span.record("gen_ai.tool.call.result", e.message());
-                }
+            Err(e) if values => {
+                span.record("gen_ai.tool.call.result", e.message());
             }
+            Err(_) => {}
         }
     }
     tracing::event!(target: "code_mode::metrics", parent: None, tracing::Level::INFO,

@@ -148,6 +148,18 @@ impl ExecTrace {
         }
     }
 
+    /// No execution span of its own: calls nest under the caller's current span (for
+    /// bindings built outside an execution, which would otherwise open a span nobody ends).
+    pub(crate) fn current(values: bool) -> Self {
+        let span = tracing::Span::current();
+        Self {
+            shared: std::sync::Arc::new(std::sync::Mutex::new(span.clone())),
+            span,
+            calls: Default::default(),
+            values,
+        }
+    }
+
     /// The execution's span while it runs; a disabled span after.
     pub(crate) fn shared_span(shared: &std::sync::Mutex<tracing::Span>) -> tracing::Span {
         shared
@@ -168,7 +180,7 @@ impl ExecTrace {
         }
         let calls = self.calls.load(std::sync::atomic::Ordering::Relaxed);
         let outcome = if result.success { "ok" } else { "error" };
-        let error = result.error.as_ref().map(|e| e.kind.name().to_owned());
+        let error = result.error.as_ref().map(|e| e.kind.name());
         let span = &self.span;
         span.record("code_mode.outcome", outcome);
         span.record("code_mode.tool_calls", calls);
@@ -184,7 +196,7 @@ impl ExecTrace {
             monotonic_counter.code_mode.executions = 1u64,
             histogram.code_mode.execution.duration = duration_ms,
             code_mode.outcome = outcome,
-            error.type = error.as_deref().unwrap_or(""),
+            error.type = error.unwrap_or(""),
             code_mode.driver = driver,
         );
     }
