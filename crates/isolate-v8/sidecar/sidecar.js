@@ -442,11 +442,11 @@ async function takeIsolate(memoryMb) {
 
 // Creating an isolate blocks this thread for a millisecond or more, so spares are refilled
 // only when no run is in flight (checked again on every finish), one isolate at a time.
-let refillTimer = null
+let refillQueued = null
 function scheduleRefill() {
-  if (refillTimer || making > 0 || spares.length >= SPARES) return
-  refillTimer = setImmediate(() => {
-    refillTimer = null
+  if (refillQueued || making > 0 || spares.length >= SPARES) return
+  refillQueued = setImmediate(() => {
+    refillQueued = null
     if (active > 0) return
     refillSpares()
   })
