@@ -365,6 +365,7 @@ impl Agent {
             tool_call_id: Some(call.id.as_str().into()),
             events,
             span: span.clone(),
+            ..ToolContext::default()
         };
         match tool.call(input, ctx).await {
             Ok(v) => v.to_string(),

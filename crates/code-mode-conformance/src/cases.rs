@@ -2,6 +2,13 @@
 //! wrong. Names say what is checked; the escape-attempt cases start at
 //! [`absent_host_globals`].
 
+pub use crate::approvals::{
+    approval_denied_is_a_catchable_error, approval_runs_nothing_before_the_decision,
+    approval_wait_does_not_use_the_timeout, approval_wait_has_its_own_limit,
+    edited_input_is_validated, pending_approval_is_withdrawn_when_the_execution_ends,
+    two_pending_approvals_resolve_in_any_order,
+};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

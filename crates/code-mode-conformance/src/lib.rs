@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approvals;
 pub mod cases;
 pub mod fixtures;
 mod harness;
@@ -90,6 +91,13 @@ macro_rules! conformance_tests {
             dispose_is_idempotent_and_final,
             hundred_concurrent_contexts,
             next_execution_works_after_failures,
+            approval_runs_nothing_before_the_decision,
+            approval_denied_is_a_catchable_error,
+            approval_wait_has_its_own_limit,
+            two_pending_approvals_resolve_in_any_order,
+            approval_wait_does_not_use_the_timeout,
+            pending_approval_is_withdrawn_when_the_execution_ends,
+            edited_input_is_validated,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {

@@ -396,6 +396,7 @@ impl ServerHandler for CodeModeServer {
             tool_call_id: Some(context.id.to_string().into()),
             events: sink,
             span: span.clone(),
+            ..ToolContext::default()
         };
         let run = tracing::Instrument::instrument(tool.call(input, ctx), span);
         let result = tokio::select! {

@@ -358,6 +358,8 @@ impl SkillLibrary {
             // With a type check on, a skill returning another shape than its output schema
             // is caught before it runs.
             expected_output: Some(skill.output_schema.clone()),
+            approver: ctx.approver.clone(),
+            outer_clock: Some(ctx.clock.clone()),
         };
         let result = code_mode.execute(&program(&skill, &input), opts).await;
         match (result.success, result.error) {

@@ -49,6 +49,7 @@ pub struct Binding {
     name: Arc<str>,
     call: Arc<BindingFn>,
     declaration: Option<Arc<str>>,
+    approval: crate::approval::ApprovalPolicy,
 }
 
 impl std::fmt::Debug for Binding {
@@ -81,6 +82,7 @@ impl Binding {
             name: name.into(),
             call: Arc::new(call),
             declaration: None,
+            approval: crate::approval::ApprovalPolicy::Never,
         })
     }
 
@@ -99,6 +101,19 @@ impl Binding {
         self
     }
 
+    /// Calls of this binding need approval when run through [`CodeMode`](crate::CodeMode)
+    /// (skills marked so use it); see the `approval` module.
+    #[must_use]
+    pub fn with_approval(mut self, policy: crate::approval::ApprovalPolicy) -> Self {
+        self.approval = policy;
+        self
+    }
+
+    /// When calls need approval.
+    pub fn approval_policy(&self) -> &crate::approval::ApprovalPolicy {
+        &self.approval
+    }
+
     /// The declarations set by [`Binding::with_declaration`].
     pub fn declaration(&self) -> Option<&str> {
         self.declaration.as_deref()
@@ -110,6 +125,7 @@ impl Binding {
             name,
             call,
             declaration: None,
+            approval: crate::approval::ApprovalPolicy::Never,
         }
     }
 

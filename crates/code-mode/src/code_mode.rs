@@ -13,7 +13,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
+use crate::approval::{APPROVAL_DENIED_ERROR, Approver, Gate};
 use crate::bindings::{Binding, Bindings, GuestError};
+use crate::clock::ExecutionClock;
 use crate::console::{ConsoleSink, LogLevel};
 use crate::driver::{ContextConfig, IsolateContext, IsolateDriver};
 use crate::error::{CodeModeError, ErrorKind, ExecutionError, ToolDefinitionError, ToolError};
@@ -60,7 +62,7 @@ pub type BindingProvider =
     Arc<dyn Fn(&ToolContext) -> BoxFuture<'static, Vec<Binding>> + Send + Sync>;
 
 /// Per-call options of [`CodeMode::execute`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ExecuteOptions {
     /// Id of the model's tool call; every event carries it.
     pub tool_call_id: Option<Arc<str>>,
@@ -71,6 +73,26 @@ pub struct ExecuteOptions {
     /// JSON Schema the program's result must match, for the type check (the skills crate
     /// sets a skill's output schema here): a `return` of another shape is a type error.
     pub expected_output: Option<Value>,
+    /// Decides on calls that need approval in this execution, instead of the builder's
+    /// [`CodeModeBuilder::approver`] (a chat server asks the session's browser, an MCP
+    /// server the requesting client).
+    pub approver: Option<Arc<dyn Approver>>,
+    /// The clock of an execution this one runs inside (a skill's program started by a call
+    /// of another program): held too while this execution's approvals wait, so the outer
+    /// program's timeout does not run out meanwhile.
+    pub outer_clock: Option<ExecutionClock>,
+}
+
+impl std::fmt::Debug for ExecuteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecuteOptions")
+            .field("tool_call_id", &self.tool_call_id)
+            .field("events", &self.events)
+            .field("extra_bindings", &self.extra_bindings)
+            .field("expected_output", &self.expected_output)
+            .field("approver", &self.approver.is_some())
+            .finish()
+    }
 }
 
 impl ExecuteOptions {
@@ -81,7 +103,16 @@ impl ExecuteOptions {
             events,
             extra_bindings: Vec::new(),
             expected_output: None,
+            approver: None,
+            outer_clock: None,
         }
+    }
+
+    /// Sets the approver of this execution.
+    #[must_use]
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = Some(approver);
+        self
     }
 }
 
@@ -96,6 +127,7 @@ pub struct CodeModeBuilder {
     type_check: Option<(TypeCheckMode, Arc<dyn TypeChecker>)>,
     secrets: SecretParameterPolicy,
     trace_values: bool,
+    approver: Option<Arc<dyn Approver>>,
 }
 
 impl CodeModeBuilder {
@@ -157,6 +189,13 @@ impl CodeModeBuilder {
     /// and durations are always recorded when a subscriber listens.
     pub fn trace_values(mut self, on: bool) -> Self {
         self.trace_values = on;
+        self
+    }
+    /// Decides on tool calls that need approval (see [`Tool::require_approval`] and the
+    /// `approval` module), unless an execution brings its own
+    /// ([`ExecuteOptions::approver`]). Without any, such calls are denied.
+    pub fn approver(mut self, approver: Arc<dyn Approver>) -> Self {
+        self.approver = Some(approver);
         self
     }
     /// Type-checks every program with `checker` before it runs (see [`TypeCheckMode`]; off
@@ -225,6 +264,7 @@ impl CodeModeBuilder {
             driver,
             limits,
             max_code_bytes: self.max_code_bytes,
+            approver: self.approver,
         };
         Ok(CodeMode {
             inner: Arc::new(inner),
@@ -244,6 +284,8 @@ struct Inner {
     type_check: Option<TypeCheckSetup>,
     /// Whether spans record values (see [`CodeModeBuilder::trace_values`]).
     trace_values: bool,
+    /// The default approver.
+    approver: Option<Arc<dyn Approver>>,
 }
 
 /// A type check that is on: its mode (never `Off`), its checker, and the sandbox's and
@@ -309,6 +351,7 @@ impl CodeMode {
             type_check: None,
             secrets: SecretParameterPolicy::default(),
             trace_values: false,
+            approver: None,
         }
     }
 
@@ -395,7 +438,9 @@ impl CodeMode {
                         tool_call_id: ctx.tool_call_id,
                         events: ctx.events,
                         extra_bindings,
-                        expected_output: None,
+                        approver: ctx.approver,
+                        outer_clock: Some(ctx.clock),
+                        ..ExecuteOptions::default()
                     };
                     Ok(me.call_execute_tool(&input, opts).await.to_json())
                 })
@@ -617,7 +662,8 @@ impl CodeMode {
         started: Instant,
         trace: &ExecTrace,
     ) -> CodeModeResult {
-        let context = match self.create_context(&opts, trace).await {
+        let clock = ExecutionClock::new();
+        let context = match self.create_context(&opts, trace, &clock).await {
             Ok(c) => c,
             Err(message) => {
                 let error =
@@ -631,12 +677,17 @@ impl CodeMode {
                 );
             }
         };
-        let deadline = self.inner.limits.timeout() + DRIVER_GRACE;
-        let outcome = tokio::time::timeout(deadline, context.execute(&stripped.body)).await;
+        // The driver enforces the timeout itself; this is the backstop for a driver that
+        // does not, on the same clock (approval waits do not count).
+        let budget = clock.budget(self.inner.limits.timeout());
+        let outcome = tokio::select! {
+            r = context.execute(&stripped.body) => Some(r),
+            () = budget.spent_plus(DRIVER_GRACE) => None,
+        };
         context.dispose().await;
         let mut result = match outcome {
-            Ok(r) => CodeModeResult::from_execution(r),
-            Err(_) => CodeModeResult::failure(ExecutionError::timeout(self.inner.limits.timeout())),
+            Some(r) => CodeModeResult::from_execution(r),
+            None => CodeModeResult::failure(ExecutionError::timeout(self.inner.limits.timeout())),
         };
         if let Some(err) = &mut result.error {
             err.line = err.line.and_then(|l| stripped.original_line(l));
@@ -649,9 +700,10 @@ impl CodeMode {
         &self,
         opts: &ExecuteOptions,
         trace: &ExecTrace,
+        clock: &ExecutionClock,
     ) -> Result<Box<dyn IsolateContext>, String> {
         let bindings = self
-            .bindings_traced(opts, trace)
+            .bindings_traced(opts, trace, clock)
             .map_err(|e| e.to_string())?;
         let events = opts.events.clone();
         let id = opts.tool_call_id.clone();
@@ -678,6 +730,7 @@ impl CodeMode {
             bindings,
             limits: self.inner.limits,
             console: Some(console),
+            clock: clock.clone(),
         };
         self.inner
             .driver
@@ -719,15 +772,35 @@ impl CodeMode {
     /// The bindings one execution gets: every tool (eager and lazy) as `external_<name>`,
     /// emitting `external_call`/`external_result`/`external_error` events, plus
     /// `opts.extra_bindings`.
-    pub fn bindings(&self, opts: &ExecuteOptions) -> Result<Bindings, ToolDefinitionError> {
-        self.bindings_traced(opts, &ExecTrace::current(self.inner.trace_values))
+    ///
+    /// Calls that need approval hold `clock` while they wait: give the same clock to the
+    /// context (its [`ContextConfig::clock`]) so the wait does not count against the
+    /// timeout.
+    pub fn bindings(
+        &self,
+        opts: &ExecuteOptions,
+        clock: &ExecutionClock,
+    ) -> Result<Bindings, ToolDefinitionError> {
+        self.bindings_traced(opts, &ExecTrace::current(self.inner.trace_values), clock)
     }
 
     fn bindings_traced(
         &self,
         opts: &ExecuteOptions,
         trace: &ExecTrace,
+        clock: &ExecutionClock,
     ) -> Result<Bindings, ToolDefinitionError> {
+        let gate = Gate {
+            approver: opts
+                .approver
+                .clone()
+                .or_else(|| self.inner.approver.clone()),
+            clock: clock.clone(),
+            outer_clock: opts.outer_clock.clone(),
+            timeout: self.inner.limits.approval_timeout(),
+            events: opts.events.clone(),
+            tool_call_id: opts.tool_call_id.clone(),
+        };
         let mut bindings = Bindings::new();
         for tool in &self.inner.tools {
             bindings.insert(tool_binding(
@@ -735,10 +808,11 @@ impl CodeMode {
                 opts.tool_call_id.clone(),
                 opts.events.clone(),
                 trace,
+                &gate,
             ))?;
         }
         for extra in &opts.extra_bindings {
-            bindings.insert(traced_binding(extra.clone(), trace))?;
+            bindings.insert(traced_binding(extra.clone(), trace, &gate))?;
         }
         Ok(bindings)
     }
@@ -796,7 +870,9 @@ fn tool_binding(
     tool_call_id: Option<Arc<str>>,
     events: EventSink,
     trace: &ExecTrace,
+    gate: &Gate,
 ) -> Binding {
+    let gate = gate.clone();
     let function: Arc<str> = format!("external_{}", tool.name()).into();
     let (shared, calls, values) = (trace.shared.clone(), trace.calls.clone(), trace.values);
     Binding::unchecked(
@@ -806,6 +882,7 @@ fn tool_binding(
             let events = events.clone();
             let id = tool_call_id.clone();
             let function = function.clone();
+            let gate = gate.clone();
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let span = tool_call_span(&ExecTrace::shared_span(&shared), tool.name(), &function);
             if !span.is_disabled() {
@@ -827,11 +904,35 @@ fn tool_binding(
                             },
                         );
                     }
+                    let args = if tool.approval_policy().applies(&args) {
+                        let asked = gate
+                            .ask(&function, args, |edited| tool.validate_input(edited))
+                            .await;
+                        match asked {
+                            Ok(args) => args,
+                            Err(denied) => {
+                                record_outcome(&traced, Some(APPROVAL_DENIED_ERROR));
+                                events.emit_kind(
+                                    id,
+                                    EventKind::ExternalError {
+                                        function: function.to_string(),
+                                        error: denied.message.clone(),
+                                        duration_ms: 0.0,
+                                    },
+                                );
+                                return Err(denied);
+                            }
+                        }
+                    } else {
+                        args
+                    };
                     let start = Instant::now();
                     let ctx = ToolContext {
                         tool_call_id: id.clone(),
                         events: events.clone(),
                         span: traced.clone(),
+                        approver: gate.approver.clone(),
+                        clock: gate.clock.clone(),
                     };
                     let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await
                     {
@@ -877,7 +978,8 @@ fn tool_binding(
 
 /// An extra binding (a skill function, ...) whose calls get a `code_mode.tool_call` span
 /// under the execution's, so work they start (a nested skill run) nests under the call.
-fn traced_binding(binding: Binding, trace: &ExecTrace) -> Binding {
+fn traced_binding(binding: Binding, trace: &ExecTrace, gate: &Gate) -> Binding {
+    let gate = gate.clone();
     let shared = trace.shared.clone();
     let calls = trace.calls.clone();
     let name: Arc<str> = binding.name().into();
@@ -890,8 +992,20 @@ fn traced_binding(binding: Binding, trace: &ExecTrace) -> Binding {
             let span = tool_call_span(&ExecTrace::shared_span(&shared), &name, &name);
             let inner = inner.clone();
             let traced = span.clone();
+            let gate = gate.clone();
             Box::pin(
                 async move {
+                    let args = if inner.approval_policy().applies(&args) {
+                        match gate.ask(inner.name(), args, |_| Ok(())).await {
+                            Ok(args) => args,
+                            Err(denied) => {
+                                record_outcome(&traced, Some(APPROVAL_DENIED_ERROR));
+                                return Err(denied);
+                            }
+                        }
+                    } else {
+                        args
+                    };
                     let out = inner.call(args).await;
                     record_outcome(&traced, out.as_ref().err().map(|_| "Error"));
                     out

@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::bindings::Bindings;
+use crate::clock::ExecutionClock;
 use crate::console::{ConsoleSink, LogEntry};
 use crate::error::{DriverError, ExecutionError};
 use crate::limits::Limits;
@@ -36,6 +37,10 @@ pub struct ContextConfig {
     pub limits: Limits,
     /// Receives console lines live (in addition to the logs in the result).
     pub console: Option<ConsoleSink>,
+    /// The clock the timeout runs on: a driver measures each execution with
+    /// [`ExecutionClock::budget`], so time the clock is held (a pending approval) does not
+    /// count. A fresh clock never stops.
+    pub clock: ExecutionClock,
 }
 
 impl std::fmt::Debug for ContextConfig {
@@ -44,6 +49,7 @@ impl std::fmt::Debug for ContextConfig {
             .field("bindings", &self.bindings)
             .field("limits", &self.limits)
             .field("console", &self.console.is_some())
+            .field("clock", &self.clock)
             .finish()
     }
 }

@@ -120,6 +120,33 @@ pub enum EventKind {
         /// The error, on failure.
         error: Option<ExecutionError>,
     },
+    /// `code_mode:approval_requested`, when the program calls a tool that needs approval.
+    ApprovalRequested {
+        /// Id of the request (what the approver answers).
+        approval_id: String,
+        /// Binding name.
+        function: String,
+        /// The input the program passed.
+        input: Value,
+        /// Emission time.
+        timestamp: u64,
+    },
+    /// `code_mode:approval_resolved`, when the request is decided, times out or is
+    /// withdrawn (the execution ended first).
+    ApprovalResolved {
+        /// Id of the request.
+        approval_id: String,
+        /// Binding name.
+        function: String,
+        /// `approved`, `denied`, `timeout` or `withdrawn`.
+        outcome: &'static str,
+        /// Why, when not approved.
+        reason: Option<String>,
+        /// The approver's edit of the input, when it gave one.
+        edited_input: Option<Value>,
+        /// Emission time.
+        timestamp: u64,
+    },
     /// Any other event, e.g. from a tool through [`ToolContext::emit_custom`](crate::ToolContext::emit_custom)
     /// or from the skills crate.
     Custom {
@@ -149,6 +176,8 @@ impl Event {
             EventKind::ExternalResult { .. } => "code_mode:external_result",
             EventKind::ExternalError { .. } => "code_mode:external_error",
             EventKind::ExecutionFinished { .. } => "code_mode:execution_finished",
+            EventKind::ApprovalRequested { .. } => "code_mode:approval_requested",
+            EventKind::ApprovalResolved { .. } => "code_mode:approval_resolved",
             EventKind::Custom { name, .. } => name,
         }
     }
@@ -217,6 +246,37 @@ impl Event {
                 });
                 if let Some(error) = error {
                     v["error"] = serde_json::to_value(error).unwrap_or(Value::Null);
+                }
+                v
+            }
+            EventKind::ApprovalRequested {
+                approval_id,
+                function,
+                input,
+                timestamp,
+            } => {
+                json!({"approvalId": approval_id, "function": function, "input": input, "timestamp": timestamp})
+            }
+            EventKind::ApprovalResolved {
+                approval_id,
+                function,
+                outcome,
+                reason,
+                edited_input,
+                timestamp,
+            } => {
+                let mut v = json!({
+                    "approvalId": approval_id,
+                    "function": function,
+                    "approved": *outcome == "approved",
+                    "outcome": outcome,
+                    "timestamp": timestamp,
+                });
+                if let Some(reason) = reason {
+                    v["reason"] = Value::String(reason.clone());
+                }
+                if let Some(edited) = edited_input {
+                    v["editedInput"] = edited.clone();
                 }
                 v
             }

@@ -40,7 +40,9 @@
 
 #![warn(missing_docs)]
 
+mod approval;
 mod bindings;
+mod clock;
 mod code_mode;
 mod console;
 mod depth;
@@ -62,7 +64,12 @@ mod trace;
 mod typecheck;
 mod typescript;
 
+pub use approval::{
+    APPROVAL_DENIED_ERROR, ApprovalChannel, ApprovalDecision, ApprovalPolicy, ApprovalRequest,
+    ApproveAll, Approver, DenyAll, PendingApproval,
+};
 pub use bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
+pub use clock::{Budget, ClockHold, ExecutionClock};
 pub use code_mode::{
     BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions, ToolSpec,
 };

@@ -34,6 +34,7 @@ pub struct Limits {
     max_log_entries: u32,
     max_log_bytes: u64,
     max_result_bytes: u64,
+    approval_timeout: Duration,
 }
 
 const KIB: u64 = 1024;
@@ -52,6 +53,8 @@ pub(crate) mod range {
     pub const LOG_ENTRIES_MAX: u32 = 10_000_000;
     pub const LOG_BYTES_MAX: u64 = 1024 * MIB;
     pub const RESULT_BYTES_MAX: u64 = 1024 * MIB;
+    pub const APPROVAL_TIMEOUT_MIN: Duration = Duration::from_millis(1);
+    pub const APPROVAL_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 }
 
 impl Default for Limits {
@@ -64,13 +67,14 @@ impl Default for Limits {
             max_log_entries: 10_000,
             max_log_bytes: MIB,
             max_result_bytes: 4 * MIB,
+            approval_timeout: Duration::from_secs(5 * 60),
         }
     }
 }
 
 impl Limits {
     /// Starts from the defaults: 30 s, 128 MiB, 512 KiB stack, 1000 tool calls,
-    /// 10,000 log entries / 1 MiB of log text, 4 MiB result.
+    /// 10,000 log entries / 1 MiB of log text, 4 MiB result, 5 min per approval wait.
     pub fn builder() -> LimitsBuilder {
         LimitsBuilder {
             limits: Self::default(),
@@ -103,6 +107,11 @@ impl Limits {
     /// Largest JSON result accepted, in bytes of its serialised form.
     pub fn max_result_bytes(&self) -> u64 {
         self.max_result_bytes
+    }
+    /// How long a call that needs approval waits for a decision before it is denied (see
+    /// the `approval` module). The wait does not count against [`Limits::timeout`].
+    pub fn approval_timeout(&self) -> Duration {
+        self.approval_timeout
     }
     /// Returns a builder seeded with these limits.
     pub fn to_builder(self) -> LimitsBuilder {
@@ -163,6 +172,12 @@ impl LimitsBuilder {
     /// Result size in bytes, 2 (the JSON `""`) to 1 GiB.
     pub fn max_result_bytes(mut self, n: u64) -> Self {
         self.limits.max_result_bytes = n;
+        self
+    }
+
+    /// Approval wait per call, 1 ms to 24 h.
+    pub fn approval_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.approval_timeout = timeout;
         self
     }
 
@@ -232,7 +247,26 @@ impl LimitsBuilder {
             RESULT_BYTES_MAX.into(),
             "bytes",
         )?;
+        check(
+            "approval_timeout",
+            l.approval_timeout.as_millis(),
+            APPROVAL_TIMEOUT_MIN.as_millis(),
+            APPROVAL_TIMEOUT_MAX.as_millis(),
+            "ms",
+        )?;
         Ok(l)
+    }
+}
+
+/// A duration as a person reads it: `250 ms`, `3 s`, `5 min`.
+pub(crate) fn describe_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 || ms % 1000 != 0 {
+        format!("{ms} ms")
+    } else if ms % 60_000 == 0 {
+        format!("{} min", ms / 60_000)
+    } else {
+        format!("{} s", ms / 1000)
     }
 }
 
@@ -263,6 +297,19 @@ mod tests {
         assert!(Limits::builder().stack_bytes(1).build().is_err());
         assert!(Limits::builder().max_tool_calls(0).build().is_err());
         assert!(Limits::builder().max_result_bytes(0).build().is_err());
+        let err = Limits::builder()
+            .approval_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("approval_timeout"), "{err}");
+        assert!(
+            Limits::builder()
+                .approval_timeout(Duration::from_secs(2 * 86_400))
+                .build()
+                .is_err()
+        );
+        assert_eq!(describe_duration(Duration::from_secs(300)), "5 min");
+        assert_eq!(describe_duration(Duration::from_millis(1500)), "1500 ms");
         let err = Limits::builder().stack_kib(1 << 30).build().unwrap_err();
         assert!(err.to_string().contains("stack"), "{err}");
     }

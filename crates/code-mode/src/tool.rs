@@ -15,6 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::approval::{ApprovalPolicy, Approver};
+use crate::clock::ExecutionClock;
 use crate::error::{ToolDefinitionError, ToolError};
 use crate::events::EventSink;
 use crate::identifier::check_identifier;
@@ -33,6 +35,13 @@ pub struct ToolContext {
     /// The tool call's span (`code_mode.tool_call`; disabled outside an execution or
     /// without a subscriber): work the tool traces itself nests under it.
     pub span: tracing::Span,
+    /// The approver of the execution this call belongs to: an execution the tool starts
+    /// itself (`execute_typescript` as a tool, a skill's program) asks the same one.
+    pub approver: Option<Arc<dyn Approver>>,
+    /// The clock of the execution this call belongs to. A tool that waits for a person
+    /// itself can [`hold`](ExecutionClock::hold) it so the wait does not count against the
+    /// program's timeout; a nested execution holds it while its own approvals wait.
+    pub clock: ExecutionClock,
 }
 
 impl Default for ToolContext {
@@ -41,6 +50,8 @@ impl Default for ToolContext {
             tool_call_id: None,
             events: EventSink::default(),
             span: tracing::Span::none(),
+            approver: None,
+            clock: ExecutionClock::new(),
         }
     }
 }
@@ -49,7 +60,8 @@ impl std::fmt::Debug for ToolContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ToolContext")
             .field("tool_call_id", &self.tool_call_id)
-            .finish()
+            .field("approver", &self.approver.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,6 +111,7 @@ pub struct Tool {
     input: Arc<CompiledSchema>,
     output: Option<Arc<CompiledSchema>>,
     lazy: bool,
+    approval: ApprovalPolicy,
     handler: Arc<Handler>,
 }
 
@@ -110,6 +123,7 @@ impl std::fmt::Debug for Tool {
             .field("input_schema", self.input.schema())
             .field("output_schema", &self.output.as_ref().map(|s| s.schema()))
             .field("lazy", &self.lazy)
+            .field("approval", &self.approval)
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +179,7 @@ impl Tool {
             input: Arc::new(input),
             output: None,
             lazy: false,
+            approval: ApprovalPolicy::Never,
             handler,
         })
     }
@@ -232,6 +247,7 @@ impl Tool {
             input: Arc::new(input),
             output,
             lazy: false,
+            approval: ApprovalPolicy::Never,
             handler,
         }
     }
@@ -256,6 +272,36 @@ impl Tool {
     pub fn lazy(mut self, lazy: bool) -> Self {
         self.lazy = lazy;
         self
+    }
+
+    /// Requires a person's approval before calls run: [`ApprovalPolicy::Always`], or
+    /// [`ApprovalPolicy::when`] a predicate on the input holds (see the `approval` module
+    /// for what the program sees while it waits and after).
+    ///
+    /// ```
+    /// use code_mode::{ApprovalPolicy, Tool, ToolError};
+    /// use serde_json::json;
+    /// let refund = Tool::new("refund", "Refunds an order.",
+    ///     json!({"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]}),
+    ///     |_, _| async { Ok::<_, ToolError>(json!({"ok": true})) }).unwrap()
+    ///     .require_approval(ApprovalPolicy::when(|input| input["amount"].as_f64().unwrap_or(0.0) > 100.0));
+    /// assert!(refund.approval_policy().applies(&json!({"amount": 500})));
+    /// ```
+    #[must_use]
+    pub fn require_approval(mut self, policy: ApprovalPolicy) -> Self {
+        self.approval = policy;
+        self
+    }
+
+    /// When calls need approval.
+    pub fn approval_policy(&self) -> &ApprovalPolicy {
+        &self.approval
+    }
+
+    /// Checks `input` against the input schema without calling the tool: the message names
+    /// the field at fault.
+    pub fn validate_input(&self, input: &Value) -> Result<(), String> {
+        self.input.validate(input)
     }
 
     /// The tool name (without the `external_` prefix).

@@ -62,15 +62,14 @@ impl IsolateContext for CloudflareContext {
         let limits = self.config.limits;
         let mut logs = LogBuffer::new(&limits, self.config.console.clone());
         self.bridge.begin_execution();
-        let deadline = tokio::time::Instant::now() + limits.timeout();
-        let outcome = match tokio::time::timeout_at(
-            deadline,
-            self.run(code, &limits, &mut logs, &mut flight),
-        )
-        .await
-        {
+        // The deadline runs on the context's clock, which stops while an approval is pending.
+        let time = self.config.clock.budget(limits.timeout());
+        let outcome = match tokio::select! {
+            outcome = self.run(code, &limits, &mut logs, &mut flight) => Ok(outcome),
+            () = time.spent() => Err(()),
+        } {
             Ok(outcome) => outcome,
-            Err(_) => {
+            Err(()) => {
                 flight.endpoint().after_failure().await;
                 Err(ExecutionError::timeout(limits.timeout()))
             }

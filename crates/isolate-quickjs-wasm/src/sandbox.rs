@@ -174,9 +174,8 @@ impl Sandbox {
     /// Runs one program. `Err(Dead)` alongside the outcome means the instance must be dropped.
     pub(crate) async fn execute(&mut self, code: &str) -> (Outcome, Result<(), Dead>) {
         self.bridge.begin_execution();
-        let timeout = self.limits.timeout();
-        let deadline = Instant::now() + timeout;
-        self.store.data_mut().deadline = Some(deadline);
+        let time = self.config.clock.budget(self.limits.timeout());
+        self.store.data_mut().deadline = Some(time.deadline());
         self.store.data_mut().requests.clear();
         if let Some(budget) = self.fuel
             && let Err(e) = self.store.set_fuel(budget)
@@ -184,7 +183,7 @@ impl Sandbox {
             return (Err(internal(&e.to_string())), Err(Dead));
         }
         let _tick = ticker::Active::new();
-        let result = self.run(code, deadline).await;
+        let result = self.run(code, &time).await;
         self.store.data_mut().deadline = None;
         self.store.data_mut().requests.clear();
         let code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
@@ -203,7 +202,7 @@ impl Sandbox {
                 };
                 (outcome.map_err(fix), alive)
             }
-            Err(error) => (Err(self.classify_trap(&error, deadline)), Err(Dead)),
+            Err(error) => (Err(self.classify_trap(&error, &time)), Err(Dead)),
         }
     }
 
@@ -217,13 +216,12 @@ impl Sandbox {
     }
 
     /// The program's outcome, or a wasm-level failure (a trap, the deadline) that ended it.
-    async fn run(&mut self, code: &str, deadline: Instant) -> wasmtime::Result<Outcome> {
+    async fn run(&mut self, code: &str, time: &code_mode::Budget) -> wasmtime::Result<Outcome> {
         let source = format!("(async function () {{\n{code}\n}})");
         let (ptr, len) = self.write(source.as_bytes()).await?;
         let mut rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
         self.f.free.call_async(&mut self.store, ptr).await?;
         let mut inflight: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
-        let tokio_deadline = tokio::time::Instant::from_std(deadline);
         loop {
             match rc {
                 0 => return self.settled().await,
@@ -243,15 +241,22 @@ impl Sandbox {
                 done.push(d);
             }
             if done.is_empty() {
-                match tokio::time::timeout_at(tokio_deadline, inflight.next()).await {
-                    Err(_) => return Ok(Err(ExecutionError::timeout(self.limits.timeout()))),
-                    Ok(None) => continue,
-                    Ok(Some(d)) => done.push(d),
+                // Waiting on calls: the budget's clock stops while an approval is pending.
+                tokio::select! {
+                    next = inflight.next() => match next {
+                        None => continue,
+                        Some(d) => done.push(d),
+                    },
+                    () = time.spent() => {
+                        return Ok(Err(ExecutionError::timeout(self.limits.timeout())));
+                    }
                 }
                 while let Some(Some(d)) = inflight.next().now_or_never() {
                     done.push(d);
                 }
             }
+            // Guest code entering now runs under what is left of the budget.
+            self.store.data_mut().deadline = Some(time.deadline());
             for (id, result) in done {
                 let text = match result {
                     Ok(value) => {
@@ -357,8 +362,8 @@ impl Sandbox {
         }
     }
 
-    fn classify_trap(&self, error: &wasmtime::Error, deadline: Instant) -> ExecutionError {
-        if error.is::<DeadlineReached>() || Instant::now() >= deadline {
+    fn classify_trap(&self, error: &wasmtime::Error, time: &code_mode::Budget) -> ExecutionError {
+        if error.is::<DeadlineReached>() || time.expired() {
             return ExecutionError::timeout(self.limits.timeout());
         }
         if error.is::<GuestOutOfMemory>() {

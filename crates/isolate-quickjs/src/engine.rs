@@ -159,6 +159,8 @@ pub(crate) struct Engine {
     #[allow(dead_code)]
     runtime: Runtime,
     limits: Limits,
+    /// The clock the timeout runs on (held while an approval is pending).
+    clock: code_mode::ExecutionClock,
 }
 
 type Outcome = Result<Option<serde_json::Value>, ExecutionError>;
@@ -167,6 +169,7 @@ impl Engine {
     /// Builds the engine of a context, on a pooled blank engine when one is given.
     pub(crate) fn new(config: ContextConfig, blank: Option<Blank>) -> Result<Self, String> {
         let limits = config.limits;
+        let clock = config.clock.clone();
         let red_zone = limits.stack_bytes() as usize + STACK_MARGIN;
         stacker::maybe_grow(red_zone, red_zone * 2, move || {
             let Blank {
@@ -212,8 +215,14 @@ impl Engine {
                 context,
                 runtime,
                 limits,
+                clock,
             })
         })
+    }
+
+    /// The time budget of an execution starting now.
+    pub(crate) fn time_budget(&self) -> code_mode::Budget {
+        self.clock.budget(self.limits.timeout())
     }
 
     /// The guest heap budget: a caller that gives up on a runaway engine sets its limit to
@@ -238,21 +247,22 @@ impl Engine {
         stacker::maybe_grow(red_zone, red_zone * 2, || self.context.with(f))
     }
 
-    pub(crate) async fn execute(&mut self, code: &str) -> ExecutionResult {
+    pub(crate) async fn execute(
+        &mut self,
+        code: &str,
+        time: &code_mode::Budget,
+    ) -> ExecutionResult {
         self.shared.bridge.begin_execution();
         self.shared.budget.exhausted.store(false, Ordering::Relaxed);
-        self.shared
-            .deadline
-            .set(Instant::now() + self.limits.timeout());
-        let deadline = tokio::time::Instant::now() + self.limits.timeout();
-        let outcome = self.run(code, deadline).await;
+        self.shared.deadline.set(time.deadline());
+        let outcome = self.run(code, time).await;
         self.clear_pending();
         self.shared.deadline.disarm();
         let logs = self.shared.logs().take();
         ExecutionResult { outcome, logs }
     }
 
-    async fn run(&mut self, code: &str, deadline: tokio::time::Instant) -> Outcome {
+    async fn run(&mut self, code: &str, time: &code_mode::Budget) -> Outcome {
         // QuickJS takes the source as a C string: a raw NUL (legal inside string, template
         // and regex literals) would cut it. `\x00` means the same character in all three.
         let code: std::borrow::Cow<'_, str> = if code.contains('\0') {
@@ -291,6 +301,8 @@ impl Engine {
             // One entry into the engine per round: deliver finished calls, run the jobs they
             // unblock, then look at the program's promise.
             let deliveries = self.take_deliveries(&mut completed);
+            // Guest code entering now runs under what is left of the budget.
+            self.shared.deadline.set(time.deadline());
             match self.pass(deliveries, &promise) {
                 Err(e) => break Err(e),
                 Ok(Some(outcome)) => break outcome,
@@ -307,10 +319,13 @@ impl Engine {
             if !completed.is_empty() {
                 continue;
             }
-            match tokio::time::timeout_at(deadline, inflight.next()).await {
-                Err(_) => break Err(ExecutionError::timeout(self.limits.timeout())),
-                Ok(None) => continue,
-                Ok(Some(done)) => completed.push(done),
+            // Waiting on calls: the budget's clock stops while an approval is pending.
+            tokio::select! {
+                next = inflight.next() => match next {
+                    None => continue,
+                    Some(done) => completed.push(done),
+                },
+                () = time.spent() => break Err(ExecutionError::timeout(self.limits.timeout())),
             }
             while let Some(Some(done)) = inflight.next().now_or_never() {
                 completed.push(done);

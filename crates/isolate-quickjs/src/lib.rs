@@ -171,10 +171,11 @@ impl IsolateContext for QuickJsContext {
         };
         let timeout = engine.timeout();
         let budget = engine.budget();
+        let time = engine.time_budget();
+        let engine_time = time.clone();
         // Dropped armed when this future is (the caller was cancelled): the guest stops at
         // its next interrupt check, even in a loop that never awaits.
         let canceller = engine.canceller();
-        let hard_deadline = tokio::time::Instant::now() + timeout + HARD_DEADLINE_GRACE;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let watch = runner::Watch::new();
         let job_watch = watch.clone();
@@ -187,7 +188,7 @@ impl IsolateContext for QuickJsContext {
             // its tool calls are dropped with it, as they would be on the caller's task.
             let result = handle.block_on(async {
                 tokio::select! {
-                    result = engine.execute(&code) => Some(result),
+                    result = engine.execute(&code, &engine_time) => Some(result),
                     () = tx.closed() => None,
                 }
             });
@@ -208,7 +209,11 @@ impl IsolateContext for QuickJsContext {
             *guard = Slot::Gone(Some(e.clone()));
             return ExecutionResult::err(ExecutionError::new(ErrorKind::Disposed, e), Vec::new());
         }
-        let answer = tokio::time::timeout_at(hard_deadline, rx).await;
+        // The hard deadline: the budget (which stops while an approval is pending) plus grace.
+        let answer = tokio::select! {
+            answer = rx => Ok(answer),
+            () = time.spent_plus(HARD_DEADLINE_GRACE) => Err(()),
+        };
         canceller.disarm();
         match answer {
             Ok(Ok((engine, result))) => {

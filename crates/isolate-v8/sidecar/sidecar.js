@@ -553,8 +553,12 @@ class Ctx {
   // Runs guest code (`fn(timeoutMs)`, a promise) within the run's deadline, then settles the
   // run if the program finished, or arms the deadlock probe if it is waiting on nothing.
   async enter(run, fn) {
-    const left = Math.ceil(run.deadline - performance.now())
+    // While the host holds the clock (an approval is pending) the deadline stands still,
+    // but guest code entering meanwhile spends what was left at the hold.
+    const held = run.held !== undefined
+    const left = held ? Math.ceil(run.held) : Math.ceil(run.deadline - performance.now())
     if (left <= 0) return this.timeout(run)
+    const entered = performance.now()
     this.entries++
     try {
       await fn(left)
@@ -570,10 +574,29 @@ class Ctx {
       // drivers ignore unhandled rejections too: the program goes on.
     } finally {
       this.entries--
+      if (held && run.held !== undefined) run.held -= performance.now() - entered
     }
     if (run.done || this.entries > 0) return
     if (run.outcome !== undefined) return this.settle(run, run.outcome)
     if (this.pending.size === 0) this.armProbe(run)
+  }
+
+  // The host's clock stopped (an approval is pending): no deadline while it is held.
+  hold(msg) {
+    const run = this.run
+    if (!run || run.done || run.id !== msg.run || run.held !== undefined) return
+    run.held = Math.max(0, run.deadline - performance.now())
+    clearTimeout(run.timer)
+  }
+
+  // The clock runs again with `leftMs` of the budget left (never more than this side has).
+  release(msg) {
+    const run = this.run
+    if (!run || run.done || run.id !== msg.run || run.held === undefined) return
+    const left = Math.max(0, Math.min(Number(msg.leftMs) || 0, run.held))
+    run.held = undefined
+    run.deadline = performance.now() + left
+    run.timer = setTimeout(() => this.timeout(run), left)
   }
 
   reply(msg) {
@@ -660,7 +683,7 @@ class Ctx {
 
   async execute(msg) {
     const run = { id: msg.run, done: false, deadline: performance.now() + msg.timeoutMs, timer: null,
-      probeTimer: null, probeGen: 0, outcome: undefined, calls: 0, msg }
+      probeTimer: null, probeGen: 0, outcome: undefined, calls: 0, held: undefined, msg }
     active++
     if (this.dead) return this.fail(run, 'disposed', 'DisposedError', 'The context was stopped by an earlier ' + this.dead + ' and cannot run code anymore')
     this.run = run
@@ -760,6 +783,16 @@ function handle(msg) {
     case 'reply': {
       const ctx = contexts.get(msg.ctx)
       if (ctx) ctx.reply(msg)
+      break
+    }
+    case 'hold': {
+      const ctx = contexts.get(msg.ctx)
+      if (ctx) ctx.hold(msg)
+      break
+    }
+    case 'release': {
+      const ctx = contexts.get(msg.ctx)
+      if (ctx) ctx.release(msg)
       break
     }
     case 'dispose': {

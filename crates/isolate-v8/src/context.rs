@@ -163,15 +163,18 @@ impl IsolateContext for V8Context {
             max_calls: limits.max_tool_calls(),
         });
         state.created = true;
-        let deadline = tokio::time::Instant::now() + limits.timeout();
-        let answer = tokio::time::sleep_until(deadline + ANSWER_GRACE);
+        // The budget runs on the context's clock, which stops while an approval is pending;
+        // the sidecar is told when it stops and starts again.
+        let time = self.config.clock.budget(limits.timeout());
+        let mut held = self.config.clock.watch();
+        let answer = time.spent_plus(ANSWER_GRACE);
         tokio::pin!(answer);
         let mut moves = 0;
         let mut calls = FuturesUnordered::new();
         'attempt: loop {
             let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
             let mut events = sidecar.register(run, host.clone());
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let left = time.remaining();
             let timeout_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
             sidecar.send(protocol::run_line(
                 run,
@@ -228,6 +231,15 @@ impl IsolateContext for V8Context {
                     Some((call, result)) = calls.next(), if !calls.is_empty() => {
                         let outcome = result.map_err(|e| (e.name, e.message));
                         sidecar.send(protocol::reply_line(self.id, call, outcome));
+                    }
+                    Ok(()) = held.changed() => {
+                        let now_held = *held.borrow_and_update();
+                        sidecar.send(if now_held {
+                            protocol::hold_line(self.id, run)
+                        } else {
+                            let left = u64::try_from(time.remaining().as_millis()).unwrap_or(u64::MAX);
+                            protocol::release_line(self.id, run, left)
+                        });
                     }
                     () = &mut answer => {
                         // The sidecar's own timer should have answered: a built-in holds its

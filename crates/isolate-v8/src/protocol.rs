@@ -161,6 +161,17 @@ pub(crate) fn reply_line(ctx: u64, call: u64, outcome: Result<Value, (String, St
     line(&msg)
 }
 
+/// `hold`: the host's clock stopped (an approval is pending); run `run` has no deadline
+/// until `release`.
+pub(crate) fn hold_line(ctx: u64, run: u64) -> String {
+    line(&json!({"op": "hold", "ctx": ctx, "run": run}))
+}
+
+/// `release`: the clock runs again with `left_ms` of run `run`'s budget left.
+pub(crate) fn release_line(ctx: u64, run: u64, left_ms: u64) -> String {
+    line(&json!({"op": "release", "ctx": ctx, "run": run, "leftMs": left_ms}))
+}
+
 /// `dispose`: frees context `ctx`.
 pub(crate) fn dispose_line(ctx: u64) -> String {
     line(&json!({"op": "dispose", "ctx": ctx}))

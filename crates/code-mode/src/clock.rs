@@ -1,0 +1,255 @@
+//! The execution clock: the timeout counts only while no approval is pending.
+//!
+//! A program that calls a tool needing a person's approval waits for that person; the wait
+//! is not the program's doing, so it must not use up the program's time limit (the approval
+//! wait has a limit of its own, [`Limits::approval_timeout`](crate::Limits::approval_timeout)).
+//! Every driver measures its deadline with a [`Budget`] taken from the context's
+//! [`ExecutionClock`]: time passes for the budget only while the clock is not *held*, and
+//! core holds it for as long as any approval of the execution is pending.
+//!
+//! What the budget does not stop: guest code that runs *during* a hold (another call's
+//! result arrived) still runs under the deadline fixed when it entered the engine, so a
+//! program cannot compute for free while a person thinks.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// Shared, cloneable clock of a context's executions; see the module docs.
+///
+/// ```
+/// use std::time::Duration;
+/// use code_mode::ExecutionClock;
+///
+/// let clock = ExecutionClock::new();
+/// let budget = clock.budget(Duration::from_secs(10));
+/// let hold = clock.hold();
+/// assert!(clock.is_held());
+/// std::thread::sleep(Duration::from_millis(20));
+/// drop(hold);
+/// // The 20 ms spent held did not count.
+/// assert!(budget.used() < Duration::from_millis(15));
+/// ```
+#[derive(Clone)]
+pub struct ExecutionClock {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// `true` while held; waiters watch it to stop and restart their timers.
+    held: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct State {
+    holds: u32,
+    since: Option<Instant>,
+    paused: Duration,
+}
+
+impl Default for ExecutionClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for ExecutionClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecutionClock")
+            .field("held", &self.is_held())
+            .field("paused", &self.paused())
+            .finish()
+    }
+}
+
+impl ExecutionClock {
+    /// A running clock.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                held: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops the clock until the returned guard (and every other hold) is dropped.
+    pub fn hold(&self) -> ClockHold {
+        let mut state = self.state();
+        state.holds = state.holds.saturating_add(1);
+        if state.holds == 1 {
+            state.since = Some(Instant::now());
+            self.inner.held.send_replace(true);
+        }
+        ClockHold {
+            clock: self.clone(),
+        }
+    }
+
+    fn release(&self) {
+        let mut state = self.state();
+        state.holds = state.holds.saturating_sub(1);
+        if state.holds == 0 {
+            if let Some(since) = state.since.take() {
+                state.paused += since.elapsed();
+            }
+            self.inner.held.send_replace(false);
+        }
+    }
+
+    /// Whether some hold is alive.
+    pub fn is_held(&self) -> bool {
+        self.state().holds > 0
+    }
+
+    /// Total time the clock has been held, the current hold included.
+    pub fn paused(&self) -> Duration {
+        let state = self.state();
+        state.paused + state.since.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    /// Watches the held state (`true` while held): a driver whose deadline lives elsewhere
+    /// (a sidecar process) forwards the changes.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.inner.held.subscribe()
+    }
+
+    /// A budget of `timeout` starting now.
+    pub fn budget(&self, timeout: Duration) -> Budget {
+        Budget {
+            clock: self.clone(),
+            start: Instant::now(),
+            base: self.paused(),
+            timeout,
+        }
+    }
+}
+
+/// Keeps an [`ExecutionClock`] stopped while alive.
+#[derive(Debug)]
+#[must_use = "the clock runs again as soon as the hold is dropped"]
+pub struct ClockHold {
+    clock: ExecutionClock,
+}
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        self.clock.release();
+    }
+}
+
+/// One execution's time budget on a clock.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    clock: ExecutionClock,
+    start: Instant,
+    base: Duration,
+    timeout: Duration,
+}
+
+impl Budget {
+    /// The timeout this budget grants.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Time used: wall-clock time since the start, less the time the clock was held.
+    pub fn used(&self) -> Duration {
+        let held = self.clock.paused().saturating_sub(self.base);
+        self.start.elapsed().saturating_sub(held)
+    }
+
+    /// Time left (zero once spent).
+    pub fn remaining(&self) -> Duration {
+        self.timeout.saturating_sub(self.used())
+    }
+
+    /// True once the budget is spent.
+    pub fn expired(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// When the budget runs out if the clock keeps running from now: the deadline to give
+    /// guest code entering the engine now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.remaining()
+    }
+
+    /// Whether the clock is held now.
+    pub fn is_held(&self) -> bool {
+        self.clock.is_held()
+    }
+
+    /// The clock this budget runs on.
+    pub fn clock(&self) -> &ExecutionClock {
+        &self.clock
+    }
+
+    /// Resolves once the budget is spent, waiting out every hold of the clock.
+    pub async fn spent(&self) {
+        self.spent_plus(Duration::ZERO).await;
+    }
+
+    /// Resolves `grace` after the budget is spent (holds not counted).
+    pub async fn spent_plus(&self, grace: Duration) {
+        let mut held = self.clock.watch();
+        loop {
+            if *held.borrow_and_update() {
+                if held.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let left = (self.timeout + grace).saturating_sub(self.used());
+            if left.is_zero() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(left) => {}
+                changed = held.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn holds_stop_the_budget() {
+        let clock = ExecutionClock::new();
+        let budget = clock.budget(Duration::from_millis(100));
+        let hold = clock.hold();
+        let second = clock.hold();
+        let waiter = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.spent().await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(hold);
+        assert!(clock.is_held());
+        drop(second);
+        assert!(!clock.is_held());
+        assert!(!waiter.is_finished());
+        let held_for = budget.clock().paused();
+        assert!(held_for >= Duration::from_millis(50), "{held_for:?}");
+        waiter.await.unwrap();
+        assert!(budget.expired());
+        // Spent only after 100 ms of unheld time: at least 150 ms of wall-clock time.
+        assert!(budget.used() >= Duration::from_millis(100));
+    }
+}
