@@ -261,9 +261,9 @@ impl LimitsBuilder {
 /// A duration as a person reads it: `250 ms`, `3 s`, `5 min`.
 pub(crate) fn describe_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 || ms % 1000 != 0 {
+    if ms < 1000 || !ms.is_multiple_of(1000) {
         format!("{ms} ms")
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{} min", ms / 60_000)
     } else {
         format!("{} s", ms / 1000)
