@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the code failed, 2 usage error (bad flags, unreadable file,
 //! unavailable driver).
 
+mod approve;
 mod demo;
 mod mcp;
 mod render;
@@ -57,6 +58,11 @@ pub(crate) struct SandboxArgs {
     /// code-mode-typecheck-setup`, or CODE_MODE_TYPESCRIPT).
     #[arg(long, default_value = "off", value_parser = clap::builder::PossibleValuesParser::new(["off", "report", "block"]))]
     typecheck: String,
+    /// A tool whose calls need a person's approval before they run (its name in the
+    /// sandbox without `external_`, e.g. `echo` or `files_write_file`); repeatable. MCP
+    /// servers can also mark their tools with `requireApproval` in the config file.
+    #[arg(long = "require-approval", value_name = "TOOL")]
+    require_approval: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +79,10 @@ enum Command {
         /// An `mcpServers` file: its servers' tools become `external_<server>_<tool>`.
         #[arg(long)]
         mcp_config: Option<PathBuf>,
+        /// Who decides on calls that need approval: `ask` on the terminal (y / n [reason] /
+        /// e {json}), approve `all`, or deny them all (`none`).
+        #[arg(long, default_value = "ask", value_parser = clap::builder::PossibleValuesParser::new(["ask", "all", "none"]))]
+        approve: String,
     },
     /// Serve Code Mode over MCP (stdio by default): `execute_typescript` runs programs
     /// against the tools of the servers in `--config`.
@@ -121,6 +131,7 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
         options.worker_url = sandbox.worker_url.clone();
     }
     let driver = driver_by_name(&sandbox.driver, &options).map_err(|e| e.to_string())?;
+    let tools = mark_approvals(tools, &sandbox.require_approval);
     let mut builder = CodeMode::builder()
         .tools(tools)
         .driver(driver)
@@ -142,6 +153,41 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
         }
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+/// Marks the tools named by `--require-approval`; a name matching no tool is said on
+/// standard error (once), since an upstream's tools may come and go.
+fn mark_approvals(tools: Vec<Tool>, names: &[String]) -> Vec<Tool> {
+    if names.is_empty() {
+        return tools;
+    }
+    for name in names {
+        let name = name.strip_prefix("external_").unwrap_or(name);
+        if !tools.iter().any(|t| t.name() == name) {
+            static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+                std::sync::Mutex::new(std::collections::BTreeSet::new());
+            if SAID
+                .lock()
+                .map(|mut s| s.insert(name.to_owned()))
+                .unwrap_or(true)
+            {
+                eprintln!("code-mode: warning: --require-approval {name}: no tool has that name");
+            }
+        }
+    }
+    tools
+        .into_iter()
+        .map(|t| {
+            let marked = names
+                .iter()
+                .any(|n| n.strip_prefix("external_").unwrap_or(n) == t.name());
+            if marked {
+                t.require_approval(code_mode::ApprovalPolicy::Always)
+            } else {
+                t
+            }
+        })
+        .collect()
 }
 
 /// Secret-looking tool parameters (e.g. an upstream MCP tool asking for `apiKey`), said on
@@ -202,8 +248,10 @@ async fn run(
     sandbox: SandboxArgs,
     events: bool,
     mcp_config: Option<PathBuf>,
+    approve: String,
 ) -> ExitCode {
-    let code = if file.as_os_str() == "-" {
+    let program_on_stdin = file.as_os_str() == "-";
+    let code = if program_on_stdin {
         let mut s = String::new();
         match std::io::stdin().read_to_string(&mut s) {
             Ok(_) => s,
@@ -239,9 +287,9 @@ async fn run(
     } else {
         EventSink::none()
     };
-    let result = code_mode
-        .execute(&code, ExecuteOptions::new("cli", sink))
-        .await;
+    let opts = ExecuteOptions::new("cli", sink)
+        .with_approver(approve::approver(&approve, program_on_stdin));
+    let result = code_mode.execute(&code, opts).await;
     print_result(&result)
 }
 
@@ -290,7 +338,8 @@ fn main() -> ExitCode {
                 sandbox,
                 events,
                 mcp_config,
-            } => run(file, sandbox, events, mcp_config).await,
+                approve,
+            } => run(file, sandbox, events, mcp_config, approve).await,
             Command::Mcp {
                 config,
                 http,

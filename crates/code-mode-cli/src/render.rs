@@ -73,6 +73,24 @@ pub fn event_line(event: &Event, color: bool) -> String {
             ),
             |s| s.bold().to_string(),
         ),
+        EventKind::ApprovalRequested {
+            function, input, ..
+        } => paint(
+            format!("  ? {function}({}) waits for approval", short(input, 80)),
+            |s| s.magenta().to_string(),
+        ),
+        EventKind::ApprovalResolved {
+            function,
+            outcome,
+            reason,
+            ..
+        } => paint(
+            match reason {
+                Some(reason) => format!("  ? {function}: {outcome} ({reason})"),
+                None => format!("  ? {function}: {outcome}"),
+            },
+            |s| s.magenta().to_string(),
+        ),
         EventKind::Custom { name, value } => format!("  • {name} {}", short(value, 80)),
     }
 }

@@ -444,3 +444,83 @@ fn run_is_silent_without_an_otlp_endpoint() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--require-approval echo` with `--approve ask`: each call asks on the terminal
+/// (standard error), and the answers typed on standard input decide: an unreadable answer
+/// asks again, `y` approves, `e {json}` approves an edited input, `n reason` denies, and the
+/// program sees the denial as a catchable `ApprovalDeniedError`.
+#[test]
+fn run_asks_for_approval_on_the_terminal() {
+    let file = temp_file(
+        "const a = await external_echo({ n: 1 });\nconst b = await external_echo({ n: 2 });\nlet c;\ntry { await external_echo({ n: 3 }); } catch (e) { c = [e.name, e.message]; }\nreturn [a, b, c];",
+    );
+    let out = code_mode()
+        .args(["run", "--require-approval", "echo"])
+        .arg(&file.0)
+        .write_stdin("maybe\ny\ne {\"n\": 20}\nn not today\n")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v = json_stdout(&out);
+    assert_eq!(
+        v["result"],
+        serde_json::json!([
+            {"n": 1},
+            {"n": 20},
+            ["ApprovalDeniedError", "external_echo was not approved: not today"]
+        ]),
+        "{v}\n{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("code-mode: approve external_echo with")
+            .count(),
+        3,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("{\"n\":1}") && stderr.contains("{\"n\":3}"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("expected y, n [reason] or e {json}"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    // End of input denies; `--approve all` and `--approve none` never ask.
+    let file = temp_file("return await external_echo({ n: 1 });");
+    let out = code_mode()
+        .args(["run", "--require-approval", "echo"])
+        .arg(&file.0)
+        .write_stdin("")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = json_stdout(&out);
+    assert_eq!(v["error"]["name"], "ApprovalDeniedError", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("end of input"),
+        "{v}"
+    );
+    let out = code_mode()
+        .args(["run", "--require-approval", "echo", "--approve", "all"])
+        .arg(&file.0)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json_stdout(&out)["result"], serde_json::json!({"n": 1}));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("approve external_echo"));
+    let out = code_mode()
+        .args(["run", "--require-approval", "echo", "--approve", "none"])
+        .arg(&file.0)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = json_stdout(&out);
+    assert_eq!(
+        v["error"]["message"], "external_echo was not approved: denied by --approve none",
+        "{v}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -693,3 +693,119 @@ mod compiler {
         let _ = report.cancel().await;
     }
 }
+
+/// A client that answers elicitations: the first question approved, the next denied with
+/// a reason, the third approved with an edited input; every question is recorded.
+#[derive(Clone, Default)]
+struct Approving {
+    questions: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Approving {
+    fn get_info(&self) -> rmcp::model::ClientInfo {
+        rmcp::model::ClientInfo::new(
+            rmcp::model::ClientCapabilities::builder()
+                .enable_elicitation()
+                .build(),
+            rmcp::model::Implementation::new("approving-test-client", "1.0.0"),
+        )
+    }
+
+    fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _context: rmcp::service::RequestContext<RoleClient>,
+    ) -> impl Future<Output = Result<rmcp::model::ElicitResult, rmcp::ErrorData>> + Send + '_ {
+        use rmcp::model::{ElicitRequestParams, ElicitResult, ElicitationAction};
+        let message = match &request {
+            ElicitRequestParams::FormElicitationParams {
+                message,
+                requested_schema,
+                ..
+            } => format!(
+                "{message}\n{}",
+                serde_json::to_string(requested_schema).unwrap_or_default()
+            ),
+            _ => "not a form".to_owned(),
+        };
+        let n = {
+            let mut q = self.questions.lock().unwrap_or_else(|p| p.into_inner());
+            q.push(message);
+            q.len()
+        };
+        let result = match n {
+            1 => {
+                ElicitResult::new(ElicitationAction::Accept).with_content(json!({"approve": true}))
+            }
+            2 => ElicitResult::new(ElicitationAction::Accept)
+                .with_content(json!({"approve": false, "reason": "not this one"})),
+            _ => ElicitResult::new(ElicitationAction::Accept)
+                .with_content(json!({"approve": true, "input": "{\"n\": 30}"})),
+        };
+        std::future::ready(Ok(result))
+    }
+}
+
+/// Served over MCP, a call that needs approval is asked of the client's user through
+/// elicitation (approve, deny with a reason, approve an edit); a client without the
+/// elicitation capability cannot be asked, and the call is denied saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_are_asked_through_elicitation() {
+    let command = tokio::process::Command::new(BIN).configure(|c| {
+        c.args(["mcp", "--require-approval", "echo"]);
+    });
+    let handler = Approving::default();
+    let client = handler
+        .clone()
+        .serve(TokioChildProcess::new(command).unwrap_or_else(|e| panic!("{e}")))
+        .await
+        .unwrap_or_else(|e| panic!("cannot initialize: {e}"));
+    let code = "const out = [];\nfor (const n of [1, 2, 3]) {\n  try { out.push(await external_echo({ n })); } catch (e) { out.push([e.name, e.message]); }\n}\nreturn out;";
+    let r = client
+        .peer()
+        .call_tool(
+            CallToolRequestParams::new("execute_typescript")
+                .with_arguments(args(json!({"typescriptCode": code}))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let structured = r.structured_content.unwrap_or(Value::Null);
+    assert_eq!(
+        structured["result"],
+        json!([
+            {"n": 1},
+            ["ApprovalDeniedError", "external_echo was not approved: not this one"],
+            {"n": 30}
+        ]),
+        "{structured}"
+    );
+    let questions = handler
+        .questions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert_eq!(questions.len(), 3, "{questions:?}");
+    assert!(
+        questions[0].contains("external_echo") && questions[0].contains("{\"n\":1}"),
+        "{}",
+        questions[0]
+    );
+    assert!(questions[0].contains("\"approve\""), "{}", questions[0]);
+    let _ = client.cancel().await;
+
+    let client = stdio_client(&["--require-approval", "echo"]).await;
+    let r = execute(
+        &client,
+        "try { await external_echo({ n: 1 }); return 'ran'; } catch (e) { return [e.name, e.message]; }",
+    )
+    .await;
+    assert_eq!(
+        r["result"],
+        json!([
+            "ApprovalDeniedError",
+            "external_echo was not approved: the MCP client does not support elicitation, so nobody can be asked to approve it"
+        ]),
+        "{r}"
+    );
+    let _ = client.cancel().await;
+}

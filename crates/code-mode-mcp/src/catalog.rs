@@ -215,8 +215,11 @@ fn tool_of(upstream: &Arc<Upstream>, t: &Value, names: &mut Names) -> Result<Too
             }
         }
     };
-    let tool = Tool::new(id, description_of(&server, t), input, handler)
+    let mut tool = Tool::new(id, description_of(&server, t), input, handler)
         .map_err(|e| fail(e.to_string()))?;
+    if upstream.config.require_approval.covers(t) {
+        tool = tool.require_approval(code_mode::ApprovalPolicy::Always);
+    }
     tool.with_output_schema(output.unwrap_or_else(content_schema))
         .map_err(|e| fail(e.to_string()))
 }

@@ -69,6 +69,53 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// Which of a server's tools need a person's approval before a program's call runs
+/// (`requireApproval` in the server's entry; see `code_mode`'s `approval` module).
+///
+/// - absent or `false`: none;
+/// - `true`: every tool;
+/// - `"destructive"`: tools the server's annotations call destructive: not `readOnlyHint`,
+///   and `destructiveHint` true *or absent* (the MCP specification's default). Annotations
+///   are the server's own claims: they can only add approvals here, never remove one;
+/// - an array of tool names as the server lists them (`"destructive"` may be one entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequireApproval {
+    /// Every tool.
+    pub all: bool,
+    /// Tools the annotations call destructive.
+    pub destructive: bool,
+    /// Tools by their upstream name.
+    pub tools: Vec<String>,
+}
+
+impl RequireApproval {
+    /// Whether calls of the tool listed as `tool` (its `tools/list` entry) need approval.
+    ///
+    /// ```
+    /// use code_mode_mcp::RequireApproval;
+    /// use serde_json::json;
+    /// let rule = RequireApproval { destructive: true, ..Default::default() };
+    /// assert!(rule.covers(&json!({"name": "rm"})));
+    /// assert!(!rule.covers(&json!({"name": "ls", "annotations": {"readOnlyHint": true}})));
+    /// assert!(!rule.covers(&json!({"name": "add", "annotations": {"destructiveHint": false}})));
+    /// ```
+    pub fn covers(&self, tool: &Value) -> bool {
+        let name = tool.get("name").and_then(Value::as_str).unwrap_or_default();
+        if self.all || self.tools.iter().any(|t| t == name) {
+            return true;
+        }
+        if !self.destructive {
+            return false;
+        }
+        let hint = |key: &str| {
+            tool.get("annotations")
+                .and_then(|a| a.get(key))
+                .and_then(Value::as_bool)
+        };
+        hint("readOnlyHint") != Some(true) && hint("destructiveHint") != Some(false)
+    }
+}
+
 /// One entry of `mcpServers`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -76,6 +123,8 @@ pub struct ServerConfig {
     pub name: String,
     /// How to reach it.
     pub transport: Transport,
+    /// Which of its tools need approval.
+    pub require_approval: RequireApproval,
 }
 
 /// A parsed `mcpServers` file.
@@ -319,9 +368,43 @@ impl McpConfig {
                     ));
                 }
             };
+            let require_approval = match entry.get("requireApproval") {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => RequireApproval::default(),
+                Some(Value::Bool(true)) => RequireApproval {
+                    all: true,
+                    ..RequireApproval::default()
+                },
+                Some(Value::String(s)) if s == "destructive" => RequireApproval {
+                    destructive: true,
+                    ..RequireApproval::default()
+                },
+                Some(Value::Array(list)) => {
+                    let mut rule = RequireApproval::default();
+                    for (i, v) in list.iter().enumerate() {
+                        match v.as_str() {
+                            Some("destructive") => rule.destructive = true,
+                            Some(t) if !t.is_empty() => rule.tools.push(t.to_owned()),
+                            _ => {
+                                return Err(field(
+                                    &format!("{}[{i}]", at("requireApproval")),
+                                    "expected a tool name (or \"destructive\")",
+                                ));
+                            }
+                        }
+                    }
+                    rule
+                }
+                Some(_) => {
+                    return Err(field(
+                        &at("requireApproval"),
+                        "expected true, false, \"destructive\" or an array of tool names",
+                    ));
+                }
+            };
             out.push(ServerConfig {
                 name: name.clone(),
                 transport,
+                require_approval,
             });
         }
         Ok(Self {
@@ -459,6 +542,14 @@ mod tests {
                 "both `command` and `url`",
             ),
             (r#"{"mcpServers": {"": {"command": "y"}}}"#, "empty name"),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "requireApproval": "yes"}}}"#,
+                "mcpServers.a.requireApproval: expected true, false",
+            ),
+            (
+                r#"{"mcpServers": {"a": {"command": "x", "requireApproval": ["ok", 3]}}}"#,
+                "mcpServers.a.requireApproval[1]",
+            ),
         ] {
             let e = parse(text)
                 .err()
@@ -467,6 +558,40 @@ mod tests {
             assert!(e.contains("mcp.json"), "{text}: {e}");
             assert!(e.contains(needle), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn require_approval_forms() {
+        let c = parse(
+            r#"{"mcpServers": {
+                "none": {"command": "x"},
+                "all": {"command": "x", "requireApproval": true},
+                "hint": {"command": "x", "requireApproval": "destructive"},
+                "list": {"command": "x", "requireApproval": ["send_email", "destructive"]}
+            }}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rule = |name: &str| {
+            c.servers
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.require_approval.clone())
+                .unwrap_or_default()
+        };
+        let send =
+            serde_json::json!({"name": "send_email", "annotations": {"destructiveHint": false}});
+        let read = serde_json::json!({"name": "read", "annotations": {"readOnlyHint": true}});
+        let bare = serde_json::json!({"name": "rm"});
+        assert!(!rule("none").covers(&send) && !rule("none").covers(&bare));
+        assert!(rule("all").covers(&read));
+        assert!(
+            rule("hint").covers(&bare)
+                && !rule("hint").covers(&read)
+                && !rule("hint").covers(&send)
+        );
+        assert!(
+            rule("list").covers(&send) && rule("list").covers(&bare) && !rule("list").covers(&read)
+        );
     }
 
     #[test]

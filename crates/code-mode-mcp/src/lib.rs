@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+mod approval;
 mod catalog;
 mod config;
 mod content;
@@ -36,7 +37,7 @@ mod server;
 mod upstream;
 
 pub use catalog::{DEFAULT_LAZY_THRESHOLD, McpOptions, McpTools};
-pub use config::{ConfigError, McpConfig, ServerConfig, Transport};
+pub use config::{ConfigError, McpConfig, RequireApproval, ServerConfig, Transport};
 pub use content::{CONTENT_SCHEMA, MAX_INLINE_BASE64, content_schema};
 pub use error::McpError;
 pub use names::{NameCollision, tool_identifier};

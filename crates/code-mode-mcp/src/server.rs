@@ -392,10 +392,21 @@ impl ServerHandler for CodeModeServer {
                 },
             );
         }
+        // Calls that need approval are asked of this client's user (elicitation), or
+        // denied saying why when the client cannot be asked.
+        let approver: Arc<dyn code_mode::Approver> =
+            if crate::approval::supports_elicitation(&context.peer) {
+                Arc::new(crate::approval::ElicitationApprover {
+                    peer: context.peer.clone(),
+                })
+            } else {
+                Arc::new(code_mode::DenyAll(crate::approval::NO_ELICITATION.into()))
+            };
         let ctx = ToolContext {
             tool_call_id: Some(context.id.to_string().into()),
             events: sink,
             span: span.clone(),
+            approver: Some(approver),
             ..ToolContext::default()
         };
         let run = tracing::Instrument::instrument(tool.call(input, ctx), span);
