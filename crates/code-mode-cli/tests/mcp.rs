@@ -702,8 +702,8 @@ struct Approving {
 }
 
 impl ClientHandler for Approving {
-    fn get_info(&self) -> rmcp::model::ClientInfo {
-        rmcp::model::ClientInfo::new(
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
             rmcp::model::ClientCapabilities::builder()
                 .enable_elicitation()
                 .build(),
