@@ -39,7 +39,21 @@ pub fn tools() -> Vec<Tool> {
             )
         },
     );
-    weather.into_iter().collect()
+    // Sending mail is the kind of call a person wants a say in: every call waits for an
+    // Approve / Deny on the page (TanStack's approval flow) before it runs.
+    let send = Tool::new(
+        "sendReport",
+        "Emails a short weather report. A person approves each email before it is sent.",
+        json!({"type": "object", "properties": {
+            "to": {"type": "string", "description": "Recipient address."},
+            "text": {"type": "string", "description": "The report."}
+        }, "required": ["to", "text"]}),
+        |input, _| async move {
+            Ok::<_, ToolError>(json!({"sent": true, "to": input["to"], "chars": input["text"].as_str().map_or(0, str::len)}))
+        },
+    )
+    .map(|t| t.require_approval(code_mode::ApprovalPolicy::Always));
+    weather.into_iter().chain(send).collect()
 }
 
 /// Builds the state from a model adapter (or the reason there is none) and a driver.
@@ -68,12 +82,15 @@ pub fn state_with(
     let code_mode = builder.build().map_err(|e| e.to_string())?;
     Ok(match llm {
         Ok(llm) => AppState {
-            agent: Some(Agent::new(
-                llm,
-                code_mode.as_tools(),
-                vec![code_mode.system_prompt().to_owned()],
-                8,
-            )),
+            agent: Some(
+                Agent::new(
+                    llm,
+                    code_mode.as_tools(),
+                    vec![code_mode.system_prompt().to_owned()],
+                    8,
+                )
+                .with_approvals(code_mode_chat::ChatApprovals::default()),
+            ),
             missing_model: String::new(),
             info,
         },
@@ -195,6 +212,7 @@ pub fn conversation(body: &Value) -> Result<Vec<Message>, String> {
             Some("tool") => {
                 if let Some(id) = m["toolCallId"].as_str() {
                     let content = match (&m["content"], m["error"].as_str()) {
+                        (Value::String(s), _) if is_stale_approval(s) => stale_approval(),
                         (Value::String(s), _) if !s.is_empty() => s.clone(),
                         (_, Some(err)) => json!({"error": err}).to_string(),
                         (other, None) => arguments_of(other),
@@ -218,6 +236,20 @@ pub fn conversation(body: &Value) -> Result<Vec<Message>, String> {
         );
     }
     Ok(messages)
+}
+
+/// The content TanStack's client sends for a call whose approval was answered
+/// (`{"approved": bool, "message": ...}`): reaching `conversation`, it answers no parked run
+/// (the server restarted, or the run expired).
+fn is_stale_approval(content: &str) -> bool {
+    serde_json::from_str::<Value>(content).is_ok_and(|v| {
+        v.as_object()
+            .is_some_and(|o| o.len() <= 3 && o.get("approved").is_some_and(Value::is_boolean))
+    })
+}
+
+fn stale_approval() -> String {
+    json!({"error": "this program was paused for an approval and is no longer running (the server restarted or the approval expired); run it again if it is still needed"}).to_string()
 }
 
 /// Keeps tool calls that have a result and results that follow their call (once each),
@@ -273,6 +305,15 @@ fn consistent(messages: Vec<Message>) -> Vec<Message> {
 }
 
 async fn chat(State(state): State<AppState>, Json(body): Json<Value>) -> Response {
+    // A follow-up request answering an approval continues the paused run.
+    if let Some(agent) = &state.agent {
+        let run_id = body["runId"]
+            .as_str()
+            .map_or_else(|| format!("run-{}", now_ms()), str::to_owned);
+        if let Some(rest) = agent.resume(&body, run_id) {
+            return sse_response(rest);
+        }
+    }
     let messages = match conversation(&body) {
         Ok(m) => m,
         Err(why) => {

@@ -172,3 +172,102 @@ async fn page_shows_live_events_before_the_result() {
 
 #[path = "../chat-server/app.rs"]
 mod app;
+
+const APPROVAL_CODE: &str = "const oslo = await external_getWeather({ city: 'Oslo' });
+console.log('asking to send');
+try {
+  const sent = await external_sendReport({ to: 'ops@example.com', text: `Oslo: ${oslo.tempC} C` });
+  return { sent: sent.sent, temp: oslo.tempC };
+} catch (e) {
+  return { sent: false, error: (e as Error).name, reason: (e as Error).message };
+}";
+
+/// An approval inside a program, through TanStack's own approval flow in the browser: the
+/// page shows the pending call and its input with Approve / Deny, nothing is sent before the
+/// click, and the same execution continues after it (approved in the first turn, denied in
+/// the second). The screenshot of the pending approval goes to `docs/` through
+/// `CODE_MODE_E2E_APPROVAL_SCREENSHOT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
+async fn page_approves_and_denies_a_call_inside_a_program() {
+    let web = web_dir();
+    assert!(
+        web.join("dist/index.html").exists() && web.join("node_modules/playwright-core").exists(),
+        "the page is not built: run `cargo xtask e2e` (it installs and builds what is needed)"
+    );
+    let (llm, requests) = scripted_model_recording(APPROVAL_CODE).await;
+    let driver =
+        code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
+    let base = serve(app::router(state, Some(web.join("dist")))).await;
+    let screenshot = std::env::var_os("CODE_MODE_E2E_APPROVAL_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-approval.png"));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg("e2e/approval.e2e.mjs")
+            .arg(&base)
+            .arg(&screenshot)
+            .current_dir(web_dir())
+            .output()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser run failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("bad output from the browser run ({e}): {stdout}"));
+    let turn = |n: usize| seen["turns"][n].clone();
+    for n in 0..2 {
+        let t = turn(n);
+        let pending = t["pendingText"].as_str().unwrap_or_default();
+        assert!(pending.contains("external_sendReport"), "{seen}");
+        let input = t["pendingInput"].as_str().unwrap_or_default();
+        assert!(
+            input.contains("ops@example.com") && input.contains("Oslo:"),
+            "{seen}"
+        );
+        assert_eq!(
+            t["resultsWhilePending"], n,
+            "a result was shown while waiting: {seen}"
+        );
+        assert_eq!(t["approvalBoxesAfter"], 0, "{seen}");
+    }
+    let first = turn(0);
+    let events = first["eventsWhilePending"].to_string();
+    assert!(events.contains("code_mode:approval_requested"), "{seen}");
+    assert!(
+        !events.contains("code_mode:execution_finished"),
+        "the run did not wait: {seen}"
+    );
+    let answer = first["answer"].as_str().unwrap_or_default();
+    assert!(answer.contains("\"sent\":true"), "{seen}");
+    assert!(first["events"].to_string().contains("approved"), "{seen}");
+    let second = turn(1);
+    let answer = second["answer"].as_str().unwrap_or_default();
+    assert!(
+        answer.contains("ApprovalDeniedError") && answer.contains("denied in the chat"),
+        "{seen}"
+    );
+    // The program ran once per turn: one model request per tool call made, one per answer;
+    // the follow-up that carried the decision resumed the run instead of asking the model.
+    let requests = requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    let ran = requests
+        .iter()
+        .filter(|r| {
+            r["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .is_some_and(|m| m["role"] == "user")
+        })
+        .count();
+    assert_eq!(ran, 2, "each turn's program was written once: {requests:?}");
+}

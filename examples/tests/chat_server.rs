@@ -276,3 +276,103 @@ mod compiler {
         );
     }
 }
+
+/// An approval inside a program, on the wire TanStack's client speaks: the first response
+/// names the `execute_typescript` call in `approval-requested` and ends (`tool_calls`) while
+/// the execution waits; the follow-up carrying `{"approved": ...}` for that call streams the
+/// rest of the same execution under its own run id. A follow-up for a run the server no
+/// longer holds gets a clear tool error instead of a stale "approved" for the model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_pauses_the_run_and_the_follow_up_resumes_it() {
+    let code = "const w = await external_getWeather({ city: 'Oslo' });\ntry {\n  const r = await external_sendReport({ to: 'a@b.c', text: 'hi' });\n  return { sent: r.sent, temp: w.tempC };\n} catch (e) {\n  return { denied: (e as Error).message };\n}";
+    let llm = scripted_model(code).await;
+    let driver =
+        code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
+    let base = serve(app::router(state, None)).await;
+    for approved in [true, false] {
+        let user = json!({"role": "user", "content": format!("send it ({approved})")});
+        let first = post_chat(
+            &base,
+            &json!({"threadId": "t", "runId": "run-1", "messages": [user.clone()]}),
+        )
+        .await;
+        let names: Vec<&str> = first.iter().map(Chunk::label).collect();
+        assert!(names.contains(&"code_mode:approval_requested"), "{names:?}");
+        assert!(!names.contains(&"TOOL_CALL_RESULT"), "{names:?}");
+        assert!(
+            !names.contains(&"code_mode:execution_finished"),
+            "{names:?}"
+        );
+        let request = first
+            .iter()
+            .find_map(|c| match c {
+                Chunk::Custom { name, value, .. } if name == "approval-requested" => {
+                    Some(value.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no approval-requested: {names:?}"));
+        assert_eq!(request["toolCallId"], "call_ui");
+        assert_eq!(request["toolName"], "execute_typescript");
+        assert_eq!(request["input"]["function"], "external_sendReport");
+        assert_eq!(request["input"]["input"]["to"], "a@b.c");
+        assert_eq!(request["approval"]["needsApproval"], true);
+        assert!(
+            matches!(first.last(), Some(Chunk::RunFinished { run_id, metadata, .. })
+            if run_id == "run-1" && metadata.as_ref().is_some_and(|m| m["tanstack"]["finishReason"] == "tool_calls"))
+        );
+        // What the client sends after `addToolApprovalResponse`.
+        let decision = json!({"approved": approved, "message": "User approved this action"});
+        let follow_up = json!({"threadId": "t", "runId": "run-2", "messages": [
+            user,
+            {"role": "assistant", "toolCalls": [{"id": "call_ui", "type": "function", "function": {"name": "execute_typescript", "arguments": json!({"typescriptCode": code}).to_string()}}]},
+            {"role": "tool", "toolCallId": "call_ui", "content": decision.to_string()},
+        ]});
+        let rest = post_chat(&base, &follow_up).await;
+        let names: Vec<&str> = rest.iter().map(Chunk::label).collect();
+        assert!(
+            matches!(rest.first(), Some(Chunk::RunStarted { run_id, .. }) if run_id == "run-2"),
+            "{names:?}"
+        );
+        assert!(names.contains(&"code_mode:approval_resolved"), "{names:?}");
+        assert!(
+            !names.contains(&"code_mode:approval_requested"),
+            "{names:?}"
+        );
+        let result = rest
+            .iter()
+            .find_map(|c| match c {
+                Chunk::ToolCallResult { content, .. } => Some(content.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no result: {names:?}"));
+        if approved {
+            assert!(result.contains("\"sent\":true"), "{result}");
+        } else {
+            assert!(
+                result.contains("not approved: denied in the chat"),
+                "{result}"
+            );
+        }
+        assert!(
+            matches!(rest.last(), Some(Chunk::RunFinished { run_id, .. }) if run_id == "run-2")
+        );
+        // Sent again, the decision answers no parked run.
+        let again = post_chat(&base, &follow_up).await;
+        let result = again.iter().find_map(|c| match c {
+            Chunk::ToolCallResult { content, .. } => Some(content.clone()),
+            _ => None,
+        });
+        assert!(result.is_none(), "{again:?}");
+        let told: String = again
+            .iter()
+            .filter_map(|c| match c {
+                Chunk::TextMessageContent { delta, .. } => Some(delta.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert!(told.contains("no longer running"), "{told}");
+    }
+}

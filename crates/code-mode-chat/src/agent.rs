@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
+use crate::approvals::{ChatApprovals, ChatApprover, Relay, response_stream};
+use crate::llm::{LlmAdapter, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
+use crate::{Chunk, Usage};
 use code_mode::{EventSink, Tool, ToolContext, now_ms};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
-
-use crate::llm::{LlmAdapter, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
-use crate::{Chunk, Usage};
 
 /// Runs conversations with a model and tools.
 #[derive(Clone)]
@@ -25,6 +24,7 @@ pub struct Agent {
     tools: Vec<Tool>,
     system: Vec<String>,
     max_iterations: usize,
+    approvals: Option<ChatApprovals>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -49,15 +49,6 @@ fn next_id(prefix: &str) -> String {
     )
 }
 
-/// Aborts the loop's task when the chunk stream is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 impl Agent {
     /// An agent with `tools` (e.g. `code_mode.as_tools()` plus ordinary tools) and the
     /// system prompts (e.g. `code_mode.system_prompt()`); at most `max_iterations` model calls
@@ -73,7 +64,27 @@ impl Agent {
             tools,
             system,
             max_iterations: max_iterations.max(1),
+            approvals: None,
         }
+    }
+
+    /// Lets programs ask for approval through the client (see the `approvals` module):
+    /// runs waiting for a decision are parked in `approvals` between requests. Without it,
+    /// calls that need approval are denied (no one can be asked).
+    #[must_use]
+    pub fn with_approvals(mut self, approvals: ChatApprovals) -> Self {
+        self.approvals = Some(approvals);
+        self
+    }
+
+    /// The follow-up request `body` answers a parked run's approval: the rest of that run,
+    /// streamed under `run_id`. `None` when it answers none (start a new run then).
+    pub fn resume(
+        &self,
+        body: &Value,
+        run_id: impl Into<String>,
+    ) -> Option<BoxStream<'static, Chunk>> {
+        crate::approvals::resume(self.approvals.as_ref()?, body, run_id.into())
     }
 
     /// Runs the conversation; must be called inside a Tokio runtime. The stream ends after the
@@ -94,10 +105,10 @@ impl Agent {
         run_id: impl Into<String>,
         messages: Vec<Message>,
     ) -> BoxStream<'static, Chunk> {
-        let (tx, rx) = mpsc::unbounded_channel();
         let agent = self.clone();
         let thread_id = thread_id.into();
         let run_id = run_id.into();
+        let (relay, rx) = Relay::new(run_id.clone(), thread_id.clone());
         // One `invoke_agent` span per run: the model calls and tool calls are its children,
         // and Code Mode's execution spans nest under the tool calls.
         let span = tracing::info_span!(
@@ -109,15 +120,14 @@ impl Agent {
             code_mode_chat.run_id = %run_id,
             gen_ai.request.model = agent.llm.model(),
         );
+        let driven = relay.clone();
         let task = tokio::spawn(
-            async move { agent.drive(thread_id, run_id, messages, tx).await }.instrument(span),
+            async move { agent.drive(thread_id, run_id, messages, driven).await }.instrument(span),
         );
-        let guard = AbortOnDrop(task);
-        futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-            let chunk = rx.recv().await?;
-            Some((chunk, (rx, guard)))
-        })
-        .boxed()
+        // The response holds the task: a client that goes away cancels the run (unless it
+        // parked waiting for an approval first).
+        let guard = relay.hold_task(task.abort_handle());
+        response_stream(rx, guard)
     }
 
     async fn drive(
@@ -125,7 +135,7 @@ impl Agent {
         thread_id: String,
         run_id: String,
         mut messages: Vec<Message>,
-        tx: mpsc::UnboundedSender<Chunk>,
+        relay: Arc<Relay>,
     ) {
         let model = self.llm.model().to_owned();
         let meta = |extra: Value| {
@@ -135,9 +145,7 @@ impl Agent {
             }
             Some(json!({"tanstack": tanstack}))
         };
-        let send = |chunk: Chunk| {
-            let _ = tx.send(chunk);
-        };
+        let send = |chunk: Chunk| relay.send(chunk);
         let tools: Vec<LlmTool> = self
             .tools
             .iter()
@@ -290,7 +298,7 @@ impl Agent {
             // events and precedes the results.
             let mut results = Vec::with_capacity(calls.len());
             for call in calls {
-                let content = self.call_tool(&call, &tx).await;
+                let content = self.call_tool(&call, &relay).await;
                 results.push((call.id, content));
             }
             send(finished(&finish.0, finish.1));
@@ -321,7 +329,7 @@ impl Agent {
 
     /// Runs one tool call, in its `execute_tool` span; failures become a JSON error the
     /// model can read.
-    async fn call_tool(&self, call: &ToolCall, tx: &mpsc::UnboundedSender<Chunk>) -> String {
+    async fn call_tool(&self, call: &ToolCall, relay: &Arc<Relay>) -> String {
         let span = tracing::info_span!(
             target: "code_mode_chat",
             "code_mode_chat.tool_call",
@@ -332,7 +340,7 @@ impl Agent {
             gen_ai.tool.call.id = %call.id,
             error.type = tracing::field::Empty,
         );
-        self.call_tool_in(call, tx, &span)
+        self.call_tool_in(call, relay, &span)
             .instrument(span.clone())
             .await
     }
@@ -340,7 +348,7 @@ impl Agent {
     async fn call_tool_in(
         &self,
         call: &ToolCall,
-        tx: &mpsc::UnboundedSender<Chunk>,
+        relay: &Arc<Relay>,
         span: &tracing::Span,
     ) -> String {
         let Some(tool) = self.tools.iter().find(|t| t.name() == call.name) else {
@@ -357,14 +365,25 @@ impl Agent {
                     .to_string();
             }
         };
-        let tx = tx.clone();
+        let forward = relay.clone();
         let events = EventSink::from_fn(move |event| {
-            let _ = tx.send(Chunk::from_event(&event, now_ms()));
+            forward.send(Chunk::from_event(&event, now_ms()));
+        });
+        // Approvals are asked of the client when the server keeps parked runs.
+        let approver = self.approvals.as_ref().map(|approvals| {
+            Arc::new(ChatApprover {
+                approvals: approvals.clone(),
+                relay: relay.clone(),
+                tool_call_id: call.id.clone(),
+                tool_name: call.name.clone(),
+                one_at_a_time: tokio::sync::Mutex::new(()),
+            }) as Arc<dyn code_mode::Approver>
         });
         let ctx = ToolContext {
             tool_call_id: Some(call.id.as_str().into()),
             events,
             span: span.clone(),
+            approver,
             ..ToolContext::default()
         };
         match tool.call(input, ctx).await {

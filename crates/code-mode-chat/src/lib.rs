@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod agent;
+mod approvals;
 mod chunk;
 #[cfg(feature = "axum")]
 mod http;
@@ -34,6 +35,7 @@ mod scripted;
 pub mod sse;
 
 pub use agent::Agent;
+pub use approvals::{ChatApprovals, DEFAULT_PARK_TTL};
 pub use chunk::{Chunk, RunError, Usage};
 #[cfg(feature = "axum")]
 pub use http::sse_response;

@@ -40,7 +40,7 @@ export function App() {
     [],
   )
 
-  const { messages, sendMessage, isLoading, error } = useChat({
+  const { messages, sendMessage, isLoading, error, addToolApprovalResponse } = useChat({
     connection: fetchServerSentEvents('/api/chat'),
     onCustomEvent,
   })
@@ -98,6 +98,14 @@ export function App() {
                         <EventRow key={event.id} event={event} />
                       ))}
                     </ol>
+                    {part.state === 'approval-requested' && part.approval && (
+                      <PendingApproval
+                        request={pendingRequest(events.get(part.id) ?? [], part.approval.id)}
+                        onAnswer={(approved) =>
+                          void addToolApprovalResponse({ id: part.approval!.id, approved })
+                        }
+                      />
+                    )}
                     {result !== undefined && (
                       <pre className="result" data-testid="tool-result">
                         {JSON.stringify(result, null, 2)}
@@ -136,6 +144,45 @@ export function App() {
         </button>
       </form>
     </main>
+  )
+}
+
+// The program's call waiting for a decision: its function and input come from the
+// `code_mode:approval_requested` event with the approval's id.
+function pendingRequest(
+  events: Array<SandboxEvent>,
+  approvalId: string,
+): { fn: string; input: unknown } | null {
+  const event = events.find(
+    (e) => e.eventType === 'code_mode:approval_requested' && e.data.approvalId === approvalId,
+  )
+  return event ? { fn: String(event.data.function ?? ''), input: event.data.input } : null
+}
+
+function PendingApproval({
+  request,
+  onAnswer,
+}: {
+  request: { fn: string; input: unknown } | null
+  onAnswer: (approved: boolean) => void
+}) {
+  return (
+    <div className="approval" data-testid="approval">
+      <div className="approval-title">
+        The program wants to call <code>{request?.fn ?? 'a tool'}</code>. Allow it?
+      </div>
+      <pre className="approval-input" data-testid="approval-input">
+        {JSON.stringify(request?.input ?? {}, null, 2)}
+      </pre>
+      <div className="approval-actions">
+        <button type="button" data-testid="approve" onClick={() => onAnswer(true)}>
+          Approve
+        </button>
+        <button type="button" data-testid="deny" onClick={() => onAnswer(false)}>
+          Deny
+        </button>
+      </div>
+    </div>
   )
 }
 

@@ -28,6 +28,12 @@ export function EventRow({ event }: { event: SandboxEvent }) {
     case 'external_error':
       text = `✗ ${fn}: ${String(data.error ?? '')} after ${ms(data.duration)}`
       break
+    case 'approval_requested':
+      text = `? ${fn}(${JSON.stringify(data.input ?? {})}) waits for approval`
+      break
+    case 'approval_resolved':
+      text = `? ${fn}: ${String(data.outcome ?? '')}${data.reason ? ` (${String(data.reason)})` : ''}`
+      break
     case 'execution_finished':
       text = `${data.success ? 'succeeded' : 'failed'} in ${ms(data.durationMs)}`
       break
