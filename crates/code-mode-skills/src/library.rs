@@ -53,6 +53,7 @@ struct Inner {
     policy: TrustPolicy,
     selector: Option<Arc<dyn LlmAdapter>>,
     max_in_context: usize,
+    approvals: std::collections::HashMap<String, code_mode::ApprovalPolicy>,
 }
 
 /// Builds a [`SkillLibrary`].
@@ -62,6 +63,7 @@ pub struct SkillLibraryBuilder {
     policy: TrustPolicy,
     selector: Option<Arc<dyn LlmAdapter>>,
     max_in_context: usize,
+    approvals: std::collections::HashMap<String, code_mode::ApprovalPolicy>,
 }
 
 impl SkillLibraryBuilder {
@@ -90,6 +92,30 @@ impl SkillLibraryBuilder {
         self.max_in_context = n;
         self
     }
+    /// Calls of the skill `name` from a program need a person's approval (always, or when
+    /// the policy's predicate holds for the input), as tools marked with
+    /// [`Tool::require_approval`](code_mode::Tool::require_approval) do. The application
+    /// decides this, never the model that registers skills; it applies to every version
+    /// of the skill.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use code_mode::ApprovalPolicy;
+    /// use code_mode_skills::{InMemoryStorage, SkillLibrary};
+    /// let library = SkillLibrary::builder(Arc::new(InMemoryStorage::new()))
+    ///     .require_approval("refund_order", ApprovalPolicy::Always)
+    ///     .build();
+    /// # let _ = library;
+    /// ```
+    #[must_use]
+    pub fn require_approval(
+        mut self,
+        name: impl Into<String>,
+        policy: code_mode::ApprovalPolicy,
+    ) -> Self {
+        self.approvals.insert(name.into(), policy);
+        self
+    }
     /// The library.
     pub fn build(self) -> SkillLibrary {
         SkillLibrary {
@@ -99,6 +125,7 @@ impl SkillLibraryBuilder {
                 policy: self.policy,
                 selector: self.selector,
                 max_in_context: self.max_in_context,
+                approvals: self.approvals,
             }),
         }
     }
@@ -163,6 +190,7 @@ impl SkillLibrary {
             policy: TrustPolicy::default(),
             selector: None,
             max_in_context: 5,
+            approvals: std::collections::HashMap::new(),
         }
     }
 
@@ -402,11 +430,18 @@ impl SkillLibrary {
             // The declaration the model was shown, for the type check.
             let declaration = crate::prompt::declaration_tool(&skill)
                 .map(|t| code_mode::generate_checker_stubs(&[&t], "skill_"));
+            let approval = self.inner.approvals.get(&skill.name).cloned();
             match binding {
-                Ok(b) => out.push(match declaration {
-                    Some(d) => b.with_declaration(d),
-                    None => b,
-                }),
+                Ok(b) => {
+                    let b = match declaration {
+                        Some(d) => b.with_declaration(d),
+                        None => b,
+                    };
+                    out.push(match approval {
+                        Some(policy) => b.with_approval(policy),
+                        None => b,
+                    });
+                }
                 Err(e) => tracing::warn!(error = %e, "skill not exposed to code"),
             }
         }

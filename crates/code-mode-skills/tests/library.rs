@@ -705,3 +705,59 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
         4
     );
 }
+
+/// A skill the application marks with `require_approval` asks before each call from a
+/// program, through the approver of the execution that calls it; a denial is the program's
+/// catchable `ApprovalDeniedError`, and an approved call runs the skill once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_marked_for_approval_ask_first() {
+    use code_mode::{ApprovalChannel, ApprovalDecision, Approver};
+    let lib = SkillLibrary::builder(Arc::new(InMemoryStorage::new()))
+        .require_approval("compare_cities", code_mode::ApprovalPolicy::Always)
+        .build();
+    let cm = code_mode();
+    lib.register(compare()).await.unwrap();
+    let session = lib.session(&cm, &[user("hello")]).await.unwrap();
+    let execute = session
+        .tools
+        .iter()
+        .find(|t| t.name() == "execute_typescript")
+        .cloned()
+        .unwrap();
+    let (approver, mut pending) = ApprovalChannel::new();
+    let approver: Arc<dyn Approver> = Arc::new(approver);
+    let program = json!({"typescriptCode": "const out = [];\nfor (const b of ['Lyon', 'Nice']) {\n  try { out.push((await skill_compare_cities({ a: 'Paris', b })).bigger); } catch (e) { out.push(e.name + ': ' + e.message); }\n}\nreturn out;"});
+    let (sink, events) = recorder();
+    let ctx = ToolContext {
+        approver: Some(approver),
+        ..ctx("call_s", sink)
+    };
+    let run = tokio::spawn(async move { execute.call(program, ctx).await });
+    let first = pending.recv().await.unwrap();
+    assert_eq!(first.request().function, "skill_compare_cities");
+    assert_eq!(first.request().input, json!({"a": "Paris", "b": "Lyon"}));
+    first.answer(ApprovalDecision::Approve);
+    let second = pending.recv().await.unwrap();
+    assert_eq!(second.request().input["b"], "Nice");
+    second.answer(ApprovalDecision::deny("not Nice"));
+    let result = run.await.unwrap().unwrap();
+    assert_eq!(
+        result["result"],
+        json!([
+            "Paris",
+            "ApprovalDeniedError: skill_compare_cities was not approved: not Nice"
+        ]),
+        "{result}"
+    );
+    let n = names(&events);
+    assert_eq!(
+        n.iter().filter(|e| *e == "code_mode:skill_call").count(),
+        1,
+        "the denied call never ran: {n:?}"
+    );
+    assert_eq!(
+        n.iter().filter(|e| *e == "code_mode:approval_requested").count(),
+        2,
+        "{n:?}"
+    );
+}
