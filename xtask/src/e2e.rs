@@ -7,8 +7,12 @@ use std::process::Command;
 
 use crate::provision;
 
-/// The test's name, so the plain workspace run can leave it to this phase.
-pub const TEST_NAME: &str = "page_shows_live_events_before_the_result";
+/// The browser tests' names, so the workspace run can skip them when the page or Chromium
+/// cannot be provisioned.
+pub const TEST_NAMES: &[&str] = &[
+    "page_shows_live_events_before_the_result",
+    "page_approves_and_denies_a_call_inside_a_program",
+];
 
 /// Provisions the page and Chromium; returns the environment the test needs.
 pub fn provision() -> anyhow::Result<Vec<(String, String)>> {

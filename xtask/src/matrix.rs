@@ -309,7 +309,7 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
             Err(e) => {
                 println!("the chat page cannot be tested: {e:#}");
                 all_ok = false;
-                skip_filters.push(e2e::TEST_NAME.into());
+                skip_filters.extend(e2e::TEST_NAMES.iter().map(|n| (*n).to_owned()));
             }
         }
     }

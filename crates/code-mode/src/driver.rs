@@ -15,6 +15,9 @@
 //!   carrying the message only.
 //! - Limits are enforced: the timeout covers awaited tool calls; timeout, memory and stack
 //!   failures are terminal, after which the context reports `DisposedError`.
+//! - The timeout is measured on [`ContextConfig::clock`] (a [`Budget`](crate::Budget) per
+//!   execution): time the clock is held, while a call waits for a person's approval, does
+//!   not count.
 //! - Executions on one context run one at a time, in call order; state set on `globalThis`
 //!   persists between them; separate contexts share nothing.
 //! - `dispose` is idempotent.
