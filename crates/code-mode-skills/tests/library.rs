@@ -756,7 +756,9 @@ async fn skills_marked_for_approval_ask_first() {
         "the denied call never ran: {n:?}"
     );
     assert_eq!(
-        n.iter().filter(|e| *e == "code_mode:approval_requested").count(),
+        n.iter()
+            .filter(|e| *e == "code_mode:approval_requested")
+            .count(),
         2,
         "{n:?}"
     );

@@ -186,7 +186,24 @@ impl StubGenerator {
         };
         let optional = input_is_optional(tool.input_schema());
         let mut func = String::new();
-        if let Some(doc) = jsdoc(tool.description(), "") {
+        let description = match tool.approval_policy() {
+            crate::approval::ApprovalPolicy::Never => tool.description().to_owned(),
+            policy => format!(
+                "{}{}{}: the call waits for the decision and throws an ApprovalDeniedError (catchable, with the reason) when it is denied.",
+                tool.description(),
+                if tool.description().is_empty() {
+                    ""
+                } else {
+                    "\n\n"
+                },
+                if matches!(policy, crate::approval::ApprovalPolicy::Always) {
+                    "Needs a person's approval"
+                } else {
+                    "May need a person's approval, depending on the input"
+                },
+            ),
+        };
+        if let Some(doc) = jsdoc(&description, "") {
             func.push_str(&doc);
             func.push('\n');
         }
@@ -550,6 +567,29 @@ mod tests {
         assert_eq!(pascal_case("getWeather"), "GetWeather");
         assert_eq!(pascal_case("get_weather"), "GetWeather");
         assert_eq!(pascal_case("_"), "Tool");
+    }
+
+    #[test]
+    fn tools_needing_approval_say_so() {
+        let tool = |policy| {
+            crate::Tool::new(
+                "pay",
+                "Pays.",
+                serde_json::json!({"type": "object"}),
+                |_, _| async { Ok::<_, crate::ToolError>(serde_json::json!(1)) },
+            )
+            .unwrap()
+            .require_approval(policy)
+        };
+        let always = generate_stubs(&[&tool(crate::ApprovalPolicy::Always)]);
+        assert!(always.contains(" * Pays.\n *\n * Needs a person's approval: the call waits for the decision and throws an ApprovalDeniedError"), "{always}");
+        let some = generate_stubs(&[&tool(crate::ApprovalPolicy::when(|_| true))]);
+        assert!(
+            some.contains("May need a person's approval, depending on the input"),
+            "{some}"
+        );
+        let never = generate_stubs(&[&tool(crate::ApprovalPolicy::Never)]);
+        assert!(!never.contains("approval"), "{never}");
     }
 
     #[test]
