@@ -206,7 +206,7 @@ impl TypeScriptChecker {
             return Err(TypeCheckError::Helper("has no pipes".into()));
         };
         let stderr_tail = Arc::new(Mutex::new(String::new()));
-        tokio::spawn(keep_tail(stderr, stderr_tail.clone()));
+        let tail_task = tokio::spawn(keep_tail(stderr, stderr_tail.clone()));
         let mut helper = Helper {
             child,
             _work: work,
@@ -224,6 +224,9 @@ impl TypeScriptChecker {
             }
             Ok(Ok(None)) | Ok(Err(_)) => {
                 helper.kill().await;
+                // Its last words may still be in the pipe: read them to the end (the pipe
+                // closes with the process) before saying why it stopped.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tail_task).await;
                 Err(TypeCheckError::Helper("exited while starting".into())
                     .with_stderr(&helper.stderr))
             }
