@@ -8,6 +8,10 @@ pub use crate::approvals::{
     edited_input_is_validated, pending_approval_is_withdrawn_when_the_execution_ends,
     two_pending_approvals_resolve_in_any_order,
 };
+pub use crate::cancellation::{
+    an_application_cancels_mid_call, cancellation_reaches_a_waiting_tool,
+    unawaited_calls_are_cancelled_at_return,
+};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

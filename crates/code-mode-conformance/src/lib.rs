@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod approvals;
+pub mod cancellation;
 pub mod cases;
 pub mod fixtures;
 mod harness;
@@ -98,6 +99,9 @@ macro_rules! conformance_tests {
             approval_wait_does_not_use_the_timeout,
             pending_approval_is_withdrawn_when_the_execution_ends,
             edited_input_is_validated,
+            cancellation_reaches_a_waiting_tool,
+            unawaited_calls_are_cancelled_at_return,
+            an_application_cancels_mid_call,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {

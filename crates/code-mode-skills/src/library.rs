@@ -388,6 +388,7 @@ impl SkillLibrary {
             expected_output: Some(skill.output_schema.clone()),
             approver: ctx.approver.clone(),
             outer_clock: Some(ctx.clock.clone()),
+            cancel: Some(ctx.cancel.clone()),
         };
         let result = code_mode.execute(&program(&skill, &input), opts).await;
         match (result.success, result.error) {

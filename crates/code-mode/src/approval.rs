@@ -272,6 +272,7 @@ impl PendingApproval {
 #[derive(Clone)]
 pub(crate) struct Gate {
     pub(crate) approver: Option<Arc<dyn Approver>>,
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
     pub(crate) clock: ExecutionClock,
     pub(crate) outer_clock: Option<ExecutionClock>,
     pub(crate) timeout: Duration,

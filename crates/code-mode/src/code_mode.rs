@@ -34,6 +34,7 @@ use crate::typecheck::{
     CheckRequest, SANDBOX_DECLARATIONS, TypeCheckMode, TypeChecker, TypeDiagnostic,
 };
 use crate::typescript::{StrippedCode, strip_typescript};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// Largest program accepted by default, in bytes.
@@ -42,6 +43,35 @@ pub const DEFAULT_MAX_CODE_BYTES: usize = 256 * 1024;
 /// Extra wall-clock time the host grants a driver past the execution timeout before it
 /// gives up on the driver itself (a driver is expected to stop on time on its own).
 const DRIVER_GRACE: Duration = Duration::from_secs(2);
+
+/// What one execution's calls share: the clock its timeout runs on and the token that
+/// fires when it ends (see [`CodeMode::bindings`]).
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionScope {
+    /// Held while an approval is pending.
+    pub clock: ExecutionClock,
+    /// Fires when the execution ends; a child of the application's token
+    /// ([`ExecuteOptions::cancel`]) when there is one.
+    pub cancel: CancellationToken,
+}
+
+impl ExecutionScope {
+    /// A fresh scope for an execution with `opts`.
+    pub fn for_options(opts: &ExecuteOptions) -> Self {
+        Self {
+            clock: ExecutionClock::new(),
+            cancel: opts
+                .cancel
+                .as_ref()
+                .map_or_else(CancellationToken::new, CancellationToken::child_token),
+        }
+    }
+}
+
+/// The error of an execution the application cancelled.
+fn cancelled() -> ExecutionError {
+    ExecutionError::new(ErrorKind::Cancelled, "The execution was cancelled")
+}
 
 /// Name, description and schemas of a tool, as sent to the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +111,11 @@ pub struct ExecuteOptions {
     /// of another program): held too while this execution's approvals wait, so the outer
     /// program's timeout does not run out meanwhile.
     pub outer_clock: Option<ExecutionClock>,
+    /// Cancels the execution when fired: it ends at once with `CancelledError`, its
+    /// context is disposed (a `CodeMode` execution always has a context of its own), and
+    /// every tool call in flight sees [`ToolContext::cancel`] fire. Dropping the execution's
+    /// future has the same effect on the tools, without a result.
+    pub cancel: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for ExecuteOptions {
@@ -91,6 +126,7 @@ impl std::fmt::Debug for ExecuteOptions {
             .field("extra_bindings", &self.extra_bindings)
             .field("expected_output", &self.expected_output)
             .field("approver", &self.approver.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -105,7 +141,15 @@ impl ExecuteOptions {
             expected_output: None,
             approver: None,
             outer_clock: None,
+            cancel: None,
         }
+    }
+
+    /// Sets the token that cancels this execution (see [`ExecuteOptions::cancel`]).
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = Some(cancel);
+        self
     }
 
     /// Sets the approver of this execution.
@@ -440,6 +484,7 @@ impl CodeMode {
                         extra_bindings,
                         approver: ctx.approver,
                         outer_clock: Some(ctx.clock),
+                        cancel: Some(ctx.cancel),
                         ..ExecuteOptions::default()
                     };
                     Ok(me.call_execute_tool(&input, opts).await.to_json())
@@ -662,8 +707,25 @@ impl CodeMode {
         started: Instant,
         trace: &ExecTrace,
     ) -> CodeModeResult {
-        let clock = ExecutionClock::new();
-        let context = match self.create_context(&opts, trace, &clock).await {
+        let scope = ExecutionScope::for_options(&opts);
+        // Fires when this execution ends, however it ends (this future dropped included):
+        // tool calls still in flight see it in `ToolContext::cancel`.
+        let _ends = scope.cancel.clone().drop_guard();
+        if opts
+            .cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+        {
+            return self.finish(
+                &opts,
+                started,
+                Phase::Execute,
+                CodeModeResult::failure(cancelled()),
+                trace,
+            );
+        }
+        let clock = scope.clock.clone();
+        let context = match self.create_context(&opts, trace, &scope).await {
             Ok(c) => c,
             Err(message) => {
                 let error =
@@ -680,14 +742,22 @@ impl CodeMode {
         // The driver enforces the timeout itself; this is the backstop for a driver that
         // does not, on the same clock (approval waits do not count).
         let budget = clock.budget(self.inner.limits.timeout());
-        let outcome = tokio::select! {
-            r = context.execute(&stripped.body) => Some(r),
-            () = budget.spent_plus(DRIVER_GRACE) => None,
+        let app_cancel = async {
+            match &opts.cancel {
+                Some(token) => token.cancelled().await,
+                None => std::future::pending().await,
+            }
         };
+        let outcome = tokio::select! {
+            r = context.execute(&stripped.body) => Ok(r),
+            () = budget.spent_plus(DRIVER_GRACE) => Err(ExecutionError::timeout(self.inner.limits.timeout())),
+            () = app_cancel => Err(cancelled()),
+        };
+        scope.cancel.cancel();
         context.dispose().await;
         let mut result = match outcome {
-            Some(r) => CodeModeResult::from_execution(r),
-            None => CodeModeResult::failure(ExecutionError::timeout(self.inner.limits.timeout())),
+            Ok(r) => CodeModeResult::from_execution(r),
+            Err(e) => CodeModeResult::failure(e),
         };
         if let Some(err) = &mut result.error {
             err.line = err.line.and_then(|l| stripped.original_line(l));
@@ -700,10 +770,10 @@ impl CodeMode {
         &self,
         opts: &ExecuteOptions,
         trace: &ExecTrace,
-        clock: &ExecutionClock,
+        scope: &ExecutionScope,
     ) -> Result<Box<dyn IsolateContext>, String> {
         let bindings = self
-            .bindings_traced(opts, trace, clock)
+            .bindings_traced(opts, trace, scope)
             .map_err(|e| e.to_string())?;
         let events = opts.events.clone();
         let id = opts.tool_call_id.clone();
@@ -730,7 +800,7 @@ impl CodeMode {
             bindings,
             limits: self.inner.limits,
             console: Some(console),
-            clock: clock.clone(),
+            clock: scope.clock.clone(),
         };
         self.inner
             .driver
@@ -773,29 +843,31 @@ impl CodeMode {
     /// emitting `external_call`/`external_result`/`external_error` events, plus
     /// `opts.extra_bindings`.
     ///
-    /// Calls that need approval hold `clock` while they wait: give the same clock to the
-    /// context (its [`ContextConfig::clock`]) so the wait does not count against the
-    /// timeout.
+    /// `scope` is the execution's: calls that need approval hold its clock while they wait
+    /// (give the same clock to the context, its [`ContextConfig::clock`], so the wait does
+    /// not count against the timeout), and tools see its cancellation token; cancel it when
+    /// the execution ends.
     pub fn bindings(
         &self,
         opts: &ExecuteOptions,
-        clock: &ExecutionClock,
+        scope: &ExecutionScope,
     ) -> Result<Bindings, ToolDefinitionError> {
-        self.bindings_traced(opts, &ExecTrace::current(self.inner.trace_values), clock)
+        self.bindings_traced(opts, &ExecTrace::current(self.inner.trace_values), scope)
     }
 
     fn bindings_traced(
         &self,
         opts: &ExecuteOptions,
         trace: &ExecTrace,
-        clock: &ExecutionClock,
+        scope: &ExecutionScope,
     ) -> Result<Bindings, ToolDefinitionError> {
         let gate = Gate {
             approver: opts
                 .approver
                 .clone()
                 .or_else(|| self.inner.approver.clone()),
-            clock: clock.clone(),
+            cancel: scope.cancel.clone(),
+            clock: scope.clock.clone(),
             outer_clock: opts.outer_clock.clone(),
             timeout: self.inner.limits.approval_timeout(),
             events: opts.events.clone(),
@@ -933,6 +1005,7 @@ fn tool_binding(
                         span: traced.clone(),
                         approver: gate.approver.clone(),
                         clock: gate.clock.clone(),
+                        cancel: gate.cancel.clone(),
                     };
                     let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await
                     {

@@ -41,6 +41,9 @@ pub enum ErrorKind {
     /// The program awaits a promise nothing can settle: no tool call is in flight and the
     /// sandbox has no timers (`DeadlockError`).
     Deadlock,
+    /// The application cancelled the execution (`CancelledError`, see
+    /// [`ExecuteOptions::cancel`](crate::ExecuteOptions::cancel)).
+    Cancelled,
     /// The sandbox itself failed (`InternalError` of the host, `WorkerError`, ...): the name is
     /// kept as given by the driver.
     Driver(String),
@@ -71,6 +74,7 @@ impl ErrorKind {
             Self::Result => "ResultError",
             Self::Validation => "ValidationError",
             Self::Deadlock => "DeadlockError",
+            Self::Cancelled => "CancelledError",
             Self::Driver(name) | Self::Guest(name) => name,
         }
     }
@@ -98,6 +102,7 @@ impl ErrorKind {
             "ResultError" => Self::Result,
             "ValidationError" => Self::Validation,
             "DeadlockError" => Self::Deadlock,
+            "CancelledError" => Self::Cancelled,
             other => Self::Guest(cap_text(other, MAX_ERROR_NAME_BYTES)),
         }
     }

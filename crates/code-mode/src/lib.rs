@@ -71,7 +71,8 @@ pub use approval::{
 pub use bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
 pub use clock::{Budget, ClockHold, ExecutionClock};
 pub use code_mode::{
-    BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions, ToolSpec,
+    BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions,
+    ExecutionScope, ToolSpec,
 };
 pub use console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, TRUNCATION_MARKER};
 pub use depth::{
@@ -108,3 +109,4 @@ pub use typescript::{StrippedCode, strip_typescript};
 /// Re-exported so drivers and applications use the same versions.
 pub use async_trait::async_trait;
 pub use serde_json;
+pub use tokio_util::sync::CancellationToken;

@@ -21,6 +21,7 @@ use crate::error::{ToolDefinitionError, ToolError};
 use crate::events::EventSink;
 use crate::identifier::check_identifier;
 use crate::schema::CompiledSchema;
+use tokio_util::sync::CancellationToken;
 
 /// Names of code-mode's own tools, which an application tool may not take.
 pub const RESERVED_TOOL_NAMES: &[&str] = &["execute_typescript", "discover_tools"];
@@ -42,6 +43,26 @@ pub struct ToolContext {
     /// itself can [`hold`](ExecutionClock::hold) it so the wait does not count against the
     /// program's timeout; a nested execution holds it while its own approvals wait.
     pub clock: ExecutionClock,
+    /// Fires when the execution this call belongs to ends, whatever the reason: the program
+    /// returned (leaving this call unawaited) or failed, timed out, was cancelled by the
+    /// application ([`ExecuteOptions::cancel`](crate::ExecuteOptions::cancel)) or by its
+    /// caller dropping it (a chat client that went away, an MCP `notifications/cancelled`).
+    /// The call's own future is dropped then; work it started elsewhere (a spawned task, a
+    /// thread, a job on another service) watches this token to stop.
+    ///
+    /// ```
+    /// use code_mode::{Tool, ToolError};
+    /// use serde_json::json;
+    /// let export = Tool::new("startExport", "Starts an export job.", json!({"type": "object"}), |_, ctx| async move {
+    ///     let (cancel, job) = (ctx.cancel.clone(), tokio::spawn(async { /* long work */ json!("done") }));
+    ///     let abort = job.abort_handle();
+    ///     // The job stops when the execution ends, even if this call was never awaited.
+    ///     tokio::spawn(async move { cancel.cancelled().await; abort.abort(); });
+    ///     job.await.map_err(|e| ToolError::new(e.to_string()))
+    /// }).unwrap();
+    /// # let _ = export;
+    /// ```
+    pub cancel: CancellationToken,
 }
 
 impl Default for ToolContext {
@@ -52,6 +73,7 @@ impl Default for ToolContext {
             span: tracing::Span::none(),
             approver: None,
             clock: ExecutionClock::new(),
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -216,13 +238,47 @@ impl Tool {
         F: Fn(I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
     {
+        Self::typed_with_context(name, description, move |input: I, _ctx| handler(input))
+    }
+
+    /// Like [`Tool::typed`], with the handler also receiving the [`ToolContext`] (its
+    /// cancellation signal, events, span, approver).
+    ///
+    /// ```
+    /// use code_mode::{Tool, ToolContext, ToolError};
+    /// use schemars::JsonSchema;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Deserialize, JsonSchema)]
+    /// struct Input { ms: u64 }
+    /// #[derive(Serialize, JsonSchema)]
+    /// struct Output { waited: bool }
+    ///
+    /// let tool = Tool::typed_with_context("wait", "Waits, unless the execution was cancelled.",
+    ///     |input: Input, ctx: ToolContext| async move {
+    ///         tokio::time::sleep(std::time::Duration::from_millis(input.ms)).await;
+    ///         Ok::<_, ToolError>(Output { waited: !ctx.cancel.is_cancelled() })
+    ///     }).unwrap();
+    /// assert_eq!(tool.name(), "wait");
+    /// ```
+    pub fn typed_with_context<I, O, F, Fut>(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        handler: F,
+    ) -> Result<Self, ToolDefinitionError>
+    where
+        I: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + Send + 'static,
+        F: Fn(I, ToolContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ToolError>> + Send + 'static,
+    {
         let handler = Arc::new(handler);
-        let tool = Self::new(name, description, schema_of::<I>(), move |input, _ctx| {
+        let tool = Self::new(name, description, schema_of::<I>(), move |input, ctx| {
             let handler = handler.clone();
             async move {
                 let input: I = serde_json::from_value(input)
                     .map_err(|e| ToolError::new(format!("invalid input: {e}")))?;
-                let output = handler(input).await?;
+                let output = handler(input, ctx).await?;
                 serde_json::to_value(output)
                     .map_err(|e| ToolError::new(format!("tool output is not JSON: {e}")))
             }
