@@ -26,27 +26,33 @@ fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("chat-server/web")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
-async fn page_shows_live_events_before_the_result() {
+/// Serves the page with a scripted model writing `code`, runs the browser script `script`
+/// against it (its screenshot at `$screenshot_var`, else `default_png` in the target's
+/// temporary folder), and returns what the script saw and the model's requests.
+async fn browse(
+    script: &str,
+    code: &'static str,
+    screenshot_var: &str,
+    default_png: &str,
+) -> (Value, support::Recorded) {
     let web = web_dir();
     assert!(
         web.join("dist/index.html").exists() && web.join("node_modules/playwright-core").exists(),
         "the page is not built: run `cargo xtask e2e` (it installs and builds what is needed)"
     );
-    let (llm, requests) = scripted_model_recording(CODE).await;
+    let (llm, requests) = scripted_model_recording(code).await;
     let driver =
         code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
             .unwrap_or_else(|e| panic!("{e}"));
     let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
     let base = serve(app::router(state, Some(web.join("dist")))).await;
-    let screenshot = std::env::var_os("CODE_MODE_E2E_SCREENSHOT")
+    let screenshot = std::env::var_os(screenshot_var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-e2e.png"));
-
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join(default_png));
+    let script = script.to_owned();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
-            .arg("e2e/chat.e2e.mjs")
+            .arg(script)
             .arg(&base)
             .arg(&screenshot)
             .current_dir(web_dir())
@@ -64,7 +70,19 @@ async fn page_shows_live_events_before_the_result() {
     );
     let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("bad output from the browser run ({e}): {stdout}"));
+    (seen, requests)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
+async fn page_shows_live_events_before_the_result() {
+    let (seen, requests) = browse(
+        "e2e/chat.e2e.mjs",
+        CODE,
+        "CODE_MODE_E2E_SCREENSHOT",
+        "chat-e2e.png",
+    )
+    .await;
     assert!(
         seen["info"]
             .as_str()
@@ -190,40 +208,13 @@ try {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
 async fn page_approves_and_denies_a_call_inside_a_program() {
-    let web = web_dir();
-    assert!(
-        web.join("dist/index.html").exists() && web.join("node_modules/playwright-core").exists(),
-        "the page is not built: run `cargo xtask e2e` (it installs and builds what is needed)"
-    );
-    let (llm, requests) = scripted_model_recording(APPROVAL_CODE).await;
-    let driver =
-        code_mode_drivers::driver_by_name("quickjs", &code_mode_drivers::DriverOptions::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-    let state = app::state(Ok(llm), driver).unwrap_or_else(|e| panic!("{e}"));
-    let base = serve(app::router(state, Some(web.join("dist")))).await;
-    let screenshot = std::env::var_os("CODE_MODE_E2E_APPROVAL_SCREENSHOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-approval.png"));
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg("e2e/approval.e2e.mjs")
-            .arg(&base)
-            .arg(&screenshot)
-            .current_dir(web_dir())
-            .output()
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
-    .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser run failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("bad output from the browser run ({e}): {stdout}"));
+    let (seen, requests) = browse(
+        "e2e/approval.e2e.mjs",
+        APPROVAL_CODE,
+        "CODE_MODE_E2E_APPROVAL_SCREENSHOT",
+        "chat-approval.png",
+    )
+    .await;
     let turn = |n: usize| seen["turns"][n].clone();
     for n in 0..2 {
         let t = turn(n);

@@ -47,7 +47,7 @@ fn args(v: Value) -> serde_json::Map<String, Value> {
     }
 }
 
-async fn execute(client: &RunningService<RoleClient, Recorder>, code: &str) -> Value {
+async fn execute<H: ClientHandler>(client: &RunningService<RoleClient, H>, code: &str) -> Value {
     let r = client
         .peer()
         .call_tool(
@@ -761,15 +761,7 @@ async fn approvals_are_asked_through_elicitation() {
         .await
         .unwrap_or_else(|e| panic!("cannot initialize: {e}"));
     let code = "const out = [];\nfor (const n of [1, 2, 3]) {\n  try { out.push(await external_echo({ n })); } catch (e) { out.push([e.name, e.message]); }\n}\nreturn out;";
-    let r = client
-        .peer()
-        .call_tool(
-            CallToolRequestParams::new("execute_typescript")
-                .with_arguments(args(json!({"typescriptCode": code}))),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let structured = r.structured_content.unwrap_or(Value::Null);
+    let structured = execute(&client, code).await;
     assert_eq!(
         structured["result"],
         json!([

@@ -6,7 +6,7 @@
 //
 // Usage: node e2e/approval.e2e.mjs <base-url> <screenshot.png>
 // Env:   CHROMIUM (default /usr/bin/chromium)
-import { chromium } from 'playwright-core'
+import { launch } from './browser.mjs'
 
 const [base, screenshot] = process.argv.slice(2)
 if (!base || !screenshot) {
@@ -14,19 +14,7 @@ if (!base || !screenshot) {
   process.exit(2)
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-})
+const browser = await launch()
 try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
   const requests = []

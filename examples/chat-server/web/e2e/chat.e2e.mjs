@@ -4,7 +4,7 @@
 //
 // Usage: node e2e/chat.e2e.mjs <base-url> <screenshot.png>
 // Env:   CHROMIUM (default /usr/bin/chromium)
-import { chromium } from 'playwright-core'
+import { launch } from './browser.mjs'
 
 const [base, screenshot] = process.argv.slice(2)
 if (!base || !screenshot) {
@@ -12,20 +12,7 @@ if (!base || !screenshot) {
   process.exit(2)
 }
 
-// Playwright gives the browser a fresh temporary profile. Flags keep Chromium off the network (this machine reaches only package registries).
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-})
+const browser = await launch()
 try {
   const page = await browser.newPage({ viewport: { width: 1000, height: 900 } })
   // Record, in the page, when each event row and each tool result first appears, and under
