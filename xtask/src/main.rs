@@ -20,6 +20,7 @@
 mod bench;
 mod bench_bin;
 mod e2e;
+mod node;
 mod matrix;
 mod mcp_bench;
 mod otel_bench;
@@ -46,6 +47,9 @@ enum Cmd {
         #[arg(long)]
         matrix_only: bool,
     },
+    /// Build the Node-API addon (crates/code-mode-node, a TanStack isolate driver) and run
+    /// its tests on every Node found.
+    Node,
     /// Provision and run the chat page's headless-browser test.
     E2e {
         /// Where to save the page's screenshot (e.g. docs/chat-e2e.png).
@@ -147,6 +151,7 @@ fn main() -> anyhow::Result<()> {
         },
         Cmd::GuestWasm => guest_wasm(),
         Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),
+        Cmd::Node => node::run(),
         Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
         Cmd::Soak { runs, concurrency } => soak::run(runs, concurrency),
         Cmd::Fuzz { secs, seed } => {

@@ -350,6 +350,21 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
         }
     }
 
+    // The Node-API addon is built outside the workspace; its tests run on Node itself.
+    let mut addon = (0, 0);
+    if !matrix_only {
+        match crate::node::build().and_then(|()| crate::node::test(&env)) {
+            Ok(counts) => addon = counts,
+            Err(e) => {
+                println!("the Node-API addon could not be built or tested: {e:#}");
+                all_ok = false;
+            }
+        }
+        if addon.1 > 0 {
+            all_ok = false;
+        }
+    }
+
     println!();
     println!("Conformance matrix (behaviour + escape-attempt suite, one row per driver)");
     println!("| driver | status | suite passed | suite failed | all driver tests passed |");
@@ -380,6 +395,12 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
         "{} passed, {} failed, {} skipped",
         total.passed, total.failed, skipped_cases
     );
+    if !matrix_only {
+        println!(
+            "Node-API addon: its tests passed on {} Node version(s), failed on {}",
+            addon.0, addon.1
+        );
+    }
     if !all_ok || total.failed > 0 {
         bail!("some tests failed");
     }

@@ -1,0 +1,59 @@
+// Types of `@code-mode/isolate-quickjs-native`: the same shapes as `@tanstack/ai-code-mode`'s
+// `IsolateDriver` family, so the driver fits wherever TanStack's drivers do.
+
+export interface NativeQuickJSIsolateDriverConfig {
+  /** Execution timeout in milliseconds, tool calls included (default 30000). */
+  timeout?: number
+  /** Memory limit in MB (default 128). */
+  memoryLimit?: number
+  /** Stack limit in bytes (default 524288); per driver, not per context. */
+  maxStackSize?: number
+  /** Tool calls allowed per execution (default 1000). */
+  maxToolCalls?: number
+}
+
+export interface ToolBinding {
+  name: string
+  description: string
+  inputSchema: Record<string, unknown>
+  outputSchema?: Record<string, unknown> | undefined
+  execute: (args: unknown, context?: unknown) => Promise<unknown>
+}
+
+export interface IsolateConfig {
+  /** Keyed by the global name the program calls (e.g. `external_getWeather`). */
+  bindings: Record<string, ToolBinding>
+  timeout?: number
+  memoryLimit?: number
+}
+
+export interface NormalizedError {
+  name: string
+  message: string
+  stack?: string
+  code?: string
+}
+
+export interface ExecutionResult<T = unknown> {
+  success: boolean
+  value?: T
+  error?: NormalizedError
+  logs?: Array<string>
+}
+
+export interface IsolateContext {
+  /** Never rejects: every failure is a `{ success: false, error }` result. */
+  execute: <T = unknown>(code: string) => Promise<ExecutionResult<T>>
+  /** Idempotent; later executions report `DisposedError`. */
+  dispose: () => Promise<void>
+}
+
+export interface IsolateDriver {
+  createContext: (config: IsolateConfig) => Promise<IsolateContext>
+}
+
+export declare function createNativeQuickJSIsolateDriver(
+  config?: NativeQuickJSIsolateDriverConfig,
+): IsolateDriver
+
+export default createNativeQuickJSIsolateDriver

@@ -1,0 +1,95 @@
+// A TanStack AI Code Mode `IsolateDriver` on code-mode's native QuickJS sandbox.
+//
+//   import { createNativeQuickJSIsolateDriver } from '@code-mode/isolate-quickjs-native'
+//   const driver = createNativeQuickJSIsolateDriver({ timeout: 30000 })
+//
+// The factory, its options and defaults, `createContext(config)`, `execute(code)` and
+// `dispose()` follow `@tanstack/ai-code-mode`'s `IsolateDriver`, `IsolateConfig`,
+// `IsolateContext`, `ExecutionResult` and `NormalizedError`: bindings keyed by global name,
+// `execute` never rejects, error names and `logs` lines as TanStack's drivers give them,
+// globals kept between executions of one context. Tool calls run on Node's event loop,
+// concurrently when the program uses `Promise.all`; the program runs on the addon's own
+// threads, so a busy program never blocks the event loop.
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const require = createRequire(import.meta.url)
+const native = require(process.env.CODE_MODE_NODE_ADDON || path.join(here, 'code-mode-node.node'))
+
+const DEFAULTS = { timeout: 30000, memoryLimit: 128, maxStackSize: 524288, maxToolCalls: 1000 }
+
+function message(error) {
+  if (error instanceof Error) return error.message
+  if (error && typeof error === 'object' && typeof error.message === 'string') return error.message
+  return String(error)
+}
+
+/**
+ * @param {{ timeout?: number, memoryLimit?: number, maxStackSize?: number, maxToolCalls?: number }} [config]
+ * @returns {import('./index.d.ts').IsolateDriver}
+ */
+export function createNativeQuickJSIsolateDriver(config = {}) {
+  const defaults = {
+    timeout: config.timeout ?? DEFAULTS.timeout,
+    memoryLimit: config.memoryLimit ?? DEFAULTS.memoryLimit,
+    maxStackSize: config.maxStackSize ?? DEFAULTS.maxStackSize,
+    maxToolCalls: config.maxToolCalls ?? DEFAULTS.maxToolCalls,
+  }
+  return {
+    async createContext(isolateConfig) {
+      const bindings = isolateConfig?.bindings ?? {}
+      const names = Object.keys(bindings)
+      // One entry point for every tool call: `<global name>\n<input JSON>`.
+      const dispatch = async (request) => {
+        const cut = request.indexOf('\n')
+        const binding = bindings[request.slice(0, cut)]
+        try {
+          const value = await binding.execute(JSON.parse(request.slice(cut + 1)))
+          return JSON.stringify({ ok: value === undefined ? null : value })
+        } catch (error) {
+          // As in TanStack's drivers, the program sees a plain Error with the message.
+          return JSON.stringify({ err: { name: 'Error', message: message(error) } })
+        }
+      }
+      const context = await native.createContext(
+        {
+          timeoutMs: Math.max(1, isolateConfig?.timeout ?? defaults.timeout),
+          memoryMb: isolateConfig?.memoryLimit ?? defaults.memoryLimit,
+          stackBytes: defaults.maxStackSize,
+          maxToolCalls: defaults.maxToolCalls,
+          bindings: names,
+        },
+        dispatch,
+      )
+      let disposed = false
+      return {
+        async execute(code) {
+          if (disposed) {
+            return { success: false, error: { name: 'DisposedError', message: 'Context has been disposed' }, logs: [] }
+          }
+          try {
+            const outcome = JSON.parse(await context.execute(String(code)))
+            if (outcome.ok) {
+              const result = { success: true, logs: outcome.logs }
+              if ('value' in outcome) result.value = outcome.value
+              return result
+            }
+            const { name, message: text } = outcome.error
+            return { success: false, error: { name, message: text }, logs: outcome.logs }
+          } catch (error) {
+            return { success: false, error: { name: 'Error', message: message(error) }, logs: [] }
+          }
+        },
+        async dispose() {
+          if (disposed) return
+          disposed = true
+          await context.dispose()
+        },
+      }
+    },
+  }
+}
+
+export default createNativeQuickJSIsolateDriver

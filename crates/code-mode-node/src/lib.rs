@@ -1,0 +1,174 @@
+//! The native side of `code-mode-node`: code-mode's in-process QuickJS sandbox behind
+//! Node-API, for the JavaScript wrapper (`index.mjs`) that implements TanStack AI Code
+//! Mode's `IsolateDriver`.
+//!
+//! Why this shape: the wrapper owns everything TanStack-specific (option names and defaults,
+//! the result's fields, error names and log lines), and this side only runs programs. A
+//! context gets one JavaScript `dispatch(request)` function (a thread-safe function, so tool
+//! calls reach Node's event loop from the engine's threads without blocking it): the request
+//! is `<binding name>\n<input JSON>`, the answer a promise of `{"ok": value}` or
+//! `{"err": {"name", "message"}}`. Calls in a `Promise.all` are dispatched at once, so the
+//! tools run concurrently. Programs run on code-mode's engine threads; `execute` returns a
+//! promise and never blocks Node's event loop.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use code_mode::{
+    Binding, Bindings, CancellationToken, ContextConfig, ErrorKind, ExecutionError,
+    ExecutionResult, GuestError, IsolateContext, IsolateDriver, Limits,
+};
+use code_mode_isolate_quickjs::QuickJsDriver;
+use napi::bindgen_prelude::{Promise, Result};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{Error, Status};
+use napi_derive::napi;
+use serde_json::{Value, json};
+
+/// `dispatch(request: string) => Promise<string>`, called from any thread. Weak: it does not
+/// keep Node's event loop alive by itself (a context a script forgets to dispose does not
+/// stop the process from exiting).
+type Dispatch = ThreadsafeFunction<String, Promise<String>, String, Status, false, true>;
+
+/// Limits and bindings of a context, as the wrapper resolved them.
+#[napi(object)]
+pub struct NativeOptions {
+    /// Wall-clock timeout of each execution, in milliseconds (tool calls included).
+    pub timeout_ms: f64,
+    /// Memory limit in MiB.
+    pub memory_mb: f64,
+    /// Stack limit in bytes.
+    pub stack_bytes: f64,
+    /// Tool calls allowed per execution.
+    pub max_tool_calls: u32,
+    /// The global names of the bindings (`external_getWeather`, ...).
+    pub bindings: Vec<String>,
+}
+
+fn driver() -> &'static QuickJsDriver {
+    static DRIVER: OnceLock<QuickJsDriver> = OnceLock::new();
+    DRIVER.get_or_init(QuickJsDriver::new)
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(Status::InvalidArg, message.into())
+}
+
+/// A whole number of `unit`s from a JavaScript number, or a clear error naming `field`.
+fn whole(value: f64, field: &str) -> Result<u64> {
+    if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > 1e15 {
+        return Err(invalid(format!(
+            "{field} must be a whole, positive number (got {value})"
+        )));
+    }
+    Ok(value as u64)
+}
+
+fn limits(options: &NativeOptions) -> Result<Limits> {
+    Limits::builder()
+        .timeout(Duration::from_millis(whole(options.timeout_ms, "timeout")?))
+        .memory_mib(whole(options.memory_mb, "memoryLimit")?)
+        .stack_bytes(whole(options.stack_bytes, "maxStackSize")?)
+        .max_tool_calls(options.max_tool_calls)
+        .build()
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// The answer of `dispatch` as the guest sees it.
+fn answer(text: &str) -> std::result::Result<Value, GuestError> {
+    let parsed: Value = code_mode::parse_guest_json(text)
+        .map_err(|e| GuestError::error(format!("the tool's answer is not JSON: {e}")))?;
+    if let Some(err) = parsed.get("err") {
+        return Err(GuestError {
+            name: err["name"].as_str().unwrap_or("Error").to_owned(),
+            message: err["message"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    Ok(parsed.get("ok").cloned().unwrap_or(Value::Null))
+}
+
+fn bindings(names: &[String], dispatch: &Arc<Dispatch>) -> Result<Bindings> {
+    let mut out = Bindings::new();
+    for name in names {
+        let dispatch = dispatch.clone();
+        let global = name.clone();
+        let binding = Binding::new(name.clone(), move |args: Value| {
+            let dispatch = dispatch.clone();
+            let request = format!("{global}\n{args}");
+            Box::pin(async move {
+                let pending = dispatch.call_async(request).await.map_err(|e| {
+                    GuestError::error(format!("the tool could not be called: {}", e.reason))
+                })?;
+                let text = pending.await.map_err(|e| GuestError::error(e.reason.clone()))?;
+                answer(&text)
+            })
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        out.insert(binding).map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// One sandbox context: executions run one at a time, globals persist between them.
+#[napi]
+pub struct NativeContext {
+    inner: Arc<dyn IsolateContext>,
+    /// Fired by `dispose`: a running execution stops at once (its pending tool calls are
+    /// dropped) instead of holding the context until its deadline.
+    disposed: CancellationToken,
+}
+
+/// Creates a context with `options` whose bindings call `dispatch`.
+#[napi]
+pub async fn create_context(options: NativeOptions, dispatch: Dispatch) -> Result<NativeContext> {
+    let limits = limits(&options)?;
+    let bindings = bindings(&options.bindings, &Arc::new(dispatch))?;
+    let config = ContextConfig::new(bindings).with_limits(limits);
+    let context = driver()
+        .create_context(config)
+        .await
+        .map_err(|e| Error::from_reason(e.to_string()))?;
+    Ok(NativeContext {
+        inner: Arc::from(context),
+        disposed: CancellationToken::new(),
+    })
+}
+
+#[napi]
+impl NativeContext {
+    /// Runs a JavaScript function body; resolves to the outcome as JSON text:
+    /// `{"ok": true, "value"?, "logs": [...]}` or `{"ok": false, "error": {"name",
+    /// "message", "line"?}, "logs": [...]}`, `logs` in TanStack's line form.
+    #[napi]
+    pub async fn execute(&self, code: String) -> Result<String> {
+        let context = self.inner.clone();
+        let result = tokio::select! {
+            result = context.execute(&code) => result,
+            () = self.disposed.cancelled() => ExecutionResult::err(
+                ExecutionError::new(ErrorKind::Disposed, "The context was disposed during the execution"),
+                Vec::new(),
+            ),
+        };
+        let logs: Vec<String> = result.logs.iter().map(|l| l.to_line()).collect();
+        let out = match result.outcome {
+            // `value` only when the program returned one (TanStack leaves it out then).
+            Ok(Some(value)) => json!({"ok": true, "value": value, "logs": logs}),
+            Ok(None) => json!({"ok": true, "logs": logs}),
+            Err(e) => json!({
+                "ok": false,
+                "error": {"name": e.kind.name(), "message": e.message, "line": e.line},
+                "logs": logs,
+            }),
+        };
+        Ok(out.to_string())
+    }
+
+    /// Frees the context; idempotent. Pending tool calls are dropped; later executions
+    /// report `DisposedError`.
+    #[napi]
+    pub async fn dispose(&self) -> Result<()> {
+        self.disposed.cancel();
+        self.inner.dispose().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+// The addon against TanStack's `IsolateDriver` contract, and inside TanStack's own
+// `createCodeModeTool`. Run by `cargo xtask node` (which builds the addon first) on every
+// Node version it verifies; `CODE_MODE_NODE_ADDON` may point at a built addon.
+import test from 'node:test'
+import assert from 'node:assert/strict'
+import { z } from 'zod'
+import { toolDefinition } from '@tanstack/ai'
+import { createCodeModeTool } from '@tanstack/ai-code-mode'
+import { createNativeQuickJSIsolateDriver } from '../index.mjs'
+
+const binding = (execute) => ({ name: 'x', description: '', inputSchema: { type: 'object' }, execute })
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+test('values, logs with TanStack prefixes, globals kept per context, contexts isolated', async () => {
+  const driver = createNativeQuickJSIsolateDriver()
+  const a = await driver.createContext({ bindings: {} })
+  const b = await driver.createContext({ bindings: {} })
+  const r = await a.execute("console.log('a', 1, { k: [2] }); console.info('i'); console.warn('w'); console.error('e'); return { n: 1, s: 'x', l: [true, null] }")
+  assert.deepEqual(r, { success: true, value: { n: 1, s: 'x', l: [true, null] }, logs: ['a 1 {"k":[2]}', 'INFO: i', 'WARN: w', 'ERROR: e'] })
+  assert.deepEqual(await a.execute('globalThis.kept = 7'), { success: true, logs: [] })
+  assert.equal((await a.execute('return globalThis.kept')).value, 7)
+  assert.equal((await b.execute('return typeof globalThis.kept')).value, 'undefined')
+  const thrown = await a.execute("throw new TypeError('bad')")
+  assert.equal(thrown.success, false)
+  assert.deepEqual(thrown.error, { name: 'TypeError', message: 'bad' })
+  assert.equal((await a.execute('return (')).error.name, 'SyntaxError')
+  await a.dispose()
+  await a.dispose()
+  assert.deepEqual(await a.execute('return 1'), { success: false, error: { name: 'DisposedError', message: 'Context has been disposed' }, logs: [] })
+  await b.dispose()
+})
+
+test('tool calls: concurrent in Promise.all, errors catchable, rejections too', async () => {
+  let inFlight = 0
+  let most = 0
+  const driver = createNativeQuickJSIsolateDriver()
+  const ctx = await driver.createContext({
+    bindings: {
+      external_wait: binding(async ({ ms }) => {
+        inFlight++
+        most = Math.max(most, inFlight)
+        await sleep(ms)
+        inFlight--
+        return { waited: ms }
+      }),
+      external_throws: binding(async () => { throw new Error('tool failed') }),
+      external_rejects: binding(() => Promise.reject(new RangeError('rejected'))),
+      external_nothing: binding(async () => undefined),
+    },
+  })
+  const r = await ctx.execute('return await Promise.all([1, 2, 3].map((i) => external_wait({ ms: 100 })))')
+  assert.deepEqual(r.value, [{ waited: 100 }, { waited: 100 }, { waited: 100 }])
+  assert.equal(most, 3, 'the three calls ran at once')
+  const caught = await ctx.execute("const out = []; for (const f of [external_throws, external_rejects]) { try { await f({}) } catch (e) { out.push([e instanceof Error, e.message]) } } return out")
+  assert.deepEqual(caught.value, [[true, 'tool failed'], [true, 'rejected']])
+  assert.deepEqual((await ctx.execute('return await external_nothing()')).value, null)
+  const uncaught = await ctx.execute('await external_throws({})')
+  assert.deepEqual(uncaught.error, { name: 'Error', message: 'tool failed' })
+  await ctx.dispose()
+})
+
+test('limits: timeout (event loop free meanwhile, terminal), awaited calls, memory, stack, tool-call cap', async () => {
+  const driver = createNativeQuickJSIsolateDriver({ timeout: 300, maxToolCalls: 5 })
+  const ctx = await driver.createContext({ bindings: { external_never: binding(() => new Promise(() => {})), external_ok: binding(async () => 1) } })
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 10)
+  const spin = await ctx.execute('while (true) {}')
+  clearInterval(timer)
+  assert.equal(spin.error.name, 'TimeoutError')
+  assert.ok(ticks >= 5, `Node's event loop ran during the loop (${ticks} ticks)`)
+  assert.equal((await ctx.execute('return 1')).error.name, 'DisposedError')
+  await ctx.dispose()
+  const fresh = () => driver.createContext({ bindings: { external_never: binding(() => new Promise(() => {})), external_ok: binding(async () => 1) } })
+  let c = await fresh()
+  assert.equal((await c.execute('await external_never({})')).error.name, 'TimeoutError')
+  await c.dispose()
+  c = await fresh()
+  const capped = await c.execute("let n = 0; try { for (let i = 0; i < 10; i++) { await external_ok({}); n++ } } catch (e) { return [n, e.name] }")
+  assert.deepEqual(capped.value, [5, 'ToolCallLimitError'])
+  await c.dispose()
+  const small = createNativeQuickJSIsolateDriver({ memoryLimit: 16, maxStackSize: 65536 })
+  c = await small.createContext({ bindings: {} })
+  assert.equal((await c.execute("const a = []; while (true) a.push('x'.repeat(1e5) + a.length)")).error.name, 'MemoryLimitError')
+  await c.dispose()
+  c = await small.createContext({ bindings: {} })
+  assert.equal((await c.execute('const f = (n) => f(n + 1) + 1; return f(0)')).error.name, 'StackOverflowError')
+  await c.dispose()
+  await assert.rejects(driver.createContext({ bindings: {}, memoryLimit: 0 }), /memory/)
+})
+
+test('dispose while calls are pending settles the execution and leaks nothing', async () => {
+  const driver = createNativeQuickJSIsolateDriver({ timeout: 10000 })
+  let started = 0
+  const ctx = await driver.createContext({ bindings: { external_never: binding(() => { started++; return new Promise(() => {}) }) } })
+  const running = ctx.execute('return await Promise.all([external_never({}), external_never({})])')
+  while (started < 2) await sleep(5)
+  await ctx.dispose()
+  const r = await running
+  assert.equal(r.success, false)
+  assert.equal((await ctx.execute('return 1')).error.name, 'DisposedError')
+})
+
+test("inside TanStack's createCodeModeTool, switched by one import", async () => {
+  const getWeather = toolDefinition({
+    name: 'getWeather',
+    description: 'Weather of a city.',
+    inputSchema: z.object({ city: z.string() }),
+  }).server(async ({ city }) => ({ city, tempC: city.length * 3 }))
+  const tool = createCodeModeTool({ driver: createNativeQuickJSIsolateDriver(), tools: [getWeather] })
+  const events = []
+  const result = await tool.execute(
+    { typescriptCode: "const cities: string[] = ['Oslo', 'Lima'];\nconst w = await Promise.all(cities.map((city) => external_getWeather({ city })));\nconsole.log('got', w.length);\nreturn w.map((x) => x.tempC);" },
+    { emitCustomEvent: (name, value) => events.push(name) },
+  )
+  assert.deepEqual(result, { success: true, result: [12, 12], logs: ['got 2'] })
+  assert.ok(events.includes('code_mode:external_call'), events.join(','))
+  const failed = await tool.execute({ typescriptCode: 'const x: number = 1;\nthrow new Error(`line ${x}`)' }, {})
+  assert.equal(failed.success, false)
+  assert.equal(failed.error.message, 'line 1')
+})
