@@ -118,3 +118,73 @@ test("inside TanStack's createCodeModeTool, switched by one import", async () =>
   assert.equal(failed.success, false)
   assert.equal(failed.error.message, 'line 1')
 })
+
+test('sequential and parallel calls: 8 and 50 awaited in turn, 100 in Promise.all overlapping', async () => {
+  let inFlight = 0
+  let most = 0
+  const driver = createNativeQuickJSIsolateDriver()
+  const ctx = await driver.createContext({
+    bindings: {
+      external_add: binding(async ({ a, b }) => a + b),
+      external_slow: binding(async ({ i }) => {
+        inFlight++
+        most = Math.max(most, inFlight)
+        await sleep(20)
+        inFlight--
+        return i
+      }),
+    },
+  })
+  for (const n of [8, 50]) {
+    const r = await ctx.execute(`let s = 0; for (let i = 0; i < ${n}; i++) s = await external_add({ a: s, b: i }); return s`)
+    assert.equal(r.value, (n * (n - 1)) / 2)
+  }
+  const r = await ctx.execute('const all = await Promise.all(Array.from({ length: 100 }, (_, i) => external_slow({ i }))); return all.length')
+  assert.equal(r.value, 100)
+  assert.ok(most >= 50, `the 100 calls overlapped (${most} at once)`)
+  await ctx.dispose()
+})
+
+test('an infinite loop after an await times out too; a throwing binding never crashes Node', async () => {
+  const driver = createNativeQuickJSIsolateDriver({ timeout: 200 })
+  const ctx = await driver.createContext({ bindings: { external_ok: binding(async () => 1), external_bad: binding(() => { throw new TypeError('sync throw') }) } })
+  assert.equal((await ctx.execute('await external_ok({}); while (true) {}')).error.name, 'TimeoutError')
+  const other = await driver.createContext({ bindings: { external_bad: binding(() => { throw new TypeError('sync throw') }) } })
+  const r = await other.execute('try { await external_bad({}) } catch (e) { return e.message }')
+  assert.equal(r.value, 'sync throw')
+  await ctx.dispose()
+  await other.dispose()
+})
+
+test('1,000 create/execute/dispose cycles keep memory flat', async () => {
+  const driver = createNativeQuickJSIsolateDriver()
+  const cycle = async () => {
+    const ctx = await driver.createContext({ bindings: { external_echo: binding(async (x) => x) } })
+    const r = await ctx.execute("const v = await external_echo({ s: 'x'.repeat(1000) }); return v.s.length")
+    assert.equal(r.value, 1000)
+    await ctx.dispose()
+  }
+  for (let i = 0; i < 100; i++) await cycle()
+  globalThis.gc?.()
+  const before = process.memoryUsage().rss
+  for (let i = 0; i < 1000; i++) await cycle()
+  globalThis.gc?.()
+  const after = process.memoryUsage().rss
+  const grownMiB = (after - before) / 1048576
+  console.log(`rss over 1,000 cycles: ${(before / 1048576).toFixed(1)} MiB -> ${(after / 1048576).toFixed(1)} MiB`)
+  assert.ok(grownMiB < 32, `RSS grew ${grownMiB.toFixed(1)} MiB over 1,000 cycles`)
+})
+
+test('Node exits on its own with contexts still open', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const script = `
+    import { createNativeQuickJSIsolateDriver } from ${JSON.stringify(new URL('../index.mjs', import.meta.url).href)}
+    const driver = createNativeQuickJSIsolateDriver()
+    const ctx = await driver.createContext({ bindings: { external_x: { name: 'x', description: '', inputSchema: {}, execute: async () => 1 } } })
+    const r = await ctx.execute('return await external_x({})')
+    console.log(JSON.stringify(r.value))
+  `
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20000, env: process.env })
+  assert.equal(run.status, 0, run.stderr)
+  assert.equal(run.stdout.trim(), '1')
+})
