@@ -5,7 +5,10 @@
 // (driver, scenario) in its own process, because TanStack's QuickJS driver can crash the
 // process on sequential awaited tool calls.
 //
-// Usage: node --no-node-snapshot bench.mjs <node|quickjs> <seconds> < code
+// `native` is this workspace's Node-API addon (`crates/code-mode-node`, built by `cargo xtask
+// bench`), measured the same way beside TanStack's drivers.
+//
+// Usage: node --no-node-snapshot bench.mjs <node|quickjs|native> <seconds> < code
 import { readFileSync } from 'node:fs'
 
 const [driverName, secondsArg] = process.argv.slice(2)
@@ -20,6 +23,10 @@ async function makeDriver(name) {
   if (name === 'quickjs') {
     const { createQuickJSIsolateDriver } = await import('@tanstack/ai-isolate-quickjs')
     return createQuickJSIsolateDriver({ timeout: 30000 })
+  }
+  if (name === 'native') {
+    const { createNativeQuickJSIsolateDriver } = await import('../../crates/code-mode-node/index.mjs')
+    return createNativeQuickJSIsolateDriver({ timeout: 30000 })
   }
   throw new Error(`unknown driver ${name}`)
 }

@@ -20,9 +20,9 @@
 mod bench;
 mod bench_bin;
 mod e2e;
-mod node;
 mod matrix;
 mod mcp_bench;
+mod node;
 mod otel_bench;
 mod provision;
 mod runtimes;

@@ -34,6 +34,28 @@ pub fn build() -> anyhow::Result<()> {
     )
 }
 
+/// Installs the npm packages and builds the optimised addon (for `cargo xtask bench`).
+pub fn build_release() -> anyhow::Result<()> {
+    let dir = dir();
+    provision::npm_ci(&dir)?;
+    println!("== building the Node-API addon, release (napi build --release) ==");
+    provision::run(
+        Command::new("npx")
+            .args([
+                "--no-install",
+                "napi",
+                "build",
+                "--release",
+                "--strip",
+                "--target-dir",
+                &provision::root().join("target/node").to_string_lossy(),
+                "--dts",
+                "native.d.ts",
+            ])
+            .current_dir(&dir),
+    )
+}
+
 /// The Node binaries to test on: `node` from PATH, and the V8 runtime's Node 24 if present.
 fn nodes(env: &[(String, String)]) -> Vec<PathBuf> {
     let mut out = vec![PathBuf::from("node")];
@@ -55,7 +77,10 @@ pub fn test(env: &[(String, String)]) -> anyhow::Result<(u32, u32)> {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default();
-        println!("== Node-API addon tests on Node {version} ({}) ==", node.display());
+        println!(
+            "== Node-API addon tests on Node {version} ({}) ==",
+            node.display()
+        );
         let status = Command::new(&node)
             .args(["--test", "test/driver.test.mjs"])
             .current_dir(dir())

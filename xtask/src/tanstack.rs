@@ -19,6 +19,7 @@ use crate::provision;
 pub const DRIVERS: &[(&str, &str)] = &[
     ("node", "TanStack node (isolated-vm)"),
     ("quickjs", "TanStack quickjs (WASM)"),
+    ("native", "ours: code-mode-node (Node-API)"),
 ];
 
 /// Median or failure per `(driver, scenario)`.
@@ -42,6 +43,8 @@ fn prepare(env: &[(String, String)]) -> anyhow::Result<(PathBuf, PathBuf)> {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // Our Node-API addon runs in the same harness (optimised build).
+    crate::node::build_release()?;
     let dir = provision::root().join("benches/tanstack");
     let lock = dir.join("package-lock.json");
     if !dir.join("node_modules/.package-lock.json").exists()
@@ -142,10 +145,10 @@ pub fn write_comparison(
     )?;
     writeln!(
         md,
-        "| scenario | ours: quickjs | ours: quickjs-wasm | ours: v8 | {} | {} | v8 vs TanStack node | quickjs vs TanStack quickjs | quickjs-wasm vs TanStack quickjs |",
-        DRIVERS[0].1, DRIVERS[1].1
+        "| scenario | ours: quickjs | ours: quickjs-wasm | ours: v8 | {} | {} | {} | v8 vs TanStack node | quickjs vs TanStack quickjs | quickjs-wasm vs TanStack quickjs | code-mode-node vs TanStack node |",
+        DRIVERS[0].1, DRIVERS[1].1, DRIVERS[2].1
     )?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     let cell = |r: Option<&Result<f64, String>>| match r {
         Some(Ok(ns)) => fmt(*ns),
         Some(Err(e)) if e.contains("crashed") => "crashed".to_owned(),
@@ -163,27 +166,38 @@ pub fn write_comparison(
         let w = median_ns(&criterion.join("quickjs-wasm").join(name));
         let tn = baseline.get(&("node".to_owned(), name.clone()));
         let tq = baseline.get(&("quickjs".to_owned(), name.clone()));
-        for (driver, r) in [("node", tn), ("quickjs", tq)] {
+        let native = baseline.get(&("native".to_owned(), name.clone()));
+        let native_ns = match native {
+            Some(Ok(ns)) => Some(*ns),
+            _ => None,
+        };
+        for (driver, r) in [
+            ("TanStack node", tn),
+            ("TanStack quickjs", tq),
+            ("code-mode-node", native),
+        ] {
             if let Some(Err(e)) = r {
-                failures.push(format!("- TanStack {driver}, `{name}`: {e}"));
+                failures.push(format!("- {driver}, `{name}`: {e}"));
             }
         }
         writeln!(
             md,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             q.map_or("–".into(), fmt),
             w.map_or("–".into(), fmt),
             v.map_or("–".into(), fmt),
             cell(tn),
             cell(tq),
+            cell(native),
             ratio(tn, v),
             ratio(tq, q),
-            ratio(tq, w)
+            ratio(tq, w),
+            ratio(tn, native_ns)
         )?;
     }
     writeln!(md)?;
     if !failures.is_empty() {
-        writeln!(md, "TanStack failures in this run:\n")?;
+        writeln!(md, "Failures in this run:\n")?;
         for f in failures {
             writeln!(md, "{f}")?;
         }
