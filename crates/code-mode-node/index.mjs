@@ -53,7 +53,7 @@ export function createNativeQuickJSIsolateDriver(config = {}) {
           return JSON.stringify({ err: { name: 'Error', message: message(error) } })
         }
       }
-      const context = await native.createContext(
+      const context = native.createContext(
         {
           timeoutMs: Math.max(1, isolateConfig?.timeout ?? defaults.timeout),
           memoryMb: isolateConfig?.memoryLimit ?? defaults.memoryLimit,
@@ -85,7 +85,7 @@ export function createNativeQuickJSIsolateDriver(config = {}) {
         async dispose() {
           if (disposed) return
           disposed = true
-          await context.dispose()
+          context.dispose()
         },
       }
     },

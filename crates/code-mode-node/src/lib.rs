@@ -19,6 +19,7 @@ use code_mode::{
     ExecutionResult, GuestError, IsolateContext, IsolateDriver, Limits,
 };
 use code_mode_isolate_quickjs::QuickJsDriver;
+use futures::FutureExt;
 use napi::bindgen_prelude::{Promise, Result};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Error, Status};
@@ -118,16 +119,19 @@ pub struct NativeContext {
     disposed: CancellationToken,
 }
 
-/// Creates a context with `options` whose bindings call `dispatch`.
+/// Creates a context with `options` whose bindings call `dispatch`. Synchronous: the
+/// QuickJS driver takes a prepared engine from its pool without waiting on anything, so
+/// this costs no round trip through another thread.
 #[napi]
-pub async fn create_context(options: NativeOptions, dispatch: Dispatch) -> Result<NativeContext> {
+pub fn create_context(options: NativeOptions, dispatch: Dispatch) -> Result<NativeContext> {
     let limits = limits(&options)?;
     let bindings = bindings(&options.bindings, &Arc::new(dispatch))?;
     let config = ContextConfig::new(bindings).with_limits(limits);
-    let context = driver()
+    let created = driver()
         .create_context(config)
-        .await
-        .map_err(|e| Error::from_reason(e.to_string()))?;
+        .now_or_never()
+        .ok_or_else(|| Error::from_reason("the QuickJS driver could not create a context at once"))?;
+    let context = created.map_err(|e| Error::from_reason(e.to_string()))?;
     Ok(NativeContext {
         inner: Arc::from(context),
         disposed: CancellationToken::new(),
@@ -163,12 +167,17 @@ impl NativeContext {
         Ok(out.to_string())
     }
 
-    /// Frees the context; idempotent. Pending tool calls are dropped; later executions
-    /// report `DisposedError`.
+    /// Frees the context; idempotent. A running execution is stopped at once (its pending
+    /// tool calls are dropped) and the engine freed when it has let go; later executions
+    /// report `DisposedError`. Never waits on another thread.
     #[napi]
-    pub async fn dispose(&self) -> Result<()> {
+    pub fn dispose(&self) {
         self.disposed.cancel();
-        self.inner.dispose().await;
-        Ok(())
+        let context = self.inner.clone();
+        // Idle (the usual case): freed here and now. Running: the execution lets go of the
+        // engine as soon as it sees the cancellation, and the engine is freed then.
+        if context.dispose().now_or_never().is_none() {
+            napi::bindgen_prelude::spawn(async move { context.dispose().await });
+        }
     }
 }
