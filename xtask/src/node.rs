@@ -16,42 +16,29 @@ fn dir() -> PathBuf {
 
 /// Installs the npm packages and builds the addon (debug profile: the tests' build).
 pub fn build() -> anyhow::Result<()> {
-    let dir = dir();
-    provision::npm_ci(&dir)?;
-    println!("== building the Node-API addon (napi build) ==");
-    provision::run(
-        Command::new("npx")
-            .args([
-                "--no-install",
-                "napi",
-                "build",
-                "--target-dir",
-                &provision::root().join("target/node").to_string_lossy(),
-                "--dts",
-                "native.d.ts",
-            ])
-            .current_dir(&dir),
-    )
+    napi_build(&[])
 }
 
 /// Installs the npm packages and builds the optimised addon (for `cargo xtask bench`).
 pub fn build_release() -> anyhow::Result<()> {
+    napi_build(&["--release", "--strip"])
+}
+
+fn napi_build(profile: &[&str]) -> anyhow::Result<()> {
     let dir = dir();
     provision::npm_ci(&dir)?;
-    println!("== building the Node-API addon, release (napi build --release) ==");
+    println!(
+        "== building the Node-API addon (napi build {}) ==",
+        profile.join(" ").trim()
+    );
+    let target = provision::root().join("target/node");
     provision::run(
         Command::new("npx")
-            .args([
-                "--no-install",
-                "napi",
-                "build",
-                "--release",
-                "--strip",
-                "--target-dir",
-                &provision::root().join("target/node").to_string_lossy(),
-                "--dts",
-                "native.d.ts",
-            ])
+            .args(["--no-install", "napi", "build"])
+            .args(profile)
+            .arg("--target-dir")
+            .arg(&target)
+            .args(["--dts", "native.d.ts"])
             .current_dir(&dir),
     )
 }
