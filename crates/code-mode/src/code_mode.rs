@@ -13,7 +13,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::approval::{APPROVAL_DENIED_ERROR, Approver, Gate};
+use crate::approval::{APPROVAL_DENIED_ERROR, ApprovalPolicy, Approver, Gate};
 use crate::bindings::{Binding, Bindings, GuestError};
 use crate::clock::ExecutionClock;
 use crate::console::{ConsoleSink, LogLevel};
@@ -976,27 +976,28 @@ fn tool_binding(
                             },
                         );
                     }
-                    let args = if tool.approval_policy().applies(&args) {
-                        let asked = gate
-                            .ask(&function, args, |edited| tool.validate_input(edited))
-                            .await;
-                        match asked {
-                            Ok(args) => args,
-                            Err(denied) => {
-                                record_outcome(&traced, Some(APPROVAL_DENIED_ERROR));
-                                events.emit_kind(
-                                    id,
-                                    EventKind::ExternalError {
-                                        function: function.to_string(),
-                                        error: denied.message.clone(),
-                                        duration_ms: 0.0,
-                                    },
-                                );
-                                return Err(denied);
-                            }
+                    let args = match admit(
+                        &gate,
+                        tool.approval_policy(),
+                        &function,
+                        args,
+                        |edited| tool.validate_input(edited),
+                        &traced,
+                    )
+                    .await
+                    {
+                        Ok(args) => args,
+                        Err(denied) => {
+                            events.emit_kind(
+                                id,
+                                EventKind::ExternalError {
+                                    function: function.to_string(),
+                                    error: denied.message.clone(),
+                                    duration_ms: 0.0,
+                                },
+                            );
+                            return Err(denied);
                         }
-                    } else {
-                        args
                     };
                     let start = Instant::now();
                     let ctx = ToolContext {
@@ -1068,17 +1069,15 @@ fn traced_binding(binding: Binding, trace: &ExecTrace, gate: &Gate) -> Binding {
             let gate = gate.clone();
             Box::pin(
                 async move {
-                    let args = if inner.approval_policy().applies(&args) {
-                        match gate.ask(inner.name(), args, |_| Ok(())).await {
-                            Ok(args) => args,
-                            Err(denied) => {
-                                record_outcome(&traced, Some(APPROVAL_DENIED_ERROR));
-                                return Err(denied);
-                            }
-                        }
-                    } else {
-                        args
-                    };
+                    let args = admit(
+                        &gate,
+                        inner.approval_policy(),
+                        inner.name(),
+                        args,
+                        |_| Ok(()),
+                        &traced,
+                    )
+                    .await?;
                     let out = inner.call(args).await;
                     record_outcome(&traced, out.as_ref().err().map(|_| "Error"));
                     out
@@ -1091,6 +1090,26 @@ fn traced_binding(binding: Binding, trace: &ExecTrace, gate: &Gate) -> Binding {
         Some(d) => wrapped.with_declaration(d),
         None => wrapped,
     }
+}
+
+/// The input a call runs with: `args` when `policy` does not ask for approval, else what
+/// the execution's approver decided; a refusal is recorded on the call's span.
+async fn admit(
+    gate: &Gate,
+    policy: &ApprovalPolicy,
+    function: &str,
+    args: Value,
+    validate: impl Fn(&Value) -> Result<(), String>,
+    span: &tracing::Span,
+) -> Result<Value, GuestError> {
+    if !policy.applies(&args) {
+        return Ok(args);
+    }
+    let asked = gate.ask(function, args, validate).await;
+    if asked.is_err() {
+        record_outcome(span, Some(APPROVAL_DENIED_ERROR));
+    }
+    asked
 }
 
 /// The span of one call from the program (`code_mode.tool_call`, see the `trace` module),
