@@ -43,8 +43,6 @@ fn prepare(env: &[(String, String)]) -> anyhow::Result<(PathBuf, PathBuf)> {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    // Our Node-API addon runs in the same harness (optimised build).
-    crate::node::build_release()?;
     let dir = provision::root().join("benches/tanstack");
     let lock = dir.join("package-lock.json");
     if !dir.join("node_modules/.package-lock.json").exists()
@@ -77,6 +75,8 @@ pub fn measure(
     secs: u64,
 ) -> anyhow::Result<Baseline> {
     let (node, dir) = prepare(env)?;
+    // Our Node-API addon runs in the same harness (optimised build).
+    crate::node::build_release()?;
     let mut out = Baseline::new();
     for (driver, _) in DRIVERS {
         for (name, code) in scenarios {
