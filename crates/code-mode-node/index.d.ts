@@ -10,6 +10,13 @@ export interface NativeQuickJSIsolateDriverConfig {
   maxStackSize?: number
   /** Tool calls allowed per execution (default 1000). */
   maxToolCalls?: number
+  /**
+   * How long `execute` may wait on Node's thread for a quick program's answer, in
+   * microseconds (default 200, at most 10000; 0 never waits). Waking Node's sleeping
+   * thread to deliver an answer costs tens of microseconds, more than a quick program
+   * takes; a program still running after this wait is awaited without blocking anything.
+   */
+  spinMicros?: number
 }
 
 export interface ToolBinding {

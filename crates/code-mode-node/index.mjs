@@ -9,7 +9,8 @@
 // `execute` never rejects, error names and `logs` lines as TanStack's drivers give them,
 // globals kept between executions of one context. Tool calls run on Node's event loop,
 // concurrently when the program uses `Promise.all`; the program runs on the addon's own
-// threads, so a busy program never blocks the event loop.
+// threads, so a busy program never blocks the event loop (`execute` waits at most
+// `spinMicros` for a quick program's answer before it returns a pending promise).
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -18,7 +19,7 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
 const native = require(process.env.CODE_MODE_NODE_ADDON || path.join(here, 'code-mode-node.node'))
 
-const DEFAULTS = { timeout: 30000, memoryLimit: 128, maxStackSize: 524288, maxToolCalls: 1000 }
+const DEFAULTS = { timeout: 30000, memoryLimit: 128, maxStackSize: 524288, maxToolCalls: 1000, spinMicros: 200 }
 
 function message(error) {
   if (error instanceof Error) return error.message
@@ -27,7 +28,7 @@ function message(error) {
 }
 
 /**
- * @param {{ timeout?: number, memoryLimit?: number, maxStackSize?: number, maxToolCalls?: number }} [config]
+ * @param {import('./index.d.ts').NativeQuickJSIsolateDriverConfig} [config]
  * @returns {import('./index.d.ts').IsolateDriver}
  */
 export function createNativeQuickJSIsolateDriver(config = {}) {
@@ -36,33 +37,41 @@ export function createNativeQuickJSIsolateDriver(config = {}) {
     memoryLimit: config.memoryLimit ?? DEFAULTS.memoryLimit,
     maxStackSize: config.maxStackSize ?? DEFAULTS.maxStackSize,
     maxToolCalls: config.maxToolCalls ?? DEFAULTS.maxToolCalls,
+    spinMicros: config.spinMicros ?? DEFAULTS.spinMicros,
   }
+  // Bindings of the live contexts, by id; one entry point for all their tool calls:
+  // `<context id>\n<global name>\n<input JSON>`.
+  const live = new Map()
+  let nextId = 0
+  const dispatch = async (request) => {
+    const first = request.indexOf('\n')
+    const second = request.indexOf('\n', first + 1)
+    const binding = live.get(Number(request.slice(0, first)))?.[request.slice(first + 1, second)]
+    try {
+      if (!binding) throw new Error('the context was disposed')
+      const value = await binding.execute(JSON.parse(request.slice(second + 1)))
+      return JSON.stringify({ ok: value === undefined ? null : value })
+    } catch (error) {
+      // As in TanStack's drivers, the program sees a plain Error with the message.
+      return JSON.stringify({ err: { name: 'Error', message: message(error) } })
+    }
+  }
+  const nativeDriver = new native.NativeDriver(dispatch)
   return {
     async createContext(isolateConfig) {
       const bindings = isolateConfig?.bindings ?? {}
-      const names = Object.keys(bindings)
-      // One entry point for every tool call: `<global name>\n<input JSON>`.
-      const dispatch = async (request) => {
-        const cut = request.indexOf('\n')
-        const binding = bindings[request.slice(0, cut)]
-        try {
-          const value = await binding.execute(JSON.parse(request.slice(cut + 1)))
-          return JSON.stringify({ ok: value === undefined ? null : value })
-        } catch (error) {
-          // As in TanStack's drivers, the program sees a plain Error with the message.
-          return JSON.stringify({ err: { name: 'Error', message: message(error) } })
-        }
-      }
-      const context = native.createContext(
-        {
-          timeoutMs: Math.max(1, isolateConfig?.timeout ?? defaults.timeout),
-          memoryMb: isolateConfig?.memoryLimit ?? defaults.memoryLimit,
-          stackBytes: defaults.maxStackSize,
-          maxToolCalls: defaults.maxToolCalls,
-          bindings: names,
-        },
-        dispatch,
-      )
+      const id = nextId
+      nextId = (nextId + 1) >>> 0
+      const context = nativeDriver.createContext({
+        id,
+        timeoutMs: Math.max(1, isolateConfig?.timeout ?? defaults.timeout),
+        memoryMb: isolateConfig?.memoryLimit ?? defaults.memoryLimit,
+        stackBytes: defaults.maxStackSize,
+        maxToolCalls: defaults.maxToolCalls,
+        spinMicros: defaults.spinMicros,
+        bindings: Object.keys(bindings),
+      })
+      live.set(id, bindings)
       let disposed = false
       return {
         async execute(code) {
@@ -85,6 +94,7 @@ export function createNativeQuickJSIsolateDriver(config = {}) {
         async dispose() {
           if (disposed) return
           disposed = true
+          live.delete(id)
           context.dispose()
         },
       }

@@ -4,25 +4,32 @@
 //!
 //! Why this shape: the wrapper owns everything TanStack-specific (option names and defaults,
 //! the result's fields, error names and log lines), and this side only runs programs. A
-//! context gets one JavaScript `dispatch(request)` function (a thread-safe function, so tool
-//! calls reach Node's event loop from the engine's threads without blocking it): the request
-//! is `<binding name>\n<input JSON>`, the answer a promise of `{"ok": value}` or
-//! `{"err": {"name", "message"}}`. Calls in a `Promise.all` are dispatched at once, so the
-//! tools run concurrently. Programs run on code-mode's engine threads; `execute` returns a
-//! promise and never blocks Node's event loop.
+//! driver (`NativeDriver`) gets one JavaScript `dispatch(request)` function (a thread-safe
+//! function, so tool calls reach Node's event loop from the engine's threads without
+//! blocking it) shared by all its contexts: the request is `<context id>\n<binding
+//! name>\n<input JSON>`, the answer a promise of `{"ok": value}` or `{"err": {"name",
+//! "message"}}`. Calls in a `Promise.all` are dispatched at once, so the tools run
+//! concurrently. Programs run on code-mode's engine threads; `execute` hands the program
+//! straight to one (`drive`) and waits at most the context's `spinMicros` for a quick
+//! answer before it returns a promise, so Node's event loop is never blocked for longer.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use code_mode::{
     Binding, Bindings, CancellationToken, ContextConfig, ErrorKind, ExecutionError,
     ExecutionResult, GuestError, IsolateContext, IsolateDriver, Limits,
 };
 use code_mode_isolate_quickjs::QuickJsDriver;
+
+mod drive;
 use futures::FutureExt;
+use napi::JsDeferred;
+use napi::bindgen_prelude::{Either, Object};
 use napi::bindgen_prelude::{Promise, Result};
 use napi::threadsafe_function::ThreadsafeFunction;
-use napi::{Error, Status};
+use napi::{Env, Error, Status};
 use napi_derive::napi;
 use serde_json::{Value, json};
 
@@ -34,6 +41,8 @@ type Dispatch = ThreadsafeFunction<String, Promise<String>, String, Status, fals
 /// Limits and bindings of a context, as the wrapper resolved them.
 #[napi(object)]
 pub struct NativeOptions {
+    /// The context's id in its tool calls' requests.
+    pub id: u32,
     /// Wall-clock timeout of each execution, in milliseconds (tool calls included).
     pub timeout_ms: f64,
     /// Memory limit in MiB.
@@ -44,6 +53,9 @@ pub struct NativeOptions {
     pub max_tool_calls: u32,
     /// The global names of the bindings (`external_getWeather`, ...).
     pub bindings: Vec<String>,
+    /// How long `execute` may wait on Node's thread for a quick program's answer, in
+    /// microseconds (0: never; at most 10,000).
+    pub spin_micros: u32,
 }
 
 fn driver() -> &'static QuickJsDriver {
@@ -88,19 +100,21 @@ fn answer(text: &str) -> std::result::Result<Value, GuestError> {
     Ok(parsed.get("ok").cloned().unwrap_or(Value::Null))
 }
 
-fn bindings(names: &[String], dispatch: &Arc<Dispatch>) -> Result<Bindings> {
+fn bindings(names: &[String], context_id: u32, dispatch: &Arc<Dispatch>) -> Result<Bindings> {
     let mut out = Bindings::new();
     for name in names {
         let dispatch = dispatch.clone();
         let global = name.clone();
         let binding = Binding::new(name.clone(), move |args: Value| {
             let dispatch = dispatch.clone();
-            let request = format!("{global}\n{args}");
+            let request = format!("{context_id}\n{global}\n{args}");
             Box::pin(async move {
                 let pending = dispatch.call_async(request).await.map_err(|e| {
                     GuestError::error(format!("the tool could not be called: {}", e.reason))
                 })?;
-                let text = pending.await.map_err(|e| GuestError::error(e.reason.clone()))?;
+                let text = pending
+                    .await
+                    .map_err(|e| GuestError::error(e.reason.clone()))?;
                 answer(&text)
             })
         })
@@ -117,54 +131,156 @@ pub struct NativeContext {
     /// Fired by `dispose`: a running execution stops at once (its pending tool calls are
     /// dropped) instead of holding the context until its deadline.
     disposed: CancellationToken,
+    /// How long `execute` waits for a quick answer before returning a promise.
+    spin: Duration,
 }
 
-/// Creates a context with `options` whose bindings call `dispatch`. Synchronous: the
-/// QuickJS driver takes a prepared engine from its pool without waiting on anything, so
-/// this costs no round trip through another thread.
+/// A driver: the one `dispatch` function through which all its contexts call their tools.
+/// (One thread-safe function per driver, not per context: creating and releasing one costs
+/// more than the rest of a context's creation.)
 #[napi]
-pub fn create_context(options: NativeOptions, dispatch: Dispatch) -> Result<NativeContext> {
-    let limits = limits(&options)?;
-    let bindings = bindings(&options.bindings, &Arc::new(dispatch))?;
-    let config = ContextConfig::new(bindings).with_limits(limits);
-    let created = driver()
-        .create_context(config)
-        .now_or_never()
-        .ok_or_else(|| Error::from_reason("the QuickJS driver could not create a context at once"))?;
-    let context = created.map_err(|e| Error::from_reason(e.to_string()))?;
-    Ok(NativeContext {
-        inner: Arc::from(context),
-        disposed: CancellationToken::new(),
-    })
+pub struct NativeDriver {
+    dispatch: Arc<Dispatch>,
+}
+
+#[napi]
+impl NativeDriver {
+    /// A driver whose contexts call their tools through `dispatch("<context id>\n<binding
+    /// name>\n<input JSON>")`, which answers `{"ok": value}` or `{"err": {"name",
+    /// "message"}}` as JSON text.
+    #[napi(constructor)]
+    pub fn new(dispatch: Dispatch) -> Self {
+        Self {
+            dispatch: Arc::new(dispatch),
+        }
+    }
+
+    /// Creates a context with `options`; its tool calls carry `options.id`. Synchronous:
+    /// the QuickJS driver takes a prepared engine from its pool without waiting on
+    /// anything, so this costs no round trip through another thread.
+    #[napi]
+    pub fn create_context(&self, options: NativeOptions) -> Result<NativeContext> {
+        let limits = limits(&options)?;
+        if options.spin_micros > 10_000 {
+            return Err(invalid(format!(
+                "spinMicros must be at most 10000 (10 ms of Node's thread); got {}",
+                options.spin_micros
+            )));
+        }
+        let bindings = bindings(&options.bindings, options.id, &self.dispatch)?;
+        let config = ContextConfig::new(bindings).with_limits(limits);
+        let created = driver()
+            .create_context(config)
+            .now_or_never()
+            .ok_or_else(|| {
+                Error::from_reason("the QuickJS driver could not create a context at once")
+            })?;
+        let context = created.map_err(|e| Error::from_reason(e.to_string()))?;
+        Ok(NativeContext {
+            inner: Arc::from(context),
+            disposed: CancellationToken::new(),
+            spin: Duration::from_micros(u64::from(options.spin_micros)),
+        })
+    }
+}
+
+/// Settles an execution's promise on Node's thread.
+type Resolve = Box<dyn FnOnce(Env) -> Result<String> + Send>;
+
+/// Where an execution's outcome goes: to `execute` while it waits, else to its promise.
+#[derive(Default)]
+struct Answer {
+    /// Set with `Ready`, so the waiting `execute` spins on an atomic, not on the lock.
+    ready: AtomicBool,
+    state: Mutex<AnswerState>,
+}
+
+#[derive(Default)]
+enum AnswerState {
+    /// `execute` is still waiting.
+    #[default]
+    Waiting,
+    /// Came while `execute` waited.
+    Ready(String),
+    /// `execute` returned a promise: settle it.
+    Later(JsDeferred<String, Resolve>),
+    Taken,
+}
+
+impl Answer {
+    fn settle(&self, out: String) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *state, AnswerState::Taken) {
+            AnswerState::Later(deferred) => deferred.resolve(Box::new(move |_| Ok(out))),
+            _ => {
+                *state = AnswerState::Ready(out);
+                self.ready.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// The outcome of an execution as the wrapper reads it.
+fn outcome(result: ExecutionResult) -> String {
+    let logs: Vec<String> = result.logs.iter().map(|l| l.to_line()).collect();
+    let out = match result.outcome {
+        // `value` only when the program returned one (TanStack leaves it out then).
+        Ok(Some(value)) => json!({"ok": true, "value": value, "logs": logs}),
+        Ok(None) => json!({"ok": true, "logs": logs}),
+        Err(e) => json!({
+            "ok": false,
+            "error": {"name": e.kind.name(), "message": e.message, "line": e.line},
+            "logs": logs,
+        }),
+    };
+    out.to_string()
 }
 
 #[napi]
 impl NativeContext {
-    /// Runs a JavaScript function body; resolves to the outcome as JSON text:
-    /// `{"ok": true, "value"?, "logs": [...]}` or `{"ok": false, "error": {"name",
-    /// "message", "line"?}, "logs": [...]}`, `logs` in TanStack's line form.
-    #[napi]
-    pub async fn execute(&self, code: String) -> Result<String> {
+    /// Runs a JavaScript function body. Its outcome, as JSON text: `{"ok": true, "value"?,
+    /// "logs": [...]}` or `{"ok": false, "error": {"name", "message", "line"?}, "logs":
+    /// [...]}`, `logs` in TanStack's line form.
+    ///
+    /// The program is handed straight to an engine thread and its answer comes straight back
+    /// (see `drive`), never through a Tokio worker. A quick program's answer is awaited here
+    /// for at most the context's `spin_micros` and returned as the string itself; past that,
+    /// or with `spin_micros` 0, the result is a promise settled on Node's thread when the
+    /// answer comes. (Waking Node's sleeping thread costs more than most quick programs.)
+    #[napi(ts_return_type = "string | Promise<string>")]
+    pub fn execute<'env>(
+        &self,
+        env: &'env Env,
+        code: String,
+    ) -> Result<Either<String, Object<'env>>> {
         let context = self.inner.clone();
-        let result = tokio::select! {
-            result = context.execute(&code) => result,
-            () = self.disposed.cancelled() => ExecutionResult::err(
-                ExecutionError::new(ErrorKind::Disposed, "The context was disposed during the execution"),
-                Vec::new(),
-            ),
+        let disposed = self.disposed.clone();
+        let run = async move {
+            let result = tokio::select! {
+                result = context.execute(&code) => result,
+                () = disposed.cancelled() => ExecutionResult::err(
+                    ExecutionError::new(ErrorKind::Disposed, "The context was disposed during the execution"),
+                    Vec::new(),
+                ),
+            };
+            outcome(result)
         };
-        let logs: Vec<String> = result.logs.iter().map(|l| l.to_line()).collect();
-        let out = match result.outcome {
-            // `value` only when the program returned one (TanStack leaves it out then).
-            Ok(Some(value)) => json!({"ok": true, "value": value, "logs": logs}),
-            Ok(None) => json!({"ok": true, "logs": logs}),
-            Err(e) => json!({
-                "ok": false,
-                "error": {"name": e.kind.name(), "message": e.message, "line": e.line},
-                "logs": logs,
-            }),
-        };
-        Ok(out.to_string())
+        let answer = Arc::new(Answer::default());
+        let settle = answer.clone();
+        drive::spawn(run, move |out| settle.settle(out));
+        let until = Instant::now() + self.spin;
+        while !answer.ready.load(Ordering::Acquire) && Instant::now() < until {
+            std::thread::yield_now();
+        }
+        let mut state = answer.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *state, AnswerState::Taken) {
+            AnswerState::Ready(out) => Ok(Either::A(out)),
+            _ => {
+                let (deferred, promise) = env.create_deferred::<String, Resolve>()?;
+                *state = AnswerState::Later(deferred);
+                Ok(Either::B(promise))
+            }
+        }
     }
 
     /// Frees the context; idempotent. A running execution is stopped at once (its pending

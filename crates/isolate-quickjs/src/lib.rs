@@ -103,6 +103,8 @@ impl IsolateDriver for QuickJsDriver {
         &self,
         config: ContextConfig,
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
+        // Its first execution usually follows at once: have an engine thread running by then.
+        runner::expect_job();
         let engine =
             Engine::new(config, self.pool.take()).map_err(|e| DriverError::new(DRIVER_NAME, e))?;
         Ok(Box::new(QuickJsContext {

@@ -129,7 +129,20 @@ impl Pool {
     }
 }
 
+/// Niceness of the refill thread: its work is never on anyone's critical path, so when the
+/// cores are busy it yields them to the engine threads and the caller.
+const REFILL_NICENESS: i32 = 10;
+
 fn refill(pool: Weak<Pool>) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on this thread's own id; failure is harmless (normal priority).
+    unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            REFILL_NICENESS,
+        );
+    }
     loop {
         let Some(pool) = pool.upgrade() else { return };
         let retired = {

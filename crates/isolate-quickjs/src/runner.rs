@@ -13,14 +13,21 @@
 //!
 //! Threads are kept for [`IDLE`] after their last job, so back-to-back executions reuse a
 //! warm thread; the pool grows with the number of executions running at once.
+//!
+//! A sleeping thread takes tens of microseconds to wake (more on a virtual machine), more
+//! than a quick program takes to run. So [`expect_job`] (called when a context is created: its
+//! first execution usually follows at once) wakes one idle thread ahead of time and lets it
+//! spin for up to [`EXPECT`] watching for the job, which it then takes without a wake-up.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long an idle engine thread waits for work before it exits.
 const IDLE: Duration = Duration::from_secs(10);
+/// How long a thread woken by [`expect_job`] spins waiting for the job.
+const EXPECT: Duration = Duration::from_micros(300);
 /// Native stack of an engine thread (deeper QuickJS stack limits grow onto a fresh segment).
 const THREAD_STACK: usize = 4 * 1024 * 1024;
 
@@ -29,13 +36,20 @@ type Job = Box<dyn FnOnce(&Worker) + Send>;
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
+    /// Threads waiting on the condition variable.
     idle: usize,
+    /// Threads spinning for an expected job (at most one).
+    spinning: usize,
+    /// Until when a job is expected (see [`expect_job`]).
+    expect_until: Option<Instant>,
 }
 
 /// The process-wide pool of engine threads.
 struct Runner {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// `queue.jobs.len()`, readable without the lock by a spinning thread.
+    queued: AtomicUsize,
 }
 
 fn runner() -> &'static Runner {
@@ -43,7 +57,20 @@ fn runner() -> &'static Runner {
     RUNNER.get_or_init(|| Runner {
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
+        queued: AtomicUsize::new(0),
     })
+}
+
+/// A job is expected soon: wake an idle thread now, so that it is running (spinning, for up
+/// to [`EXPECT`]) when the job comes. Does nothing when a thread already spins or none idles.
+pub(crate) fn expect_job() {
+    let r = runner();
+    let mut q = r.queue.lock().unwrap_or_else(|p| p.into_inner());
+    q.expect_until = Some(Instant::now() + EXPECT);
+    if q.spinning == 0 && q.idle > 0 {
+        drop(q);
+        r.ready.notify_one();
+    }
 }
 
 /// What a job knows about the thread running it.
@@ -63,8 +90,13 @@ pub(crate) fn spawn(job: impl FnOnce(&Worker) + Send + 'static) -> Result<(), St
     let r = runner();
     let mut q = r.queue.lock().unwrap_or_else(|p| p.into_inner());
     q.jobs.push_back(Box::new(job));
+    r.queued.store(q.jobs.len(), Ordering::Release);
+    // A spinning thread takes it without a wake-up.
+    if q.spinning >= q.jobs.len() {
+        return Ok(());
+    }
     // Enough idle threads to take every queued job: wake one; else start another.
-    if q.idle >= q.jobs.len() {
+    if q.idle + q.spinning >= q.jobs.len() {
         drop(q);
         r.ready.notify_one();
         return Ok(());
@@ -88,7 +120,22 @@ fn work() {
             let mut q = r.queue.lock().unwrap_or_else(|p| p.into_inner());
             loop {
                 if let Some(job) = q.jobs.pop_front() {
+                    r.queued.store(q.jobs.len(), Ordering::Release);
                     break job;
+                }
+                let expected = q.expect_until.filter(|until| *until > Instant::now());
+                if let (Some(until), 0) = (expected, q.spinning) {
+                    q.spinning += 1;
+                    drop(q);
+                    while r.queued.load(Ordering::Acquire) == 0 && Instant::now() < until {
+                        std::thread::yield_now();
+                    }
+                    q = r.queue.lock().unwrap_or_else(|p| p.into_inner());
+                    q.spinning -= 1;
+                    if q.jobs.is_empty() {
+                        q.expect_until = None;
+                    }
+                    continue;
                 }
                 q.idle += 1;
                 let (guard, timeout) = r
