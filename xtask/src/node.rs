@@ -71,7 +71,11 @@ pub fn test(env: &[(String, String)]) -> anyhow::Result<(u32, u32)> {
             node.display()
         );
         let status = Command::new(&node)
-            .args(["--test", "test/driver.test.mjs", "test/differential.test.mjs"])
+            .args([
+                "--test",
+                "test/driver.test.mjs",
+                "test/differential.test.mjs",
+            ])
             .current_dir(dir())
             .status()?;
         if status.success() {
