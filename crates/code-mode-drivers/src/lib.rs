@@ -103,15 +103,29 @@ fn is_enabled(name: &str) -> bool {
 }
 
 /// The preferred enabled driver, configured from the environment. A driver that cannot be
-/// set up here (no Worker URL, no V8 runtime) gives way to the next enabled one; when none
-/// can, the most preferred one's error says what is missing.
+/// set up here (no Worker URL, no V8 runtime) gives way to the next enabled one, never
+/// silently: each driver passed over is logged as a `tracing` warning with the reason (an
+/// application that enabled `v8` for process isolation should hear that it got in-process
+/// QuickJS). When none can be set up, the most preferred one's error says what is missing.
+/// To refuse any fallback, use [`driver_by_name`].
 pub fn default_driver() -> Result<Arc<dyn IsolateDriver>, DriverSelectError> {
     let options = DriverOptions::from_env();
     let mut first_error = None;
+    let mut passed_over = Vec::new();
     for name in enabled_drivers() {
         match driver_by_name(name, &options) {
-            Ok(d) => return Ok(d),
+            Ok(d) => {
+                for (skipped, why) in passed_over {
+                    tracing::warn!(
+                        driver = skipped,
+                        instead = name,
+                        "the {skipped} driver is enabled but cannot be set up here, so code-mode uses {name}: {why}"
+                    );
+                }
+                return Ok(d);
+            }
             Err(e) => {
+                passed_over.push((name, e.to_string()));
                 first_error.get_or_insert(e);
             }
         }

@@ -44,7 +44,7 @@ pub enum ErrorKind {
     /// The application cancelled the execution (`CancelledError`, see
     /// [`ExecuteOptions::cancel`](crate::ExecuteOptions::cancel)).
     Cancelled,
-    /// The sandbox itself failed (`InternalError` of the host, `WorkerError`, ...): the name is
+    /// The sandbox itself failed (`InternalError` of the host, ...): the name is
     /// kept as given by the driver.
     Driver(String),
     /// An error thrown by the guest, with its own name (`TypeError`, `RangeError`, `Error`,

@@ -27,7 +27,7 @@ const PACKAGE_JSON: &str = include_str!("../worker/package.json");
 pub enum WorkerdError {
     /// The binary is missing.
     #[error(
-        "workerd is not installed at {0}; install it with `cargo xtask workerd --install-only` (npm install workerd@{WORKERD_VERSION}) or set CODE_MODE_WORKERD to the binary"
+        "workerd is not installed at {0}; install it with `cargo run -p code-mode-isolate-cloudflare --bin code-mode-workerd -- --install-only` (npm install workerd@{WORKERD_VERSION}) or set CODE_MODE_WORKERD to the binary"
     )]
     NotInstalled(PathBuf),
     /// It did not start.
