@@ -88,6 +88,31 @@ test('limits: timeout (event loop free meanwhile, terminal), awaited calls, memo
   await assert.rejects(driver.createContext({ bindings: {}, memoryLimit: 0 }), /memory/)
 })
 
+test('spinMicros: 0 always answers through a promise, the default answers a quick program at once, absurd values are refused', async () => {
+  for (const spinMicros of [0, undefined, 10000]) {
+    const driver = createNativeQuickJSIsolateDriver({ spinMicros })
+    const ctx = await driver.createContext({ bindings: { external_twice: binding(async ({ n }) => n * 2) } })
+    assert.equal((await ctx.execute('return 1 + 1')).value, 2)
+    assert.equal((await ctx.execute('return await external_twice({ n: 21 })')).value, 42)
+    const slow = await ctx.execute('let s = 0; for (let i = 0; i < 3e6; i++) s += i; return s > 0')
+    assert.equal(slow.value, true)
+    await ctx.dispose()
+  }
+  const absurd = createNativeQuickJSIsolateDriver({ spinMicros: 10001 })
+  await assert.rejects(absurd.createContext({ bindings: {} }), /spinMicros must be at most 10000/)
+})
+
+test('contexts of one driver share its dispatcher: each reaches its own bindings, a disposed one none', async () => {
+  const driver = createNativeQuickJSIsolateDriver()
+  const a = await driver.createContext({ bindings: { external_who: binding(async () => 'a') } })
+  const b = await driver.createContext({ bindings: { external_who: binding(async () => 'b') } })
+  const [ra, rb] = await Promise.all([a.execute('return await external_who({})'), b.execute('return await external_who({})')])
+  assert.deepEqual([ra.value, rb.value], ['a', 'b'])
+  await a.dispose()
+  assert.equal((await b.execute('return await external_who({})')).value, 'b')
+  await b.dispose()
+})
+
 test('dispose while calls are pending settles the execution and leaks nothing', async () => {
   const driver = createNativeQuickJSIsolateDriver({ timeout: 10000 })
   let started = 0
