@@ -17,8 +17,6 @@
 
 #![warn(missing_docs)]
 
-pub mod approvals;
-pub mod cancellation;
 pub mod cases;
 pub mod fixtures;
 mod harness;
@@ -42,6 +40,8 @@ macro_rules! conformance_tests {
             syntax_error_reports_line,
             runtime_error_reports_line,
             thrown_error_classes,
+            odd_thrown_values_are_described,
+            error_names_and_messages_are_the_documented_ones,
             tool_input_validation,
             tool_errors_reach_guest_as_message,
             uncaught_tool_error_fails_execution,
@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             deeply_nested_code_is_refused,
             tool_call_flood,
             huge_return_value,
+            result_limit_counts_utf8_bytes,
             non_json_results,
             absent_host_globals,
             dynamic_import_is_blocked,
@@ -118,4 +119,70 @@ macro_rules! conformance_tests {
             )*
         }
     };
+}
+
+#[cfg(test)]
+mod registration {
+    /// The case names in `src/cases/`: every `pub async fn <name>(h: &Harness)`.
+    fn defined() -> Vec<String> {
+        let sources = [
+            include_str!("cases/approvals.rs"),
+            include_str!("cases/cancellation.rs"),
+            include_str!("cases/console_events.rs"),
+            include_str!("cases/errors.rs"),
+            include_str!("cases/escapes.rs"),
+            include_str!("cases/lifecycle.rs"),
+            include_str!("cases/limits.rs"),
+            include_str!("cases/tools.rs"),
+            include_str!("cases/typescript.rs"),
+            include_str!("cases/values.rs"),
+        ];
+        let mut names: Vec<String> = sources
+            .iter()
+            .flat_map(|s| s.lines())
+            .filter_map(|l| l.strip_prefix("pub async fn "))
+            .filter(|rest| rest.contains("(h: &Harness)"))
+            .filter_map(|rest| rest.split('(').next())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The names `conformance_tests!` runs.
+    fn registered() -> Vec<String> {
+        let lib = include_str!("lib.rs");
+        let start = lib.find("$caps;\n").map(|i| i + "$caps;\n".len());
+        let list = start.map(|s| &lib[s..]).unwrap_or_default();
+        let list = &list[..list.find(");").unwrap_or(0)];
+        let mut names: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A case that exists runs on every driver, exactly once.
+    #[test]
+    fn every_case_is_registered_once() {
+        let defined = defined();
+        let registered = registered();
+        assert!(defined.len() > 60, "found only {} cases", defined.len());
+        let mut unique = registered.clone();
+        unique.dedup();
+        assert_eq!(unique, registered, "a case is registered twice");
+        let missing: Vec<_> = defined.iter().filter(|n| !registered.contains(n)).collect();
+        let unknown: Vec<_> = registered.iter().filter(|n| !defined.contains(n)).collect();
+        assert!(
+            missing.is_empty(),
+            "cases not in conformance_tests!: {missing:?}"
+        );
+        assert!(
+            unknown.is_empty(),
+            "registered names with no case: {unknown:?}"
+        );
+    }
 }

@@ -238,10 +238,7 @@ impl HostBridge {
     pub fn call(&self, name: &str, args: Value) -> BindingFuture {
         let n = self.calls.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         if n > self.max_calls {
-            let message = format!(
-                "Exceeded the maximum of {} tool calls per execution",
-                self.max_calls
-            );
+            let message = crate::ExecutionError::tool_call_limit(self.max_calls).message;
             return Box::pin(async move {
                 Err(GuestError {
                     name: "ToolCallLimitError".into(),

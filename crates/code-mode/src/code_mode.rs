@@ -362,7 +362,7 @@ struct TypeCheckSetup {
 /// let code_mode = CodeMode::builder().tool(tool).driver(Arc::new(NoDriver)).build().unwrap();
 /// assert!(code_mode.system_prompt().contains("declare function external_add(input: AddInput): Promise<unknown>;"));
 /// let result = code_mode.execute("return 1", ExecuteOptions::default()).await;
-/// assert_eq!(result.error.unwrap().kind.name(), "CreateContextError");
+/// assert_eq!(result.error.unwrap().kind.name(), "InternalError");
 /// # }
 /// ```
 #[derive(Clone)]
@@ -728,8 +728,7 @@ impl CodeMode {
         let context = match self.create_context(&opts, trace, &scope).await {
             Ok(c) => c,
             Err(message) => {
-                let error =
-                    ExecutionError::new(ErrorKind::Driver("CreateContextError".into()), message);
+                let error = ExecutionError::internal(message);
                 return self.finish(
                     &opts,
                     started,

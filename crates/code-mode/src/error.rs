@@ -44,8 +44,9 @@ pub enum ErrorKind {
     /// The application cancelled the execution (`CancelledError`, see
     /// [`ExecuteOptions::cancel`](crate::ExecuteOptions::cancel)).
     Cancelled,
-    /// The sandbox itself failed (`InternalError` of the host, ...): the name is
-    /// kept as given by the driver.
+    /// The sandbox itself failed. Every driver of this workspace names it `InternalError`
+    /// (built with [`ExecutionError::internal`], the driver named in the message); the
+    /// payload is the name a third-party driver gives.
     Driver(String),
     /// An error thrown by the guest, with its own name (`TypeError`, `RangeError`, `Error`,
     /// or a custom class name).
@@ -53,6 +54,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every error name the sandbox itself gives, on every driver: the names of the kinds
+    /// above and `InternalError`. A model sees these, or the name of an error the program
+    /// threw itself (`TypeError`, `MyError`, ...); never a driver's name.
+    pub const DOCUMENTED: &'static [&'static str] = &[
+        "TimeoutError",
+        "MemoryLimitError",
+        "StackOverflowError",
+        "DisposedError",
+        "SyntaxError",
+        "TypeScriptError",
+        "TypeCheckError",
+        "ToolCallLimitError",
+        "ResultTooLargeError",
+        "ResultError",
+        "ValidationError",
+        "DeadlockError",
+        "CancelledError",
+        INTERNAL_ERROR,
+    ];
+
     /// The wire name of this kind, as it appears in `error.name`.
     ///
     /// ```
@@ -107,6 +128,9 @@ impl ErrorKind {
         }
     }
 }
+
+/// The name of the sandbox's own failures on every driver of this workspace.
+pub const INTERNAL_ERROR: &str = "InternalError";
 
 /// Longest error message kept, in bytes; longer ones are cut with a marker saying how long
 /// they were, as console output is. A program can throw a message of any size.
@@ -242,6 +266,30 @@ impl ExecutionError {
             "The code awaits a promise that can never settle: no tool call is in flight and the sandbox has no timers",
         )
     }
+    /// The `ToolCallLimitError` a program gets for the call past the budget.
+    ///
+    /// ```
+    /// let e = code_mode::ExecutionError::tool_call_limit(5);
+    /// assert_eq!(e.message, "Exceeded the maximum of 5 tool calls per execution");
+    /// ```
+    pub fn tool_call_limit(max_calls: u32) -> Self {
+        Self::new(
+            ErrorKind::ToolCallLimit,
+            format!("Exceeded the maximum of {max_calls} tool calls per execution"),
+        )
+    }
+
+    /// The sandbox's own failure (`InternalError`), never the program's: `message` says
+    /// which part failed and what to do.
+    ///
+    /// ```
+    /// let e = code_mode::ExecutionError::internal("the V8 sidecar exited");
+    /// assert_eq!(e.kind.name(), "InternalError");
+    /// ```
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Driver(INTERNAL_ERROR.into()), message)
+    }
+
     /// The `ResultTooLargeError` every driver reports.
     pub fn result_too_large(size: u64, limit: u64) -> Self {
         Self::new(

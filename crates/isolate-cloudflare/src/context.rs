@@ -332,7 +332,7 @@ fn classify(f: Failure, limits: &Limits) -> ExecutionError {
         _ if lower.contains("would never generate a response") => ExecutionError::deadlock(),
         "stack" => ExecutionError::stack_overflow(limits.stack_bytes()),
         "result" => ExecutionError::new(ErrorKind::Result, f.message),
-        "too_large" => ExecutionError::new(ErrorKind::ResultTooLarge, f.message),
+        "too_large" => ExecutionError::result_too_large(f.size, limits.max_result_bytes()),
         "syntax" => ExecutionError::new(ErrorKind::Syntax, f.message).with_line(line),
         "guest" => ExecutionError::new(ErrorKind::from_name(&f.name), f.message).with_line(line),
         _ => driver_error(format!("the Worker failed: {}", f.message)),

@@ -42,9 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use code_mode::{
-    ContextConfig, DriverError, ErrorKind, ExecutionError, IsolateContext, IsolateDriver,
-};
+use code_mode::{ContextConfig, DriverError, ExecutionError, IsolateContext, IsolateDriver};
 
 pub use local::{LocalWorkerd, RESTART_PROBE, WORKERD_VERSION, WorkerdError};
 pub use local_pool::LocalWorkerdPool;
@@ -169,7 +167,7 @@ fn execute_url(worker_url: &str) -> Result<String, DriverError> {
 
 /// An execution failure of this driver (connection, protocol).
 pub(crate) fn driver_error(message: impl Into<String>) -> ExecutionError {
-    ExecutionError::new(ErrorKind::Driver("cloudflare".into()), message)
+    ExecutionError::internal(format!("Cloudflare driver: {}", message.into()))
 }
 
 /// The Cloudflare driver.

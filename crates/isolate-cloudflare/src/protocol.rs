@@ -29,6 +29,9 @@ pub(crate) struct Failure {
     pub message: String,
     #[serde(default)]
     pub line: u32,
+    /// `too_large`: the result's size in UTF-8 bytes of JSON.
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// The `run` frame.

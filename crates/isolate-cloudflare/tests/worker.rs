@@ -38,7 +38,11 @@ async fn run(
 
 fn driver_message(r: &ExecutionResult) -> String {
     match &r.outcome {
-        Err(e) if e.kind == ErrorKind::Driver("cloudflare".into()) => e.message.clone(),
+        Err(e)
+            if e.kind.name() == "InternalError" && e.message.starts_with("Cloudflare driver: ") =>
+        {
+            e.message.clone()
+        }
         other => panic!("expected a cloudflare driver error, got {other:?}"),
     }
 }

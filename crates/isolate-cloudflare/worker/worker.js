@@ -37,8 +37,8 @@ async function authorized(request, env) {
   return crypto.subtle.timingSafeEqual(a, b)
 }
 
-function fail(kind, name, message, line = 0) {
-  return { kind, name, message: String(message), line }
+function fail(kind, name, message, line = 0, size = 0) {
+  return { kind, name, message: String(message), line, size }
 }
 
 // The program module's outcome: 'u' (no value), 'v' + JSON text, or 'e' + JSON error record.
@@ -51,7 +51,9 @@ function decodeOutcome(text) {
       let e = null
       try { e = JSON.parse(text.slice(1)) } catch {}
       if (e && typeof e.kind === 'string' && typeof e.name === 'string' && typeof e.message === 'string') {
-        return { error: fail(e.kind, e.name, e.message, Number.isInteger(e.line) && e.line > 0 ? e.line : 0) }
+        const line = Number.isInteger(e.line) && e.line > 0 ? e.line : 0
+        const size = Number.isSafeInteger(e.size) && e.size > 0 ? e.size : 0
+        return { error: fail(e.kind, e.name, e.message, line, size) }
       }
     }
   }
@@ -77,6 +79,17 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   // Captured before the program runs: it may replace any of them. Promises are awaited, never
   // returned from an async function (that would look up the program's \`then\`).
   const stringify = JSON.stringify, parse = JSON.parse, PromiseCtor = Promise, StringCtor = String;
+  // Taken now, before the program can replace \`String.prototype.charCodeAt\`.
+  const codeAt = Function.prototype.call.bind(String.prototype.charCodeAt);
+  // The result limit counts UTF-8 bytes of the JSON text, as on every driver.
+  const utf8Bytes = (s) => {
+    let n = s.length;
+    for (let i = 0; i < s.length; i++) {
+      const c = codeAt(s, i);
+      if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2;
+    }
+    return n;
+  };
   const regexpExec = RegExp.prototype.exec, stringSlice = String.prototype.slice;
   const defineProperty = Object.defineProperty, apply = Reflect.apply, map = Array.prototype.map, join = Array.prototype.join, ErrorCtor = Error;
   let logs = 0, bytes = 0;
@@ -110,7 +123,7 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   // cross as text: resolving a promise with an object looks up its \`then\`, and one the
   // program put on Object.prototype would take the reply or the outcome over. The error record
   // has no prototype, so the program's \`toJSON\` does not replace it either.
-  const failure = (f) => 'e' + stringify({ __proto__: null, kind: f.kind, name: f.name, message: f.message, line: f.line });
+  const failure = (f) => 'e' + stringify({ __proto__: null, kind: f.kind, name: f.name, message: f.message, line: f.line, size: f.size || 0 });
   const callHost = (name, text) => new PromiseCtor((resolve, reject) => { host.call(name, text).then(resolve, reject); });
   // The contract: no network, timers or host objects in the sandbox (the Dynamic Worker has
   // no outbound network anyway; removing the globals makes that visible to the program).
@@ -173,8 +186,11 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
     if (e === null || (typeof e !== 'object' && typeof e !== 'function')) {
       return await flushed(failure({ kind: 'guest', name: 'Error', message: typeof e === 'string' ? e : StringCtor(e) + ' was thrown', line: 0 }));
     }
-    const name = typeof e.name === 'string' && e.name ? e.name : 'Error';
-    const message = typeof e.message === 'string' ? e.message : StringCtor(e.message ?? '');
+    // The thrown value is the program's: its \`name\` and \`message\` may be getters that
+    // throw, or a proxy's traps. Whatever they do, the outcome is described.
+    let name = 'Error', message = '';
+    try { const n = e.name; if (typeof n === 'string' && n) name = n; } catch {}
+    try { const m = e.message; message = typeof m === 'string' ? m : StringCtor(m ?? ''); } catch {}
     const stack = name === 'RangeError' && apply(regexpExec, /Maximum call stack size exceeded/, [message]) !== null;
     return await flushed(failure({ kind: stack ? 'stack' : 'guest', name, message, line: lineOf(e) }));
   }
@@ -187,7 +203,9 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   try { text = stringify(value); }
   catch (e) { return await flushed(failure({ kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 })); }
   if (text === undefined) return await flushed('u');
-  if (text.length > caps.maxResultBytes) return await flushed(failure({ kind: 'too_large', name: 'ResultTooLargeError', message: 'The result is ' + text.length + ' bytes of JSON, above the limit of ' + caps.maxResultBytes + ' bytes; return less data', line: 0 }));
+  // The host words the error (one wording on every driver) from the size.
+  const size = utf8Bytes(text);
+  if (size > caps.maxResultBytes) return await flushed(failure({ kind: 'too_large', name: 'ResultTooLargeError', message: '', line: 0, size }));
   return await flushed('v' + text);
 } }
 `

@@ -402,7 +402,7 @@ struct Failure {
 }
 
 fn internal(message: &str) -> ExecutionError {
-    ExecutionError::new(ErrorKind::Driver("InternalError".into()), message)
+    ExecutionError::internal(message)
 }
 
 fn exports(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<Exports> {

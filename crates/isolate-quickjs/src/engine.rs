@@ -284,8 +284,7 @@ impl Engine {
             match ctx.eval_with_options::<Value<'_>, _>(source, opts) {
                 Ok(value) => match value.into_promise() {
                     Some(p) => Ok(ProgramPromise(Persistent::save(&ctx, p))),
-                    None => Err(ExecutionError::new(
-                        code_mode::ErrorKind::Driver("InternalError".into()),
+                    None => Err(ExecutionError::internal(
                         "the wrapped program did not produce a promise",
                     )),
                 },

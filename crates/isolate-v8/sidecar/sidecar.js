@@ -630,8 +630,8 @@ class Ctx {
     scheduleRefill()
   }
 
-  fail(run, kind, name, message, line) {
-    this.finish(run, `,"error":${q({ kind, name, message, line: line || 0 })}`)
+  fail(run, kind, name, message, line, size) {
+    this.finish(run, `,"error":${q({ kind, name, message, line: line || 0, size: size || 0 })}`)
   }
 
   // Deadlock detection: with no tool call pending, every microtask has already run (each
@@ -733,7 +733,8 @@ class Ctx {
     if (text[0] === 'v') {
       const bytes = Buffer.byteLength(text) - 1
       if (bytes > msg.maxResultBytes) {
-        return this.fail(run, 'too_large', 'ResultTooLargeError', `The result is ${bytes} bytes of JSON, above the limit of ${msg.maxResultBytes} bytes; return less data`)
+        // The host words the error (one wording on every driver) from the size.
+        return this.fail(run, 'too_large', 'ResultTooLargeError', '', 0, bytes)
       }
       const depth = jsonDepth(text)
       if (depth > MAX_VALUE_DEPTH) return this.fail(run, 'result', 'ResultError', tooDeep('The returned value', depth))

@@ -222,10 +222,9 @@ impl IsolateContext for V8Context {
                                 continue 'attempt;
                             }
                             state.dead = true;
-                            break Err(ExecutionError::new(
-                                ErrorKind::Driver("v8".into()),
-                                format!("{why}; the execution was lost and the sidecar will be replaced — run the code again"),
-                            ));
+                            break Err(ExecutionError::internal(format!(
+                                "V8 driver: {why}; the execution was lost and the sidecar will be replaced — run the code again"
+                            )));
                         }
                     },
                     Some((call, result)) = calls.next(), if !calls.is_empty() => {
@@ -317,10 +316,10 @@ impl V8Context {
                 state.dead = true;
                 ExecutionError::new(ErrorKind::Disposed, f.message)
             }
-            "too_large" => ExecutionError::new(ErrorKind::ResultTooLarge, f.message),
+            "too_large" => ExecutionError::result_too_large(f.size, limits.max_result_bytes()),
             "result" => ExecutionError::new(ErrorKind::Result, f.message),
             "syntax" => ExecutionError::new(ErrorKind::Syntax, f.message).with_line(line),
-            "internal" => ExecutionError::new(ErrorKind::Driver("v8".into()), f.message),
+            "internal" => ExecutionError::internal(format!("V8 driver: {}", f.message)),
             _ => ExecutionError::new(ErrorKind::from_name(&f.name), f.message).with_line(line),
         }
     }

@@ -89,6 +89,7 @@ impl Incoming {
                 name: "Error".into(),
                 message: "the sandbox reported an outcome it could not describe".into(),
                 line: 0,
+                size: 0,
             }),
         })
     }
@@ -108,6 +109,9 @@ pub(crate) struct GuestFailure {
     pub message: String,
     #[serde(default)]
     pub line: u32,
+    /// `too_large`: the result's size in UTF-8 bytes of JSON.
+    #[serde(default)]
+    pub size: u64,
 }
 
 /// What a context's first run creates.
