@@ -78,9 +78,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// A type-check mode with the checker that serves it.
+type TypeCheck = (TypeCheckMode, Arc<dyn TypeChecker>);
+
 /// The type check `CODE_MODE_TYPECHECK` asks for. Without the compiler, `report` runs
 /// programs unchecked (with a warning) and `block` refuses to start.
-fn type_check() -> Result<Option<(TypeCheckMode, Arc<dyn TypeChecker>)>, String> {
+fn type_check() -> Result<Option<TypeCheck>, String> {
     let mode: TypeCheckMode = std::env::var("CODE_MODE_TYPECHECK")
         .unwrap_or_else(|_| "off".into())
         .parse()
