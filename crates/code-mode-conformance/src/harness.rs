@@ -46,6 +46,16 @@ pub struct Harness {
     pub short_timeout: Duration,
 }
 
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("driver", &self.driver.name())
+            .field("capabilities", &self.capabilities)
+            .field("short_timeout", &self.short_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Harness {
     /// A harness over `driver`, with every capability.
     pub fn new(driver: Arc<dyn IsolateDriver>) -> Self {

@@ -46,6 +46,15 @@ pub struct Offer {
     pub instructions: String,
 }
 
+impl std::fmt::Debug for Offer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offer")
+            .field("tools", &self.tools.len())
+            .field("instructions", &self.instructions.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Computes the [`Offer`] (the skills library adds its tools this way).
 pub type OfferFn = dyn Fn(Arc<CodeMode>) -> BoxFuture<'static, Result<Offer, String>> + Send + Sync;
 

@@ -47,6 +47,16 @@ pub struct SkillLibrary {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for SkillLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkillLibrary")
+            .field("strategy", &self.inner.strategy)
+            .field("policy", &self.inner.policy)
+            .field("max_in_context", &self.inner.max_in_context)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     storage: Arc<dyn SkillStorage>,
     strategy: TrustStrategy,
@@ -64,6 +74,16 @@ pub struct SkillLibraryBuilder {
     selector: Option<Arc<dyn LlmAdapter>>,
     max_in_context: usize,
     approvals: std::collections::HashMap<String, code_mode::ApprovalPolicy>,
+}
+
+impl std::fmt::Debug for SkillLibraryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkillLibraryBuilder")
+            .field("strategy", &self.strategy)
+            .field("policy", &self.policy)
+            .field("max_in_context", &self.max_in_context)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SkillLibraryBuilder {
@@ -170,6 +190,15 @@ pub struct SkillSession {
     pub selected: Vec<Skill>,
     /// How they were selected.
     pub selection: Selection,
+}
+
+impl std::fmt::Debug for SkillSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkillSession")
+            .field("tools", &self.tools.len())
+            .field("selected", &self.selected.len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn schema_value(which: &str, v: &Value) -> Result<Value, String> {

@@ -15,7 +15,7 @@ pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
 /// Largest JSON Schema (each), in bytes of JSON.
 pub const MAX_SCHEMA_BYTES: usize = 32 * 1024;
 /// Most usage hints, and longest hint in bytes.
-pub const MAX_HINTS: usize = 16;
+pub(crate) const MAX_HINTS: usize = 16;
 const MAX_HINT_BYTES: usize = 512;
 
 /// Usage statistics of a skill (all versions' runs are counted from the version's creation).

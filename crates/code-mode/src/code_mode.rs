@@ -174,6 +174,16 @@ pub struct CodeModeBuilder {
     approver: Option<Arc<dyn Approver>>,
 }
 
+impl std::fmt::Debug for CodeModeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeModeBuilder")
+            .field("tools", &self.tools.len())
+            .field("driver", &self.driver.as_ref().map(|d| d.name().to_owned()))
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CodeModeBuilder {
     /// Adds a tool.
     pub fn tool(mut self, tool: Tool) -> Self {

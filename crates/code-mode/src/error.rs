@@ -130,7 +130,7 @@ impl ErrorKind {
 }
 
 /// The name of the sandbox's own failures on every driver of this workspace.
-pub const INTERNAL_ERROR: &str = "InternalError";
+pub(crate) const INTERNAL_ERROR: &str = "InternalError";
 
 /// Longest error message kept, in bytes; longer ones are cut with a marker saying how long
 /// they were, as console output is. A program can throw a message of any size.

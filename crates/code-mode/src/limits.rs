@@ -43,18 +43,18 @@ const MIB: u64 = 1024 * 1024;
 /// Accepted ranges. Each is documented on its builder method.
 pub(crate) mod range {
     use super::*;
-    pub const TIMEOUT_MIN: Duration = Duration::from_millis(1);
-    pub const TIMEOUT_MAX: Duration = Duration::from_secs(15 * 60);
-    pub const MEMORY_MIN: u64 = MIB;
-    pub const MEMORY_MAX: u64 = 16 * 1024 * MIB;
-    pub const STACK_MIN: u64 = 16 * KIB;
-    pub const STACK_MAX: u64 = 64 * MIB;
-    pub const TOOL_CALLS_MAX: u32 = 1_000_000;
-    pub const LOG_ENTRIES_MAX: u32 = 10_000_000;
-    pub const LOG_BYTES_MAX: u64 = 1024 * MIB;
-    pub const RESULT_BYTES_MAX: u64 = 1024 * MIB;
-    pub const APPROVAL_TIMEOUT_MIN: Duration = Duration::from_millis(1);
-    pub const APPROVAL_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
+    pub(crate) const TIMEOUT_MIN: Duration = Duration::from_millis(1);
+    pub(crate) const TIMEOUT_MAX: Duration = Duration::from_secs(15 * 60);
+    pub(crate) const MEMORY_MIN: u64 = MIB;
+    pub(crate) const MEMORY_MAX: u64 = 16 * 1024 * MIB;
+    pub(crate) const STACK_MIN: u64 = 16 * KIB;
+    pub(crate) const STACK_MAX: u64 = 64 * MIB;
+    pub(crate) const TOOL_CALLS_MAX: u32 = 1_000_000;
+    pub(crate) const LOG_ENTRIES_MAX: u32 = 10_000_000;
+    pub(crate) const LOG_BYTES_MAX: u64 = 1024 * MIB;
+    pub(crate) const RESULT_BYTES_MAX: u64 = 1024 * MIB;
+    pub(crate) const APPROVAL_TIMEOUT_MIN: Duration = Duration::from_millis(1);
+    pub(crate) const APPROVAL_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 }
 
 impl Default for Limits {

@@ -21,7 +21,7 @@ impl Drop for Flag {
 
 /// Code mode over one `weather` tool that answers `{tempC: 4}` after `delay`; `dropped` is set
 /// when the tool's future ends, by completing or by being cancelled.
-pub fn weather_code_mode(delay: Duration, dropped: Arc<AtomicBool>) -> CodeMode {
+pub(crate) fn weather_code_mode(delay: Duration, dropped: Arc<AtomicBool>) -> CodeMode {
     let weather = Tool::new(
         "weather",
         "Weather of a city.",
@@ -44,7 +44,7 @@ pub fn weather_code_mode(delay: Duration, dropped: Arc<AtomicBool>) -> CodeMode 
 }
 
 /// Waits up to 3 s for `flag`; panics with `what` otherwise.
-pub async fn wait_for(flag: &AtomicBool, what: &str) {
+pub(crate) async fn wait_for(flag: &AtomicBool, what: &str) {
     for _ in 0..150 {
         if flag.load(Ordering::SeqCst) {
             return;

@@ -5,7 +5,7 @@ use code_mode_skills::{Skill, SkillStats, TrustLevel, now_rfc3339};
 use serde_json::json;
 
 /// A valid skill named `name`, version `version`.
-pub fn skill(name: &str, version: u32) -> Skill {
+pub(crate) fn skill(name: &str, version: u32) -> Skill {
     let now = now_rfc3339();
     Skill {
         id: format!("id-{name}"),

@@ -11,13 +11,13 @@ use code_mode_typecheck::{TypeScriptChecker, TypeScriptOptions};
 use serde_json::{Value, json};
 
 /// Tool calls made (all tools), to show that a blocked program ran nothing.
-pub static CALLS: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static CALLS: AtomicUsize = AtomicUsize::new(0);
 
-pub fn checker() -> Arc<TypeScriptChecker> {
+pub(crate) fn checker() -> Arc<TypeScriptChecker> {
     checker_with(TypeScriptOptions::default())
 }
 
-pub fn checker_with(options: TypeScriptOptions) -> Arc<TypeScriptChecker> {
+pub(crate) fn checker_with(options: TypeScriptOptions) -> Arc<TypeScriptChecker> {
     Arc::new(TypeScriptChecker::with_options(options).unwrap_or_else(|e| panic!("{e}")))
 }
 
@@ -41,7 +41,7 @@ fn tool(
 }
 
 /// The demo's three tools, the README's `getWeather`, and two with nested shapes.
-pub fn tools() -> Vec<Tool> {
+pub(crate) fn tools() -> Vec<Tool> {
     let product = json!({"type": "object", "properties": {"sku": {"type": "string"}, "name": {"type": "string"}, "price": {"type": "number"}}, "required": ["sku", "name", "price"]});
     vec![
         tool("listProducts", "Lists the products of a category.",
@@ -91,7 +91,7 @@ pub fn tools() -> Vec<Tool> {
     ]
 }
 
-pub fn code_mode(mode: TypeCheckMode, checker: Arc<TypeScriptChecker>) -> CodeMode {
+pub(crate) fn code_mode(mode: TypeCheckMode, checker: Arc<TypeScriptChecker>) -> CodeMode {
     CodeMode::builder()
         .tools(tools())
         .driver(Arc::new(code_mode_isolate_quickjs::QuickJsDriver::new()))
@@ -101,7 +101,7 @@ pub fn code_mode(mode: TypeCheckMode, checker: Arc<TypeScriptChecker>) -> CodeMo
 }
 
 /// `skill_top_products`, declared as the skills crate declares a skill for code.
-pub fn skill_bindings() -> Vec<Binding> {
+pub(crate) fn skill_bindings() -> Vec<Binding> {
     let shape = Tool::new(
         "top_products",
         "Best-selling products of a category.",
