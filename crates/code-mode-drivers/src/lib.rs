@@ -93,13 +93,10 @@ pub fn enabled_drivers() -> Vec<&'static str> {
 }
 
 fn is_enabled(name: &str) -> bool {
-    match name {
-        "quickjs" => cfg!(feature = "quickjs"),
-        "quickjs-wasm" => cfg!(feature = "quickjs-wasm"),
-        "v8" => cfg!(feature = "v8"),
-        "cloudflare" => cfg!(feature = "cloudflare"),
-        _ => false,
-    }
+    (name == "quickjs" && cfg!(feature = "quickjs"))
+        || (name == "quickjs-wasm" && cfg!(feature = "quickjs-wasm"))
+        || (name == "v8" && cfg!(feature = "v8"))
+        || (name == "cloudflare" && cfg!(feature = "cloudflare"))
 }
 
 /// The preferred enabled driver, configured from the environment. A driver that cannot be
@@ -146,26 +143,30 @@ pub fn driver_by_name(
     let _ = options;
     match name {
         #[cfg(feature = "quickjs")]
-        "quickjs" => Ok(Arc::new(code_mode_isolate_quickjs::QuickJsDriver::new())),
+        "quickjs" => Ok(Arc::new(
+            code_mode_isolate_quickjs::QuickJsDriver::from_env(),
+        )),
         #[cfg(feature = "quickjs-wasm")]
         "quickjs-wasm" => Ok(Arc::new(
-            code_mode_isolate_quickjs_wasm::QuickJsWasmDriver::new(),
+            code_mode_isolate_quickjs_wasm::QuickJsWasmDriver::from_env()?,
         )),
         #[cfg(feature = "v8")]
-        "v8" => Ok(Arc::new(code_mode_isolate_v8::V8Driver::new()?)),
+        "v8" => Ok(Arc::new(code_mode_isolate_v8::V8Driver::from_env()?)),
         #[cfg(feature = "cloudflare")]
         "cloudflare" => {
-            let url = options.worker_url.clone().ok_or_else(|| {
-                code_mode::DriverError::new(
-                    "cloudflare",
-                    "no Worker URL: set CODE_MODE_WORKER_URL (or --worker-url); `cargo run -p code-mode-isolate-cloudflare --bin code-mode-workerd` runs one locally",
-                )
-            })?;
-            let opts = code_mode_isolate_cloudflare::CloudflareOptions::new(url)
-                .authorization(options.worker_authorization.clone());
-            Ok(Arc::new(
-                code_mode_isolate_cloudflare::CloudflareDriver::new(opts)?,
-            ))
+            use code_mode_isolate_cloudflare::{CloudflareDriver, CloudflareOptions};
+            // Settings given here (a CLI's `--worker-url`) win over the environment.
+            let opts = match &options.worker_url {
+                Some(url) => CloudflareOptions::new(url.clone())
+                    .authorization(options.worker_authorization.clone()),
+                None => CloudflareOptions::from_env().map_err(|e| {
+                    code_mode::DriverError::new(
+                        e.driver,
+                        format!("{} (or --worker-url)", e.message),
+                    )
+                })?,
+            };
+            Ok(Arc::new(CloudflareDriver::new(opts)?))
         }
         n if ALL_DRIVERS.contains(&n) => Err(DriverSelectError::NotEnabled { name: n.to_owned() }),
         n => Err(DriverSelectError::Unknown { name: n.to_owned() }),

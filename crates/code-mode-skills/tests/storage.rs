@@ -44,14 +44,14 @@ mod postgres_support {
     static NEXT: AtomicU32 = AtomicU32::new(0);
 
     /// The server `cargo xtask test` started.
-    pub fn server() -> String {
+    pub(crate) fn server() -> String {
         std::env::var("CODE_MODE_TEST_POSTGRES").unwrap_or_else(|_| {
             panic!("CODE_MODE_TEST_POSTGRES is not set: `cargo xtask test` starts a PostgreSQL server for these tests and sets it (e.g. `host=127.0.0.1 port=5433 user=postgres`)")
         })
     }
 
     /// A new, empty database on that server, so cases do not see each other's skills.
-    pub async fn fresh_database() -> Arc<dyn SkillStorage> {
+    pub(crate) async fn fresh_database() -> Arc<dyn SkillStorage> {
         let base = server();
         let name = format!(
             "skills_{}_{}",

@@ -86,11 +86,11 @@ fn main() {
         ),
         (
             "extends",
-            format!(
-                "{}",
-                (0..n).map(|_| "class extends ").collect::<String>() + "Object {}"
-            )
-            .replacen("class extends", "const C = class extends", 1),
+            ((0..n).map(|_| "class extends ").collect::<String>() + "Object {}").replacen(
+                "class extends",
+                "const C = class extends",
+                1,
+            ),
         ),
         ("sum", format!("return 1{};", " + 1".repeat(n))),
         ("as", format!("return 1{};", " as any".repeat(n))),

@@ -54,6 +54,9 @@ use crate::endpoint::{Endpoint, Endpoints};
 /// runtime that hung or crashed).
 pub type FailureHook = Arc<dyn Fn() + Send + Sync>;
 
+/// Driver name.
+pub const DRIVER_NAME: &str = "cloudflare";
+
 /// Where the Worker is and how to talk to it.
 #[derive(Clone)]
 pub struct CloudflareOptions {
@@ -82,6 +85,24 @@ impl std::fmt::Debug for CloudflareOptions {
 }
 
 impl CloudflareOptions {
+    /// Options from the environment: the Worker's URL from `CODE_MODE_WORKER_URL` (required)
+    /// and its token from `CODE_MODE_WORKER_AUTHORIZATION` (when the Worker has one).
+    pub fn from_env() -> Result<Self, DriverError> {
+        let url = std::env::var("CODE_MODE_WORKER_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                DriverError::new(
+                    DRIVER_NAME,
+                    "no Worker URL: set CODE_MODE_WORKER_URL; `cargo run -p code-mode-isolate-cloudflare --bin code-mode-workerd` runs one locally",
+                )
+            })?;
+        let authorization = std::env::var("CODE_MODE_WORKER_AUTHORIZATION")
+            .ok()
+            .filter(|s| !s.is_empty());
+        Ok(Self::new(url).authorization(authorization))
+    }
+
     /// The Worker's base URL (`https://…`, `http://127.0.0.1:…`, or `ws(s)://…`).
     pub fn new(worker_url: impl Into<String>) -> Self {
         Self {
@@ -158,7 +179,7 @@ fn execute_url(worker_url: &str) -> Result<String, DriverError> {
         url.to_owned()
     } else {
         return Err(DriverError::new(
-            "cloudflare",
+            DRIVER_NAME,
             format!("the Worker URL {url:?} must start with https://, http://, wss:// or ws://"),
         ));
     };
@@ -184,6 +205,11 @@ impl std::fmt::Debug for CloudflareDriver {
 }
 
 impl CloudflareDriver {
+    /// The driver configured from the environment ([`CloudflareOptions::from_env`]).
+    pub fn from_env() -> Result<Self, DriverError> {
+        Self::new(CloudflareOptions::from_env()?)
+    }
+
     /// A driver for the Worker at `options`' URL (and its replicas). Every URL must be
     /// http(s) or ws(s).
     ///
@@ -202,7 +228,7 @@ impl CloudflareDriver {
         }
         if options.max_message_bytes < 1024 {
             return Err(DriverError::new(
-                "cloudflare",
+                DRIVER_NAME,
                 "max_message_bytes must be at least 1024",
             ));
         }
@@ -219,7 +245,7 @@ impl CloudflareDriver {
 #[async_trait]
 impl IsolateDriver for CloudflareDriver {
     fn name(&self) -> &str {
-        "cloudflare"
+        DRIVER_NAME
     }
 
     async fn create_context(

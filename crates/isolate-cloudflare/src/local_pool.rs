@@ -84,7 +84,7 @@ impl LocalWorkerdPool {
         let (first, rest) = self
             .processes
             .split_first()
-            .ok_or_else(|| code_mode::DriverError::new("cloudflare", "the pool is empty"))?;
+            .ok_or_else(|| code_mode::DriverError::new(crate::DRIVER_NAME, "the pool is empty"))?;
         let mut options = CloudflareOptions::new(first.url())
             .authorization(first.authorization())
             .on_failure(first.restart_hook());

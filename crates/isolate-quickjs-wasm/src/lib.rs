@@ -144,6 +144,25 @@ impl QuickJsWasmDriverBuilder {
 }
 
 impl QuickJsWasmDriver {
+    /// The driver configured from the environment: a deterministic fuel budget per
+    /// execution from `CODE_MODE_WASM_FUEL` when set (see
+    /// [`QuickJsWasmDriverBuilder::fuel_per_execution`]), the defaults otherwise.
+    pub fn from_env() -> Result<Self, DriverError> {
+        let mut builder = Self::builder();
+        if let Ok(text) = std::env::var("CODE_MODE_WASM_FUEL") {
+            let fuel: u64 = text.trim().parse().map_err(|_| {
+                DriverError::new(
+                    DRIVER_NAME,
+                    format!(
+                        "CODE_MODE_WASM_FUEL must be a whole number of fuel units, got {text:?}"
+                    ),
+                )
+            })?;
+            builder = builder.fuel_per_execution(fuel);
+        }
+        builder.build()
+    }
+
     /// The driver with default settings (no fuel budget).
     pub fn new() -> Self {
         Self {

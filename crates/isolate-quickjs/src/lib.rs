@@ -74,6 +74,13 @@ impl Default for QuickJsDriver {
 }
 
 impl QuickJsDriver {
+    /// The driver configured from the environment. The in-process driver reads no
+    /// variable: this is [`QuickJsDriver::new`], here so that every driver crate is built
+    /// the same way.
+    pub fn from_env() -> Self {
+        Self::new()
+    }
+
     /// Creates the driver with the default pool of blank engines.
     pub fn new() -> Self {
         Self::with_pool_size(DEFAULT_POOL_SIZE)

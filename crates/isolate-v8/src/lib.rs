@@ -48,6 +48,9 @@ pub use runtime::{ISOLATED_VM_VERSION, NODE_VERSION, RuntimeError, V8Runtime};
 use crate::context::V8Context;
 use crate::pool::Pool;
 
+/// Driver name.
+pub const DRIVER_NAME: &str = "v8";
+
 /// The largest accepted [`V8Options::contexts_per_isolate`].
 pub const MAX_CONTEXTS_PER_ISOLATE: u32 = 1000;
 
@@ -107,6 +110,14 @@ impl std::fmt::Debug for V8Driver {
 }
 
 impl V8Driver {
+    /// The driver configured from the environment: the runtime folder from
+    /// `CODE_MODE_V8_RUNTIME` (else `.cache/v8-runtime` of the working directory), other
+    /// options at their defaults. The same as [`V8Driver::new`]; every driver crate has a
+    /// `from_env`.
+    pub fn from_env() -> Result<Self, DriverError> {
+        Self::new()
+    }
+
     /// A driver with the default options. Fails, saying what to install, when the runtime is
     /// missing or does not work ([`V8Runtime::probe`]).
     pub fn new() -> Result<Self, DriverError> {
@@ -127,7 +138,7 @@ impl V8Driver {
     pub fn with_options(options: V8Options) -> Result<Self, DriverError> {
         if !(1..=MAX_CONTEXTS_PER_ISOLATE).contains(&options.contexts_per_isolate) {
             return Err(DriverError::new(
-                "v8",
+                DRIVER_NAME,
                 format!(
                     "contexts_per_isolate is {}; it must be between 1 (a fresh isolate per context) and {MAX_CONTEXTS_PER_ISOLATE}",
                     options.contexts_per_isolate
@@ -135,10 +146,10 @@ impl V8Driver {
             ));
         }
         let runtime = V8Runtime::locate(options.runtime_dir.as_deref(), options.node.as_deref())
-            .map_err(|e| DriverError::new("v8", e.to_string()))?;
+            .map_err(|e| DriverError::new(DRIVER_NAME, e.to_string()))?;
         let node_version = runtime
             .probe()
-            .map_err(|e| DriverError::new("v8", e.to_string()))?;
+            .map_err(|e| DriverError::new(DRIVER_NAME, e.to_string()))?;
         let pool_size = options.pool_size.clamp(1, 64);
         Ok(Self {
             pool: Arc::new(Pool::new(runtime, pool_size, options.contexts_per_isolate)),
@@ -181,7 +192,7 @@ impl V8Driver {
 #[async_trait]
 impl IsolateDriver for V8Driver {
     fn name(&self) -> &str {
-        "v8"
+        DRIVER_NAME
     }
 
     async fn create_context(

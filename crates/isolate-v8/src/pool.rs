@@ -78,12 +78,15 @@ impl Pool {
             }
         }
         best.cloned()
-            .ok_or_else(|| DriverError::new("v8", "the sidecar pool is empty"))
+            .ok_or_else(|| DriverError::new(crate::DRIVER_NAME, "the sidecar pool is empty"))
     }
 
     pub(crate) async fn sidecar_at(&self, i: usize) -> Result<Arc<Sidecar>, DriverError> {
         let Some(slot) = self.slots.get(i % self.slots.len().max(1)) else {
-            return Err(DriverError::new("v8", "the sidecar pool is empty"));
+            return Err(DriverError::new(
+                crate::DRIVER_NAME,
+                "the sidecar pool is empty",
+            ));
         };
         let mut slot = slot.lock().await;
         if let Some(s) = slot.as_ref().filter(|s| s.is_alive()) {

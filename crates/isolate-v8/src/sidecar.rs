@@ -212,7 +212,7 @@ impl Sidecar {
         runtime: &V8Runtime,
         contexts_per_isolate: u32,
     ) -> Result<Arc<Self>, DriverError> {
-        let fail = |m: String| DriverError::new("v8", m);
+        let fail = |m: String| DriverError::new(crate::DRIVER_NAME, m);
         let script = runtime.sidecar_script().map_err(|e| fail(e.to_string()))?;
         let mut child = Command::new(runtime.node())
             .arg("--no-node-snapshot")
@@ -405,7 +405,12 @@ fn thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), DriverErr
         .name(name.into())
         .spawn(f)
         .map(|_| ())
-        .map_err(|e| DriverError::new("v8", format!("cannot start a sidecar thread: {e}")))
+        .map_err(|e| {
+            DriverError::new(
+                crate::DRIVER_NAME,
+                format!("cannot start a sidecar thread: {e}"),
+            )
+        })
 }
 
 fn spawn_reader(
