@@ -89,7 +89,7 @@ fn limits(options: &NativeOptions) -> Result<Limits> {
 
 /// The answer of `dispatch` as the guest sees it.
 fn answer(text: &str) -> std::result::Result<Value, GuestError> {
-    let parsed: Value = code_mode::parse_guest_json(text)
+    let parsed: Value = code_mode::driver::parse_guest_json(text)
         .map_err(|e| GuestError::error(format!("the tool's answer is not JSON: {e}")))?;
     if let Some(err) = parsed.get("err") {
         return Err(GuestError {

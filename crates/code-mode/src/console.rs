@@ -130,7 +130,8 @@ impl LogBuffer {
     /// Records a line, or the truncation marker if it does not fit.
     ///
     /// ```
-    /// use code_mode::{Limits, LogBuffer, LogLevel, TRUNCATION_MARKER};
+    /// use code_mode::{Limits, LogLevel, TRUNCATION_MARKER};
+    /// use code_mode::driver::{LogBuffer};
     /// let limits = Limits::builder().max_log_entries(2).build().unwrap();
     /// let mut buf = LogBuffer::new(&limits, None);
     /// for i in 0..5 { buf.push(LogLevel::Log, format!("line {i}")); }

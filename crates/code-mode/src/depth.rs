@@ -17,8 +17,8 @@ pub const MAX_VALUE_DEPTH: usize = 64;
 ///
 /// ```
 /// use serde_json::json;
-/// assert_eq!(code_mode::value_depth(&json!(1)), 0);
-/// assert_eq!(code_mode::value_depth(&json!({"a": [1, {"b": []}]})), 4);
+/// assert_eq!(code_mode::driver::value_depth(&json!(1)), 0);
+/// assert_eq!(code_mode::driver::value_depth(&json!({"a": [1, {"b": []}]})), 4);
 /// ```
 pub fn value_depth(value: &Value) -> usize {
     let mut max = 0;
@@ -43,7 +43,7 @@ pub fn value_depth(value: &Value) -> usize {
 /// refuse a value before a recursive parser sees it.
 ///
 /// ```
-/// assert_eq!(code_mode::json_text_depth(r#"{"a": "[[[", "b": [[1]]}"#), 3);
+/// assert_eq!(code_mode::driver::json_text_depth(r#"{"a": "[[[", "b": [[1]]}"#), 3);
 /// ```
 pub fn json_text_depth(text: &str) -> usize {
     let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);

@@ -15,21 +15,32 @@
 //!   carrying the message only.
 //! - Limits are enforced: the timeout covers awaited tool calls; timeout, memory and stack
 //!   failures are terminal, after which the context reports `DisposedError`.
-//! - The timeout is measured on [`ContextConfig::clock`] (a [`Budget`](crate::Budget) per
+//! - The timeout is measured on [`ContextConfig::clock`] (a [`Budget`](crate::driver::Budget) per
 //!   execution): time the clock is held, while a call waits for a person's approval, does
 //!   not count.
 //! - Executions on one context run one at a time, in call order; state set on `globalThis`
 //!   persists between them; separate contexts share nothing.
 //! - `dispose` is idempotent.
+//!
+//! This module is also the driver author's toolbox: the machinery every driver shares and no
+//! application needs (the host side of tool calls, the console buffer, the execution's time
+//! budget, the nesting pre-check, the guest JSON helpers). The crate root keeps what an
+//! application touches; the traits and their types are in both.
 
-use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::bindings::Bindings;
-use crate::clock::ExecutionClock;
-use crate::console::{ConsoleSink, LogEntry};
 use crate::error::{DriverError, ExecutionError};
 use crate::limits::Limits;
+
+pub use crate::bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
+pub use crate::clock::{Budget, ClockHold, ExecutionClock};
+pub use crate::console::{ConsoleSink, LogBuffer, LogEntry, LogLevel};
+pub use crate::depth::{MAX_VALUE_DEPTH, json_text_depth, too_deep_message, value_depth};
+pub use crate::lines::normalize_line_terminators;
+pub use crate::nesting::{MAX_NESTING, check_nesting};
+pub use crate::stubs::generate_stubs_with_prefix;
+pub use crate::text::{parse_guest_json, wtf8_to_string};
+pub use async_trait::async_trait;
 
 /// What a context is created from.
 #[derive(Clone, Default)]

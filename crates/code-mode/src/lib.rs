@@ -46,7 +46,7 @@ mod clock;
 mod code_mode;
 mod console;
 mod depth;
-mod driver;
+pub mod driver;
 mod error;
 mod events;
 pub mod identifier;
@@ -68,16 +68,14 @@ pub use approval::{
     APPROVAL_DENIED_ERROR, ApprovalChannel, ApprovalDecision, ApprovalPolicy, ApprovalRequest,
     ApproveAll, Approver, DenyAll, PendingApproval,
 };
-pub use bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
-pub use clock::{Budget, ClockHold, ExecutionClock};
+pub use bindings::{Binding, Bindings, GuestError};
+pub use clock::ExecutionClock;
 pub use code_mode::{
     BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions,
     ExecutionScope, ToolSpec,
 };
-pub use console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, TRUNCATION_MARKER};
-pub use depth::{
-    MAX_VALUE_DEPTH, json_text_depth, parse_tool_input, too_deep_message, value_depth,
-};
+pub use console::{ConsoleSink, LogEntry, LogLevel, TRUNCATION_MARKER};
+pub use depth::{MAX_VALUE_DEPTH, parse_tool_input};
 pub use driver::{ContextConfig, ExecutionResult, IsolateContext, IsolateDriver};
 pub use error::{
     CodeModeError, DriverError, ErrorKind, ExecutionError, LimitsError, MAX_ERROR_MESSAGE_BYTES,
@@ -85,13 +83,10 @@ pub use error::{
 };
 pub use events::{Event, EventKind, EventSink, Phase, now_ms};
 pub use limits::{Limits, LimitsBuilder};
-pub use lines::normalize_line_terminators;
-pub use nesting::{MAX_NESTING, check_nesting};
 pub use prompt::{CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 pub use result::{CodeModeResult, result_schema};
 pub use secrets::{SecretParameter, SecretParameterPolicy, find_secret_parameters};
-pub use stubs::{generate_checker_stubs, generate_stubs, generate_stubs_with_prefix};
-pub use text::{parse_guest_json, wtf8_to_string};
+pub use stubs::{generate_checker_stubs, generate_stubs};
 pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, schema_of};
 pub use trace::{
     TraceContext, TraceContextAdopter, TraceContextInjector, adopt_trace_context,

@@ -16,7 +16,7 @@ const PS: char = '\u{2029}';
 /// `code` with CR, CRLF, U+2028 and U+2029 outside literals turned into LF.
 ///
 /// ```
-/// use code_mode::normalize_line_terminators;
+/// use code_mode::driver::normalize_line_terminators;
 /// assert_eq!(normalize_line_terminators("a\r\nb\rc\u{2028}d"), "a\nb\nc\nd");
 /// assert_eq!(normalize_line_terminators("'x\u{2028}y'"), "'x\u{2028}y'");
 /// assert_eq!(normalize_line_terminators("a\nb"), "a\nb");

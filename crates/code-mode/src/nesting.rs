@@ -33,9 +33,9 @@ pub const MAX_NESTING: usize = 2000;
 /// Worker) call it before sending code, so every driver treats absurd nesting alike.
 ///
 /// ```
-/// assert!(code_mode::check_nesting("return [[1], {a: (2)}]").is_ok());
+/// assert!(code_mode::driver::check_nesting("return [[1], {a: (2)}]").is_ok());
 /// let deep = format!("return {}1{};", "(".repeat(5000), ")".repeat(5000));
-/// assert_eq!(code_mode::check_nesting(&deep).unwrap_err().kind, code_mode::ErrorKind::Syntax);
+/// assert_eq!(code_mode::driver::check_nesting(&deep).unwrap_err().kind, code_mode::ErrorKind::Syntax);
 /// ```
 pub fn check_nesting(code: &str) -> Result<(), crate::ExecutionError> {
     match estimate_depth(code) {

@@ -43,7 +43,8 @@ pub fn generate_stubs(tools: &[&Tool]) -> String {
 /// declares its `skill_<name>` functions this way; types are still named after the tool).
 ///
 /// ```
-/// use code_mode::{Tool, ToolError, generate_stubs_with_prefix};
+/// use code_mode::{Tool, ToolError};
+/// use code_mode::driver::{generate_stubs_with_prefix};
 /// use serde_json::json;
 /// let tool = Tool::new("top_repos", "Top repositories.", json!({"type": "object"}),
 ///     |_, _| async { Ok::<_, ToolError>(json!({})) }).unwrap();

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 /// invalid bytes are replaced as [`String::from_utf8_lossy`] does.
 ///
 /// ```
-/// assert_eq!(code_mode::wtf8_to_string(b"a\xED\xA0\x80b"), "a\u{FFFD}b");
+/// assert_eq!(code_mode::driver::wtf8_to_string(b"a\xED\xA0\x80b"), "a\u{FFFD}b");
 /// ```
 pub fn wtf8_to_string(bytes: &[u8]) -> String {
     if let Ok(s) = std::str::from_utf8(bytes) {
@@ -39,7 +39,7 @@ pub fn wtf8_to_string(bytes: &[u8]) -> String {
 /// (`"\uD800"`) into U+FFFD instead of failing.
 ///
 /// ```
-/// let v = code_mode::parse_guest_json(r#"["a\uD800b", "\uD83D\uDE00"]"#).unwrap();
+/// let v = code_mode::driver::parse_guest_json(r#"["a\uD800b", "\uD83D\uDE00"]"#).unwrap();
 /// assert_eq!(v, serde_json::json!(["a\u{FFFD}b", "😀"]));
 /// ```
 pub fn parse_guest_json(text: &str) -> Result<serde_json::Value, serde_json::Error> {

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use code_mode::{
-    ContextConfig, ErrorKind, ExecutionError, ExecutionResult, HostBridge, IsolateContext, Limits,
-    LogBuffer, LogLevel,
-};
+use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits, LogLevel};
+use code_mode::driver::{HostBridge, LogBuffer};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -52,7 +50,7 @@ impl IsolateContext for CloudflareContext {
         if self.disposed.load(Ordering::SeqCst) || self.dead.load(Ordering::SeqCst) {
             return ExecutionResult::err(ExecutionError::disposed(), Vec::new());
         }
-        if let Err(e) = code_mode::check_nesting(code) {
+        if let Err(e) = code_mode::driver::check_nesting(code) {
             return ExecutionResult::err(e, Vec::new());
         }
         let Some(mut flight) = self.shared.endpoints.pick() else {
@@ -113,11 +111,11 @@ impl From<ExecutionError> for Failed {
 /// The program's returned value from the JSON text the Worker sent: nesting and size are
 /// checked here again, before any parser runs.
 fn result_of(text: &str, limits: &Limits) -> Result<serde_json::Value, ExecutionError> {
-    let depth = code_mode::json_text_depth(text);
+    let depth = code_mode::driver::json_text_depth(text);
     if depth > code_mode::MAX_VALUE_DEPTH {
         return Err(ExecutionError::new(
             ErrorKind::Result,
-            code_mode::too_deep_message("The returned value", depth),
+            code_mode::driver::too_deep_message("The returned value", depth),
         ));
     }
     if text.len() as u64 > limits.max_result_bytes() {
@@ -126,7 +124,7 @@ fn result_of(text: &str, limits: &Limits) -> Result<serde_json::Value, Execution
             limits.max_result_bytes(),
         ));
     }
-    code_mode::parse_guest_json(text)
+    code_mode::driver::parse_guest_json(text)
         .map_err(|e| driver_error(format!("malformed result from the Worker: {e}")))
 }
 
@@ -262,7 +260,7 @@ impl CloudflareContext {
                             });
                         }
                     };
-                    let msg: FromWorker = code_mode::parse_guest_json(text.as_str()).and_then(serde_json::from_value).map_err(|e| {
+                    let msg: FromWorker = code_mode::driver::parse_guest_json(text.as_str()).and_then(serde_json::from_value).map_err(|e| {
                         driver_error(format!("malformed response from the Worker: {e}"))
                     })?;
                     match msg {
@@ -270,15 +268,15 @@ impl CloudflareContext {
                             logs.push(LogLevel::from_method(&level).unwrap_or(LogLevel::Log), msg);
                         }
                         FromWorker::Call { id, name, args } => {
-                            let depth = code_mode::json_text_depth(&args);
+                            let depth = code_mode::driver::json_text_depth(&args);
                             if depth > code_mode::MAX_VALUE_DEPTH {
                                 // Refused like on every driver: the call throws, no tool runs.
-                                let message = code_mode::too_deep_message(&format!("{name}'s input"), depth);
+                                let message = code_mode::driver::too_deep_message(&format!("{name}'s input"), depth);
                                 let err = code_mode::GuestError { name: "TypeError".into(), message };
                                 calls.push(Box::pin(async move { (id, Err(err)) }));
                                 continue;
                             }
-                            let args = code_mode::parse_guest_json(&args).map_err(|e| {
+                            let args = code_mode::driver::parse_guest_json(&args).map_err(|e| {
                                 driver_error(format!("malformed tool arguments from the Worker: {e}"))
                             })?;
                             let future = self.bridge.call(&name, args);

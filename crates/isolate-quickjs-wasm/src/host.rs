@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use code_mode::{GuestError, HostBridge, LogBuffer, LogLevel, serde_json};
+use code_mode::{GuestError, LogLevel, serde_json};
+use code_mode::driver::{HostBridge, LogBuffer};
 use futures::future::BoxFuture;
 use wasmtime::{
     AsContextMut, Caller, Engine, Instance, Linker, Memory, ResourceLimiter, StoreLimits,
@@ -89,7 +90,7 @@ pub(crate) async fn result_text(
         .data()
         .memory
         .ok_or_else(|| wasmtime::format_err!("no memory"))?;
-    Ok(code_mode::wtf8_to_string(slice(
+    Ok(code_mode::driver::wtf8_to_string(slice(
         memory.data(&store),
         ptr,
         len,
@@ -115,7 +116,7 @@ fn guest_string(
         .data()
         .memory
         .ok_or_else(|| wasmtime::format_err!("no memory"))?;
-    Ok(code_mode::wtf8_to_string(slice(
+    Ok(code_mode::driver::wtf8_to_string(slice(
         memory.data(&*caller),
         ptr,
         len,
@@ -229,7 +230,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
 }
 
 /// A call refused by the host before any tool runs.
-fn refuse(message: String) -> code_mode::BindingFuture {
+fn refuse(message: String) -> code_mode::driver::BindingFuture {
     Box::pin(async move {
         Err(code_mode::GuestError {
             name: "TypeError".into(),

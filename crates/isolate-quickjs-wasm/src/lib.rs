@@ -245,7 +245,7 @@ impl IsolateContext for QuickJsWasmContext {
         let mut guard = self.state.lock().await;
         // Refuse absurd nesting before the engine's recursive-descent parser sees it.
         if matches!(&*guard, State::Ready(_))
-            && let Err(e) = code_mode::check_nesting(code)
+            && let Err(e) = code_mode::driver::check_nesting(code)
         {
             return ExecutionResult::err(e, Vec::new());
         }

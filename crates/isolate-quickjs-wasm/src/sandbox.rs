@@ -11,9 +11,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Instant;
 
-use code_mode::{
-    ContextConfig, ErrorKind, ExecutionError, GuestError, HostBridge, Limits, LogBuffer, serde_json,
-};
+use code_mode::{ContextConfig, ErrorKind, ExecutionError, GuestError, Limits, serde_json};
+use code_mode::driver::{HostBridge, LogBuffer};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -216,7 +215,7 @@ impl Sandbox {
     }
 
     /// The program's outcome, or a wasm-level failure (a trap, the deadline) that ended it.
-    async fn run(&mut self, code: &str, time: &code_mode::Budget) -> wasmtime::Result<Outcome> {
+    async fn run(&mut self, code: &str, time: &code_mode::driver::Budget) -> wasmtime::Result<Outcome> {
         let source = format!("(async function () {{\n{code}\n}})");
         let (ptr, len) = self.write(source.as_bytes()).await?;
         let mut rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
@@ -313,20 +312,20 @@ impl Sandbox {
                     self.limits.max_result_bytes(),
                 )));
             }
-            let depth = code_mode::json_text_depth(json);
+            let depth = code_mode::driver::json_text_depth(json);
             if depth > code_mode::MAX_VALUE_DEPTH {
                 return Ok(Err(ExecutionError::new(
                     ErrorKind::Result,
-                    code_mode::too_deep_message("The returned value", depth),
+                    code_mode::driver::too_deep_message("The returned value", depth),
                 )));
             }
-            return Ok(code_mode::parse_guest_json(json).map(Some).map_err(|e| {
+            return Ok(code_mode::driver::parse_guest_json(json).map(Some).map_err(|e| {
                 ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))
             }));
         }
         let failure: Failure = text
             .strip_prefix('e')
-            .and_then(|j| code_mode::parse_guest_json(j).ok())
+            .and_then(|j| code_mode::driver::parse_guest_json(j).ok())
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or(Failure {
                 kind: "internal".into(),
@@ -362,7 +361,7 @@ impl Sandbox {
         }
     }
 
-    fn classify_trap(&self, error: &wasmtime::Error, time: &code_mode::Budget) -> ExecutionError {
+    fn classify_trap(&self, error: &wasmtime::Error, time: &code_mode::driver::Budget) -> ExecutionError {
         if error.is::<DeadlineReached>() || time.expired() {
             return ExecutionError::timeout(self.limits.timeout());
         }

@@ -26,7 +26,7 @@ pub(crate) fn string_lossy(s: &rquickjs::String<'_>) -> String {
             return String::new();
         }
         let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-        let out = code_mode::wtf8_to_string(bytes);
+        let out = code_mode::driver::wtf8_to_string(bytes);
         rquickjs::qjs::JS_FreeCString(ctx, ptr);
         out
     }
@@ -127,11 +127,11 @@ pub(crate) fn to_result<'js>(
             });
         }
     };
-    let depth = code_mode::json_text_depth(&text);
+    let depth = code_mode::driver::json_text_depth(&text);
     if depth > code_mode::MAX_VALUE_DEPTH {
         return Err(Thrown::Error(ExecutionError::new(
             ErrorKind::Result,
-            code_mode::too_deep_message("The returned value", depth),
+            code_mode::driver::too_deep_message("The returned value", depth),
         )));
     }
     if text.len() as u64 > limits.max_result_bytes() {
@@ -140,7 +140,7 @@ pub(crate) fn to_result<'js>(
             limits.max_result_bytes(),
         )));
     }
-    code_mode::parse_guest_json(&text).map(Some).map_err(|e| {
+    code_mode::driver::parse_guest_json(&text).map(Some).map_err(|e| {
         Thrown::Error(ExecutionError::new(
             ErrorKind::Result,
             format!("The returned value cannot be converted to JSON: {e}"),

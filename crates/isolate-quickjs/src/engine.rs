@@ -15,10 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use code_mode::{
-    Bindings, ContextConfig, ExecutionError, ExecutionResult, GuestError, HostBridge, Limits,
-    LogBuffer, LogLevel, serde_json,
-};
+use code_mode::{Bindings, ContextConfig, ExecutionError, ExecutionResult, GuestError, Limits, LogLevel, serde_json};
+use code_mode::driver::{HostBridge, LogBuffer};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -221,7 +219,7 @@ impl Engine {
     }
 
     /// The time budget of an execution starting now.
-    pub(crate) fn time_budget(&self) -> code_mode::Budget {
+    pub(crate) fn time_budget(&self) -> code_mode::driver::Budget {
         self.clock.budget(self.limits.timeout())
     }
 
@@ -250,7 +248,7 @@ impl Engine {
     pub(crate) async fn execute(
         &mut self,
         code: &str,
-        time: &code_mode::Budget,
+        time: &code_mode::driver::Budget,
     ) -> ExecutionResult {
         self.shared.bridge.begin_execution();
         self.shared.budget.exhausted.store(false, Ordering::Relaxed);
@@ -262,7 +260,7 @@ impl Engine {
         ExecutionResult { outcome, logs }
     }
 
-    async fn run(&mut self, code: &str, time: &code_mode::Budget) -> Outcome {
+    async fn run(&mut self, code: &str, time: &code_mode::driver::Budget) -> Outcome {
         // QuickJS takes the source as a C string: a raw NUL (legal inside string, template
         // and regex literals) would cut it. `\x00` means the same character in all three.
         let code: std::borrow::Cow<'_, str> = if code.contains('\0') {

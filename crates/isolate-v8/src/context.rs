@@ -17,10 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use code_mode::{
-    ContextConfig, ErrorKind, ExecutionError, ExecutionResult, HostBridge, IsolateContext, Limits,
-    LogBuffer,
-};
+use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits};
+use code_mode::driver::{HostBridge, LogBuffer};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -141,7 +139,7 @@ impl IsolateContext for V8Context {
         }
         // V8 parses on the sidecar's isolate thread; refuse absurd nesting here, as the
         // other drivers do.
-        if let Err(e) = code_mode::check_nesting(code) {
+        if let Err(e) = code_mode::driver::check_nesting(code) {
             return ExecutionResult::err(e, Vec::new());
         }
         let limits = *self.limits();

@@ -76,7 +76,7 @@ impl Incoming {
         }
         // Values are embedded raw: a guest string with a lone surrogate arrives escaped,
         // which serde_json refuses; `parse_guest_json` makes it U+FFFD.
-        let value = code_mode::parse_guest_json(text).ok()?;
+        let value = code_mode::driver::parse_guest_json(text).ok()?;
         if let Ok(msg) = serde_json::from_value::<Incoming>(value.clone()) {
             return Some(msg);
         }

@@ -273,7 +273,7 @@ mod depth_contract {
             )),
             "sidecar.js and code_mode::MAX_VALUE_DEPTH differ"
         );
-        let rust = code_mode::too_deep_message("WHAT", 99)
+        let rust = code_mode::driver::too_deep_message("WHAT", 99)
             .replace("WHAT", "${what}")
             .replace("99", "${depth}")
             .replace(

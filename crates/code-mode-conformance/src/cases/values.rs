@@ -92,7 +92,7 @@ pub async fn value_nesting_limit(h: &Harness) {
     let nest =
         |d: usize| format!("let v = 1; for (let i = 0; i < {d}; i++) v = i % 2 ? [v] : {{k: v}};");
     let r = h.run(&format!("{} return v;", nest(max))).await;
-    assert_eq!(code_mode::value_depth(&value(&r)), max);
+    assert_eq!(code_mode::driver::value_depth(&value(&r)), max);
     for depth in [max + 1, 300] {
         let r = h.run(&format!("{} return v;", nest(depth))).await;
         let e = error(&r);
