@@ -1,7 +1,7 @@
 //! The skill library's section of the system prompt.
 
+use code_mode::driver::generate_stubs_with_prefix;
 use code_mode::{Tool, ToolError};
-use code_mode::driver::{generate_stubs_with_prefix};
 use serde_json::Value;
 
 use crate::skill::Skill;

@@ -13,8 +13,8 @@
 
 use std::time::{Duration, Instant};
 
+use code_mode::driver::MAX_NESTING;
 use code_mode::{ErrorKind, strip_typescript};
-use code_mode::driver::{MAX_NESTING};
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits, LogLevel};
 use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::{
+    ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits, LogLevel,
+};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;

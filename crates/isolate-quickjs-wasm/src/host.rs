@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use code_mode::{GuestError, LogLevel, serde_json};
 use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::{GuestError, LogLevel, serde_json};
 use futures::future::BoxFuture;
 use wasmtime::{
     AsContextMut, Caller, Engine, Instance, Linker, Memory, ResourceLimiter, StoreLimits,

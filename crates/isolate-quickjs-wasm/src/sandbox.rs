@@ -11,8 +11,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Instant;
 
-use code_mode::{ContextConfig, ErrorKind, ExecutionError, GuestError, Limits, serde_json};
 use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::{ContextConfig, ErrorKind, ExecutionError, GuestError, Limits, serde_json};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -215,7 +215,11 @@ impl Sandbox {
     }
 
     /// The program's outcome, or a wasm-level failure (a trap, the deadline) that ended it.
-    async fn run(&mut self, code: &str, time: &code_mode::driver::Budget) -> wasmtime::Result<Outcome> {
+    async fn run(
+        &mut self,
+        code: &str,
+        time: &code_mode::driver::Budget,
+    ) -> wasmtime::Result<Outcome> {
         let source = format!("(async function () {{\n{code}\n}})");
         let (ptr, len) = self.write(source.as_bytes()).await?;
         let mut rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
@@ -319,9 +323,11 @@ impl Sandbox {
                     code_mode::driver::too_deep_message("The returned value", depth),
                 )));
             }
-            return Ok(code_mode::driver::parse_guest_json(json).map(Some).map_err(|e| {
-                ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))
-            }));
+            return Ok(code_mode::driver::parse_guest_json(json)
+                .map(Some)
+                .map_err(|e| {
+                    ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))
+                }));
         }
         let failure: Failure = text
             .strip_prefix('e')
@@ -361,7 +367,11 @@ impl Sandbox {
         }
     }
 
-    fn classify_trap(&self, error: &wasmtime::Error, time: &code_mode::driver::Budget) -> ExecutionError {
+    fn classify_trap(
+        &self,
+        error: &wasmtime::Error,
+        time: &code_mode::driver::Budget,
+    ) -> ExecutionError {
         if error.is::<DeadlineReached>() || time.expired() {
             return ExecutionError::timeout(self.limits.timeout());
         }

@@ -140,12 +140,14 @@ pub(crate) fn to_result<'js>(
             limits.max_result_bytes(),
         )));
     }
-    code_mode::driver::parse_guest_json(&text).map(Some).map_err(|e| {
-        Thrown::Error(ExecutionError::new(
-            ErrorKind::Result,
-            format!("The returned value cannot be converted to JSON: {e}"),
-        ))
-    })
+    code_mode::driver::parse_guest_json(&text)
+        .map(Some)
+        .map_err(|e| {
+            Thrown::Error(ExecutionError::new(
+                ErrorKind::Result,
+                format!("The returned value cannot be converted to JSON: {e}"),
+            ))
+        })
 }
 
 /// Reads `name` and `message` of an error-like object, if it is one.

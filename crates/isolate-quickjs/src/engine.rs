@@ -15,8 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use code_mode::{Bindings, ContextConfig, ExecutionError, ExecutionResult, GuestError, Limits, LogLevel, serde_json};
 use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::{
+    Bindings, ContextConfig, ExecutionError, ExecutionResult, GuestError, Limits, LogLevel,
+    serde_json,
+};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};

@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits};
 use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::{
+    ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits,
+};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use code_mode::{DriverError, GuestError, LogLevel};
 use code_mode::driver::{BindingFuture, HostBridge, LogBuffer};
+use code_mode::{DriverError, GuestError, LogLevel};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 

@@ -1,0 +1,245 @@
+//! A tool call from the sandbox: the approval gate, input validation, the handler with its
+//! context, the span and metrics, and the `code_mode:*` events.
+
+use super::*;
+
+pub(super) fn tool_binding(
+    tool: Tool,
+    tool_call_id: Option<Arc<str>>,
+    events: EventSink,
+    trace: &ExecTrace,
+    gate: &Gate,
+) -> Binding {
+    let gate = gate.clone();
+    let function: Arc<str> = format!("external_{}", tool.name()).into();
+    let (shared, calls, values) = (trace.shared.clone(), trace.calls.clone(), trace.values);
+    Binding::unchecked(
+        function.clone(),
+        Arc::new(move |args: Value| {
+            let tool = tool.clone();
+            let events = events.clone();
+            let id = tool_call_id.clone();
+            let function = function.clone();
+            let gate = gate.clone();
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let span = tool_call_span(&ExecTrace::shared_span(&shared), tool.name(), &function);
+            if !span.is_disabled() {
+                span.record("code_mode.input.bytes", crate::trace::json_bytes(&args));
+                if values {
+                    span.record("gen_ai.tool.call.arguments", args.to_string());
+                }
+            }
+            let traced = span.clone();
+            Box::pin(
+                async move {
+                    if events.is_active() {
+                        events.emit_kind(
+                            id.clone(),
+                            EventKind::ExternalCall {
+                                function: function.to_string(),
+                                args: args.clone(),
+                                timestamp: now_ms(),
+                            },
+                        );
+                    }
+                    let args = match admit(
+                        &gate,
+                        tool.approval_policy(),
+                        &function,
+                        args,
+                        |edited| tool.validate_input(edited),
+                        &traced,
+                    )
+                    .await
+                    {
+                        Ok(args) => args,
+                        Err(denied) => {
+                            events.emit_kind(
+                                id,
+                                EventKind::ExternalError {
+                                    function: function.to_string(),
+                                    error: denied.message.clone(),
+                                    duration_ms: 0.0,
+                                },
+                            );
+                            return Err(denied);
+                        }
+                    };
+                    let start = Instant::now();
+                    let ctx = ToolContext {
+                        tool_call_id: id.clone(),
+                        events: events.clone(),
+                        span: traced.clone(),
+                        approver: gate.approver.clone(),
+                        clock: gate.clock.clone(),
+                        cancel: gate.cancel.clone(),
+                    };
+                    let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(ToolError::new(
+                            "The tool failed unexpectedly (its handler panicked)",
+                        )),
+                    };
+                    let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+                    record_tool_call(&traced, &tool, &outcome, duration_ms, values);
+                    match outcome {
+                        Ok(result) => {
+                            if events.is_active() {
+                                events.emit_kind(
+                                    id,
+                                    EventKind::ExternalResult {
+                                        function: function.to_string(),
+                                        result: result.clone(),
+                                        duration_ms,
+                                    },
+                                );
+                            }
+                            Ok(result)
+                        }
+                        Err(e) => {
+                            events.emit_kind(
+                                id,
+                                EventKind::ExternalError {
+                                    function: function.to_string(),
+                                    error: e.message().to_owned(),
+                                    duration_ms,
+                                },
+                            );
+                            Err(GuestError::error(e.message()))
+                        }
+                    }
+                }
+                .instrument(span),
+            )
+        }),
+    )
+}
+
+/// An extra binding (a skill function, ...) whose calls get a `code_mode.tool_call` span
+/// under the execution's, so work they start (a nested skill run) nests under the call.
+pub(super) fn traced_binding(binding: Binding, trace: &ExecTrace, gate: &Gate) -> Binding {
+    let gate = gate.clone();
+    let shared = trace.shared.clone();
+    let calls = trace.calls.clone();
+    let name: Arc<str> = binding.name().into();
+    let declaration = binding.declaration().map(str::to_owned);
+    let inner = binding.clone();
+    let wrapped = Binding::unchecked(
+        name.clone(),
+        Arc::new(move |args: Value| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let span = tool_call_span(&ExecTrace::shared_span(&shared), &name, &name);
+            let inner = inner.clone();
+            let traced = span.clone();
+            let gate = gate.clone();
+            Box::pin(
+                async move {
+                    let args = admit(
+                        &gate,
+                        inner.approval_policy(),
+                        inner.name(),
+                        args,
+                        |_| Ok(()),
+                        &traced,
+                    )
+                    .await?;
+                    let out = inner.call(args).await;
+                    record_outcome(&traced, out.as_ref().err().map(|_| "Error"));
+                    out
+                }
+                .instrument(span),
+            )
+        }),
+    );
+    match declaration {
+        Some(d) => wrapped.with_declaration(d),
+        None => wrapped,
+    }
+}
+
+/// The input a call runs with: `args` when `policy` does not ask for approval, else what
+/// the execution's approver decided; a refusal is recorded on the call's span.
+pub(super) async fn admit(
+    gate: &Gate,
+    policy: &ApprovalPolicy,
+    function: &str,
+    args: Value,
+    validate: impl Fn(&Value) -> Result<(), String>,
+    span: &tracing::Span,
+) -> Result<Value, GuestError> {
+    if !policy.applies(&args) {
+        return Ok(args);
+    }
+    let asked = gate.ask(function, args, validate).await;
+    if asked.is_err() {
+        record_outcome(span, Some(APPROVAL_DENIED_ERROR));
+    }
+    asked
+}
+
+/// The span of one call from the program (`code_mode.tool_call`, see the `trace` module),
+/// a child of its execution's.
+pub(super) fn tool_call_span(parent: &tracing::Span, tool: &str, function: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: "code_mode",
+        parent: parent,
+        "code_mode.tool_call",
+        otel.name = format!("execute_tool {function}"),
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = tool,
+        code_mode.function = function,
+        code_mode.input.bytes = tracing::field::Empty,
+        code_mode.output.bytes = tracing::field::Empty,
+        code_mode.outcome = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        gen_ai.tool.call.arguments = tracing::field::Empty,
+        gen_ai.tool.call.result = tracing::field::Empty,
+    )
+}
+
+/// Records a call's outcome on its span (`ok`, or `error` with `error_type` and an error
+/// status); returns the outcome's label.
+pub(super) fn record_outcome(span: &tracing::Span, error_type: Option<&str>) -> &'static str {
+    let label = if error_type.is_some() { "error" } else { "ok" };
+    if !span.is_disabled() {
+        span.record("code_mode.outcome", label);
+        if let Some(kind) = error_type {
+            span.record("error.type", kind);
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    label
+}
+
+/// Records a tool call's outcome on its span, and the tool-call metrics.
+pub(super) fn record_tool_call(
+    span: &tracing::Span,
+    tool: &Tool,
+    outcome: &Result<Value, ToolError>,
+    duration_ms: f64,
+    values: bool,
+) {
+    let label = record_outcome(span, outcome.as_ref().err().map(|_| "ToolError"));
+    if !span.is_disabled() {
+        match outcome {
+            Ok(v) => {
+                span.record("code_mode.output.bytes", crate::trace::json_bytes(v));
+                if values {
+                    span.record("gen_ai.tool.call.result", v.to_string());
+                }
+            }
+            Err(e) if values => {
+                span.record("gen_ai.tool.call.result", e.message());
+            }
+            Err(_) => {}
+        }
+    }
+    tracing::event!(target: "code_mode::metrics", parent: None, tracing::Level::INFO,
+        monotonic_counter.code_mode.tool_calls = 1u64,
+        histogram.code_mode.tool_call.duration = duration_ms,
+        gen_ai.tool.name = tool.name(),
+        code_mode.outcome = label,
+    );
+}
