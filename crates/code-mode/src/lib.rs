@@ -49,6 +49,7 @@ mod depth;
 pub mod driver;
 mod error;
 mod events;
+mod failure;
 pub mod identifier;
 mod limits;
 mod lines;

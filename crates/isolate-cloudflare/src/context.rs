@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::endpoint::{Endpoint, InFlight};
-use crate::protocol::{self, Failure, FromWorker};
+use crate::protocol::{self, FromWorker};
 use crate::{Shared, driver_error};
+use code_mode::driver::GuestFailure;
 
 pub(crate) struct CloudflareContext {
     shared: Arc<Shared>,
@@ -316,25 +317,21 @@ fn frame_kind(m: &Message) -> &'static str {
     }
 }
 
-fn classify(f: Failure, limits: &Limits) -> ExecutionError {
-    let line = (f.line > 0).then_some(f.line);
+/// The Worker's failure: workerd's own limit messages first (its engine's signals), then
+/// the common protocol.
+fn classify(f: GuestFailure, limits: &Limits) -> ExecutionError {
     let lower = f.message.to_ascii_lowercase();
-    match f.kind.as_str() {
-        _ if lower.contains("exceeded memory")
-            || lower.contains("memory limit")
-            || lower.contains("array buffer allocation failed") =>
-        {
-            ExecutionError::memory_limit(limits.memory_bytes())
-        }
-        _ if lower.contains("exceeded cpu") || lower.contains("cpu time limit") => {
-            ExecutionError::timeout(limits.timeout())
-        }
-        _ if lower.contains("would never generate a response") => ExecutionError::deadlock(),
-        "stack" => ExecutionError::stack_overflow(limits.stack_bytes()),
-        "result" => ExecutionError::new(ErrorKind::Result, f.message),
-        "too_large" => ExecutionError::result_too_large(f.size, limits.max_result_bytes()),
-        "syntax" => ExecutionError::new(ErrorKind::Syntax, f.message).with_line(line),
-        "guest" => ExecutionError::new(ErrorKind::from_name(&f.name), f.message).with_line(line),
-        _ => driver_error(format!("the Worker failed: {}", f.message)),
+    if lower.contains("exceeded memory")
+        || lower.contains("memory limit")
+        || lower.contains("array buffer allocation failed")
+    {
+        return ExecutionError::memory_limit(limits.memory_bytes());
     }
+    if lower.contains("exceeded cpu") || lower.contains("cpu time limit") {
+        return ExecutionError::timeout(limits.timeout());
+    }
+    if lower.contains("would never generate a response") {
+        return ExecutionError::deadlock();
+    }
+    f.into_error(limits, "Cloudflare driver: the Worker failed")
 }

@@ -17,21 +17,8 @@ pub(crate) enum FromWorker {
         #[serde(default)]
         value: Option<String>,
         #[serde(default)]
-        error: Option<Failure>,
+        error: Option<code_mode::driver::GuestFailure>,
     },
-}
-
-/// A failure as the Worker classified it.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Failure {
-    pub kind: String,
-    pub name: String,
-    pub message: String,
-    #[serde(default)]
-    pub line: u32,
-    /// `too_large`: the result's size in UTF-8 bytes of JSON.
-    #[serde(default)]
-    pub size: u64,
 }
 
 /// The `run` frame.

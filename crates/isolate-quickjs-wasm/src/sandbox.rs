@@ -11,6 +11,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Instant;
 
+use code_mode::driver::GuestFailure;
 use code_mode::driver::{HostBridge, LogBuffer};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, GuestError, Limits, serde_json};
 use futures::FutureExt;
@@ -329,19 +330,11 @@ impl Sandbox {
                     ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))
                 }));
         }
-        let failure: Failure = text
+        let failure: GuestFailure = text
             .strip_prefix('e')
             .and_then(|j| code_mode::driver::parse_guest_json(j).ok())
             .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or(Failure {
-                kind: "internal".into(),
-                name: "InternalError".into(),
-                message: format!(
-                    "unreadable outcome: {}",
-                    text.chars().take(200).collect::<String>()
-                ),
-                line: 0,
-            });
+            .unwrap_or_else(|| GuestFailure::unreadable(&text));
         if failure.kind != "result" && self.oom().await? {
             return Ok(Err(ExecutionError::memory_limit(
                 self.limits.memory_bytes(),
@@ -350,21 +343,21 @@ impl Sandbox {
         Ok(Err(self.classify(failure)))
     }
 
-    fn classify(&self, f: Failure) -> ExecutionError {
-        let line = (f.line > 0).then_some(f.line);
-        match (f.kind.as_str(), f.name.as_str()) {
-            ("memory", _) => ExecutionError::memory_limit(self.limits.memory_bytes()),
-            ("result", _) => ExecutionError::new(ErrorKind::Result, f.message),
-            ("syntax", _) => ExecutionError::new(ErrorKind::Syntax, f.message).with_line(line),
-            ("internal", _) => internal(&f.message),
-            (_, "RangeError" | "InternalError") if f.message.contains("stack size exceeded") => {
-                ExecutionError::stack_overflow(self.limits.stack_bytes().min(MAX_JS_STACK))
-            }
-            (_, "InternalError") if f.message == "out of memory" => {
-                ExecutionError::memory_limit(self.limits.memory_bytes())
-            }
-            (_, name) => ExecutionError::new(ErrorKind::from_name(name), f.message).with_line(line),
+    /// The guest's failure: QuickJS's own stack and out-of-memory errors first (its
+    /// engine's signals, which the program may see as a `RangeError` or `InternalError`),
+    /// then the common protocol.
+    fn classify(&self, f: GuestFailure) -> ExecutionError {
+        let engine_error = matches!(f.kind.as_str(), "guest" | "syntax");
+        if engine_error
+            && matches!(f.name.as_str(), "RangeError" | "InternalError")
+            && f.message.contains("stack size exceeded")
+        {
+            return ExecutionError::stack_overflow(self.limits.stack_bytes().min(MAX_JS_STACK));
         }
+        if engine_error && f.name == "InternalError" && f.message == "out of memory" {
+            return ExecutionError::memory_limit(self.limits.memory_bytes());
+        }
+        f.into_error(&self.limits, "QuickJS-WASM driver")
     }
 
     fn classify_trap(
@@ -400,15 +393,6 @@ impl Sandbox {
 #[derive(Debug, thiserror::Error)]
 #[error("the sandbox has no memory left for its input")]
 struct GuestOutOfMemory;
-
-#[derive(serde::Deserialize)]
-struct Failure {
-    kind: String,
-    name: String,
-    message: String,
-    #[serde(default)]
-    line: u32,
-}
 
 fn internal(message: &str) -> ExecutionError {
     ExecutionError::internal(message)

@@ -25,8 +25,9 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::pool::Pool;
-use crate::protocol::{self, CreateSpec, GuestFailure, Incoming};
+use crate::protocol::{self, CreateSpec, Incoming};
 use crate::sidecar::{RunEvent, RunHost, Sidecar};
+use code_mode::driver::GuestFailure;
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
@@ -297,31 +298,11 @@ impl V8Context {
     }
 
     fn classify(&self, f: GuestFailure, limits: &Limits, state: &mut State) -> ExecutionError {
-        let line = (f.line > 0).then_some(f.line);
-        match f.kind.as_str() {
-            "timeout" => {
-                state.dead = true;
-                ExecutionError::timeout(limits.timeout())
-            }
-            "memory" => {
-                state.dead = true;
-                ExecutionError::memory_limit(limits.memory_bytes())
-            }
-            "stack" => {
-                state.dead = true;
-                ExecutionError::stack_overflow(limits.stack_bytes())
-            }
-            "deadlock" => ExecutionError::deadlock(),
-            "disposed" => {
-                state.dead = true;
-                ExecutionError::new(ErrorKind::Disposed, f.message)
-            }
-            "too_large" => ExecutionError::result_too_large(f.size, limits.max_result_bytes()),
-            "result" => ExecutionError::new(ErrorKind::Result, f.message),
-            "syntax" => ExecutionError::new(ErrorKind::Syntax, f.message).with_line(line),
-            "internal" => ExecutionError::internal(format!("V8 driver: {}", f.message)),
-            _ => ExecutionError::new(ErrorKind::from_name(&f.name), f.message).with_line(line),
+        let e = f.into_error(limits, "V8 driver");
+        if e.kind.is_terminal() {
+            state.dead = true;
         }
+        e
     }
 }
 

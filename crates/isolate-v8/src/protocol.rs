@@ -36,7 +36,7 @@ pub(crate) enum Incoming {
         #[serde(default, deserialize_with = "present")]
         value: Option<Value>,
         #[serde(default)]
-        error: Option<GuestFailure>,
+        error: Option<code_mode::driver::GuestFailure>,
     },
     /// Isolates prepared for new contexts (`ready`), being prepared (`making`), and made
     /// since the sidecar started (`made`; recycled isolates serve several contexts).
@@ -81,37 +81,21 @@ impl Incoming {
             return Some(msg);
         }
         let run = value.get("run").and_then(Value::as_u64)?;
+        use code_mode::driver::GuestFailure;
         (value.get("t").and_then(Value::as_str) == Some("done")).then(|| Self::Done {
             run,
             value: None,
-            error: Some(GuestFailure {
-                kind: "internal".into(),
-                name: "Error".into(),
-                message: "the sandbox reported an outcome it could not describe".into(),
-                line: 0,
-                size: 0,
-            }),
+            error: Some(GuestFailure::new(
+                "internal",
+                "Error",
+                "the sandbox reported an outcome it could not describe",
+            )),
         })
     }
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
-}
-
-/// A failure as the sidecar classified it.
-#[derive(Debug, Deserialize)]
-pub(crate) struct GuestFailure {
-    /// `guest`, `syntax`, `timeout`, `memory`, `stack`, `deadlock`, `result`, `too_large`,
-    /// `disposed` or `internal`.
-    pub kind: String,
-    pub name: String,
-    pub message: String,
-    #[serde(default)]
-    pub line: u32,
-    /// `too_large`: the result's size in UTF-8 bytes of JSON.
-    #[serde(default)]
-    pub size: u64,
 }
 
 /// What a context's first run creates.
