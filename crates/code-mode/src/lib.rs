@@ -51,6 +51,7 @@ mod error;
 mod events;
 mod failure;
 pub mod identifier;
+mod lifecycle;
 mod limits;
 mod lines;
 mod nesting;

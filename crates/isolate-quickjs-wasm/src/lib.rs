@@ -50,11 +50,10 @@ mod ticker;
 
 use std::sync::Arc;
 
+use code_mode::driver::{Engine, EngineContext};
 use code_mode::{
-    ContextConfig, DriverError, ErrorKind, ExecutionError, ExecutionResult, IsolateContext,
-    IsolateDriver, async_trait,
+    ContextConfig, DriverError, ExecutionResult, IsolateContext, IsolateDriver, async_trait,
 };
-use tokio::sync::Mutex;
 
 use crate::guest::EngineKind;
 use crate::sandbox::Sandbox;
@@ -215,68 +214,24 @@ impl IsolateDriver for QuickJsWasmDriver {
         let sandbox = Sandbox::new(&guest, config, self.fuel)
             .await
             .map_err(|e| DriverError::new(DRIVER_NAME, e))?;
-        Ok(Box::new(QuickJsWasmContext {
-            state: Mutex::new(State::Ready(Box::new(sandbox))),
-        }))
+        Ok(Box::new(EngineContext::new(Box::new(sandbox))))
     }
 }
 
-enum State {
-    Ready(Box<Sandbox>),
-    /// Disposed, or dead of a terminal error; the message says which.
-    Gone(Option<String>),
-}
-
-/// One wasm instance with one QuickJS realm. Executions run one at a time in call order;
-/// globals persist between them.
-pub struct QuickJsWasmContext {
-    state: Mutex<State>,
-}
-
-impl std::fmt::Debug for QuickJsWasmContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QuickJsWasmContext").finish_non_exhaustive()
-    }
-}
-
+/// The engine-specific part of a context; [`EngineContext`] does the rest (one execution at
+/// a time, dispose, terminal failures, nesting check).
 #[async_trait]
-impl IsolateContext for QuickJsWasmContext {
-    async fn execute(&self, code: &str) -> ExecutionResult {
-        let mut guard = self.state.lock().await;
-        // Refuse absurd nesting before the engine's recursive-descent parser sees it.
-        if matches!(&*guard, State::Ready(_))
-            && let Err(e) = code_mode::driver::check_nesting(code)
-        {
-            return ExecutionResult::err(e, Vec::new());
-        }
-        // The sandbox is taken out while it runs: if this future is dropped half-way (its
-        // caller was cancelled), the instance, possibly stopped inside the guest, goes with it
-        // and the context says why.
-        let cancelled = State::Gone(Some(
-            "an earlier execution on this context was cancelled half-way; create a new context"
-                .into(),
-        ));
-        let mut sandbox = match std::mem::replace(&mut *guard, cancelled) {
-            State::Ready(s) => s,
-            State::Gone(why) => {
-                let error = match &why {
-                    None => ExecutionError::disposed(),
-                    Some(why) => ExecutionError::new(ErrorKind::Disposed, why.clone()),
-                };
-                *guard = State::Gone(why);
-                return ExecutionResult::err(error, Vec::new());
-            }
+impl Engine for Sandbox {
+    async fn run(
+        mut self: Box<Self>,
+        code: &str,
+    ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
+        let (outcome, alive) = self.execute(code).await;
+        let logs = self.take_logs();
+        let back = match alive {
+            Ok(()) => Ok(self),
+            Err(_) => Err(None),
         };
-        let (outcome, alive) = sandbox.execute(code).await;
-        let logs = sandbox.take_logs();
-        *guard = match alive {
-            Ok(()) => State::Ready(sandbox),
-            Err(_) => State::Gone(None),
-        };
-        ExecutionResult { outcome, logs }
-    }
-
-    async fn dispose(&self) {
-        *self.state.lock().await = State::Gone(None);
+        (back, ExecutionResult { outcome, logs })
     }
 }

@@ -39,14 +39,13 @@ mod engine;
 mod pool;
 mod runner;
 
+use code_mode::driver::EngineContext;
 use code_mode::{
     ContextConfig, DriverError, ErrorKind, ExecutionError, ExecutionResult, IsolateContext,
     IsolateDriver, async_trait,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-use tokio::sync::Mutex;
 
 use crate::engine::Engine;
 use crate::pool::Pool;
@@ -114,10 +113,10 @@ impl IsolateDriver for QuickJsDriver {
         runner::expect_job();
         let engine =
             Engine::new(config, self.pool.take()).map_err(|e| DriverError::new(DRIVER_NAME, e))?;
-        Ok(Box::new(QuickJsContext {
-            slot: Mutex::new(Slot::Ready(Box::new(engine))),
+        Ok(Box::new(EngineContext::new(Box::new(Pooled {
+            engine: Box::new(engine),
             pool: self.pool.clone(),
-        }))
+        }))))
     }
 }
 
@@ -125,59 +124,29 @@ impl IsolateDriver for QuickJsDriver {
 /// and the caller told `TimeoutError` (a built-in that ignores QuickJS's interrupt handler).
 pub const HARD_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Where a context's engine is.
-enum Slot {
-    Ready(Box<Engine>),
-    /// Disposed (`None`) or dead, with the reason.
-    Gone(Option<String>),
-}
-
-/// A QuickJS context: one runtime, one realm. Executions run one at a time in call order,
-/// each on an engine thread (see `runner`), so a built-in that ignores the deadline holds up
-/// neither the caller nor other contexts.
-pub struct QuickJsContext {
-    slot: Mutex<Slot>,
-    /// Where the engine goes to be freed.
+/// A context's engine with the pool it is freed through. [`EngineContext`] does the rest of
+/// the context (one execution at a time in call order, dispose, terminal failures, the
+/// nesting check); this runs each execution on an engine thread (see `runner`), so a
+/// built-in that ignores the deadline holds up neither the caller nor other contexts.
+struct Pooled {
+    engine: Box<Engine>,
     pool: Arc<Pool>,
 }
 
-impl std::fmt::Debug for QuickJsContext {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QuickJsContext").finish_non_exhaustive()
-    }
-}
-
 #[async_trait]
-impl IsolateContext for QuickJsContext {
-    async fn execute(&self, code: &str) -> ExecutionResult {
+impl code_mode::driver::Engine for Pooled {
+    async fn run(
+        self: Box<Self>,
+        code: &str,
+    ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
         // The engine thread drives tool calls and timers through the caller's runtime.
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return ExecutionResult::err(
-                ExecutionError::new(
-                    ErrorKind::Driver("InternalError".into()),
-                    "the QuickJS driver must be used inside a Tokio runtime with the time driver enabled",
-                ),
-                Vec::new(),
+            let error = ExecutionError::internal(
+                "the QuickJS driver must be used inside a Tokio runtime with the time driver enabled",
             );
+            return (Ok(self), ExecutionResult::err(error, Vec::new()));
         };
-        let mut guard = self.slot.lock().await;
-        // Taken out while it runs: if this future is dropped half-way (the caller was
-        // cancelled), the engine thread frees the engine and the context says why.
-        let cancelled = Slot::Gone(Some(
-            "an earlier execution on this context was cancelled half-way; create a new context"
-                .into(),
-        ));
-        let mut engine = match std::mem::replace(&mut *guard, cancelled) {
-            Slot::Ready(engine) => engine,
-            Slot::Gone(why) => {
-                let error = match &why {
-                    None => ExecutionError::disposed(),
-                    Some(why) => ExecutionError::new(ErrorKind::Disposed, why.clone()),
-                };
-                *guard = Slot::Gone(why);
-                return ExecutionResult::err(error, Vec::new());
-            }
-        };
+        let Pooled { mut engine, pool } = *self;
         let timeout = engine.timeout();
         let budget = engine.budget();
         let time = engine.time_budget();
@@ -189,7 +158,7 @@ impl IsolateContext for QuickJsContext {
         let watch = runner::Watch::new();
         let job_watch = watch.clone();
         let code = code.to_owned();
-        let pool = self.pool.clone();
+        let job_pool = pool.clone();
         let spawned = runner::spawn(move |worker| {
             let mut tx = tx;
             job_watch.thread.record();
@@ -207,16 +176,16 @@ impl IsolateContext for QuickJsContext {
             match result {
                 Some(result) => {
                     if let Err((engine, _)) = tx.send((engine, result)) {
-                        engine.shutdown(&pool);
+                        engine.shutdown(&job_pool);
                     }
                 }
                 // Stopped half-way: the engine may hold a half-run program.
-                None => engine.shutdown(&pool),
+                None => engine.shutdown(&job_pool),
             }
         });
         if let Err(e) = spawned {
-            *guard = Slot::Gone(Some(e.clone()));
-            return ExecutionResult::err(ExecutionError::new(ErrorKind::Disposed, e), Vec::new());
+            let error = ExecutionError::new(ErrorKind::Disposed, e.clone());
+            return (Err(Some(e)), ExecutionResult::err(error, Vec::new()));
         }
         // The hard deadline: the budget (which stops while an approval is pending) plus grace.
         let answer = tokio::select! {
@@ -225,24 +194,15 @@ impl IsolateContext for QuickJsContext {
         };
         canceller.disarm();
         match answer {
-            Ok(Ok((engine, result))) => {
-                if result.error().is_some_and(|e| e.kind.is_terminal()) {
-                    engine.shutdown(&self.pool);
-                    *guard = Slot::Gone(None);
-                } else {
-                    *guard = Slot::Ready(engine);
-                }
-                result
-            }
+            Ok(Ok((engine, result))) => (Ok(Box::new(Pooled { engine, pool })), result),
             Ok(Err(_)) => {
                 let why = "the QuickJS engine failed unexpectedly; create a new context";
-                *guard = Slot::Gone(Some(why.into()));
-                ExecutionResult::err(
-                    ExecutionError::new(ErrorKind::Driver("InternalError".into()), why),
-                    Vec::new(),
+                (
+                    Err(Some(why.into())),
+                    ExecutionResult::err(ExecutionError::internal(why), Vec::new()),
                 )
             }
-            Err(_) => {
+            Err(()) => {
                 // A built-in is still running past the deadline: give the engine up. Its
                 // next allocation fails (most long built-ins allocate as they go: atoms for
                 // indexes past 2^31, string and array growth), and meanwhile its thread
@@ -250,19 +210,19 @@ impl IsolateContext for QuickJsContext {
                 budget.limit.store(0, Ordering::SeqCst);
                 watch.poisoned.store(true, Ordering::SeqCst);
                 watch.thread.demote();
-                *guard = Slot::Gone(Some(format!(
+                let why = format!(
                     "the previous execution ran past its {} ms deadline inside a built-in and the engine was discarded; create a new context",
                     timeout.as_millis()
-                )));
-                ExecutionResult::err(ExecutionError::timeout(timeout), Vec::new())
+                );
+                (
+                    Err(Some(why)),
+                    ExecutionResult::err(ExecutionError::timeout(timeout), Vec::new()),
+                )
             }
         }
     }
 
-    async fn dispose(&self) {
-        let mut guard = self.slot.lock().await;
-        if let Slot::Ready(engine) = std::mem::replace(&mut *guard, Slot::Gone(None)) {
-            engine.shutdown(&self.pool);
-        }
+    fn free(self: Box<Self>) {
+        self.engine.shutdown(&self.pool);
     }
 }
