@@ -26,6 +26,25 @@ impl CodeMode {
         trace: &ExecTrace,
     ) -> CodeModeResult {
         let started = Instant::now();
+        match self.prepare(code, &opts).await {
+            Ok((stripped, type_errors)) => {
+                let mut result = self.run(stripped, opts, started, trace).await;
+                result.type_errors = type_errors;
+                result
+            }
+            Err((phase, error)) => {
+                self.finish(&opts, started, phase, CodeModeResult::failure(error), trace)
+            }
+        }
+    }
+
+    /// Everything before the sandbox: the size check, the started event, stripping and the
+    /// type check. A failure says in which phase it happened.
+    async fn prepare(
+        &self,
+        code: &str,
+        opts: &ExecuteOptions,
+    ) -> Result<(StrippedCode, Vec<TypeDiagnostic>), (Phase, ExecutionError)> {
         if code.is_empty() || code.len() > self.inner.max_code_bytes {
             let message = if code.is_empty() {
                 "typescriptCode must be a non-empty string".to_owned()
@@ -37,50 +56,17 @@ impl CodeMode {
                 )
             };
             let error = ExecutionError::new(ErrorKind::Validation, message);
-            return self.finish(
-                &opts,
-                started,
-                Phase::ValidateInput,
-                CodeModeResult::failure(error),
-                trace,
-            );
+            return Err((Phase::ValidateInput, error));
         }
-        opts.events.emit_kind(
-            opts.tool_call_id.clone(),
-            EventKind::ExecutionStarted {
-                timestamp: now_ms(),
-                code_length: code.encode_utf16().count(),
-            },
-        );
+        started_event(opts, code);
         // Lines are counted as ECMAScript counts them, the same way on every driver.
         let code = crate::lines::normalize_line_terminators(code);
-        let stripped = match strip_typescript(&code) {
-            Ok(s) => s,
-            Err(e) => {
-                return self.finish(
-                    &opts,
-                    started,
-                    Phase::Transpile,
-                    CodeModeResult::failure(e),
-                    trace,
-                );
-            }
-        };
-        let type_errors = match self.type_check(&code, &opts).await {
-            Ok(errors) => errors,
-            Err(error) => {
-                return self.finish(
-                    &opts,
-                    started,
-                    Phase::TypeCheck,
-                    CodeModeResult::failure(error),
-                    trace,
-                );
-            }
-        };
-        let mut result = self.run(stripped, opts, started, trace).await;
-        result.type_errors = type_errors;
-        result
+        let stripped = strip_typescript(&code).map_err(|e| (Phase::Transpile, e))?;
+        let type_errors = self
+            .type_check(&code, opts)
+            .await
+            .map_err(|e| (Phase::TypeCheck, e))?;
+        Ok((stripped, type_errors))
     }
 
     /// Type-checks `code` when a mode is set: the errors to report with the result, or the
@@ -160,13 +146,7 @@ impl CodeMode {
         trace: &ExecTrace,
     ) -> CodeModeResult {
         let started = Instant::now();
-        opts.events.emit_kind(
-            opts.tool_call_id.clone(),
-            EventKind::ExecutionStarted {
-                timestamp: now_ms(),
-                code_length: code.encode_utf16().count(),
-            },
-        );
+        started_event(&opts, code);
         let code = crate::lines::normalize_line_terminators(code);
         self.run(
             StrippedCode::javascript(code.into_owned()),
@@ -364,4 +344,16 @@ impl CodeMode {
         }
         Ok(bindings)
     }
+}
+
+/// `code_mode:execution_started`, with the program's length in UTF-16 units (as TanStack
+/// counts it).
+fn started_event(opts: &ExecuteOptions, code: &str) {
+    opts.events.emit_kind(
+        opts.tool_call_id.clone(),
+        EventKind::ExecutionStarted {
+            timestamp: now_ms(),
+            code_length: code.encode_utf16().count(),
+        },
+    );
 }
