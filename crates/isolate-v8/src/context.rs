@@ -18,16 +18,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use code_mode::driver::{HostBridge, LogBuffer};
-use code_mode::{
-    ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits,
-};
+use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, Limits};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use crate::pool::Pool;
 use crate::protocol::{self, CreateSpec, Incoming};
 use crate::sidecar::{RunEvent, RunHost, Sidecar};
-use code_mode::driver::GuestFailure;
+use code_mode::driver::Engine;
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
@@ -46,16 +44,9 @@ pub(crate) struct V8Context {
     bridge: Arc<HostBridge>,
     config: ContextConfig,
     grace: Duration,
-    /// Held for the whole execution: executions on one context run one at a time.
-    state: tokio::sync::Mutex<State>,
-    disposed: AtomicBool,
-}
-
-#[derive(Default)]
-struct State {
+    /// Whether the isolate exists on the sidecar (the first run creates it).
     created: bool,
-    /// Set once a failure ended the isolate.
-    dead: bool,
+    disposed: AtomicBool,
 }
 
 impl V8Context {
@@ -74,7 +65,7 @@ impl V8Context {
             sidecar: Mutex::new(sidecar),
             config,
             grace,
-            state: tokio::sync::Mutex::default(),
+            created: false,
             disposed: AtomicBool::new(false),
         }
     }
@@ -118,32 +109,26 @@ pub(crate) fn memory_mb(limits: &Limits) -> u64 {
     limits.memory_bytes().div_ceil(1024 * 1024).max(8)
 }
 
+/// The engine-specific part of a V8 context; [`code_mode::driver::EngineContext`] does the
+/// rest (one execution at a time, dispose, terminal failures, the nesting check).
 #[async_trait]
-impl IsolateContext for V8Context {
-    async fn execute(&self, code: &str) -> ExecutionResult {
-        let mut state = self.state.lock().await;
+impl Engine for V8Context {
+    async fn run(
+        mut self: Box<Self>,
+        code: &str,
+    ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
         let mut sidecar = self.sidecar();
-        if self.disposed.load(Ordering::SeqCst) || state.dead {
-            return ExecutionResult::err(ExecutionError::disposed(), Vec::new());
-        }
         // A context that never ran is not tied to a dead or wedged sidecar.
-        if !state.created
+        if !self.created
             && (!sidecar.is_alive() || !sidecar.preference().answering())
             && let Some(to) = self.relocate(&sidecar).await
         {
             sidecar = to;
         }
         if let Some(why) = sidecar.gone_reason() {
-            state.dead = true;
-            return ExecutionResult::err(
-                ExecutionError::new(ErrorKind::Disposed, format!("{why}; create a new context")),
-                Vec::new(),
-            );
-        }
-        // V8 parses on the sidecar's isolate thread; refuse absurd nesting here, as the
-        // other drivers do.
-        if let Err(e) = code_mode::driver::check_nesting(code) {
-            return ExecutionResult::err(e, Vec::new());
+            let why = format!("{why}; create a new context");
+            let error = ExecutionError::new(ErrorKind::Disposed, why.clone());
+            return (Err(Some(why)), ExecutionResult::err(error, Vec::new()));
         }
         let limits = *self.limits();
         self.bridge.begin_execution();
@@ -154,8 +139,11 @@ impl IsolateContext for V8Context {
             logs: Mutex::new(LogBuffer::new(&limits, self.config.console.clone())),
             touched: AtomicBool::new(false),
         });
-        let names: Vec<&str> = self.bridge.bindings().iter().map(|b| b.name()).collect();
-        let spec = (!state.created).then(|| CreateSpec {
+        let creating = !self.created;
+        self.created = true;
+        let bridge = self.bridge.clone();
+        let names: Vec<&str> = bridge.bindings().iter().map(|b| b.name()).collect();
+        let spec = creating.then(|| CreateSpec {
             memory_mb: memory_mb(&limits),
             bindings: names,
             // One past the caps, so the host's buffer sees the overflow and adds its marker.
@@ -163,7 +151,8 @@ impl IsolateContext for V8Context {
             max_log_bytes: limits.max_log_bytes() + 1,
             max_calls: limits.max_tool_calls(),
         });
-        state.created = true;
+        // Set when the isolate is lost with its sidecar: the context cannot run again.
+        let mut lost = false;
         // The budget runs on the context's clock, which stops while an approval is pending;
         // the sidecar is told when it stops and starts again.
         let time = self.config.clock.budget(limits.timeout());
@@ -193,7 +182,7 @@ impl IsolateContext for V8Context {
                         }
                         Some(RunEvent::Line(Incoming::Done { value, error, .. })) => {
                             break match error {
-                                Some(failure) => Err(self.classify(failure, &limits, &mut state)),
+                                Some(failure) => Err(failure.into_error(&limits, "V8 driver")),
                                 None => Ok(value),
                             };
                         }
@@ -222,7 +211,7 @@ impl IsolateContext for V8Context {
                                 moves += 1;
                                 continue 'attempt;
                             }
-                            state.dead = true;
+                            lost = true;
                             break Err(ExecutionError::internal(format!(
                                 "V8 driver: {why}; the execution was lost and the sidecar will be replaced — run the code again"
                             )));
@@ -245,22 +234,22 @@ impl IsolateContext for V8Context {
                         // The sidecar's own timer should have answered: a built-in holds its
                         // main thread. Answer now; kill it later if it stays silent.
                         self.watch(&sidecar);
-                        state.dead = true;
                         sidecar.send(protocol::dispose_line(self.id));
                         break Err(ExecutionError::timeout(limits.timeout()));
                     }
                 }
             };
             sidecar.unregister(run);
-            return ExecutionResult {
+            let result = ExecutionResult {
                 outcome,
                 logs: host.take_logs(),
             };
+            let back = if lost { Err(None) } else { Ok(self) };
+            return (back, result);
         }
     }
 
-    async fn dispose(&self) {
-        let _guard = self.state.lock().await;
+    fn free(self: Box<Self>) {
         self.release();
     }
 }
@@ -295,14 +284,6 @@ impl V8Context {
                 ));
             }
         });
-    }
-
-    fn classify(&self, f: GuestFailure, limits: &Limits, state: &mut State) -> ExecutionError {
-        let e = f.into_error(limits, "V8 driver");
-        if e.kind.is_terminal() {
-            state.dead = true;
-        }
-        e
     }
 }
 

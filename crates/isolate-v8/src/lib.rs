@@ -201,12 +201,8 @@ impl IsolateDriver for V8Driver {
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
         let sidecar = self.pool.place(None).await?;
         let id = self.next_context.fetch_add(1, Ordering::Relaxed);
-        Ok(Box::new(V8Context::new(
-            id,
-            self.pool.clone(),
-            sidecar,
-            config,
-            self.grace,
-        )))
+        Ok(Box::new(code_mode::driver::EngineContext::new(Box::new(
+            V8Context::new(id, self.pool.clone(), sidecar, config, self.grace),
+        ))))
     }
 }
