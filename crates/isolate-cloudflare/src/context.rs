@@ -4,13 +4,10 @@
 //! execution with a clear error.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use code_mode::driver::{HostBridge, LogBuffer};
-use code_mode::{
-    ContextConfig, ErrorKind, ExecutionError, ExecutionResult, IsolateContext, Limits, LogLevel,
-};
+use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, Limits, LogLevel};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -20,17 +17,12 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use crate::endpoint::{Endpoint, InFlight};
 use crate::protocol::{self, FromWorker};
 use crate::{Shared, driver_error};
-use code_mode::driver::GuestFailure;
+use code_mode::driver::{Engine, GuestFailure};
 
 pub(crate) struct CloudflareContext {
     shared: Arc<Shared>,
     bridge: Arc<HostBridge>,
     config: ContextConfig,
-    /// Executions of one context run one at a time.
-    lock: tokio::sync::Mutex<()>,
-    disposed: AtomicBool,
-    /// Set after a terminal failure (timeout, memory, stack).
-    dead: AtomicBool,
 }
 
 impl CloudflareContext {
@@ -39,23 +31,26 @@ impl CloudflareContext {
             shared,
             bridge: Arc::new(HostBridge::new(config.bindings.clone(), &config.limits)),
             config,
-            lock: tokio::sync::Mutex::new(()),
-            disposed: AtomicBool::new(false),
-            dead: AtomicBool::new(false),
         }
     }
 }
 
+/// The engine-specific part of a Cloudflare context (each execution is a fresh Dynamic
+/// Worker); [`code_mode::driver::EngineContext`] does the rest (one execution at a time,
+/// dispose, terminal failures, the nesting check).
 #[async_trait]
-impl IsolateContext for CloudflareContext {
+impl Engine for CloudflareContext {
+    async fn run(
+        self: Box<Self>,
+        code: &str,
+    ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
+        let result = self.execute(code).await;
+        (Ok(self), result)
+    }
+}
+
+impl CloudflareContext {
     async fn execute(&self, code: &str) -> ExecutionResult {
-        let _serial = self.lock.lock().await;
-        if self.disposed.load(Ordering::SeqCst) || self.dead.load(Ordering::SeqCst) {
-            return ExecutionResult::err(ExecutionError::disposed(), Vec::new());
-        }
-        if let Err(e) = code_mode::driver::check_nesting(code) {
-            return ExecutionResult::err(e, Vec::new());
-        }
         let Some(mut flight) = self.shared.endpoints.pick() else {
             return ExecutionResult::err(driver_error("the driver has no Worker URL"), Vec::new());
         };
@@ -75,22 +70,10 @@ impl IsolateContext for CloudflareContext {
                 Err(ExecutionError::timeout(limits.timeout()))
             }
         };
-        if let Err(e) = &outcome
-            && matches!(
-                e.kind,
-                ErrorKind::Timeout | ErrorKind::MemoryLimit | ErrorKind::StackOverflow
-            )
-        {
-            self.dead.store(true, Ordering::SeqCst);
-        }
         ExecutionResult {
             outcome,
             logs: logs.take(),
         }
-    }
-
-    async fn dispose(&self) {
-        self.disposed.store(true, Ordering::SeqCst);
     }
 }
 

@@ -252,10 +252,9 @@ impl IsolateDriver for CloudflareDriver {
         &self,
         config: ContextConfig,
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
-        Ok(Box::new(CloudflareContext::new(
-            self.shared.clone(),
-            config,
-        )))
+        Ok(Box::new(code_mode::driver::EngineContext::new(Box::new(
+            CloudflareContext::new(self.shared.clone(), config),
+        ))))
     }
 }
 
