@@ -85,6 +85,11 @@ impl std::fmt::Debug for CloudflareOptions {
 }
 
 impl CloudflareOptions {
+    /// The driver ([`CloudflareDriver::new`]).
+    pub fn build(self) -> Result<CloudflareDriver, DriverError> {
+        CloudflareDriver::new(self)
+    }
+
     /// Options from the environment: the Worker's URL from `CODE_MODE_WORKER_URL` (required)
     /// and its token from `CODE_MODE_WORKER_AUTHORIZATION` (when the Worker has one).
     pub fn from_env() -> Result<Self, DriverError> {
@@ -205,6 +210,20 @@ impl std::fmt::Debug for CloudflareDriver {
 }
 
 impl CloudflareDriver {
+    /// Starts configuring a driver for the Worker at `worker_url`: [`CloudflareOptions`] is
+    /// the builder.
+    ///
+    /// ```
+    /// use code_mode_isolate_cloudflare::CloudflareDriver;
+    /// let driver = CloudflareDriver::builder("http://127.0.0.1:8787")
+    ///     .authorization(Some("token".into()))
+    ///     .build();
+    /// assert!(driver.is_ok());
+    /// ```
+    pub fn builder(worker_url: impl Into<String>) -> CloudflareOptions {
+        CloudflareOptions::new(worker_url)
+    }
+
     /// The driver configured from the environment ([`CloudflareOptions::from_env`]).
     pub fn from_env() -> Result<Self, DriverError> {
         Self::new(CloudflareOptions::from_env()?)

@@ -72,7 +72,40 @@ impl Default for QuickJsDriver {
     }
 }
 
+/// Configures a [`QuickJsDriver`].
+///
+/// ```
+/// let driver = code_mode_isolate_quickjs::QuickJsDriver::builder().pool_size(4).build();
+/// # let _ = driver;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct QuickJsDriverBuilder {
+    pool_size: usize,
+}
+
+impl QuickJsDriverBuilder {
+    /// Blank engines kept ready (default [`DEFAULT_POOL_SIZE`]; 0: none, every context
+    /// creates its engine inline).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// The driver.
+    pub fn build(self) -> QuickJsDriver {
+        QuickJsDriver::with_pool_size(self.pool_size)
+    }
+}
+
 impl QuickJsDriver {
+    /// Starts configuring a driver.
+    pub fn builder() -> QuickJsDriverBuilder {
+        QuickJsDriverBuilder {
+            pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+
     /// The driver configured from the environment. The in-process driver reads no
     /// variable: this is [`QuickJsDriver::new`], here so that every driver crate is built
     /// the same way.

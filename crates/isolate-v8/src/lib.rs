@@ -79,6 +79,60 @@ pub struct V8Options {
     pub contexts_per_isolate: u32,
 }
 
+/// `V8Options` is also the driver's builder: [`V8Driver::builder`] starts from the defaults.
+///
+/// ```
+/// use code_mode_isolate_v8::V8Driver;
+/// let err = V8Driver::builder()
+///     .runtime_dir(std::env::temp_dir().join("not-a-v8-runtime"))
+///     .pool_size(1)
+///     .contexts_per_isolate(1)
+///     .build()
+///     .unwrap_err();
+/// assert!(err.message.contains("is not installed"));
+/// ```
+impl V8Options {
+    /// The runtime folder (see [`V8Options::runtime_dir`](#structfield.runtime_dir)).
+    #[must_use]
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// The Node.js binary (see [`V8Options::node`](#structfield.node)).
+    #[must_use]
+    pub fn node(mut self, node: impl Into<PathBuf>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// The number of sidecar processes.
+    #[must_use]
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// How long a silent sidecar is given past a deadline before it is killed.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// How many contexts may use one isolate, one after another.
+    #[must_use]
+    pub fn contexts_per_isolate(mut self, n: u32) -> Self {
+        self.contexts_per_isolate = n;
+        self
+    }
+
+    /// The driver ([`V8Driver::with_options`]).
+    pub fn build(self) -> Result<V8Driver, DriverError> {
+        V8Driver::with_options(self)
+    }
+}
+
 impl Default for V8Options {
     fn default() -> Self {
         Self {
@@ -116,6 +170,11 @@ impl V8Driver {
     /// `from_env`.
     pub fn from_env() -> Result<Self, DriverError> {
         Self::new()
+    }
+
+    /// Starts configuring a driver from the default options.
+    pub fn builder() -> V8Options {
+        V8Options::default()
     }
 
     /// A driver with the default options. Fails, saying what to install, when the runtime is
