@@ -5,7 +5,7 @@ import test from 'node:test'
 import assert from 'node:assert/strict'
 import { z } from 'zod'
 import { toolDefinition } from '@tanstack/ai'
-import { createCodeModeTool } from '@tanstack/ai-code-mode'
+import { createCodeMode, createCodeModeTool } from '@tanstack/ai-code-mode'
 import { createNativeQuickJSIsolateDriver } from '../index.mjs'
 
 const binding = (execute) => ({ name: 'x', description: '', inputSchema: { type: 'object' }, execute })
@@ -142,6 +142,31 @@ test("inside TanStack's createCodeModeTool, switched by one import", async () =>
   const failed = await tool.execute({ typescriptCode: 'const x: number = 1;\nthrow new Error(`line ${x}`)' }, {})
   assert.equal(failed.success, false)
   assert.equal(failed.error.message, 'line 1')
+})
+
+test("inside TanStack's createCodeMode: the system prompt, the execute tool and a lazy tool's discovery", async () => {
+  const add = toolDefinition({
+    name: 'add',
+    description: 'Adds two numbers.',
+    inputSchema: z.object({ a: z.number(), b: z.number() }),
+  }).server(async ({ a, b }) => a + b)
+  const rare = toolDefinition({
+    name: 'rareLookup',
+    description: 'Looks something rare up.',
+    inputSchema: z.object({ key: z.string() }),
+    lazy: true,
+  }).server(async ({ key }) => ({ key, found: true }))
+  const { tool, tools, systemPrompt, discoveryTool } = createCodeMode({ driver: createNativeQuickJSIsolateDriver(), tools: [add, rare] })
+  assert.ok(systemPrompt.includes('external_add'), systemPrompt)
+  assert.equal(tools.length, discoveryTool ? 2 : 1)
+  const events = []
+  const result = await tool.execute(
+    { typescriptCode: "const s: number = await external_add({ a: 2, b: 3 });\nconst r = await external_rareLookup({ key: 'k' });\nconsole.info('sum', s);\nreturn { s, r };" },
+    { emitCustomEvent: (name, value) => events.push([name, value]) },
+  )
+  assert.deepEqual(result, { success: true, result: { s: 5, r: { key: 'k', found: true } }, logs: ['INFO: sum 5'] })
+  assert.deepEqual(events.filter(([n]) => n === 'code_mode:external_call').map(([, v]) => v.function), ['external_add', 'external_rareLookup'])
+  assert.deepEqual(events.filter(([n]) => n === 'code_mode:console').map(([, v]) => [v.level, v.message]), [['info', 'sum 5']])
 })
 
 test('sequential and parallel calls: 8 and 50 awaited in turn, 100 in Promise.all overlapping', async () => {
