@@ -132,9 +132,6 @@ fn work() {
                     }
                     q = r.queue.lock().unwrap_or_else(|p| p.into_inner());
                     q.spinning -= 1;
-                    if q.jobs.is_empty() {
-                        q.expect_until = None;
-                    }
                     continue;
                 }
                 q.idle += 1;
