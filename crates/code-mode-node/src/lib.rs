@@ -13,6 +13,8 @@
 //! straight to one (`drive`) and waits at most the context's `spinMicros` for a quick
 //! answer before it returns a promise, so Node's event loop is never blocked for longer.
 
+mod drive;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,12 +24,9 @@ use code_mode::{
     ExecutionResult, GuestError, IsolateContext, IsolateDriver, Limits,
 };
 use code_mode_isolate_quickjs::QuickJsDriver;
-
-mod drive;
 use futures::FutureExt;
 use napi::JsDeferred;
-use napi::bindgen_prelude::{Either, Object};
-use napi::bindgen_prelude::{Promise, Result};
+use napi::bindgen_prelude::{Either, Object, Promise, Result};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Error, Status};
 use napi_derive::napi;
@@ -67,7 +66,7 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(Status::InvalidArg, message.into())
 }
 
-/// A whole number of `unit`s from a JavaScript number, or a clear error naming `field`.
+/// A whole, non-negative JavaScript number as an integer, or a clear error naming `field`.
 fn whole(value: f64, field: &str) -> Result<u64> {
     if !value.is_finite() || value < 0.0 || value.fract() != 0.0 || value > 1e15 {
         return Err(invalid(format!(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::driver::{Engine, GuestFailure, HostBridge, LogBuffer};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, Limits, LogLevel};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
@@ -17,7 +17,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use crate::endpoint::{Endpoint, InFlight};
 use crate::protocol::{self, FromWorker};
 use crate::{Shared, driver_error};
-use code_mode::driver::{Engine, GuestFailure};
 
 pub(crate) struct CloudflareContext {
     shared: Arc<Shared>,
@@ -33,23 +32,7 @@ impl CloudflareContext {
             config,
         }
     }
-}
 
-/// The engine-specific part of a Cloudflare context (each execution is a fresh Dynamic
-/// Worker); [`code_mode::driver::EngineContext`] does the rest (one execution at a time,
-/// dispose, terminal failures, the nesting check).
-#[async_trait]
-impl Engine for CloudflareContext {
-    async fn run(
-        self: Box<Self>,
-        code: &str,
-    ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
-        let result = self.execute(code).await;
-        (Ok(self), result)
-    }
-}
-
-impl CloudflareContext {
     async fn execute(&self, code: &str) -> ExecutionResult {
         let Some(mut flight) = self.shared.endpoints.pick() else {
             return ExecutionResult::err(driver_error("the driver has no Worker URL"), Vec::new());
@@ -74,6 +57,20 @@ impl CloudflareContext {
             outcome,
             logs: logs.take(),
         }
+    }
+}
+
+/// The engine-specific part of a Cloudflare context (each execution is a fresh Dynamic
+/// Worker); [`code_mode::driver::EngineContext`] does the rest (one execution at a time,
+/// dispose, terminal failures, the nesting check).
+#[async_trait]
+impl Engine for CloudflareContext {
+    async fn run(
+        self: Box<Self>,
+        code: &str,
+    ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
+        let result = self.execute(code).await;
+        (Ok(self), result)
     }
 }
 

@@ -11,8 +11,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Instant;
 
-use code_mode::driver::GuestFailure;
-use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::driver::{GuestFailure, HostBridge, LogBuffer};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, GuestError, Limits, serde_json};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -180,7 +179,7 @@ impl Sandbox {
         if let Some(budget) = self.fuel
             && let Err(e) = self.store.set_fuel(budget)
         {
-            return (Err(internal(&e.to_string())), Err(Dead));
+            return (Err(ExecutionError::internal(e.to_string())), Err(Dead));
         }
         let _tick = ticker::Active::new();
         let result = self.run(code, &time).await;
@@ -299,7 +298,9 @@ impl Sandbox {
         if self.oom().await? {
             return Ok(ExecutionError::memory_limit(self.limits.memory_bytes()));
         }
-        Ok(internal("the sandbox failed without a description"))
+        Ok(ExecutionError::internal(
+            "the sandbox failed without a description",
+        ))
     }
 
     /// Reads and classifies the settled program's outcome.
@@ -383,8 +384,12 @@ impl Sandbox {
                 ExecutionError::stack_overflow(self.limits.stack_bytes().min(MAX_JS_STACK))
             }
             Some(Trap::Interrupt) => ExecutionError::timeout(self.limits.timeout()),
-            Some(trap) => internal(&format!("the sandbox trapped ({trap}) and was discarded")),
-            None => internal(&format!("the sandbox failed and was discarded: {error}")),
+            Some(trap) => {
+                ExecutionError::internal(format!("the sandbox trapped ({trap}) and was discarded"))
+            }
+            None => {
+                ExecutionError::internal(format!("the sandbox failed and was discarded: {error}"))
+            }
         }
     }
 }
@@ -393,10 +398,6 @@ impl Sandbox {
 #[derive(Debug, thiserror::Error)]
 #[error("the sandbox has no memory left for its input")]
 struct GuestOutOfMemory;
-
-fn internal(message: &str) -> ExecutionError {
-    ExecutionError::internal(message)
-}
 
 fn exports(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<Exports> {
     Ok(Exports {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::driver::{Engine, HostBridge, LogBuffer};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, Limits};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -25,7 +25,6 @@ use futures::stream::FuturesUnordered;
 use crate::pool::Pool;
 use crate::protocol::{self, CreateSpec, Incoming};
 use crate::sidecar::{RunEvent, RunHost, Sidecar};
-use code_mode::driver::Engine;
 
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
@@ -46,7 +45,6 @@ pub(crate) struct V8Context {
     grace: Duration,
     /// Whether the isolate exists on the sidecar (the first run creates it).
     created: bool,
-    disposed: AtomicBool,
 }
 
 impl V8Context {
@@ -66,7 +64,6 @@ impl V8Context {
             config,
             grace,
             created: false,
-            disposed: AtomicBool::new(false),
         }
     }
 
@@ -248,10 +245,6 @@ impl Engine for V8Context {
             return (back, result);
         }
     }
-
-    fn free(self: Box<Self>) {
-        self.release();
-    }
 }
 
 fn why_or_default(sidecar: &Sidecar) -> String {
@@ -261,14 +254,6 @@ fn why_or_default(sidecar: &Sidecar) -> String {
 }
 
 impl V8Context {
-    fn release(&self) {
-        if !self.disposed.swap(true, Ordering::SeqCst) {
-            let sidecar = self.sidecar();
-            sidecar.send(protocol::dispose_line(self.id));
-            sidecar.context_closed();
-        }
-    }
-
     /// Marks `sidecar` wedged and kills it if no line (not even the answer to a ping) comes
     /// before the driver's grace has passed.
     fn watch(&self, sidecar: &Arc<Sidecar>) {
@@ -287,8 +272,12 @@ impl V8Context {
     }
 }
 
+/// Freeing the engine (dispose, a terminal failure, an execution dropped half-way) drops it:
+/// the sidecar disposes the isolate.
 impl Drop for V8Context {
     fn drop(&mut self) {
-        self.release();
+        let sidecar = self.sidecar();
+        sidecar.send(protocol::dispose_line(self.id));
+        sidecar.context_closed();
     }
 }
