@@ -190,4 +190,37 @@ pub async fn result_limit_counts_utf8_bytes(h: &Harness) {
     let e = error(&r);
     let expected = code_mode::ExecutionError::result_too_large(2_002, limit);
     assert_eq!((&e.kind, &e.message), (&expected.kind, &expected.message));
+    // The class, not one example: generated mixes of 1-, 2-, 3- and 4-byte characters (4-byte
+    // ones are two UTF-16 units), each exactly at the limit and one byte over.
+    let alphabet = ['a', 'é', '€', '😀', 'ß', '中', '𝄞', 'z'];
+    let mut seed: u32 = 0x9e37_79b9;
+    for round in 0..12 {
+        let mut text = String::new();
+        loop {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let c = alphabet[(seed >> 24) as usize % alphabet.len()];
+            if text.len() + c.len_utf8() > limit as usize - 2 {
+                break;
+            }
+            text.push(c);
+        }
+        // Pad with ASCII to exactly `limit` bytes of JSON (the quotes are the other two).
+        text.push_str(&"a".repeat(limit as usize - 2 - text.len()));
+        let exact = format!("return '{text}'");
+        let r = h.run_with(&Fixtures::default(), limits, &exact).await;
+        assert_eq!(
+            value(&r).as_str(),
+            Some(text.as_str()),
+            "round {round}: at the limit"
+        );
+        let over = format!("return '{text}a'");
+        let r = h.run_with(&Fixtures::default(), limits, &over).await;
+        let e = error(&r);
+        let expected = code_mode::ExecutionError::result_too_large(limit + 1, limit);
+        assert_eq!(
+            (&e.kind, &e.message),
+            (&expected.kind, &expected.message),
+            "round {round}: one byte over"
+        );
+    }
 }
