@@ -18,10 +18,30 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_code-mode");
 
-/// Records the progress messages the server sends.
+/// Records the progress messages the server sends, with their progress numbers.
+///
+/// rmcp's client handles each notification in its own task, so notifications can reach
+/// the handler in another order than they were sent; the progress number (which the
+/// server must raise with each notification) gives the order back.
 #[derive(Clone, Default)]
 struct Recorder {
-    progress: Arc<Mutex<Vec<String>>>,
+    progress: Arc<Mutex<Vec<(f64, String)>>>,
+}
+
+impl Recorder {
+    /// The messages in progress order, once `count` of them have arrived (handler tasks
+    /// may still be running when the call's answer is in), or whatever came in 10 s.
+    async fn messages(&self, count: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut got = self.progress.lock().map(|p| p.clone()).unwrap_or_default();
+            if got.len() >= count || tokio::time::Instant::now() >= deadline {
+                got.sort_by(|a, b| a.0.total_cmp(&b.0));
+                return got.into_iter().map(|(_, m)| m).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl ClientHandler for Recorder {
@@ -34,7 +54,7 @@ impl ClientHandler for Recorder {
             self.progress
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push(m);
+                .push((params.progress, m));
         }
         std::future::ready(())
     }
@@ -117,12 +137,21 @@ async fn stdio_session_lists_runs_fails_reports_progress_and_cancels() {
     assert_eq!(ok["success"], true, "{ok}");
     assert_eq!(ok["result"], 42);
     assert_eq!(ok["logs"], json!(["hi"]));
-    let progress = client
+    let progress = client.service().messages(5).await;
+    let numbers: Vec<f64> = client
         .service()
         .progress
         .lock()
-        .map(|p| p.clone())
+        .map(|p| p.iter().map(|(n, _)| *n).collect())
         .unwrap_or_default();
+    let mut sorted = numbers.clone();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        numbers.len(),
+        "progress numbers repeat: {numbers:?}"
+    );
     let names: Vec<String> = progress
         .iter()
         .filter_map(|m| serde_json::from_str::<Value>(m).ok())
@@ -176,7 +205,12 @@ async fn stdio_session_lists_runs_fails_reports_progress_and_cancels() {
         .service()
         .progress
         .lock()
-        .map(|p| p.iter().filter(|m| m.contains("after")).cloned().collect())
+        .map(|p| {
+            p.iter()
+                .filter(|(_, m)| m.contains("after"))
+                .map(|(_, m)| m.clone())
+                .collect()
+        })
         .unwrap_or_default();
     assert!(after.is_empty(), "the cancelled program went on: {after:?}");
     let next = execute(&client, "return 'still here'").await;
@@ -376,12 +410,7 @@ async fn http_serves_checks_origin_and_token() {
     let r = execute(&client, "const [a, b] = await Promise.all([external_echo({ v: 1 }), external_echo({ v: 2 })]); return a.v + b.v").await;
     assert_eq!(r["result"], 3, "{r}");
     assert!(
-        !client
-            .service()
-            .progress
-            .lock()
-            .map(|p| p.is_empty())
-            .unwrap_or(true),
+        !client.service().messages(1).await.is_empty(),
         "no progress over HTTP"
     );
     let _ = client.cancel().await;
