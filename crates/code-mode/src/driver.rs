@@ -44,6 +44,22 @@ pub use crate::stubs::generate_stubs_with_prefix;
 pub use crate::text::{parse_guest_json, wtf8_to_string};
 pub use async_trait::async_trait;
 
+/// The guest prelude: the one JavaScript source every JS-engine driver runs in its sandbox
+/// (console formatting and caps, the tool bindings, the result's encoding and size limit,
+/// the description of thrown values), so the drivers cannot drift apart.
+///
+/// It is an expression: a function that takes the engine's hooks (`call`, `log`, `frames`,
+/// `firstLine`, `lastLine`) and returns the run API (`setup`, `run`, `deliver`, `describe`).
+/// The comment at its top documents both; failures come out as [`GuestFailure`] records. A
+/// driver evaluates `(hooks)(GUEST_PRELUDE)` where `hooks` is a few lines of its own.
+///
+/// ```
+/// let prelude = code_mode::driver::GUEST_PRELUDE;
+/// assert!(prelude.contains("ResultTooLargeError"));
+/// assert!(prelude.trim_end().ends_with("})"));
+/// ```
+pub const GUEST_PRELUDE: &str = include_str!("../guest/prelude.js");
+
 /// What a context is created from.
 #[derive(Clone, Default)]
 pub struct ContextConfig {

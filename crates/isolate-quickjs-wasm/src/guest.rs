@@ -22,8 +22,13 @@ use crate::ticker;
 /// The guest as built by `build.rs`: QuickJS-ng + glue, a wasm32-wasi reactor.
 pub(crate) static GUEST_WASM: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/quickjs-guest.wasm"));
-/// The prelude evaluated at pre-initialisation.
-const PRELUDE: &str = include_str!("../guest/prelude.js");
+/// How the core's guest prelude meets the C glue (`guest/hooks.js`).
+const HOOKS: &str = include_str!("../guest/hooks.js");
+
+/// The script evaluated at pre-initialisation: the core's prelude handed to the hooks.
+fn prelude() -> String {
+    format!("({HOOKS})({})", code_mode::driver::GUEST_PRELUDE)
+}
 /// Size of the guest's linear-memory stack, fixed when the guest is linked.
 pub(crate) const SHADOW_STACK: u64 = parse_u64(env!("CODE_MODE_QJS_SHADOW_STACK"));
 /// The largest JS stack limit this driver honours: the shadow stack minus room for the C
@@ -113,7 +118,7 @@ impl Guest {
                 false,
             ),
         };
-        let key = cache::key(&engine, &[GUEST_WASM, PRELUDE.as_bytes()]);
+        let key = cache::key(&engine, &[GUEST_WASM, prelude().as_bytes()]);
         let cache_dir = cache::dir();
         let module = match cache_dir
             .as_deref()
@@ -169,12 +174,13 @@ async fn pre_initialise(engine: &Engine) -> wasmtime::Result<Vec<u8>> {
         .call_async(&mut store, ())
         .await?;
     let alloc = instance.get_typed_func::<i32, i32>(&mut store, "cm_alloc")?;
-    let len = i32::try_from(PRELUDE.len())?;
+    let prelude = prelude();
+    let len = i32::try_from(prelude.len())?;
     let ptr = alloc.call_async(&mut store, len).await?;
     let memory = instance
         .get_memory(&mut store, "memory")
         .ok_or_else(|| wasmtime::format_err!("the guest exports no memory"))?;
-    let mut text = PRELUDE.as_bytes().to_vec();
+    let mut text = prelude.into_bytes();
     text.push(0);
     memory.write(&mut store, usize::try_from(ptr)?, &text)?;
     let rc = instance

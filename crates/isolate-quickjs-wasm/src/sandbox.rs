@@ -115,6 +115,7 @@ impl Sandbox {
             "maxLogs": u64::from(self.limits.max_log_entries()) + 1,
             "maxLogBytes": self.limits.max_log_bytes() + 1,
             "maxCalls": self.limits.max_tool_calls(),
+            "maxResultBytes": self.limits.max_result_bytes(),
         })
         .to_string();
         let stack = self.limits.stack_bytes().min(MAX_JS_STACK);
