@@ -97,182 +97,61 @@ function tooDeep(what, depth) {
 }
 
 // ---------- the prelude: runs inside each fresh context ----------
-// It captures the intrinsics it needs before any guest code runs, so a guest that replaces
-// JSON, Promise or console cannot break result handling, and installs `console`.
-// The host functions it receives are fire-and-forget isolated-vm Callbacks (`__cm_call`,
-// `__cm_log`, `__cm_done`): the guest never waits for this thread. Each carries the run's
-// token, so a line queued by an earlier run (or by the warm-up) is never taken for the
-// current run's. The prelude keeps them in closures and deletes the globals. `__cm_setup`
-// runs before the first program and deletes itself; `__cm_run` and `__cm_deliver` are taken
-// out by the sidecar as references and deleted, so guest code can reach none of them.
-const PRELUDE = `(() => {
-  'use strict';
-  const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, hostDone = globalThis.__cm_done;
-  delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_done;
-  // Stack traces show the program's frames only: isolated-vm's and this prelude's frames
-  // (\`<isolated-vm>\`) are left out, and the formatter cannot be replaced, so no program sees
+// The core's guest prelude (`code_mode::driver::GUEST_PRELUDE`: console, bindings, result
+// encoding, failure records), put here by the driver when it writes this script
+// (`runtime.rs`), handed to `v8Hooks` below.
+const GUEST_PRELUDE = /* GUEST_PRELUDE */ null
+
+// Connects the prelude's hooks to this sidecar, inside the context (its source is evaluated
+// there, never called here). The host functions it receives are fire-and-forget isolated-vm
+// Callbacks (`__cm_call`, `__cm_log`, `__cm_done`): the guest never waits for this thread.
+// Each carries the run's token, so a line queued by an earlier run (or by the warm-up) is
+// never taken for the current run's. They are kept in closures and the globals deleted.
+// `__cm_setup` runs before the first program and deletes itself; `__cm_run` and
+// `__cm_deliver` are taken out by the sidecar as references and deleted, so guest code can
+// reach none of them.
+function v8Hooks(prelude) {
+  'use strict'
+  const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, hostDone = globalThis.__cm_done
+  delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_done
+  // Stack traces show the program's frames only: isolated-vm's and the prelude's frames
+  // (`<isolated-vm>`) are left out, and the formatter cannot be replaced, so no program sees
   // the machinery's functions or names through an error.
-  {
-    const errorToString = Error.prototype.toString, filter = Array.prototype.filter, callSiteFile = (f) => f.getFileName();
-    const format = (err, frames) => {
-      let head;
-      try { head = Reflect.apply(errorToString, err, []); } catch { head = 'Error'; }
-      const own = Reflect.apply(filter, frames, [(f) => { try { return callSiteFile(f) !== '<isolated-vm>'; } catch { return false; } }]);
-      let out = head;
-      for (let i = 0; i < own.length; i++) { try { out += '\\n    at ' + own[i]; } catch {} }
-      return out;
-    };
-    Object.defineProperty(Error, 'prepareStackTrace', { value: format, writable: false, configurable: false, enumerable: false });
+  const errorToString = Error.prototype.toString, filter = Array.prototype.filter, callSiteFile = (f) => f.getFileName()
+  const format = (err, frames) => {
+    let head
+    try { head = Reflect.apply(errorToString, err, []) } catch { head = 'Error' }
+    const own = Reflect.apply(filter, frames, [(f) => { try { return callSiteFile(f) !== '<isolated-vm>' } catch { return false } }])
+    let out = head
+    for (let i = 0; i < own.length; i++) { try { out += '\n    at ' + own[i] } catch {} }
+    return out
   }
+  Object.defineProperty(Error, 'prepareStackTrace', { value: format, writable: false, configurable: false, enumerable: false })
   // WebAssembly memories are allocated outside the isolate's heap limit: a program could grow
   // one far past its memory limit. No other driver offers WebAssembly; neither does this one.
-  delete globalThis.WebAssembly;
-  const stringify = JSON.stringify, parse = JSON.parse, ErrorCtor = Error, StringCtor = String;
-  const PromiseCtor = Promise;
-  const isError = (v) => v instanceof ErrorCtor;
-  const defineProperty = Object.defineProperty;
-  const apply = Reflect.apply, arrayMap = Array.prototype.map, arrayJoin = Array.prototype.join;
-  const regexpExec = RegExp.prototype.exec;
-  const typeOf = (v) => typeof v;
-  let maxLogs = 0, maxLogBytes = 0, logs = 0, logBytes = 0, maxCalls = 0, calls = 0;
-  // The current run's token, and call ids unique over the context's life (a reply that
-  // crossed after its run ended can never settle a later run's call).
-  let token = 0, nextId = 0;
-  // Tool calls awaiting their result, by call id (a null-prototype object: guest code
-  // cannot reach it through Object.prototype or Map.prototype).
-  let pending = { __proto__: null };
-
-  const fmtError = (e) => {
-    const name = e.name, message = e.message;
-    return message ? StringCtor(name) + ': ' + StringCtor(message) : StringCtor(name);
-  };
-  const fmt = (v) => {
-    switch (typeOf(v)) {
-      case 'string': return v;
-      case 'undefined': return 'undefined';
-      case 'symbol': return 'Symbol(' + (v.description ?? '') + ')';
-      case 'bigint': return StringCtor(v) + 'n';
-      case 'function': return v.name ? '[Function: ' + v.name + ']' : '[Function (anonymous)]';
-      case 'object': {
-        if (v === null) return 'null';
-        if (isError(v)) return fmtError(v);
-        try { const s = stringify(v); return s === undefined ? 'undefined' : s; }
-        catch { try { return StringCtor(v); } catch { return '[unprintable]'; } }
-      }
-      default: return StringCtor(v);
-    }
-  };
-  const makeLog = (level) => function (...args) {
-    if (logs > maxLogs || logBytes > maxLogBytes) return;
-    const msg = apply(arrayJoin, apply(arrayMap, args, [fmt]), [' ']);
-    logs++; logBytes += msg.length;
-    hostLog(token, level, msg);
-  };
-  const consoleObject = {};
-  for (const level of ['log', 'info', 'warn', 'error', 'debug']) consoleObject[level] = makeLog(level);
-  consoleObject.trace = consoleObject.debug;
-  defineProperty(globalThis, 'console', { value: consoleObject, writable: true, configurable: true, enumerable: false });
-
-  // A plain function returning a native promise (a throw in the executor rejects it), not
-  // an async function returning one: resolving a promise with a promise looks up its \`then\`,
-  // which the program may have replaced.
-  const makeBinding = (name) => {
-    const fn = function (args) {
-      // Made while the caller's frames are on the stack: a failed call rejects with it, so
-      // the program's error names the line of the call (its trace is formatted on first
-      // read, after the message is set).
-      const site = new ErrorCtor();
-      return new PromiseCtor((resolve, reject) => {
-        const text = stringify(args === undefined ? {} : args);
-        // Past the cap, refused here without crossing (the sidecar checks again).
-        if (++calls > maxCalls) {
-          const err = new ErrorCtor('Exceeded the maximum of ' + maxCalls + ' tool calls per execution');
-          defineProperty(err, 'name', { value: 'ToolCallLimitError', writable: true, configurable: true, enumerable: false });
-          throw err;
-        }
-        const id = ++nextId;
-        pending[id] = [resolve, reject, site];
-        hostCall(token, id, name, text === undefined ? '{}' : text);
-      });
-    };
-    defineProperty(fn, 'name', { value: name });
-    return fn;
-  };
-  // Installs the bindings and the caps; deletes itself.
-  defineProperty(globalThis, '__cm_setup', { configurable: true, enumerable: false, writable: false,
-    value: (names, logCap, byteCap, callCap) => {
-      delete globalThis.__cm_setup;
-      maxLogs = logCap; maxLogBytes = byteCap; maxCalls = callCap;
-      for (const n of names) globalThis[n] = makeBinding(n);
-    } });
-  // Settles tool call \`id\`: ok = 1 with the result's JSON text, ok = 0 with {name, message}.
-  globalThis.__cm_deliver = (id, ok, text) => {
-    const entry = pending[id];
-    if (entry === undefined) return;
-    delete pending[id];
-    if (ok) { entry[0](parse(text)); return; }
-    const e = parse(text), err = entry[2];
-    defineProperty(err, 'message', { value: e.message, writable: true, configurable: true, enumerable: false });
-    if (e.name !== 'Error') defineProperty(err, 'name', { value: e.name, writable: true, configurable: true, enumerable: false });
-    entry[1](err);
-  };
-
-  const lineOf = (e) => {
-    try {
-      const stack = StringCtor(e.stack);
-      const m = apply(regexpExec, /code\\.js:(\\d+):\\d+/, [stack]);
-      return m ? +m[1] : 0;
-    } catch { return 0; }
-  };
-  // An error record: a null-prototype object, so a \`toJSON\` the program put on
-  // Object.prototype does not run (it would replace the record with its own value).
-  const record = (kind, name, message, line) => 'e' + stringify({ __proto__: null, kind, name, message, line });
-  // Encodes the outcome: 'u' (no value), 'v'+json, or 'e'+json(error).
-  const encode = (value) => {
-    const t = typeOf(value);
-    if (t === 'undefined') return 'u';
-    const refuse = (what) => record('result', 'ResultError',
-      'The returned value is not JSON-serializable: ' + what + ' cannot be returned; return plain data', 0);
-    if (t === 'function') return refuse('a function');
-    if (t === 'symbol') return refuse('a symbol');
-    if (t === 'bigint') return refuse('a BigInt (convert it with Number() or String())');
-    let text;
-    try { text = stringify(value); }
-    catch (e) {
-      if (isError(e) && e.name === 'TypeError') return record('result', 'ResultError',
-        'The returned value is not JSON-serializable: ' + StringCtor(e.message), 0);
-      return describe(e);
-    }
-    return text === undefined ? 'u' : 'v' + text;
-  };
-  const describe = (e) => {
-    if (e === null || e === undefined || (typeOf(e) !== 'object' && typeOf(e) !== 'function')) {
-      const t = typeOf(e);
-      const message = t === 'string' ? e : (e === null ? 'null' : StringCtor(e)) + ' was thrown';
-      return record('guest', 'Error', message, 0);
-    }
-    let name = e.name, message = e.message;
-    name = typeOf(name) === 'string' && name ? name : 'Error';
-    message = typeOf(message) === 'string' ? message : (message === undefined ? '' : StringCtor(message));
-    return record('guest', name, message, isError(e) ? lineOf(e) : 0);
-  };
+  delete globalThis.WebAssembly
+  let token = 0
+  const api = prelude({
+    call: (id, name, text) => { hostCall(token, id, name, text) },
+    log: (level, msg) => { hostLog(token, level, msg) },
+    frames: /code\.js:(\d+):\d+/g,
+  })
+  Object.defineProperty(globalThis, '__cm_setup', {
+    configurable: true, enumerable: false, writable: false,
+    value: (bindings, maxLogs, maxLogBytes, maxCalls, maxResultBytes) => {
+      delete globalThis.__cm_setup
+      api.setup({ bindings, maxLogs, maxLogBytes, maxCalls, maxResultBytes })
+    },
+  })
+  // Settles tool call `id`: ok = 1 with the result's JSON text, ok = 0 with {name, message}.
+  globalThis.__cm_deliver = (id, ok, text) => api.deliver(id, (ok ? 'v' : 'e') + text)
   // Runs the program; hands the encoded outcome to the host when it settles.
   globalThis.__cm_run = (main, runToken) => {
-      token = runToken;
-      pending = { __proto__: null };
-      logs = 0; logBytes = 0; calls = 0;
-      let outcome;
-      const settle = async () => {
-        try { outcome = encode(await main()); }
-        catch (e) {
-          try { outcome = describe(e); }
-          catch { outcome = record('guest', 'Error', 'the program threw a value that cannot be described', 0); }
-        }
-        hostDone(token, outcome);
-      };
-      settle();
-    };
-})();`
+    token = runToken
+    api.run(main, (outcome) => hostDone(runToken, outcome))
+  }
+}
+const PRELUDE = `(${v8Hooks})(${GUEST_PRELUDE})`
 
 // ---------- isolates ----------
 // An isolate is prepared completely (context, host callbacks, prelude) before a context asks
@@ -492,7 +371,7 @@ class Ctx {
     this.disposed = false
   }
 
-  async create(spec) {
+  async create(spec, maxResultBytes) {
     const prepared = await takeIsolate(spec.memoryMb)
     if (this.disposed) {
       // Disposed while its isolate was being made: nobody will use it.
@@ -507,7 +386,7 @@ class Ctx {
     this.start = prepared.start
     this.memoryMb = spec.memoryMb
     this.maxCalls = spec.maxCalls
-    this.setup = `__cm_setup(${q(spec.bindings)},${spec.maxLogs},${spec.maxLogBytes},${spec.maxCalls});`
+    this.setup = `__cm_setup(${q(spec.bindings)},${spec.maxLogs},${spec.maxLogBytes},${spec.maxCalls},${maxResultBytes});`
   }
 
   // The run a guest callback's token names, if it is still going.
@@ -693,7 +572,7 @@ class Ctx {
     let setup = ''
     try {
       if (msg.create) {
-        await this.create(msg.create)
+        await this.create(msg.create, msg.maxResultBytes)
         setup = this.setup
       }
     } catch (e) {
@@ -728,14 +607,11 @@ class Ctx {
   }
 
   settle(run, text) {
-    const msg = run.msg
     if (text === 'u') return this.finish(run, '')
     if (text[0] === 'v') {
+      // The prelude measured it already; this side trusts nothing the isolate says.
       const bytes = Buffer.byteLength(text) - 1
-      if (bytes > msg.maxResultBytes) {
-        // The host words the error (one wording on every driver) from the size.
-        return this.fail(run, 'too_large', 'ResultTooLargeError', '', 0, bytes)
-      }
+      if (bytes > run.msg.maxResultBytes) return this.fail(run, 'too_large', 'ResultTooLargeError', '', 0, bytes)
       const depth = jsonDepth(text)
       if (depth > MAX_VALUE_DEPTH) return this.fail(run, 'result', 'ResultError', tooDeep('The returned value', depth))
       return this.finish(run, `,"value":${text.slice(1)}`)
@@ -747,7 +623,7 @@ class Ctx {
     }
     if (err.kind === 'guest' && err.name === 'RangeError' && /Maximum call stack size exceeded/.test(err.message)) return this.stack(run)
     if (err.kind === 'guest' && err.name === 'RangeError' && /Array buffer allocation failed/.test(err.message)) return this.memory(run)
-    return this.fail(run, err.kind, err.name, err.message, err.line)
+    return this.fail(run, err.kind, err.name, err.message, err.line, err.size)
   }
 
   timeout(run) {

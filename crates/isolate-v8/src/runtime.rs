@@ -22,6 +22,14 @@ pub const ISOLATED_VM_VERSION: &str = "7.0.1";
 const PACKAGE_JSON: &str = include_str!("../runtime/package.json");
 const PACKAGE_LOCK: &str = include_str!("../runtime/package-lock.json");
 const SIDECAR_JS: &str = include_str!("../sidecar/sidecar.js");
+/// Where the sidecar takes the core's guest prelude.
+const PRELUDE_SLOT: &str = "/* GUEST_PRELUDE */ null";
+
+/// The sidecar script with the core's guest prelude in its slot, as a JS string literal.
+fn sidecar_js() -> String {
+    let prelude = serde_json::Value::from(code_mode::driver::GUEST_PRELUDE).to_string();
+    SIDECAR_JS.replacen(PRELUDE_SLOT, &prelude, 1)
+}
 
 /// Why the runtime cannot be used. Every message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,9 +177,10 @@ impl V8Runtime {
     /// there) and returns its path. The script is embedded in this crate, so the sidecar
     /// always matches the driver that speaks to it.
     pub fn sidecar_script(&self) -> Result<PathBuf, RuntimeError> {
-        let name = format!("code-mode-sidecar-{:016x}.js", fnv1a(SIDECAR_JS.as_bytes()));
+        let script = sidecar_js();
+        let name = format!("code-mode-sidecar-{:016x}.js", fnv1a(script.as_bytes()));
         let path = self.dir.join(name);
-        write_if_changed(&path, SIDECAR_JS)?;
+        write_if_changed(&path, &script)?;
         Ok(path)
     }
 
@@ -262,6 +271,16 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod depth_contract {
+    /// The sidecar runs the core's guest prelude, put in its one slot.
+    #[test]
+    fn sidecar_carries_the_core_prelude() {
+        assert_eq!(super::SIDECAR_JS.matches(super::PRELUDE_SLOT).count(), 1);
+        let js = super::sidecar_js();
+        assert!(!js.contains(super::PRELUDE_SLOT));
+        let literal = serde_json::Value::from(code_mode::driver::GUEST_PRELUDE).to_string();
+        assert!(js.contains(&format!("const GUEST_PRELUDE = {literal}\n")));
+    }
+
     /// The sidecar enforces the core's value nesting limit with the core's wording.
     #[test]
     fn sidecar_uses_the_core_value_depth_limit() {
