@@ -203,6 +203,7 @@ impl CloudflareContext {
             u64::from(limits.max_log_entries()) + 1,
             limits.max_log_bytes() + 1,
             limits.max_result_bytes(),
+            limits.max_tool_calls(),
             limits.memory_bytes(),
         );
         ws.send(Message::text(frame)).await.map_err(|e| Failed {
@@ -306,6 +307,9 @@ fn classify(f: GuestFailure, limits: &Limits) -> ExecutionError {
         || lower.contains("array buffer allocation failed")
     {
         return ExecutionError::memory_limit(limits.memory_bytes());
+    }
+    if f.kind == "guest" && f.name == "RangeError" && lower.contains("maximum call stack size exceeded") {
+        return ExecutionError::stack_overflow(limits.stack_bytes());
     }
     if lower.contains("exceeded cpu") || lower.contains("cpu time limit") {
         return ExecutionError::timeout(limits.timeout());

@@ -125,6 +125,11 @@ impl LocalWorkerd {
         std::fs::create_dir_all(&dir).map_err(fail)?;
         std::fs::write(dir.join("worker.js"), WORKER_JS).map_err(fail)?;
         std::fs::write(dir.join("config.capnp"), CONFIG).map_err(fail)?;
+        std::fs::write(
+            dir.join("guest-prelude.txt"),
+            code_mode::driver::GUEST_PRELUDE,
+        )
+        .map_err(fail)?;
         let me = Arc::new(Self {
             binary: binary.to_path_buf(),
             dir,
@@ -255,5 +260,20 @@ impl Drop for LocalWorkerd {
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `worker/guest-prelude.txt`, what `wrangler deploy` ships beside `worker.js`, is the
+    /// core's guest prelude byte for byte (a link to it in the repository).
+    #[test]
+    fn the_shipped_prelude_is_the_core_prelude() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/worker/guest-prelude.txt");
+        let shipped = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(
+            shipped == code_mode::driver::GUEST_PRELUDE,
+            "{path} differs from crates/code-mode/guest/prelude.js; link it there again"
+        );
     }
 }

@@ -28,12 +28,13 @@ pub(crate) fn run_frame(
     max_logs: u64,
     max_log_bytes: u64,
     max_result_bytes: u64,
+    max_calls: u32,
     memory_bytes: u64,
 ) -> String {
     json!({
         "t": "run", "code": code, "bindings": bindings,
         "maxLogs": max_logs, "maxLogBytes": max_log_bytes, "maxResultBytes": max_result_bytes,
-        "memoryBytes": memory_bytes,
+        "maxCalls": max_calls, "memoryBytes": memory_bytes,
     })
     .to_string()
 }

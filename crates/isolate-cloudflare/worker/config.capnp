@@ -14,7 +14,10 @@ const config :Workerd.Config = (
 );
 
 const codeMode :Workerd.Worker = (
-  modules = [ (name = "worker.js", esModule = embed "worker.js") ],
+  modules = [
+    (name = "worker.js", esModule = embed "worker.js"),
+    (name = "guest-prelude.txt", text = embed "guest-prelude.txt"),
+  ],
   compatibilityDate = "2025-06-01",
   bindings = [
     (name = "LOADER", workerLoader = ()),

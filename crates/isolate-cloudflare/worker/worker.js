@@ -19,6 +19,9 @@
 //   a module of that worker. Only when env.ALLOW_UNSAFE_EVAL is "true" and there is no
 //   loader (old local setups) does it fall back to env.UNSAFE_EVAL.
 import { RpcTarget } from 'cloudflare:workers'
+// The core's guest prelude (`code_mode::driver::GUEST_PRELUDE`), a text module: the driver
+// writes it next to this file, and `worker/guest-prelude.txt` links to it for deploying.
+import GUEST_PRELUDE from './guest-prelude.txt'
 
 // Frames from the (authenticated) driver: the program and tool results. Tool results are not
 // capped below what the other drivers accept; this only bounds a broken client.
@@ -63,11 +66,12 @@ function decodeOutcome(text) {
 // The module a Dynamic Worker runs. `host` is an RpcTarget of this Worker: tool calls and
 // console lines go through it; nothing else reaches the program. The program is an arrow
 // function at the top of the module, before anything else is declared: its scope holds none
-// of the machinery below (`host`, `caps`, the memory budget, the bindings' closures), its
-// `this` is undefined and it has no `arguments`, so it can neither read nor change them, nor
-// reach the entrypoint's `env` and `ctx`.
+// of the machinery below (`host`, `caps`, the prelude, the memory budget, the bindings'
+// closures), its `this` is undefined and it has no `arguments`, so it can neither read nor
+// change them, nor reach the entrypoint's `env` and `ctx`. Console, bindings, the result's
+// encoding and its size limit are the core's guest prelude (`guest-prelude.txt`), the same
+// JavaScript every driver runs; what is here is what only a Worker needs.
 function moduleFor(code, bindings) {
-  const names = JSON.stringify(bindings)
   // The program's last line in the module: frames past it are the harness's own.
   const lastLine = PREFIX_LINES + code.split(/\r\n|[\n\r\u2028\u2029]/).length
   return `// code-mode program module
@@ -76,55 +80,8 @@ ${code}
 };
 import { WorkerEntrypoint } from 'cloudflare:workers';
 export default class extends WorkerEntrypoint { async run(host, caps) {
-  // Captured before the program runs: it may replace any of them. Promises are awaited, never
-  // returned from an async function (that would look up the program's \`then\`).
-  const stringify = JSON.stringify, parse = JSON.parse, PromiseCtor = Promise, StringCtor = String;
-  // Taken now, before the program can replace \`String.prototype.charCodeAt\`.
-  const codeAt = Function.prototype.call.bind(String.prototype.charCodeAt);
-  // The result limit counts UTF-8 bytes of the JSON text, as on every driver.
-  const utf8Bytes = (s) => {
-    let n = s.length;
-    for (let i = 0; i < s.length; i++) {
-      const c = codeAt(s, i);
-      if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 1 : 2;
-    }
-    return n;
-  };
-  const regexpExec = RegExp.prototype.exec, stringSlice = String.prototype.slice;
-  const defineProperty = Object.defineProperty, apply = Reflect.apply, map = Array.prototype.map, join = Array.prototype.join, ErrorCtor = Error;
-  let logs = 0, bytes = 0;
-  const fmt = (v) => {
-    if (typeof v === 'string') return v;
-    if (v === undefined) return 'undefined';
-    if (typeof v === 'symbol') return 'Symbol(' + (v.description ?? '') + ')';
-    if (typeof v === 'bigint') return String(v) + 'n';
-    if (typeof v === 'function') return v.name ? '[Function: ' + v.name + ']' : '[Function (anonymous)]';
-    if (v instanceof ErrorCtor) return v.message ? v.name + ': ' + v.message : v.name;
-    if (v === null || typeof v !== 'object') return String(v);
-    try { const s = stringify(v); return s === undefined ? 'undefined' : s; } catch { try { return String(v); } catch { return '[unprintable]'; } }
-  };
-  // Console lines are sent as they happen; the run waits for them before it returns, so
-  // none is lost and they arrive in order (calls on one stub keep their order).
-  const sent = [];
-  const out = (level) => (...args) => {
-    if (logs > caps.maxLogs || bytes > caps.maxLogBytes) return;
-    const msg = apply(join, apply(map, args, [fmt]), [' ']);
-    logs++; bytes += msg.length;
-    sent[sent.length] = host.log(level, msg);
-  };
-  const flushed = (result) => new PromiseCtor((resolve) => {
-    let left = sent.length;
-    if (left === 0) return resolve(result);
-    const one = () => { if (--left === 0) resolve(result); };
-    // RPC promises have their own \`then\`, which the program cannot reach.
-    for (let i = 0; i < sent.length; i++) sent[i].then(one, one);
-  });
-  // Tool replies ('v' + JSON, 'e' + JSON error) and the outcome ('u', 'v' + JSON, 'e' + JSON)
-  // cross as text: resolving a promise with an object looks up its \`then\`, and one the
-  // program put on Object.prototype would take the reply or the outcome over. The error record
-  // has no prototype, so the program's \`toJSON\` does not replace it either.
-  const failure = (f) => 'e' + stringify({ __proto__: null, kind: f.kind, name: f.name, message: f.message, line: f.line, size: f.size || 0 });
-  const callHost = (name, text) => new PromiseCtor((resolve, reject) => { host.call(name, text).then(resolve, reject); });
+  // Taken before the program runs: it may replace any of them.
+  const PromiseCtor = Promise;
   // The contract: no network, timers or host objects in the sandbox (the Dynamic Worker has
   // no outbound network anyway; removing the globals makes that visible to the program).
   // They are removed from every object of the global's prototype chain, not only shadowed,
@@ -154,59 +111,27 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   for (const T of [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array]) {
     guard(T, (a) => (typeof a[0] === 'number' ? a[0] * T.BYTES_PER_ELEMENT : 0));
   }
-  globalThis.console = { log: out('log'), info: out('info'), warn: out('warn'), error: out('error'), debug: out('debug'), trace: out('debug') };
-  const fns = ${names}.map((name) => async (args) => {
-    // Made while the caller's frames are on the stack: a failed call throws it, so the
-    // program's error names the line of the call (the trace is formatted on first read).
-    const site = new ErrorCtor();
-    const text = stringify(args === undefined ? {} : args);
-    const reply = await callHost(name, text === undefined ? '{}' : text);
-    const body = apply(stringSlice, reply, [1]);
-    if (reply[0] === 'v') return parse(body);
-    const err = parse(body);
-    defineProperty(site, 'message', { value: err.message, configurable: true, writable: true });
-    if (err.name !== 'Error') defineProperty(site, 'name', { value: err.name, configurable: true, writable: true });
-    throw site;
+  // Console lines are sent as they happen; the outcome waits for them, so none is lost and
+  // they arrive in order (calls on one stub keep their order). Tool replies cross as text
+  // ('v' + JSON, 'e' + JSON error): resolving a promise with an object looks up its \`then\`.
+  // RPC promises have their own \`then\`, which the program cannot reach.
+  const sent = [];
+  const api = (${GUEST_PRELUDE})({
+    call: (id, name, text) => {
+      host.call(name, text).then((reply) => api.deliver(id, reply), () => api.deliver(id, 'e{"name":"Error","message":"the execution has ended"}'));
+    },
+    log: (level, msg) => { sent[sent.length] = host.log(level, msg); },
+    frames: /main\\.js:(\\d+):\\d+/g,
+    firstLine: ${PREFIX_LINES + 1},
+    lastLine: ${lastLine},
   });
-  // The first frame of the program's own lines (the harness's frames come after them).
-  const lineOf = (e) => {
-    let stack;
-    try { stack = StringCtor(e.stack || ''); } catch { return 0; }
-    const frames = /main\\.js:(\\d+):\\d+/g;
-    for (let m; (m = apply(regexpExec, frames, [stack])) !== null;) {
-      const n = +m[1];
-      if (n > ${PREFIX_LINES} && n <= ${lastLine}) return n - ${PREFIX_LINES};
-    }
-    return 0;
-  };
-  ${JSON.stringify(bindings)}.forEach((n, i) => { globalThis[n] = fns[i]; });
-  let value;
-  try { value = await __main(); }
-  catch (e) {
-    if (e === null || (typeof e !== 'object' && typeof e !== 'function')) {
-      return await flushed(failure({ kind: 'guest', name: 'Error', message: typeof e === 'string' ? e : StringCtor(e) + ' was thrown', line: 0 }));
-    }
-    // The thrown value is the program's: its \`name\` and \`message\` may be getters that
-    // throw, or a proxy's traps. Whatever they do, the outcome is described.
-    let name = 'Error', message = '';
-    try { const n = e.name; if (typeof n === 'string' && n) name = n; } catch {}
-    try { const m = e.message; message = typeof m === 'string' ? m : StringCtor(m ?? ''); } catch {}
-    const stack = name === 'RangeError' && apply(regexpExec, /Maximum call stack size exceeded/, [message]) !== null;
-    return await flushed(failure({ kind: stack ? 'stack' : 'guest', name, message, line: lineOf(e) }));
-  }
-  if (value === undefined) return await flushed('u');
-  const t = typeof value;
-  if (t === 'function' || t === 'symbol' || t === 'bigint') {
-    return await flushed(failure({ kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + (t === 'bigint' ? 'a BigInt (convert it with Number() or String())' : 'a ' + t) + ' cannot be returned; return plain data', line: 0 }));
-  }
-  let text;
-  try { text = stringify(value); }
-  catch (e) { return await flushed(failure({ kind: 'result', name: 'ResultError', message: 'The returned value is not JSON-serializable: ' + e.message, line: 0 })); }
-  if (text === undefined) return await flushed('u');
-  // The host words the error (one wording on every driver) from the size.
-  const size = utf8Bytes(text);
-  if (size > caps.maxResultBytes) return await flushed(failure({ kind: 'too_large', name: 'ResultTooLargeError', message: '', line: 0, size }));
-  return await flushed('v' + text);
+  api.setup({ bindings: ${JSON.stringify(bindings)}, maxLogs: caps.maxLogs, maxLogBytes: caps.maxLogBytes, maxCalls: caps.maxCalls, maxResultBytes: caps.maxResultBytes });
+  return await new PromiseCtor((resolve) => api.run(__main, (outcome) => {
+    let left = sent.length;
+    if (left === 0) return resolve(outcome);
+    const one = () => { if (--left === 0) resolve(outcome); };
+    for (let i = 0; i < sent.length; i++) sent[i].then(one, one);
+  }));
 } }
 `
 }
@@ -252,7 +177,11 @@ let counter = 0
 
 async function execute(env, socket, host, run) {
   const bindings = run.bindings
-  const caps = { maxLogs: run.maxLogs, maxLogBytes: run.maxLogBytes, maxResultBytes: run.maxResultBytes, memoryBytes: run.memoryBytes }
+  const caps = {
+    maxLogs: run.maxLogs, maxLogBytes: run.maxLogBytes, maxResultBytes: run.maxResultBytes, memoryBytes: run.memoryBytes,
+    // Drivers before maxCalls was sent leave the cap to the host alone.
+    maxCalls: Number.isSafeInteger(run.maxCalls) ? run.maxCalls : Number.MAX_SAFE_INTEGER,
+  }
   let outcome
   if (env.LOADER) {
     const id = `exec-${Date.now()}-${counter++}-${Math.random().toString(36).slice(2)}`
