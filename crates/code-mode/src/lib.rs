@@ -56,6 +56,7 @@ mod limits;
 mod lines;
 mod nesting;
 mod prompt;
+mod pump;
 mod result;
 mod schema;
 mod secrets;

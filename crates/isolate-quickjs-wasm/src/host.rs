@@ -5,9 +5,8 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use code_mode::LogLevel;
 use code_mode::driver::{HostBridge, LogBuffer};
-use code_mode::{GuestError, LogLevel, serde_json};
-use futures::future::BoxFuture;
 use wasmtime::{
     AsContextMut, Caller, Engine, Instance, Linker, Memory, ResourceLimiter, StoreLimits,
     StoreLimitsBuilder, TypedFunc,
@@ -15,8 +14,9 @@ use wasmtime::{
 
 /// A tool call the guest made and the host has not started yet.
 pub(crate) struct Request {
-    pub id: i32,
-    pub future: BoxFuture<'static, Result<serde_json::Value, GuestError>>,
+    /// The guest's call id (an i32 there, the same bits here).
+    pub id: u32,
+    pub future: code_mode::driver::BindingFuture,
 }
 
 /// The host side of one instance.
@@ -154,7 +154,10 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
                 Ok(args) => bridge.call(&name, args),
                 Err(message) => refuse(message),
             };
-            caller.data_mut().requests.push(Request { id, future });
+            caller.data_mut().requests.push(Request {
+                id: id.cast_unsigned(),
+                future,
+            });
             Ok(0)
         },
     )?;

@@ -1,21 +1,23 @@
 //! One wasm instance running one QuickJS realm, and the host loop of an execution.
 //!
-//! The loop: write the wrapped program into the instance and start it (`cm_eval`); while it
-//! is pending, start the tool calls it asked for (concurrently), wait for the next to finish
-//! (or the deadline), hand every finished result back (`cm_deliver`) and let QuickJS run the
-//! jobs they unblock (`cm_poll`). Every call into the instance is short; while tool futures
-//! run, no guest code runs and nothing is blocked. A program that runs too long is stopped by
+//! The loop is the core's call pump (`code_mode::driver::pump`, the same as the in-process
+//! QuickJS driver's): write the wrapped program into the instance and start it (`cm_eval`);
+//! while it is pending, the pump starts the tool calls it asked for (concurrently) and waits
+//! for the next to finish (or the deadline); one step hands every finished result back
+//! (`cm_deliver`) and lets QuickJS run the jobs they unblock (`cm_poll`). Every call into the
+//! instance is short; while tool futures run, no guest code runs and nothing is blocked. A program that runs too long is stopped by
 //! the epoch deadline, inside any guest call, and the instance is thrown away.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Instant;
 
-use code_mode::driver::{GuestFailure, HostBridge, LogBuffer};
-use code_mode::{ContextConfig, ErrorKind, ExecutionError, GuestError, Limits, serde_json};
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
+use std::ops::ControlFlow;
+
+use code_mode::driver::{
+    BindingFuture, Delivery, GuestFailure, HostBridge, LogBuffer, PumpedEngine,
+};
+use code_mode::{ContextConfig, ErrorKind, ExecutionError, Limits, serde_json};
 use serde_json::Value;
 use wasmtime::{Instance, Store, Trap, TypedFunc, UpdateDeadline};
 
@@ -24,7 +26,6 @@ use crate::host::{self, HostState};
 use crate::ticker;
 
 type Outcome = Result<Option<Value>, ExecutionError>;
-type Done = (i32, Result<Value, GuestError>);
 
 /// Lines the wrapper adds before the program.
 const WRAPPER_LINES: u32 = 1;
@@ -223,70 +224,50 @@ impl Sandbox {
     ) -> wasmtime::Result<Outcome> {
         let source = format!("(async function () {{\n{code}\n}})");
         let (ptr, len) = self.write(source.as_bytes()).await?;
-        let mut rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
+        let rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
         self.f.free.call_async(&mut self.store, ptr).await?;
-        let mut inflight: FuturesUnordered<BoxFuture<'static, Done>> = FuturesUnordered::new();
-        loop {
-            match rc {
-                0 => return self.settled().await,
-                1 => {}
-                _ => return Ok(Err(self.internal_failure().await?)),
-            }
-            for request in std::mem::take(&mut self.store.data_mut().requests) {
-                let id = request.id;
-                inflight.push(Box::pin(request.future.map(move |r| (id, r))));
-            }
-            if inflight.is_empty() {
-                return Ok(Err(ExecutionError::deadlock()));
-            }
-            let mut done = Vec::new();
-            // Calls that are already done are delivered without arming a timer.
-            while let Some(Some(d)) = inflight.next().now_or_never() {
-                done.push(d);
-            }
-            if done.is_empty() {
-                // Waiting on calls: the budget's clock stops while an approval is pending.
-                tokio::select! {
-                    next = inflight.next() => match next {
-                        None => continue,
-                        Some(d) => done.push(d),
-                    },
-                    () = time.spent() => {
-                        return Ok(Err(ExecutionError::timeout(self.limits.timeout())));
-                    }
+        let first = self.state(Ok(rc)).await;
+        code_mode::driver::pump(self, first, time).await
+    }
+
+    /// The pump's view of the guest's answer to `cm_eval` or `cm_poll`.
+    async fn state(&mut self, rc: wasmtime::Result<i32>) -> ControlFlow<wasmtime::Result<Outcome>> {
+        ControlFlow::Break(match rc {
+            Ok(1) => return ControlFlow::Continue(()),
+            Ok(0) => self.settled().await,
+            Ok(_) => self.internal_failure().await.map(Err),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Hands finished calls back to the guest and lets it run: `cm_deliver` each, then
+    /// `cm_poll`.
+    async fn deliver(&mut self, done: Vec<Delivery>) -> wasmtime::Result<i32> {
+        for (id, result) in done {
+            let text = match result {
+                Ok(value) => {
+                    format!(
+                        "v{}",
+                        serde_json::to_string(&value).unwrap_or_else(|_| "null".into())
+                    )
                 }
-                while let Some(Some(d)) = inflight.next().now_or_never() {
-                    done.push(d);
-                }
+                Err(e) => format!(
+                    "e{}",
+                    serde_json::json!({ "name": e.name, "message": e.message })
+                ),
+            };
+            let (ptr, len) = self.write(text.as_bytes()).await?;
+            let delivered = self
+                .f
+                .deliver
+                .call_async(&mut self.store, (id.cast_signed(), ptr, len))
+                .await?;
+            self.f.free.call_async(&mut self.store, ptr).await?;
+            if delivered != 0 {
+                return Ok(-1);
             }
-            // Guest code entering now runs under what is left of the budget.
-            self.store.data_mut().deadline = Some(time.deadline());
-            for (id, result) in done {
-                let text = match result {
-                    Ok(value) => {
-                        format!(
-                            "v{}",
-                            serde_json::to_string(&value).unwrap_or_else(|_| "null".into())
-                        )
-                    }
-                    Err(e) => format!(
-                        "e{}",
-                        serde_json::json!({ "name": e.name, "message": e.message })
-                    ),
-                };
-                let (ptr, len) = self.write(text.as_bytes()).await?;
-                let delivered = self
-                    .f
-                    .deliver
-                    .call_async(&mut self.store, (id, ptr, len))
-                    .await?;
-                self.f.free.call_async(&mut self.store, ptr).await?;
-                if delivered != 0 {
-                    return Ok(Err(self.internal_failure().await?));
-                }
-            }
-            rc = self.f.poll.call_async(&mut self.store, ()).await?;
         }
+        self.f.poll.call_async(&mut self.store, ()).await
     }
 
     async fn oom(&mut self) -> wasmtime::Result<bool> {
@@ -412,4 +393,31 @@ fn exports(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Resul
         result_ptr: instance.get_typed_func(&mut *store, "cm_result_ptr")?,
         result_len: instance.get_typed_func(&mut *store, "cm_result_len")?,
     })
+}
+
+/// The core's call pump drives the guest: `cm_deliver` + `cm_poll` are one step.
+impl PumpedEngine for Sandbox {
+    type Output = wasmtime::Result<Outcome>;
+
+    fn take_calls(&mut self) -> Vec<(u32, BindingFuture)> {
+        std::mem::take(&mut self.store.data_mut().requests)
+            .into_iter()
+            .map(|r| (r.id, r.future))
+            .collect()
+    }
+
+    async fn step(
+        &mut self,
+        done: Vec<Delivery>,
+        time: &code_mode::driver::Budget,
+    ) -> ControlFlow<Self::Output> {
+        // Guest code entering now runs under what is left of the budget.
+        self.store.data_mut().deadline = Some(time.deadline());
+        let rc = self.deliver(done).await;
+        self.state(rc).await
+    }
+
+    fn ended(&mut self, error: ExecutionError) -> Self::Output {
+        Ok(Err(error))
+    }
 }

@@ -1,9 +1,10 @@
 //! One QuickJS runtime + context, and the host loop that runs an execution.
 //!
-//! The loop: evaluate the wrapped body (an async IIFE, so its value is a promise), then
-//! repeat { drain the job queue; start the tool calls the guest requested; if the promise
-//! settled, convert and return; if nothing is in flight, the program is deadlocked; else wait
-//! for the next tool call (or the deadline) and resolve its promise }.
+//! The loop: evaluate the wrapped body (an async IIFE, so its value is a promise), then hand
+//! it to the core's call pump (`code_mode::driver::pump`, shared with the QuickJS-WASM
+//! driver), which starts the tool calls the guest requested, waits for the next (or the
+//! deadline) and detects deadlock. One step of it is one entry into the engine: resolve the
+//! finished calls' promises, drain the job queue, look at the program's promise.
 //!
 //! Every entry into the engine goes through [`Engine::enter`], which guarantees native stack
 //! headroom above the configured QuickJS stack limit. QuickJS measures its stack limit from the
@@ -15,14 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
-use code_mode::driver::{HostBridge, LogBuffer};
+use std::ops::ControlFlow;
+
+use code_mode::driver::{BindingFuture, Delivery, HostBridge, LogBuffer, PumpedEngine};
 use code_mode::{
     Bindings, ContextConfig, ExecutionError, ExecutionResult, GuestError, Limits, LogLevel,
     serde_json,
 };
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
 use rquickjs::context::EvalOptions;
 use rquickjs::function::{Opt, Rest};
 use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
@@ -105,11 +105,61 @@ unsafe impl Send for ProgramPromise {}
 // release them inside the engine before it is dropped.
 unsafe impl Send for Resolvers {}
 
+type CallResult = Result<serde_json::Value, GuestError>;
+
+/// A running program: the engine and the program's promise, driven by the core's call pump.
+struct Program<'a> {
+    engine: &'a mut Engine,
+    promise: ProgramPromise,
+}
+
+impl Program<'_> {
+    /// The pump's view of a pass through the engine.
+    fn settle(&self, pass: Result<Option<Outcome>, ExecutionError>) -> ControlFlow<Outcome> {
+        match pass {
+            Err(e) => ControlFlow::Break(Err(e)),
+            Ok(Some(outcome)) => ControlFlow::Break(outcome),
+            Ok(None) => ControlFlow::Continue(()),
+        }
+    }
+}
+
+impl PumpedEngine for Program<'_> {
+    type Output = Outcome;
+
+    fn take_calls(&mut self) -> Vec<(u32, BindingFuture)> {
+        let requests = std::mem::take(&mut *self.engine.shared.requests());
+        let mut calls = Vec::with_capacity(requests.len());
+        for req in requests {
+            self.engine.pending.push((req.id, req.resolvers));
+            calls.push((req.id, req.future));
+        }
+        calls
+    }
+
+    async fn step(
+        &mut self,
+        done: Vec<Delivery>,
+        time: &code_mode::driver::Budget,
+    ) -> ControlFlow<Outcome> {
+        // One entry into the engine per round: deliver finished calls, run the jobs they
+        // unblock, then look at the program's promise.
+        let deliveries = self.engine.take_deliveries(done);
+        self.engine.shared.deadline.set(time.deadline());
+        let pass = self.engine.pass(deliveries, &self.promise);
+        self.settle(pass)
+    }
+
+    fn ended(&mut self, error: ExecutionError) -> Outcome {
+        Err(error)
+    }
+}
+
 /// A tool call the guest made and the host has not started yet.
 struct Request {
     id: u32,
     resolvers: Resolvers,
-    future: BoxFuture<'static, Result<serde_json::Value, GuestError>>,
+    future: BindingFuture,
 }
 
 /// Cancels an execution when dropped armed: the caller went away (a client cancelled), so
@@ -293,56 +343,25 @@ impl Engine {
             }
         });
         let promise = promise.map_err(|e| fix_line(e, &line_of))?;
-        let mut inflight: FuturesUnordered<
-            BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>,
-        > = FuturesUnordered::new();
-        let mut completed: Vec<(u32, Result<serde_json::Value, GuestError>)> = Vec::new();
-        let result = loop {
-            // One entry into the engine per round: deliver finished calls, run the jobs they
-            // unblock, then look at the program's promise.
-            let deliveries = self.take_deliveries(&mut completed);
-            // Guest code entering now runs under what is left of the budget.
-            self.shared.deadline.set(time.deadline());
-            match self.pass(deliveries, &promise) {
-                Err(e) => break Err(e),
-                Ok(Some(outcome)) => break outcome,
-                Ok(None) => {}
-            }
-            self.start_requests(&mut inflight);
-            if inflight.is_empty() {
-                break Err(ExecutionError::deadlock());
-            }
-            // Calls that are already done are delivered without arming a timer.
-            while let Some(Some(done)) = inflight.next().now_or_never() {
-                completed.push(done);
-            }
-            if !completed.is_empty() {
-                continue;
-            }
-            // Waiting on calls: the budget's clock stops while an approval is pending.
-            tokio::select! {
-                next = inflight.next() => match next {
-                    None => continue,
-                    Some(done) => completed.push(done),
-                },
-                () = time.spent() => break Err(ExecutionError::timeout(self.limits.timeout())),
-            }
-            while let Some(Some(done)) = inflight.next().now_or_never() {
-                completed.push(done);
-            }
+        // Guest code entering now runs under what is left of the budget.
+        self.shared.deadline.set(time.deadline());
+        let first = self.pass(Vec::new(), &promise);
+        let mut program = Program {
+            engine: self,
+            promise,
         };
+        let first = program.settle(first);
+        let result = code_mode::driver::pump(&mut program, first, time).await;
         // Release the program's promise inside the engine.
-        self.enter(|ctx| drop(promise.0.restore(&ctx)));
+        let Program { engine, promise } = program;
+        engine.enter(|ctx| drop(promise.0.restore(&ctx)));
         result.map_err(|e| fix_line(e, &line_of))
     }
 
     /// Pairs finished calls with the resolvers of their guest promises.
-    fn take_deliveries(
-        &mut self,
-        completed: &mut Vec<(u32, Result<serde_json::Value, GuestError>)>,
-    ) -> Vec<(Resolvers, Result<serde_json::Value, GuestError>)> {
+    fn take_deliveries(&mut self, completed: Vec<Delivery>) -> Vec<(Resolvers, CallResult)> {
         let mut out = Vec::with_capacity(completed.len());
-        for (id, result) in completed.drain(..) {
+        for (id, result) in completed {
             if let Some(pos) = self.pending.iter().position(|(p, _)| *p == id) {
                 let (_, resolvers) = self.pending.swap_remove(pos);
                 out.push((resolvers, result));
@@ -354,7 +373,7 @@ impl Engine {
     /// Delivers results, drains the job queue and checks the program, in one engine entry.
     fn pass(
         &self,
-        deliveries: Vec<(Resolvers, Result<serde_json::Value, GuestError>)>,
+        deliveries: Vec<(Resolvers, CallResult)>,
         promise: &ProgramPromise,
     ) -> Result<Option<Outcome>, ExecutionError> {
         self.enter(|ctx| {
@@ -393,21 +412,6 @@ impl Engine {
                     }
                 }
             }
-        }
-    }
-
-    /// Moves the guest's new tool calls into the in-flight set.
-    fn start_requests(
-        &mut self,
-        inflight: &mut FuturesUnordered<
-            BoxFuture<'static, (u32, Result<serde_json::Value, GuestError>)>,
-        >,
-    ) {
-        let requests = std::mem::take(&mut *self.shared.requests());
-        for req in requests {
-            let id = req.id;
-            self.pending.push((id, req.resolvers));
-            inflight.push(Box::pin(req.future.map(move |r| (id, r))));
         }
     }
 
