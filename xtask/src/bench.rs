@@ -217,6 +217,7 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     md.push_str(&crate::mcp_bench::section(15)?);
     md.push_str(&crate::typecheck_bench::section(50)?);
     md.push_str(&crate::otel_bench::section(2000)?);
+    md.push_str(&crate::prelude_bench::section(2000)?);
     let out = root().join("docs/benchmarks.md");
     // The soak's section (`cargo xtask soak`) is kept as it was.
     if let Some(soak) = std::fs::read_to_string(&out)

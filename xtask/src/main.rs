@@ -24,6 +24,7 @@ mod matrix;
 mod mcp_bench;
 mod node;
 mod otel_bench;
+mod prelude_bench;
 mod provision;
 mod runtimes;
 mod soak;
