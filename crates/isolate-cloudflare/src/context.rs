@@ -308,7 +308,10 @@ fn classify(f: GuestFailure, limits: &Limits) -> ExecutionError {
     {
         return ExecutionError::memory_limit(limits.memory_bytes());
     }
-    if f.kind == "guest" && f.name == "RangeError" && lower.contains("maximum call stack size exceeded") {
+    if f.kind == "guest"
+        && f.name == "RangeError"
+        && lower.contains("maximum call stack size exceeded")
+    {
         return ExecutionError::stack_overflow(limits.stack_bytes());
     }
     if lower.contains("exceeded cpu") || lower.contains("cpu time limit") {
