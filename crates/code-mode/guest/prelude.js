@@ -53,9 +53,13 @@
   let pending = { __proto__: null };
 
   // ---------- console ----------
+  // An error's name (a string, else 'Error') and message (a string, else none); a getter
+  // that throws counts as absent.
   const fmtError = (e) => {
-    const name = e.name, message = e.message;
-    return message ? StringCtor(name) + ': ' + StringCtor(message) : StringCtor(name);
+    let name = 'Error', message = '';
+    try { const n = e.name; if (typeOf(n) === 'string') name = n; } catch {}
+    try { const m = e.message; if (typeOf(m) === 'string') message = m; } catch {}
+    return message ? name + ': ' + message : name;
   };
   const fmt = (v) => {
     switch (typeOf(v)) {
@@ -66,7 +70,9 @@
       case 'function': return v.name ? '[Function: ' + v.name + ']' : '[Function (anonymous)]';
       case 'object': {
         if (v === null) return 'null';
-        if (isError(v)) { try { return fmtError(v); } catch { return '[unprintable error]'; } }
+        let error = false;
+        try { error = isError(v); } catch {}
+        if (error) return fmtError(v);
         try { const s = stringify(v); return s === undefined ? 'undefined' : s; }
         catch { try { return StringCtor(v); } catch { return '[unprintable]'; } }
       }

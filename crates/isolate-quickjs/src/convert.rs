@@ -151,18 +151,19 @@ pub(crate) fn to_result<'js>(
 }
 
 /// Reads `name` and `message` of an error-like object, if it is one.
-fn guest_error_parts<'js>(_ctx: &Ctx<'js>, v: &Value<'js>) -> Option<(String, String)> {
+/// An error's name (a string, else `Error`) and message (a string, else empty), as the guest
+/// prelude reads them: a getter that throws counts as absent (its exception is taken).
+fn guest_error_parts<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Option<(String, String)> {
     let obj = v.as_object()?;
-    let name = obj
-        .get::<_, Option<String>>("name")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "Error".into());
-    let message = obj
-        .get::<_, Option<String>>("message")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let read = |key: &str| match obj.get::<_, Value<'js>>(key) {
+        Ok(v) => v.as_string().map(string_lossy),
+        Err(_) => {
+            let _ = ctx.catch();
+            None
+        }
+    };
+    let name = read("name").unwrap_or_else(|| "Error".into());
+    let message = read("message").unwrap_or_default();
     Some((name, message))
 }
 

@@ -31,6 +31,20 @@ pub async fn console_levels_and_formatting(h: &Harness) {
         "{:?}",
         r.logs
     );
+    // An error's name must be a string (else `Error`) and its message too (else none); a
+    // getter that throws counts as absent and never escapes console.log.
+    let r = h
+        .run(concat!(
+            "const a = new Error('m'); Object.defineProperty(a, 'name', { get() { throw new Error('no'); } });\n",
+            "const b = new RangeError('x'); Object.defineProperty(b, 'message', { get() { throw 1; } });\n",
+            "const c = new Error('y'); c.name = 42;\n",
+            "const d = new TypeError(''); d.message = 7;\n",
+            "console.log(a); console.log(b); console.log(c); console.log(d); return 'done'"
+        ))
+        .await;
+    assert_eq!(value(&r), json!("done"), "{r:?}");
+    let lines: Vec<&str> = r.logs.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(lines, ["Error: m", "RangeError", "Error: y", "TypeError"]);
 }
 
 /// A log flood is capped (entries and bytes) with one truncation marker, and the program
