@@ -104,3 +104,34 @@ fn cloudflare() -> Option<(String, Arc<dyn IsolateDriver>)> {
 fn cloudflare() -> Option<(String, Arc<dyn IsolateDriver>)> {
     None
 }
+
+/// The arguments of the report binaries (`otel_bench`, `typecheck_bench`, `prelude_bench`):
+/// `--runs N` (else `default_runs`) and `--out FILE` (else the report goes to stdout).
+pub fn report_args(default_runs: usize) -> (usize, Option<String>) {
+    let mut args = std::env::args().skip(1);
+    let (mut runs, mut out) = (default_runs, None);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
+            "--out" => out = args.next(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    (runs, out)
+}
+
+/// Writes a report binary's JSON to `out` (as `cargo xtask bench` reads it) or to stdout.
+pub fn write_report(out: Option<String>, report: &serde_json::Value) {
+    match out {
+        Some(path) => {
+            std::fs::write(&path, report.to_string()).unwrap_or_else(|e| panic!("{path}: {e}"))
+        }
+        None => println!("{report}"),
+    }
+}
+
+/// The median of `v` (NaN when empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}

@@ -47,3 +47,9 @@ pub fn run(
     }
     Ok(serde_json::from_str(&std::fs::read_to_string(&out)?)?)
 }
+
+/// Runs a report binary that takes only `--runs` (`otel_bench`, `prelude_bench`,
+/// `typecheck_bench`) under `env`; returns its report.
+pub fn run_report(bin: &str, runs: usize, env: &[(String, String)]) -> anyhow::Result<Value> {
+    run(bin, &[], &["--runs".into(), runs.to_string().into()], env)
+}

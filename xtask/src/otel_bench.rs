@@ -6,12 +6,7 @@ use std::fmt::Write as _;
 /// Builds and runs the tracing benchmark; returns its section of `docs/benchmarks.md`.
 pub fn section(runs: usize) -> anyhow::Result<String> {
     let mut md = String::from("## Tracing (`code-mode-otel`)\n\n");
-    let v = crate::bench_bin::run(
-        "otel_bench",
-        &[],
-        &["--runs".into(), runs.to_string().into()],
-        &[],
-    )?;
+    let v = crate::bench_bin::run_report("otel_bench", runs, &[])?;
     let us = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     writeln!(
         md,

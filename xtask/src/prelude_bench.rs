@@ -7,12 +7,7 @@ use std::fmt::Write as _;
 /// Builds and runs the prelude benchmark; returns its section of `docs/benchmarks.md`.
 pub fn section(runs: usize) -> anyhow::Result<String> {
     let mut md = String::from("## Guest prelude on the native QuickJS driver\n\n");
-    let v = crate::bench_bin::run(
-        "prelude_bench",
-        &[],
-        &["--runs".into(), runs.to_string().into()],
-        &[],
-    )?;
+    let v = crate::bench_bin::run_report("prelude_bench", runs, &[])?;
     let us = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     writeln!(
         md,

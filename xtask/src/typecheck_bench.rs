@@ -18,12 +18,7 @@ pub fn section(runs: usize) -> anyhow::Result<String> {
         }
         Err(Provision::Fail(e)) => return Err(e),
     };
-    let v = crate::bench_bin::run(
-        "typecheck_bench",
-        &[],
-        &["--runs".into(), runs.to_string().into()],
-        &env,
-    )?;
+    let v = crate::bench_bin::run_report("typecheck_bench", runs, &env)?;
     let ms = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     writeln!(
         md,

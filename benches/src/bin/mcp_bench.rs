@@ -16,17 +16,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use code_mode::{CodeMode, ExecuteOptions, Limits};
+use code_mode_benches::median;
 use code_mode_mcp::{McpConfig, McpTools};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6

@@ -90,15 +90,7 @@ fn discard_receiver() -> String {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (mut runs, mut out) = (2000usize, None);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
-            "--out" => out = args.next(),
-            other => panic!("unknown argument {other}"),
-        }
-    }
+    let (runs, out) = code_mode_benches::report_args(2000);
     let endpoint = discard_receiver();
     // SAFETY: set before any other thread reads the environment.
     unsafe {
@@ -117,10 +109,5 @@ fn main() {
     let on = rt.block_on(measure(&cm, runs));
     drop(telemetry);
     let report: Value = json!({"runs": runs, "off_us": off, "on_us": on, "spans_per_run": 4});
-    match out {
-        Some(path) => {
-            std::fs::write(&path, report.to_string()).unwrap_or_else(|e| panic!("{path}: {e}"))
-        }
-        None => println!("{report}"),
-    }
+    code_mode_benches::write_report(out, &report);
 }

@@ -13,17 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use code_mode::{ContextConfig, IsolateDriver};
+use code_mode_benches::median;
 use serde_json::{Value, json};
 
 /// The prelude with hooks that go nowhere, set up with three bindings.
 fn script() -> String {
     let hooks = "(prelude) => { const api = prelude({ call: () => true, log: () => {}, frames: /<code>:(\\d+)/g }); api.setup({ bindings: ['external_a', 'external_b', 'external_c'], maxLogs: 1001, maxLogBytes: 1048577, maxCalls: 1000, maxResultBytes: 1048576 }); return api; }";
     format!("({hooks})({})", code_mode::driver::GUEST_PRELUDE)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn realms(runs: usize, script: Option<&str>) -> f64 {
@@ -63,15 +59,7 @@ async fn fresh_contexts(runs: usize) -> f64 {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let (mut runs, mut out) = (2000usize, None);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
-            "--out" => out = args.next(),
-            other => panic!("unknown argument {other}"),
-        }
-    }
+    let (runs, out) = code_mode_benches::report_args(2000);
     let script = script();
     let realm = realms(runs, None);
     let prelude = realms(runs, Some(&script));
@@ -85,10 +73,5 @@ fn main() {
         "runs": runs, "realm_us": realm, "prelude_us": prelude, "fresh_us": fresh,
         "prelude_bytes": code_mode::driver::GUEST_PRELUDE.len(),
     });
-    match out {
-        Some(path) => {
-            std::fs::write(&path, report.to_string()).unwrap_or_else(|e| panic!("{path}: {e}"))
-        }
-        None => println!("{report}"),
-    }
+    code_mode_benches::write_report(out, &report);
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use code_mode::{CodeMode, ExecuteOptions, Tool, ToolError, TypeCheckMode};
+use code_mode_benches::median;
 use code_mode_typecheck::TypeScriptChecker;
 use serde_json::{Value, json};
 
@@ -65,22 +66,9 @@ fn code_mode(n: usize, checker: Option<Arc<TypeScriptChecker>>) -> CodeMode {
     b.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let (mut runs, mut out) = (50usize, None);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
-            "--out" => out = args.next(),
-            other => panic!("unknown argument {other}"),
-        }
-    }
+    let (runs, out) = code_mode_benches::report_args(50);
     let mut report = serde_json::Map::new();
     // Cold: five fresh checkers, each timed from creation to the end of its first check.
     let mut cold = Vec::new();
@@ -120,9 +108,5 @@ async fn main() {
         report.insert(format!("run_{n}_ms"), json!(wo));
     }
     report.insert("runs".into(), json!(runs));
-    let text = Value::Object(report).to_string();
-    match out {
-        Some(path) => std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{path}: {e}")),
-        None => println!("{text}"),
-    }
+    code_mode_benches::write_report(out, &Value::Object(report));
 }

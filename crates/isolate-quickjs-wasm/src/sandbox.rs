@@ -5,8 +5,9 @@
 //! while it is pending, the pump starts the tool calls it asked for (concurrently) and waits
 //! for the next to finish (or the deadline); one step hands every finished result back
 //! (`cm_deliver`) and lets QuickJS run the jobs they unblock (`cm_poll`). Every call into the
-//! instance is short; while tool futures run, no guest code runs and nothing is blocked. A program that runs too long is stopped by
-//! the epoch deadline, inside any guest call, and the instance is thrown away.
+//! instance is short; while tool futures run, no guest code runs and nothing is blocked. A
+//! program that runs too long is stopped by the epoch deadline, inside any guest call, and
+//! the instance is thrown away.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
