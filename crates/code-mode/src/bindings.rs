@@ -233,19 +233,38 @@ impl HostBridge {
         self.calls() > self.max_calls
     }
 
+    /// Sets the calls made so far: a driver resuming a paused execution continues its
+    /// budget instead of starting a new one.
+    pub fn restore_calls(&self, calls: u32) {
+        self.calls.store(calls, Ordering::Relaxed);
+    }
+
     /// Starts the call `name(args)`. Past the budget the call is refused with a
     /// `ToolCallLimitError` the guest can catch; a panicking handler becomes an `Error`.
     pub fn call(&self, name: &str, args: Value) -> BindingFuture {
+        if let Err(refused) = self.count() {
+            return Box::pin(async move { Err(refused) });
+        }
+        self.start(name, args)
+    }
+
+    /// Counts one call against the budget, or refuses it past the budget with a
+    /// `ToolCallLimitError`. [`call`](Self::call) is `count` then [`start`](Self::start); a
+    /// driver that holds a call back (to be answered later) counts it when the guest makes
+    /// it and starts it (or not) later.
+    pub fn count(&self) -> Result<(), GuestError> {
         let n = self.calls.fetch_add(1, Ordering::Relaxed).saturating_add(1);
         if n > self.max_calls {
-            let message = crate::ExecutionError::tool_call_limit(self.max_calls).message;
-            return Box::pin(async move {
-                Err(GuestError {
-                    name: "ToolCallLimitError".into(),
-                    message,
-                })
+            return Err(GuestError {
+                name: "ToolCallLimitError".into(),
+                message: crate::ExecutionError::tool_call_limit(self.max_calls).message,
             });
         }
+        Ok(())
+    }
+
+    /// Starts the call `name(args)` without counting it (see [`count`](Self::count)).
+    pub fn start(&self, name: &str, args: Value) -> BindingFuture {
         let Some(binding) = self.bindings.get(name) else {
             let message = format!("{name} is not a function");
             return Box::pin(async move {

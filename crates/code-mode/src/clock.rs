@@ -125,10 +125,26 @@ impl ExecutionClock {
 
     /// A budget of `timeout` starting now.
     pub fn budget(&self, timeout: Duration) -> Budget {
+        self.budget_after(timeout, Duration::ZERO)
+    }
+
+    /// A budget of `timeout` of which `used` was spent before (a resumed execution's
+    /// earlier part): [`Budget::used`] and [`Budget::remaining`] count it, and
+    /// [`Budget::timeout`] is still the whole timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let budget = code_mode::ExecutionClock::new()
+    ///     .budget_after(Duration::from_secs(30), Duration::from_secs(25));
+    /// assert_eq!(budget.timeout(), Duration::from_secs(30));
+    /// assert!(budget.remaining() <= Duration::from_secs(5));
+    /// ```
+    pub fn budget_after(&self, timeout: Duration, used: Duration) -> Budget {
         Budget {
             clock: self.clone(),
             start: Instant::now(),
             base: self.paused(),
+            before: used,
             timeout,
         }
     }
@@ -153,6 +169,8 @@ pub struct Budget {
     clock: ExecutionClock,
     start: Instant,
     base: Duration,
+    /// Used before `start` (a resumed execution).
+    before: Duration,
     timeout: Duration,
 }
 
@@ -165,7 +183,7 @@ impl Budget {
     /// Time used: wall-clock time since the start, less the time the clock was held.
     pub fn used(&self) -> Duration {
         let held = self.clock.paused().saturating_sub(self.base);
-        self.start.elapsed().saturating_sub(held)
+        self.start.elapsed().saturating_sub(held) + self.before
     }
 
     /// Time left (zero once spent).

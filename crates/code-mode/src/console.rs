@@ -89,6 +89,17 @@ impl LogEntry {
 /// Receives each kept console line as soon as the guest writes it.
 pub type ConsoleSink = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
+/// The lines of a [`LogBuffer`] and its counters, carried across a durable pause.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogState {
+    /// The lines kept so far (with the truncation marker if it was added).
+    pub entries: Vec<LogEntry>,
+    /// Bytes of message text counted against the byte cap.
+    pub bytes: u64,
+    /// Whether the caps were hit.
+    pub truncated: bool,
+}
+
 /// Per-execution console buffer with caps.
 pub struct LogBuffer {
     entries: Vec<LogEntry>,
@@ -180,6 +191,38 @@ impl LogBuffer {
             level: LogLevel::Warn,
             message: TRUNCATION_MARKER.into(),
         });
+    }
+
+    /// What the buffer holds, for a paused execution to continue it later.
+    pub fn state(&self) -> LogState {
+        LogState {
+            entries: self.entries.clone(),
+            bytes: self.bytes,
+            truncated: self.truncated,
+        }
+    }
+
+    /// A buffer that continues `state` (a paused execution's lines): the caps count them,
+    /// and they are not sent to `sink` again.
+    ///
+    /// ```
+    /// use code_mode::{Limits, LogLevel, TRUNCATION_MARKER};
+    /// use code_mode::driver::LogBuffer;
+    /// let limits = Limits::builder().max_log_entries(2).build().unwrap();
+    /// let mut before = LogBuffer::new(&limits, None);
+    /// before.push(LogLevel::Log, "one".into());
+    /// let mut after = LogBuffer::restore(&limits, None, before.state());
+    /// for line in ["two", "three"] { after.push(LogLevel::Log, line.into()); }
+    /// let messages: Vec<_> = after.take().into_iter().map(|e| e.message).collect();
+    /// assert_eq!(messages, ["one", "two", TRUNCATION_MARKER]);
+    /// ```
+    pub fn restore(limits: &Limits, sink: Option<ConsoleSink>, state: LogState) -> Self {
+        Self {
+            entries: state.entries,
+            bytes: state.bytes,
+            truncated: state.truncated,
+            ..Self::new(limits, sink)
+        }
     }
 
     /// Takes the captured entries, leaving the buffer empty and reset.

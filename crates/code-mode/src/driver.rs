@@ -34,7 +34,7 @@ use crate::limits::Limits;
 
 pub use crate::bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
 pub use crate::clock::{Budget, ClockHold, ExecutionClock};
-pub use crate::console::{ConsoleSink, LogBuffer, LogEntry, LogLevel};
+pub use crate::console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, LogState};
 pub use crate::depth::{MAX_VALUE_DEPTH, json_text_depth, too_deep_message, value_depth};
 pub use crate::failure::GuestFailure;
 pub use crate::lifecycle::{Engine, EngineContext};
@@ -158,6 +158,12 @@ pub trait IsolateDriver: Send + Sync {
         &self,
         config: ContextConfig,
     ) -> Result<Box<dyn IsolateContext>, DriverError>;
+
+    /// The driver's durable side, if it can pause an execution to bytes and resume it in
+    /// another process (see [`durable`](crate::durable)); `None` by default.
+    fn durable(&self) -> Option<&dyn crate::durable::DurableDriver> {
+        None
+    }
 }
 
 /// One isolated JavaScript environment.

@@ -47,6 +47,7 @@ mod code_mode;
 mod console;
 mod depth;
 pub mod driver;
+pub mod durable;
 mod error;
 mod events;
 mod failure;

@@ -31,18 +31,26 @@ pub trait PumpedEngine {
     /// What the execution ends with.
     type Output;
 
-    /// The tool calls the guest made since the last look, with the ids it will be answered
-    /// under.
-    fn take_calls(&mut self) -> Vec<(u32, BindingFuture)>;
+    /// Appends to `calls` the tool calls the guest made since the last look, with the ids
+    /// they will be answered under. (The pump lends one buffer for every round: a tool call
+    /// costs a few microseconds, so a fresh allocation per round shows.)
+    fn take_calls(&mut self, calls: &mut Vec<(u32, BindingFuture)>);
 
-    /// Hands `done` back to the guest (in order) and lets it run until it waits again;
-    /// `Break` once the program has settled (or failed). Guest code entering now runs under
-    /// what is left of `time`.
+    /// Hands the finished calls in `done` back to the guest (in order, draining it) and lets
+    /// it run until it waits again; `Break` once the program has settled (or failed). Guest
+    /// code entering now runs under what is left of `time`.
     fn step(
         &mut self,
-        done: Vec<Delivery>,
+        done: &mut Vec<Delivery>,
         time: &Budget,
     ) -> impl Future<Output = ControlFlow<Self::Output>> + Send;
+
+    /// Called when the guest waits and no call is running: the output to end with, if the
+    /// engine has a reason to stop here (calls it holds back, to be answered later); `None`
+    /// (the default) makes it a deadlock.
+    fn idle(&mut self) -> Option<Self::Output> {
+        None
+    }
 
     /// The output of an execution the pump ended itself (deadlock, timeout).
     fn ended(&mut self, error: ExecutionError) -> Self::Output;
@@ -61,14 +69,14 @@ pub trait PumpedEngine {
 /// struct Toy { asked: bool, answer: Option<i64> }
 /// impl PumpedEngine for Toy {
 ///     type Output = Result<i64, ExecutionError>;
-///     fn take_calls(&mut self) -> Vec<(u32, BindingFuture)> {
-///         if self.asked { return Vec::new(); }
+///     fn take_calls(&mut self, calls: &mut Vec<(u32, BindingFuture)>) {
+///         if self.asked { return; }
 ///         self.asked = true;
 ///         let call: BindingFuture = Box::pin(async { Ok::<_, GuestError>(serde_json::json!(41)) });
-///         vec![(1, call)]
+///         calls.push((1, call));
 ///     }
-///     async fn step(&mut self, done: Vec<Delivery>, _: &Budget) -> ControlFlow<Self::Output> {
-///         for (_, r) in done { self.answer = r.ok().and_then(|v| v.as_i64()); }
+///     async fn step(&mut self, done: &mut Vec<Delivery>, _: &Budget) -> ControlFlow<Self::Output> {
+///         for (_, r) in done.drain(..) { self.answer = r.ok().and_then(|v| v.as_i64()); }
 ///         match self.answer { Some(n) => ControlFlow::Break(Ok(n + 1)), None => ControlFlow::Continue(()) }
 ///     }
 ///     fn ended(&mut self, e: ExecutionError) -> Self::Output { Err(e) }
@@ -86,18 +94,24 @@ pub async fn pump<E: PumpedEngine>(
     time: &Budget,
 ) -> E::Output {
     let mut inflight: FuturesUnordered<BoxFuture<'static, Delivery>> = FuturesUnordered::new();
+    let mut calls = Vec::new();
+    let mut done = Vec::new();
     let mut state = first;
     loop {
         if let ControlFlow::Break(output) = state {
             return output;
         }
-        for (id, future) in engine.take_calls() {
+        engine.take_calls(&mut calls);
+        for (id, future) in calls.drain(..) {
             inflight.push(Box::pin(future.map(move |r| (id, r))));
         }
         if inflight.is_empty() {
-            return engine.ended(ExecutionError::deadlock());
+            return match engine.idle() {
+                Some(output) => output,
+                None => engine.ended(ExecutionError::deadlock()),
+            };
         }
-        let mut done = Vec::new();
+        done.clear();
         // Calls that are already done are delivered without arming a timer.
         while let Some(Some(d)) = inflight.next().now_or_never() {
             done.push(d);
@@ -116,6 +130,6 @@ pub async fn pump<E: PumpedEngine>(
                 done.push(d);
             }
         }
-        state = engine.step(done, time).await;
+        state = engine.step(&mut done, time).await;
     }
 }

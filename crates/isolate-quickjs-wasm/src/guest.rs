@@ -29,6 +29,27 @@ const HOOKS: &str = include_str!("../guest/hooks.js");
 fn prelude() -> String {
     format!("({HOOKS})({})", code_mode::driver::GUEST_PRELUDE)
 }
+/// The identity a paused image is bound to: the guest module, the prelude it was set up
+/// with, the memory layout and the engine kind. Snapshots are tied to these exact bytes, so
+/// a fleet that pauses on one host and resumes on another ships the same guest (the
+/// prebuilt module, `CODE_MODE_QUICKJS_WASM`).
+pub(crate) fn engine_id(kind: EngineKind) -> [u8; 32] {
+    static IDS: OnceLock<[[u8; 32]; 2]> = OnceLock::new();
+    let ids = IDS.get_or_init(|| {
+        let id = |fuel: bool| {
+            let mut bytes = Vec::with_capacity(GUEST_WASM.len() + (64 << 10));
+            bytes.extend_from_slice(b"code-mode quickjs-wasm engine v1\0");
+            bytes.extend_from_slice(&SHADOW_STACK.to_le_bytes());
+            bytes.push(u8::from(fuel));
+            bytes.extend_from_slice(GUEST_WASM);
+            bytes.extend_from_slice(prelude().as_bytes());
+            code_mode::durable::digest(&bytes)
+        };
+        [id(false), id(true)]
+    });
+    ids[usize::from(kind.fuel)]
+}
+
 /// Size of the guest's linear-memory stack, fixed when the guest is linked.
 pub(crate) const SHADOW_STACK: u64 = parse_u64(env!("CODE_MODE_QJS_SHADOW_STACK"));
 /// The largest JS stack limit this driver honours: the shadow stack minus room for the C

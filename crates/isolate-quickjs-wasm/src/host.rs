@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use code_mode::LogLevel;
 use code_mode::driver::{HostBridge, LogBuffer};
+use code_mode::durable::{Park, PendingCall};
 use wasmtime::{
     AsContextMut, Caller, Engine, Instance, Linker, Memory, ResourceLimiter, StoreLimits,
     StoreLimitsBuilder, TypedFunc,
@@ -28,6 +29,10 @@ pub(crate) struct HostState {
     pub requests: Vec<Request>,
     /// Wall-clock deadline of the running execution, checked on every epoch tick.
     pub deadline: Option<Instant>,
+    /// Which calls a durable execution holds back instead of starting.
+    pub park: Option<Park>,
+    /// The calls held back, waiting for an answer from outside.
+    pub parked: Vec<PendingCall>,
 }
 
 impl HostState {
@@ -40,6 +45,8 @@ impl HostState {
             logs: None,
             requests: Vec::new(),
             deadline: None,
+            park: None,
+            parked: Vec::new(),
         }
     }
 
@@ -57,6 +64,8 @@ impl HostState {
             logs: Some(logs),
             requests: Vec::new(),
             deadline: None,
+            park: None,
+            parked: Vec::new(),
         }
     }
 
@@ -151,6 +160,17 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
             // A value nested past the limit (or not JSON) is refused as on every driver: the
             // call throws a TypeError and no tool runs; it never reaches a tool changed.
             let future = match code_mode::parse_tool_input(&name, &args) {
+                Ok(args) if held(caller.data(), &bridge, &name, &args) => match bridge.count() {
+                    Ok(()) => {
+                        caller.data_mut().parked.push(PendingCall {
+                            call_id: id.cast_unsigned(),
+                            function: name,
+                            args,
+                        });
+                        return Ok(0);
+                    }
+                    Err(refused) => Box::pin(async move { Err(refused) }),
+                },
                 Ok(args) => bridge.call(&name, args),
                 Err(message) => refuse(message),
             };
@@ -230,6 +250,15 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         |_: i32, _: i64, _: i32, _: i32| -> i32 { WASI_ERRNO_BADF },
     )?;
     Ok(linker)
+}
+
+/// Whether a durable execution holds the call back (only calls of real bindings: any other
+/// name fails as usual).
+fn held(state: &HostState, bridge: &HostBridge, name: &str, args: &serde_json::Value) -> bool {
+    state
+        .park
+        .as_ref()
+        .is_some_and(|park| bridge.bindings().get(name).is_some() && park.applies(name, args))
 }
 
 /// A call refused by the host before any tool runs.

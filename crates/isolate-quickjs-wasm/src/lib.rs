@@ -50,13 +50,15 @@ mod ticker;
 
 use std::sync::Arc;
 
-use code_mode::driver::{Engine, EngineContext};
+use code_mode::driver::{Delivery, Engine, EngineContext};
+use code_mode::durable::{DurableDriver, Park, Paused, ResumeError, Step, Suspended};
 use code_mode::{
-    ContextConfig, DriverError, ExecutionResult, IsolateContext, IsolateDriver, async_trait,
+    ContextConfig, DriverError, ExecutionError, ExecutionResult, IsolateContext, IsolateDriver,
+    async_trait,
 };
 
 use crate::guest::EngineKind;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Run, Sandbox};
 
 /// The largest memory limit this driver honours (wasm32 addresses 4 GiB; the heap limit is
 /// at most half of it); larger [`Limits::memory_bytes`](code_mode::Limits::memory_bytes) values
@@ -215,6 +217,83 @@ impl IsolateDriver for QuickJsWasmDriver {
             .await
             .map_err(|e| DriverError::new(DRIVER_NAME, e))?;
         Ok(Box::new(EngineContext::new(Box::new(sandbox))))
+    }
+
+    fn durable(&self) -> Option<&dyn DurableDriver> {
+        Some(self)
+    }
+}
+
+/// Durable pause: while a program waits only on held calls, no wasm frame is live, so the
+/// whole guest is its linear memory; the execution is sealed from it and its instance
+/// released, and a fresh instance of the same guest continues it from the bytes.
+#[async_trait]
+impl DurableDriver for QuickJsWasmDriver {
+    fn name(&self) -> &str {
+        DRIVER_NAME
+    }
+
+    fn engine_id(&self) -> [u8; 32] {
+        guest::engine_id(EngineKind {
+            fuel: self.fuel.is_some(),
+        })
+    }
+
+    async fn start(
+        &self,
+        config: ContextConfig,
+        code: &str,
+        park: Park,
+    ) -> Result<Step, DriverError> {
+        if let Err(e) = code_mode::driver::check_nesting(code) {
+            return Ok(Step::Finished(ExecutionResult::err(e, Vec::new())));
+        }
+        let guest = self.guest().await?;
+        let mut sandbox = Sandbox::new(&guest, config, self.fuel)
+            .await
+            .map_err(|e| DriverError::new(DRIVER_NAME, e))?;
+        sandbox.hold(park);
+        let (run, _) = sandbox.start(code).await;
+        Ok(self.step(sandbox, run))
+    }
+
+    async fn resume_suspended(
+        &self,
+        config: ContextConfig,
+        suspended: Suspended,
+        answers: Vec<Delivery>,
+        park: Park,
+    ) -> Result<Step, ResumeError> {
+        let guest = self
+            .guest()
+            .await
+            .map_err(|e| ResumeError::Driver(e.to_string()))?;
+        let mut sandbox = Sandbox::restore(&guest, config, self.fuel, suspended).await?;
+        sandbox.hold(park);
+        let (run, _) = sandbox.resume(answers).await;
+        Ok(self.step(sandbox, run))
+    }
+}
+
+impl QuickJsWasmDriver {
+    /// A durable run's step: its result, or the paused record (the instance is dropped
+    /// either way).
+    fn step(&self, mut sandbox: Sandbox, run: Run) -> Step {
+        match run {
+            Run::Done(outcome) => Step::Finished(ExecutionResult {
+                outcome,
+                logs: sandbox.take_logs(),
+            }),
+            Run::Parked => match sandbox.suspend(DurableDriver::engine_id(self)) {
+                Ok(suspended) => Step::Paused(Paused::new(suspended)),
+                Err(e) => Step::Finished(ExecutionResult::err(
+                    ExecutionError::internal(format!(
+                        "the paused execution could not be captured: {e}"
+                    )),
+                    sandbox.take_logs(),
+                )),
+            },
+        }
     }
 }
 

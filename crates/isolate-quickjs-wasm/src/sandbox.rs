@@ -11,22 +11,32 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::ops::ControlFlow;
 
 use code_mode::driver::{
     BindingFuture, Delivery, GuestFailure, HostBridge, LogBuffer, PumpedEngine,
 };
+use code_mode::durable::{Park, ResumeError, Suspended};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, Limits, serde_json};
 use serde_json::Value;
 use wasmtime::{Instance, Store, Trap, TypedFunc, UpdateDeadline};
 
-use crate::guest::{Guest, MAX_JS_STACK, MAX_MEMORY};
+use crate::guest::{Guest, MAX_JS_STACK, MAX_MEMORY, SHADOW_STACK};
 use crate::host::{self, HostState};
 use crate::ticker;
 
 type Outcome = Result<Option<Value>, ExecutionError>;
+
+/// How a run of the guest ended: settled (or failed), or waiting only on calls held back
+/// for a durable pause.
+pub(crate) enum Run {
+    Done(Outcome),
+    Parked,
+}
+
+const PAGE: usize = 65536;
 
 /// Lines the wrapper adds before the program.
 const WRAPPER_LINES: u32 = 1;
@@ -56,6 +66,10 @@ pub(crate) struct Sandbox {
     bridge: Arc<HostBridge>,
     config: ContextConfig,
     fuel: Option<u64>,
+    /// Lines of the running program, to map error lines.
+    code_lines: u32,
+    /// Execution time used before the current run (a resumed execution's earlier part).
+    used_before: Duration,
 }
 
 /// Why a sandbox can no longer run code.
@@ -63,6 +77,18 @@ pub(crate) struct Dead;
 
 impl Sandbox {
     pub(crate) async fn new(
+        guest: &Guest,
+        config: ContextConfig,
+        fuel: Option<u64>,
+    ) -> Result<Self, String> {
+        let heap = config.limits.memory_bytes().min(MAX_MEMORY / 2);
+        let mut sandbox = Self::instantiate(guest, config, fuel).await?;
+        sandbox.configure(heap).await?;
+        Ok(sandbox)
+    }
+
+    /// A new instance of the guest (not configured yet).
+    async fn instantiate(
         guest: &Guest,
         config: ContextConfig,
         fuel: Option<u64>,
@@ -97,16 +123,123 @@ impl Sandbox {
         host::attach_memory(&mut store, &instance).map_err(|e| e.to_string())?;
         let f = exports(&mut store, &instance)
             .map_err(|e| format!("the guest module is not the expected one: {e}"))?;
-        let mut sandbox = Self {
+        Ok(Self {
             store,
             f,
             limits,
             bridge,
             config,
             fuel,
+            code_lines: 1,
+            used_before: Duration::ZERO,
+        })
+    }
+
+    /// An instance continuing a paused execution: the guest's memory as it was (its QuickJS
+    /// realm, the program's promise, the prelude's state), the host records restored. The
+    /// guest image only ever runs inside the sandbox; the memory cap of `config` applies to
+    /// it like to any growth.
+    pub(crate) async fn restore(
+        guest: &Guest,
+        config: ContextConfig,
+        fuel: Option<u64>,
+        suspended: Suspended,
+    ) -> Result<Self, ResumeError> {
+        let (pages, region) = split_image(&suspended.image)?;
+        let mut sandbox = Self::instantiate(guest, config, fuel)
+            .await
+            .map_err(ResumeError::Driver)?;
+        let memory = sandbox
+            .store
+            .data()
+            .memory
+            .ok_or_else(|| ResumeError::Driver("the guest has no memory".into()))?;
+        let current = memory.size(&sandbox.store);
+        if pages < current {
+            return Err(ResumeError::Malformed(format!(
+                "its memory of {pages} pages is smaller than the guest's initial {current}"
+            )));
+        }
+        if memory.grow(&mut sandbox.store, pages - current).is_err() {
+            return Err(ResumeError::Invalid(format!(
+                "it holds {} MiB of sandbox memory, more than this configuration's memory limit of {} MiB allows",
+                (pages * PAGE as u64) >> 20,
+                sandbox.limits.memory_bytes() >> 20
+            )));
+        }
+        let data = memory.data_mut(&mut sandbox.store);
+        let Some(target) = data.get_mut(SHADOW_STACK as usize..) else {
+            return Err(ResumeError::Driver(
+                "the guest's memory is too small".into(),
+            ));
         };
-        sandbox.configure(heap).await?;
+        if target.len() != region.len() {
+            return Err(ResumeError::Malformed(
+                "its memory image has the wrong size".into(),
+            ));
+        }
+        target.copy_from_slice(region);
+        sandbox.bridge.restore_calls(suspended.calls);
+        let logs = code_mode::driver::LogBuffer::restore(
+            &sandbox.limits,
+            sandbox.config.console.clone(),
+            suspended.logs,
+        );
+        sandbox.store.data_mut().logs = Some(logs);
+        if let (Some(_), Some(left)) = (fuel, suspended.fuel) {
+            sandbox
+                .store
+                .set_fuel(left)
+                .map_err(|e| ResumeError::Driver(e.to_string()))?;
+        }
+        sandbox.store.data_mut().parked = suspended.pending;
+        sandbox.used_before = suspended.used;
+        sandbox.code_lines = suspended.code_lines;
         Ok(sandbox)
+    }
+
+    /// Holds back the calls `park` names (a durable execution).
+    pub(crate) fn hold(&mut self, park: Park) {
+        self.store.data_mut().park = Some(park);
+    }
+
+    /// The record of a paused execution: the guest's memory above its stack (at a pause no
+    /// guest frame is live, so the stack holds nothing) and the host's records.
+    pub(crate) fn suspend(&mut self, engine_id: [u8; 32]) -> Result<Suspended, String> {
+        let fuel = match self.fuel {
+            Some(_) => Some(self.store.get_fuel().map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let memory = self
+            .store
+            .data()
+            .memory
+            .ok_or_else(|| "the guest has no memory".to_owned())?;
+        let data = memory.data(&self.store);
+        let pages = u32::try_from(data.len() / PAGE).map_err(|e| e.to_string())?;
+        let region = data
+            .get(SHADOW_STACK as usize..)
+            .ok_or_else(|| "the guest's memory is smaller than its stack".to_owned())?;
+        let mut image = Vec::with_capacity(4 + region.len());
+        image.extend_from_slice(&pages.to_le_bytes());
+        image.extend_from_slice(region);
+        let state = self.store.data_mut();
+        Ok(Suspended {
+            driver: crate::DRIVER_NAME.to_owned(),
+            engine_id,
+            bindings_id: code_mode::durable::bindings_id(&self.config.bindings),
+            pending: std::mem::take(&mut state.parked),
+            calls: self.bridge.calls(),
+            logs: state
+                .logs
+                .as_ref()
+                .map(LogBuffer::state)
+                .unwrap_or_default(),
+            used: self.used_before,
+            code_lines: self.code_lines,
+            fuel,
+            image,
+        })
     }
 
     async fn configure(&mut self, heap: u64) -> Result<(), String> {
@@ -175,20 +308,64 @@ impl Sandbox {
 
     /// Runs one program. `Err(Dead)` alongside the outcome means the instance must be dropped.
     pub(crate) async fn execute(&mut self, code: &str) -> (Outcome, Result<(), Dead>) {
+        match self.start(code).await {
+            (Run::Done(outcome), alive) => (outcome, alive),
+            (Run::Parked, _) => (
+                Err(ExecutionError::internal(
+                    "a call was held back outside a durable execution",
+                )),
+                Err(Dead),
+            ),
+        }
+    }
+
+    /// Starts one program and runs it until it settles or parks.
+    pub(crate) async fn start(&mut self, code: &str) -> (Run, Result<(), Dead>) {
         self.bridge.begin_execution();
+        self.used_before = Duration::ZERO;
+        self.code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
         let time = self.config.clock.budget(self.limits.timeout());
         self.store.data_mut().deadline = Some(time.deadline());
         self.store.data_mut().requests.clear();
         if let Some(budget) = self.fuel
             && let Err(e) = self.store.set_fuel(budget)
         {
-            return (Err(ExecutionError::internal(e.to_string())), Err(Dead));
+            return (
+                Run::Done(Err(ExecutionError::internal(e.to_string()))),
+                Err(Dead),
+            );
         }
         let _tick = ticker::Active::new();
         let result = self.run(code, &time).await;
+        self.conclude(result, &time)
+    }
+
+    /// Continues a restored execution: delivers `answers` to held calls (the others stay
+    /// held) and runs until it settles or parks again, under what is left of its budget.
+    pub(crate) async fn resume(&mut self, mut answers: Vec<Delivery>) -> (Run, Result<(), Dead>) {
+        let time = self
+            .config
+            .clock
+            .budget_after(self.limits.timeout(), self.used_before);
+        self.store
+            .data_mut()
+            .parked
+            .retain(|c| !answers.iter().any(|(id, _)| *id == c.call_id));
+        let _tick = ticker::Active::new();
+        let first = self.step(&mut answers, &time).await;
+        let result = code_mode::driver::pump(self, first, &time).await;
+        self.conclude(result, &time)
+    }
+
+    /// The end of a run: error lines mapped to the program's, terminal failures marked.
+    fn conclude(
+        &mut self,
+        result: wasmtime::Result<Run>,
+        time: &code_mode::driver::Budget,
+    ) -> (Run, Result<(), Dead>) {
         self.store.data_mut().deadline = None;
         self.store.data_mut().requests.clear();
-        let code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
+        let code_lines = self.code_lines;
         let fix = |mut e: ExecutionError| {
             e.line = e
                 .line
@@ -197,14 +374,18 @@ impl Sandbox {
             e
         };
         match result {
-            Ok(outcome) => {
+            Ok(Run::Parked) => {
+                self.used_before = time.used();
+                (Run::Parked, Ok(()))
+            }
+            Ok(Run::Done(outcome)) => {
                 let alive = match &outcome {
                     Err(e) if e.kind.is_terminal() => Err(Dead),
                     _ => Ok(()),
                 };
-                (outcome.map_err(fix), alive)
+                (Run::Done(outcome.map_err(fix)), alive)
             }
-            Err(error) => (Err(self.classify_trap(&error, &time)), Err(Dead)),
+            Err(error) => (Run::Done(Err(self.classify_trap(&error, time))), Err(Dead)),
         }
     }
 
@@ -218,11 +399,7 @@ impl Sandbox {
     }
 
     /// The program's outcome, or a wasm-level failure (a trap, the deadline) that ended it.
-    async fn run(
-        &mut self,
-        code: &str,
-        time: &code_mode::driver::Budget,
-    ) -> wasmtime::Result<Outcome> {
+    async fn run(&mut self, code: &str, time: &code_mode::driver::Budget) -> wasmtime::Result<Run> {
         let source = format!("(async function () {{\n{code}\n}})");
         let (ptr, len) = self.write(source.as_bytes()).await?;
         let rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
@@ -232,19 +409,19 @@ impl Sandbox {
     }
 
     /// The pump's view of the guest's answer to `cm_eval` or `cm_poll`.
-    async fn state(&mut self, rc: wasmtime::Result<i32>) -> ControlFlow<wasmtime::Result<Outcome>> {
+    async fn state(&mut self, rc: wasmtime::Result<i32>) -> ControlFlow<wasmtime::Result<Run>> {
         ControlFlow::Break(match rc {
             Ok(1) => return ControlFlow::Continue(()),
-            Ok(0) => self.settled().await,
-            Ok(_) => self.internal_failure().await.map(Err),
+            Ok(0) => self.settled().await.map(Run::Done),
+            Ok(_) => self.internal_failure().await.map(|e| Run::Done(Err(e))),
             Err(e) => Err(e),
         })
     }
 
     /// Hands finished calls back to the guest and lets it run: `cm_deliver` each, then
     /// `cm_poll`.
-    async fn deliver(&mut self, done: Vec<Delivery>) -> wasmtime::Result<i32> {
-        for (id, result) in done {
+    async fn deliver(&mut self, done: &mut Vec<Delivery>) -> wasmtime::Result<i32> {
+        for (id, result) in done.drain(..) {
             let text = match result {
                 Ok(value) => {
                     format!(
@@ -377,6 +554,23 @@ impl Sandbox {
     }
 }
 
+/// A paused image: its page count and the memory above the stack.
+fn split_image(image: &[u8]) -> Result<(u64, &[u8]), ResumeError> {
+    let (pages, region) = image
+        .split_first_chunk::<4>()
+        .ok_or_else(|| ResumeError::Malformed("its memory image is truncated".into()))?;
+    let pages = u64::from(u32::from_le_bytes(*pages));
+    let expected = (pages as usize)
+        .checked_mul(PAGE)
+        .and_then(|b| b.checked_sub(SHADOW_STACK as usize));
+    if pages > 65536 || expected != Some(region.len()) {
+        return Err(ResumeError::Malformed(
+            "its memory image does not match its page count".into(),
+        ));
+    }
+    Ok((pages, region))
+}
+
 /// The guest's memory is exhausted: not even the input fits.
 #[derive(Debug, thiserror::Error)]
 #[error("the sandbox has no memory left for its input")]
@@ -398,18 +592,21 @@ fn exports(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Resul
 
 /// The core's call pump drives the guest: `cm_deliver` + `cm_poll` are one step.
 impl PumpedEngine for Sandbox {
-    type Output = wasmtime::Result<Outcome>;
+    type Output = wasmtime::Result<Run>;
 
-    fn take_calls(&mut self) -> Vec<(u32, BindingFuture)> {
-        std::mem::take(&mut self.store.data_mut().requests)
-            .into_iter()
-            .map(|r| (r.id, r.future))
-            .collect()
+    fn take_calls(&mut self, calls: &mut Vec<(u32, BindingFuture)>) {
+        calls.extend(
+            self.store
+                .data_mut()
+                .requests
+                .drain(..)
+                .map(|r| (r.id, r.future)),
+        );
     }
 
     async fn step(
         &mut self,
-        done: Vec<Delivery>,
+        done: &mut Vec<Delivery>,
         time: &code_mode::driver::Budget,
     ) -> ControlFlow<Self::Output> {
         // Guest code entering now runs under what is left of the budget.
@@ -419,6 +616,11 @@ impl PumpedEngine for Sandbox {
     }
 
     fn ended(&mut self, error: ExecutionError) -> Self::Output {
-        Ok(Err(error))
+        Ok(Run::Done(Err(error)))
+    }
+
+    /// Waiting on nothing but held calls: the execution parks (a durable pause).
+    fn idle(&mut self) -> Option<Self::Output> {
+        (!self.store.data().parked.is_empty()).then_some(Ok(Run::Parked))
     }
 }

@@ -127,19 +127,16 @@ impl Program<'_> {
 impl PumpedEngine for Program<'_> {
     type Output = Outcome;
 
-    fn take_calls(&mut self) -> Vec<(u32, BindingFuture)> {
-        let requests = std::mem::take(&mut *self.engine.shared.requests());
-        let mut calls = Vec::with_capacity(requests.len());
-        for req in requests {
+    fn take_calls(&mut self, calls: &mut Vec<(u32, BindingFuture)>) {
+        for req in self.engine.shared.requests().drain(..) {
             self.engine.pending.push((req.id, req.resolvers));
             calls.push((req.id, req.future));
         }
-        calls
     }
 
     async fn step(
         &mut self,
-        done: Vec<Delivery>,
+        done: &mut Vec<Delivery>,
         time: &code_mode::driver::Budget,
     ) -> ControlFlow<Outcome> {
         // One entry into the engine per round: deliver finished calls, run the jobs they
@@ -359,9 +356,9 @@ impl Engine {
     }
 
     /// Pairs finished calls with the resolvers of their guest promises.
-    fn take_deliveries(&mut self, completed: Vec<Delivery>) -> Vec<(Resolvers, CallResult)> {
+    fn take_deliveries(&mut self, completed: &mut Vec<Delivery>) -> Vec<(Resolvers, CallResult)> {
         let mut out = Vec::with_capacity(completed.len());
-        for (id, result) in completed {
+        for (id, result) in completed.drain(..) {
             if let Some(pos) = self.pending.iter().position(|(p, _)| *p == id) {
                 let (_, resolvers) = self.pending.swap_remove(pos);
                 out.push((resolvers, result));
