@@ -50,8 +50,8 @@ mod ticker;
 
 use std::sync::Arc;
 
-use code_mode::driver::{Delivery, Engine, EngineContext};
-use code_mode::durable::{DurableDriver, Park, Paused, ResumeError, Step, Suspended};
+use code_mode::driver::{Engine, EngineContext};
+use code_mode::durable::{DurableDriver, Park, Paused, Reply, ResumeError, Step, Suspended};
 use code_mode::{
     ContextConfig, DriverError, ExecutionError, ExecutionResult, IsolateContext, IsolateDriver,
     async_trait,
@@ -261,7 +261,7 @@ impl DurableDriver for QuickJsWasmDriver {
         &self,
         config: ContextConfig,
         suspended: Suspended,
-        answers: Vec<Delivery>,
+        replies: Vec<(u32, Reply)>,
         park: Park,
     ) -> Result<Step, ResumeError> {
         let guest = self
@@ -270,7 +270,7 @@ impl DurableDriver for QuickJsWasmDriver {
             .map_err(|e| ResumeError::Driver(e.to_string()))?;
         let mut sandbox = Sandbox::restore(&guest, config, self.fuel, suspended).await?;
         sandbox.hold(park);
-        let (run, _) = sandbox.resume(answers).await;
+        let (run, _) = sandbox.resume(replies).await;
         Ok(self.step(sandbox, run))
     }
 }

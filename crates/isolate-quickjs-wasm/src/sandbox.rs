@@ -18,13 +18,13 @@ use std::ops::ControlFlow;
 use code_mode::driver::{
     BindingFuture, Delivery, GuestFailure, HostBridge, LogBuffer, PumpedEngine,
 };
-use code_mode::durable::{Park, ResumeError, Suspended};
+use code_mode::durable::{Park, Reply, ResumeError, Suspended};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, Limits, serde_json};
 use serde_json::Value;
 use wasmtime::{Instance, Store, Trap, TypedFunc, UpdateDeadline};
 
 use crate::guest::{Guest, MAX_JS_STACK, MAX_MEMORY, SHADOW_STACK};
-use crate::host::{self, HostState};
+use crate::host::{self, HostState, Request};
 use crate::ticker;
 
 type Outcome = Result<Option<Value>, ExecutionError>;
@@ -239,6 +239,7 @@ impl Sandbox {
             code_lines: self.code_lines,
             fuel,
             image,
+            meta: serde_json::Value::Null,
         })
     }
 
@@ -340,17 +341,29 @@ impl Sandbox {
         self.conclude(result, &time)
     }
 
-    /// Continues a restored execution: delivers `answers` to held calls (the others stay
-    /// held) and runs until it settles or parks again, under what is left of its budget.
-    pub(crate) async fn resume(&mut self, mut answers: Vec<Delivery>) -> (Run, Result<(), Dead>) {
+    /// Continues a restored execution: delivers the replies' outcomes and starts the calls
+    /// they approve (uncounted: they were counted when held); held calls without a reply
+    /// stay held. Runs until it settles or parks again, under what is left of its budget.
+    pub(crate) async fn resume(&mut self, replies: Vec<(u32, Reply)>) -> (Run, Result<(), Dead>) {
         let time = self
             .config
             .clock
             .budget_after(self.limits.timeout(), self.used_before);
-        self.store
-            .data_mut()
-            .parked
-            .retain(|c| !answers.iter().any(|(id, _)| *id == c.call_id));
+        let mut answers = Vec::with_capacity(replies.len());
+        for (id, reply) in replies {
+            let state = self.store.data_mut();
+            let Some(at) = state.parked.iter().position(|c| c.call_id == id) else {
+                continue;
+            };
+            let call = state.parked.remove(at);
+            match reply {
+                Reply::Deliver(outcome) => answers.push((id, outcome)),
+                Reply::Run { input } => {
+                    let future = self.bridge.start(&call.function, input);
+                    self.store.data_mut().requests.push(Request { id, future });
+                }
+            }
+        }
         let _tick = ticker::Active::new();
         let first = self.step(&mut answers, &time).await;
         let result = code_mode::driver::pump(self, first, &time).await;

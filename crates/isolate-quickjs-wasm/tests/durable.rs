@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use code_mode::durable::{
-    DurableDriver, Park, ResumeError, SnapshotKey, SnapshotVault, Step, durable_driver, resume,
+    DurableDriver, Park, Reply, ResumeError, SnapshotKey, SnapshotVault, Step, durable_driver, resume,
 };
 use code_mode::{
     Binding, Bindings, ContextConfig, ErrorKind, ExecutionResult, GuestError, IsolateDriver, Limits,
@@ -149,8 +149,13 @@ async fn paused(code: &str, limits: &Limits, per_round: usize) -> (Seen, Vec<usi
             .iter()
             .take(take)
             .map(|c| {
-                // The person's answer; the tool itself does not run for a held call.
-                (c.call_id, answer(&c.args))
+                // The person approves (the tool runs now, inside the resumed execution)
+                // or denies (it never runs).
+                let reply = match answer(&c.args) {
+                    Ok(_) => Reply::run(c.args.clone()),
+                    denied => Reply::Deliver(denied),
+                };
+                (c.call_id, reply)
             })
             .collect();
         drop(paused);
@@ -168,15 +173,16 @@ async fn paused(code: &str, limits: &Limits, per_round: usize) -> (Seen, Vec<usi
     }
 }
 
-/// The uninterrupted run's tools include `external_approve`; a durable run never runs it
-/// (its answers come from the person), so compare without it.
-fn without_approve(mut s: Seen) -> Seen {
-    s.ran.retain(|r| !r.starts_with("external_approve"));
+/// An uninterrupted run runs a denied `external_approve` (which throws); a durable run
+/// never starts a denied call, so compare without those.
+fn without_denied(mut s: Seen) -> Seen {
+    s.ran
+        .retain(|r| !(r.starts_with("external_approve") && r.contains("\"deny\":true")));
     s
 }
 
 async fn equivalent(code: &str, limits: &Limits, per_round: usize) -> Vec<usize> {
-    let a = without_approve(uninterrupted(code, limits).await);
+    let a = without_denied(uninterrupted(code, limits).await);
     let (b, sizes) = paused(code, limits, per_round).await;
     assert_eq!(a, b, "program:\n{code}");
     assert!(!sizes.is_empty(), "the program never paused:\n{code}");
@@ -273,7 +279,7 @@ async fn the_timeout_continues_across_the_pause_and_the_pause_does_not_count() {
         &sealed,
         AAD,
         config(&tools, &limits),
-        vec![(call, Ok(json!({"approved": {}})))],
+        vec![(call, Reply::value(json!({"approved": {}})))],
         park(),
     )
     .await
@@ -300,7 +306,7 @@ async fn the_timeout_continues_across_the_pause_and_the_pause_does_not_count() {
         &sealed,
         AAD,
         config(&tools, &limits),
-        vec![(call, Ok(json!({"approved": {"spin": true}})))],
+        vec![(call, Reply::value(json!({"approved": {"spin": true}})))],
         park(),
     )
     .await
@@ -356,7 +362,7 @@ async fn refused(
     aad: &[u8],
     bindings: Bindings,
     driver: &dyn IsolateDriver,
-    answers: Vec<(u32, Result<Value, GuestError>)>,
+    answers: Vec<(u32, Reply)>,
 ) -> ResumeError {
     match resume(
         driver,
@@ -380,7 +386,7 @@ async fn refusals_name_what_is_wrong() {
     let tools = Tools::default();
     let v = vault();
     let (sealed, call) = sealed_one(&driver, &tools, &v).await;
-    let ok = || vec![(call, Ok(json!(1)))];
+    let ok = || vec![(call, Reply::value(json!(1)))];
     let b = || tools.bindings();
 
     // Another key with the same id, another id, another context.
@@ -441,7 +447,7 @@ async fn refusals_name_what_is_wrong() {
             AAD,
             b(),
             &driver,
-            vec![(call + 100, Ok(json!(1)))]
+            vec![(call + 100, Reply::value(json!(1)))]
         )
         .await,
         ResumeError::UnknownCall(call + 100)
@@ -453,7 +459,7 @@ async fn refusals_name_what_is_wrong() {
             AAD,
             b(),
             &driver,
-            vec![(call, Ok(json!(1))), (call, Ok(json!(2)))]
+            vec![(call, Reply::value(json!(1))), (call, Reply::value(json!(2)))]
         )
         .await,
         ResumeError::UnknownCall(call)
@@ -592,7 +598,7 @@ async fn no_mutation_of_sealed_bytes_gets_through() {
             &bytes,
             AAD,
             ContextConfig::new(tools.bindings()),
-            vec![(call, Ok(json!(1)))],
+            vec![(call, Reply::value(json!(1)))],
             park(),
         )
         .await;
@@ -640,7 +646,7 @@ async fn garbage_images_stay_inside_the_sandbox() {
             .resume_suspended(
                 config(&tools, &limits),
                 s,
-                vec![(call, Ok(json!(1)))],
+                vec![(call, Reply::value(json!(1)))],
                 park(),
             )
             .await;
@@ -674,7 +680,7 @@ async fn child_resumes_sealed_file() {
     let pending = v.pending(&sealed, AAD).unwrap();
     let answers = pending
         .iter()
-        .map(|c| (c.call_id, answer(&c.args)))
+        .map(|c| (c.call_id, Reply::run(c.args.clone())))
         .collect();
     let Step::Finished(r) = resume(
         &driver,
@@ -730,7 +736,7 @@ async fn resumes_in_another_process() {
         serde_json::from_str(&std::fs::read_to_string(format!("{}.out", path.display())).unwrap())
             .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let whole = without_approve(uninterrupted(code, &Limits::default()).await);
+    let whole = without_denied(uninterrupted(code, &Limits::default()).await);
     assert_eq!(
         out["outcome"]["Ok"],
         whole.outcome.clone().unwrap().unwrap()
@@ -753,7 +759,7 @@ async fn resumes_in_another_process() {
 async fn held_calls_count_against_the_call_budget() {
     let limits = Limits::builder().max_tool_calls(2).build().unwrap();
     let code = "await external_fast({});\nawait external_approve({});\ntry { await external_approve({ again: true }); } catch (e) { return e.name; }\nreturn 'no';";
-    let a = without_approve(uninterrupted(code, &limits).await);
+    let a = without_denied(uninterrupted(code, &limits).await);
     let (b, sizes) = paused(code, &limits, 0).await;
     assert_eq!(a, b);
     assert_eq!(sizes.len(), 1);

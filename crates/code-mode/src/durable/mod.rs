@@ -38,10 +38,10 @@ use serde_json::Value;
 
 #[cfg(feature = "durable")]
 use crate::bindings::Bindings;
+use crate::bindings::GuestError;
 use crate::console::{LogEntry, LogState};
 use crate::driver::{ContextConfig, ExecutionResult, IsolateDriver};
 use crate::error::DriverError;
-use crate::pump::Delivery;
 
 pub use error::{ResumeError, SealError};
 #[cfg(feature = "durable")]
@@ -62,6 +62,52 @@ pub struct PendingCall {
 }
 
 type ParkFn = dyn Fn(&str, &Value) -> bool + Send + Sync;
+
+/// What a held call gets when its execution resumes.
+///
+/// ```
+/// use code_mode::durable::Reply;
+/// use serde_json::json;
+/// let ran = Reply::run(json!({"path": "/tmp/a"}));
+/// let answered = Reply::value(json!(42));
+/// let failed = Reply::error("Error", "the payment service refused it");
+/// assert!(matches!(ran, Reply::Run { .. }));
+/// assert!(matches!(answered, Reply::Deliver(Ok(_))));
+/// assert!(matches!(failed, Reply::Deliver(Err(_))));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The call's outcome, decided outside the sandbox: the program's `await` gets the value
+    /// or throws the error.
+    Deliver(Result<Value, GuestError>),
+    /// Start the call now, through its binding, with this input (the program's, or an
+    /// approver's edit): it runs inside the resumed execution, under its time budget and
+    /// cancellation, and is not counted against the call budget again.
+    Run {
+        /// The input the binding gets.
+        input: Value,
+    },
+}
+
+impl Reply {
+    /// The program's `await` gets `value`.
+    pub fn value(value: Value) -> Self {
+        Self::Deliver(Ok(value))
+    }
+
+    /// The program's `await` throws an error named `name` with `message`.
+    pub fn error(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Deliver(Err(GuestError {
+            name: name.into(),
+            message: message.into(),
+        }))
+    }
+
+    /// The call runs now with `input`.
+    pub fn run(input: Value) -> Self {
+        Self::Run { input }
+    }
+}
 
 /// Which calls a durable execution holds back instead of starting.
 ///
@@ -191,6 +237,10 @@ pub struct Suspended {
     pub fuel: Option<u64>,
     /// The driver's image of its guest.
     pub image: Vec<u8>,
+    /// What the application (or [`CodeMode`](crate::CodeMode)) keeps with the execution,
+    /// sealed with it: the program's source for line mapping, its tool-call id. `Null` when
+    /// nothing is kept.
+    pub meta: Value,
 }
 
 /// The identity of a binding set: the SHA-256 digest of its sorted names, so a
@@ -246,13 +296,14 @@ pub trait DurableDriver: Send + Sync {
         park: Park,
     ) -> Result<Step, DriverError>;
 
-    /// Continues a paused execution (already opened and checked by [`resume`]) with the
-    /// answers to some or all of its held calls; held calls left unanswered stay held.
+    /// Continues a paused execution (already opened and checked by core's `resume`) with
+    /// replies to some or all of its held calls (each names a held call once); held calls
+    /// left without a reply stay held.
     async fn resume_suspended(
         &self,
         config: ContextConfig,
         suspended: Suspended,
-        answers: Vec<Delivery>,
+        replies: Vec<(u32, Reply)>,
         park: Park,
     ) -> Result<Step, ResumeError>;
 }

@@ -22,14 +22,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{
-    DurableDriver, Park, PendingCall, ResumeError, SealError, Step, Suspended, bindings_id,
-    durable_driver,
+    DurableDriver, Park, PendingCall, Reply, ResumeError, SealError, Step, Suspended,
+    bindings_id, durable_driver,
 };
 use crate::console::LogState;
 use crate::driver::{ContextConfig, IsolateDriver};
-use crate::pump::Delivery;
 
 const MAGIC: &[u8; 8] = b"CMPAUSE\0";
 /// The sealed format this build writes and reads.
@@ -241,6 +241,8 @@ struct Record {
     used_micros: u64,
     code_lines: u32,
     fuel: Option<u64>,
+    #[serde(default)]
+    meta: Value,
 }
 
 /// A snapshot whose authenticity and bindings were checked.
@@ -313,6 +315,7 @@ impl SnapshotVault {
             used_micros: u64::try_from(s.used.as_micros()).unwrap_or(u64::MAX),
             code_lines: s.code_lines,
             fuel: s.fuel,
+            meta: s.meta.clone(),
         })
         .map_err(|e| SealError::Config(format!("cannot encode the record: {e}")))?;
         let plain_len = 4 + record.len() + s.image.len();
@@ -468,6 +471,7 @@ impl SnapshotVault {
                 code_lines: record.code_lines,
                 fuel: record.fuel,
                 image,
+                meta: record.meta,
             },
         })
     }
@@ -487,7 +491,7 @@ fn check(
     s: &Suspended,
     durable: &dyn DurableDriver,
     config: &ContextConfig,
-    answers: &[Delivery],
+    answers: &[(u32, Reply)],
 ) -> Result<(), ResumeError> {
     if s.driver != durable.name() {
         return Err(ResumeError::Mismatch { what: "driver" });
@@ -552,16 +556,16 @@ fn check(
 /// vault's ledger, then continues the program with the answers. Held calls left unanswered
 /// stay held: the step may be [`Step::Paused`] again, with a new snapshot to seal.
 ///
-/// Nothing reaches a sandbox before every check has passed; an answer runs no tool (the
-/// application ran it, or decided its outcome): an approved call's tool is run by the
-/// caller, which passes its result.
+/// Nothing reaches a sandbox before every check has passed. A [`Reply::Deliver`] runs no
+/// tool (the application decided the call's outcome); a [`Reply::Run`] starts the call's
+/// binding inside the resumed execution (an approved call).
 pub async fn resume(
     driver: &dyn IsolateDriver,
     vault: &SnapshotVault,
     sealed: &[u8],
     aad: &[u8],
     config: ContextConfig,
-    answers: Vec<Delivery>,
+    answers: Vec<(u32, Reply)>,
     park: Park,
 ) -> Result<Step, ResumeError> {
     let durable = durable_driver(driver)?;
