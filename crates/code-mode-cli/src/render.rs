@@ -91,6 +91,21 @@ pub fn event_line(event: &Event, color: bool) -> String {
             },
             |s| s.magenta().to_string(),
         ),
+        EventKind::ExecutionPaused {
+            waiting,
+            sealed_bytes,
+            ..
+        } => paint(
+            format!(
+                "‖ execution paused ({sealed_bytes} bytes sealed), waiting on {}",
+                short(waiting, 80)
+            ),
+            |s| s.bold().to_string(),
+        ),
+        EventKind::ExecutionResumed { answered, .. } => paint(
+            format!("▶ execution resumed with answers to calls {answered:?}"),
+            |s| s.bold().to_string(),
+        ),
         EventKind::Custom { name, value } => format!("  • {name} {}", short(value, 80)),
     }
 }

@@ -278,9 +278,12 @@ pub(crate) struct Gate {
     pub(crate) timeout: Duration,
     pub(crate) events: EventSink,
     pub(crate) tool_call_id: Option<Arc<str>>,
+    /// Approvals are answered outside this execution (a durable one holds such calls back
+    /// and starts them only once approved), so the gate lets every call through.
+    pub(crate) held: bool,
 }
 
-fn next_approval_id() -> Arc<str> {
+pub(crate) fn next_approval_id() -> Arc<str> {
     use std::hash::{BuildHasher, Hasher};
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -337,7 +340,7 @@ impl Resolution {
     }
 }
 
-fn denied(function: &str, reason: &str) -> GuestError {
+pub(crate) fn denied(function: &str, reason: &str) -> GuestError {
     GuestError {
         name: APPROVAL_DENIED_ERROR.into(),
         message: format!("{function} was not approved: {reason}"),

@@ -147,6 +147,25 @@ pub enum EventKind {
         /// Emission time.
         timestamp: u64,
     },
+    /// `code_mode:execution_paused`, when a durable execution is sealed because every
+    /// outstanding call waits for an answer from outside (see
+    /// [`CodeMode::execute_durable`](crate::CodeMode::execute_durable)). No
+    /// `execution_finished` follows until a resumed step ends the program.
+    ExecutionPaused {
+        /// The calls waiting, each `{callId, function, input, approvalId?}`.
+        waiting: Value,
+        /// Bytes of the sealed execution.
+        sealed_bytes: usize,
+        /// Emission time.
+        timestamp: u64,
+    },
+    /// `code_mode:execution_resumed`, when a sealed execution continues with answers.
+    ExecutionResumed {
+        /// The calls answered now (their `callId`s).
+        answered: Vec<u32>,
+        /// Emission time.
+        timestamp: u64,
+    },
     /// Any other event, e.g. from a tool through [`ToolContext::emit_custom`](crate::ToolContext::emit_custom)
     /// or from the skills crate.
     Custom {
@@ -178,6 +197,8 @@ impl Event {
             EventKind::ExecutionFinished { .. } => "code_mode:execution_finished",
             EventKind::ApprovalRequested { .. } => "code_mode:approval_requested",
             EventKind::ApprovalResolved { .. } => "code_mode:approval_resolved",
+            EventKind::ExecutionPaused { .. } => "code_mode:execution_paused",
+            EventKind::ExecutionResumed { .. } => "code_mode:execution_resumed",
             EventKind::Custom { name, .. } => name,
         }
     }
@@ -280,6 +301,17 @@ impl Event {
                 }
                 v
             }
+            EventKind::ExecutionPaused {
+                waiting,
+                sealed_bytes,
+                timestamp,
+            } => {
+                json!({"waiting": waiting, "sealedBytes": sealed_bytes, "timestamp": timestamp})
+            }
+            EventKind::ExecutionResumed {
+                answered,
+                timestamp,
+            } => json!({"answered": answered, "timestamp": timestamp}),
             EventKind::Custom { value, .. } => value.clone(),
         };
         if let Some(id) = &self.tool_call_id {

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use code_mode::durable::{
-    DurableDriver, Park, Reply, ResumeError, SnapshotKey, SnapshotVault, Step, durable_driver, resume,
+    DurableDriver, Park, Reply, ResumeError, SnapshotKey, SnapshotVault, Step, durable_driver,
+    resume,
 };
 use code_mode::{
     Binding, Bindings, ContextConfig, ErrorKind, ExecutionResult, GuestError, IsolateDriver, Limits,
@@ -459,7 +460,10 @@ async fn refusals_name_what_is_wrong() {
             AAD,
             b(),
             &driver,
-            vec![(call, Reply::value(json!(1))), (call, Reply::value(json!(2)))]
+            vec![
+                (call, Reply::value(json!(1))),
+                (call, Reply::value(json!(2)))
+            ]
         )
         .await,
         ResumeError::UnknownCall(call)

@@ -14,6 +14,8 @@ pub struct CodeModeBuilder {
     pub(super) secrets: SecretParameterPolicy,
     pub(super) trace_values: bool,
     pub(super) approver: Option<Arc<dyn Approver>>,
+    #[cfg(feature = "durable")]
+    pub(super) vault: Option<crate::durable::SnapshotVault>,
 }
 
 impl std::fmt::Debug for CodeModeBuilder {
@@ -94,6 +96,14 @@ impl CodeModeBuilder {
         self.approver = Some(approver);
         self
     }
+    /// Seals and opens durable executions ([`CodeMode::execute_durable`],
+    /// [`CodeMode::resume`]) with `vault`: its keys, time-to-live, size cap and single-use
+    /// ledger.
+    #[cfg(feature = "durable")]
+    pub fn snapshot_vault(mut self, vault: crate::durable::SnapshotVault) -> Self {
+        self.vault = Some(vault);
+        self
+    }
     /// Type-checks every program with `checker` before it runs (see [`TypeCheckMode`]; off
     /// by default). The checker sees the declarations the model was shown: every tool's
     /// (eager and lazy), the sandbox's globals, and those of the call's extra bindings.
@@ -161,6 +171,8 @@ impl CodeModeBuilder {
             limits,
             max_code_bytes: self.max_code_bytes,
             approver: self.approver,
+            #[cfg(feature = "durable")]
+            vault: self.vault,
         };
         Ok(CodeMode {
             inner: Arc::new(inner),

@@ -38,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 mod builder;
+#[cfg(feature = "durable")]
+mod durable;
 mod options;
 mod run;
 mod tool_calls;
@@ -61,6 +63,9 @@ struct Inner {
     trace_values: bool,
     /// The default approver.
     approver: Option<Arc<dyn Approver>>,
+    /// Seals and opens durable executions.
+    #[cfg(feature = "durable")]
+    vault: Option<crate::durable::SnapshotVault>,
 }
 
 /// A type check that is on: its mode (never `Off`), its checker, and the sandbox's and
@@ -127,6 +132,8 @@ impl CodeMode {
             secrets: SecretParameterPolicy::default(),
             trace_values: false,
             approver: None,
+            #[cfg(feature = "durable")]
+            vault: None,
         }
     }
 

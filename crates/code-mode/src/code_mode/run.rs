@@ -40,7 +40,7 @@ impl CodeMode {
 
     /// Everything before the sandbox: the size check, the started event, stripping and the
     /// type check. A failure says in which phase it happened.
-    async fn prepare(
+    pub(super) async fn prepare(
         &self,
         code: &str,
         opts: &ExecuteOptions,
@@ -228,8 +228,25 @@ impl CodeMode {
         trace: &ExecTrace,
         scope: &ExecutionScope,
     ) -> Result<Box<dyn IsolateContext>, String> {
+        let config = self.context_config(opts, trace, scope, false)?;
+        self.inner
+            .driver
+            .create_context(config)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The configuration of this call's context: its bindings (`held`: approvals are
+    /// answered outside, see [`Gate::held`]), limits, live console events and clock.
+    pub(super) fn context_config(
+        &self,
+        opts: &ExecuteOptions,
+        trace: &ExecTrace,
+        scope: &ExecutionScope,
+        held: bool,
+    ) -> Result<ContextConfig, String> {
         let bindings = self
-            .bindings_traced(opts, trace, scope)
+            .bindings_traced(opts, trace, scope, held)
             .map_err(|e| e.to_string())?;
         let events = opts.events.clone();
         let id = opts.tool_call_id.clone();
@@ -252,17 +269,12 @@ impl CodeMode {
                 },
             );
         });
-        let config = ContextConfig {
+        Ok(ContextConfig {
             bindings,
             limits: self.inner.limits,
             console: Some(console),
             clock: scope.clock.clone(),
-        };
-        self.inner
-            .driver
-            .create_context(config)
-            .await
-            .map_err(|e| e.to_string())
+        })
     }
 
     pub(super) fn finish(
@@ -308,7 +320,12 @@ impl CodeMode {
         opts: &ExecuteOptions,
         scope: &ExecutionScope,
     ) -> Result<Bindings, ToolDefinitionError> {
-        self.bindings_traced(opts, &ExecTrace::current(self.inner.trace_values), scope)
+        self.bindings_traced(
+            opts,
+            &ExecTrace::current(self.inner.trace_values),
+            scope,
+            false,
+        )
     }
 
     pub(super) fn bindings_traced(
@@ -316,6 +333,7 @@ impl CodeMode {
         opts: &ExecuteOptions,
         trace: &ExecTrace,
         scope: &ExecutionScope,
+        held: bool,
     ) -> Result<Bindings, ToolDefinitionError> {
         let gate = Gate {
             approver: opts
@@ -328,6 +346,7 @@ impl CodeMode {
             timeout: self.inner.limits.approval_timeout(),
             events: opts.events.clone(),
             tool_call_id: opts.tool_call_id.clone(),
+            held,
         };
         let mut bindings = Bindings::new();
         for tool in &self.inner.tools {

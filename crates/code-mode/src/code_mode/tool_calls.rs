@@ -168,7 +168,7 @@ pub(super) async fn admit(
     validate: impl Fn(&Value) -> Result<(), String>,
     span: &tracing::Span,
 ) -> Result<Value, GuestError> {
-    if !policy.applies(&args) {
+    if gate.held || !policy.applies(&args) {
         return Ok(args);
     }
     let asked = gate.ask(function, args, validate).await;

@@ -27,6 +27,8 @@
 
 mod error;
 #[cfg(feature = "durable")]
+mod execution;
+#[cfg(feature = "durable")]
 mod vault;
 
 use std::sync::Arc;
@@ -45,10 +47,16 @@ use crate::error::DriverError;
 
 pub use error::{ResumeError, SealError};
 #[cfg(feature = "durable")]
+pub use execution::{
+    Answer, DurableError, DurableOptions, DurableOutcome, PausedExecution, WaitingCall,
+};
+#[cfg(feature = "durable")]
 pub use vault::{
     DEFAULT_MAX_BYTES, DEFAULT_TTL, FORMAT_VERSION, MAX_TTL, MemoryLedger, SnapshotKey,
     SnapshotLedger, SnapshotVault, SnapshotVaultBuilder, resume,
 };
+#[cfg(feature = "durable")]
+pub(crate) use vault::{Opened, admit};
 
 /// A call the program made that waits for an answer from outside the sandbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,6 +210,12 @@ impl Paused {
     /// The driver's record.
     pub fn suspended(&self) -> &Suspended {
         &self.suspended
+    }
+
+    /// Sets what is sealed with the execution besides the driver's record (see
+    /// [`Suspended::meta`]).
+    pub fn set_meta(&mut self, meta: Value) {
+        self.suspended.meta = meta;
     }
 
     /// Seals the execution with `vault`; `aad` is bound to the bytes (a tenant or session

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    DurableDriver, Park, PendingCall, Reply, ResumeError, SealError, Step, Suspended,
-    bindings_id, durable_driver,
+    DurableDriver, Park, PendingCall, Reply, ResumeError, SealError, Step, Suspended, bindings_id,
+    durable_driver,
 };
 use crate::console::LogState;
 use crate::driver::{ContextConfig, IsolateDriver};
@@ -246,10 +246,10 @@ struct Record {
 }
 
 /// A snapshot whose authenticity and bindings were checked.
-struct Opened {
+pub(crate) struct Opened {
     id: [u8; 16],
     expires_at: SystemTime,
-    suspended: Suspended,
+    pub(crate) suspended: Suspended,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -383,7 +383,7 @@ impl SnapshotVault {
 
     /// Authenticates, decrypts and decodes `sealed`, checking its version, key, size and
     /// expiry (not yet the driver, guest and bindings it is bound to, nor single use).
-    fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Opened, ResumeError> {
+    pub(crate) fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Opened, ResumeError> {
         let mut r = Reader(sealed);
         if r.take(MAGIC.len())? != MAGIC {
             return Err(ResumeError::Malformed(
@@ -568,13 +568,27 @@ pub async fn resume(
     answers: Vec<(u32, Reply)>,
     park: Park,
 ) -> Result<Step, ResumeError> {
-    let durable = durable_driver(driver)?;
+    durable_driver(driver)?;
     let opened = vault.open(sealed, aad)?;
-    check(&opened.suspended, durable, &config, &answers)?;
-    if !vault.ledger.claim(opened.id, opened.expires_at) {
-        return Err(ResumeError::AlreadyResumed);
-    }
+    let durable = admit(driver, vault, &opened, &config, &answers)?;
     durable
         .resume_suspended(config, opened.suspended, answers, park)
         .await
+}
+
+/// The checks of [`resume`] after [`SnapshotVault::open`] (driver, guest, bindings, limits,
+/// answers) and the claim of its single use: the durable driver to continue it on.
+pub(crate) fn admit<'d>(
+    driver: &'d dyn IsolateDriver,
+    vault: &SnapshotVault,
+    opened: &Opened,
+    config: &ContextConfig,
+    answers: &[(u32, Reply)],
+) -> Result<&'d dyn DurableDriver, ResumeError> {
+    let durable = durable_driver(driver)?;
+    check(&opened.suspended, durable, config, answers)?;
+    if !vault.ledger.claim(opened.id, opened.expires_at) {
+        return Err(ResumeError::AlreadyResumed);
+    }
+    Ok(durable)
 }
