@@ -212,7 +212,6 @@ pub fn conversation(body: &Value) -> Result<Vec<Message>, String> {
             Some("tool") => {
                 if let Some(id) = m["toolCallId"].as_str() {
                     let content = match (&m["content"], m["error"].as_str()) {
-                        (Value::String(s), _) if is_stale_approval(s) => stale_approval(),
                         (Value::String(s), _) if !s.is_empty() => s.clone(),
                         (_, Some(err)) => json!({"error": err}).to_string(),
                         (other, None) => arguments_of(other),
@@ -236,20 +235,6 @@ pub fn conversation(body: &Value) -> Result<Vec<Message>, String> {
         );
     }
     Ok(messages)
-}
-
-/// The content TanStack's client sends for a call whose approval was answered
-/// (`{"approved": bool, "message": ...}`): reaching `conversation`, it answers no parked run
-/// (the server restarted, or the run expired).
-fn is_stale_approval(content: &str) -> bool {
-    serde_json::from_str::<Value>(content).is_ok_and(|v| {
-        v.as_object()
-            .is_some_and(|o| o.len() <= 3 && o.get("approved").is_some_and(Value::is_boolean))
-    })
-}
-
-fn stale_approval() -> String {
-    json!({"error": "this program was paused for an approval and is no longer running (the server restarted or the approval expired); run it again if it is still needed"}).to_string()
 }
 
 /// Keeps tool calls that have a result and results that follow their call (once each),

@@ -9,7 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
-use crate::approvals::{ChatApprovals, ChatApprover, Relay, response_stream};
+use crate::approvals::{
+    ChatApprovals, ChatApprover, Relay, approval_answer, response_stream, stale_approval,
+};
+#[cfg(feature = "durable")]
+use crate::durable::DurableApprovals;
 use crate::llm::{LlmAdapter, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
 use crate::{Chunk, Usage};
 use code_mode::{EventSink, Tool, ToolContext, now_ms};
@@ -25,6 +29,8 @@ pub struct Agent {
     system: Vec<String>,
     max_iterations: usize,
     approvals: Option<ChatApprovals>,
+    #[cfg(feature = "durable")]
+    durable: Option<DurableApprovals>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -65,6 +71,8 @@ impl Agent {
             system,
             max_iterations: max_iterations.max(1),
             approvals: None,
+            #[cfg(feature = "durable")]
+            durable: None,
         }
     }
 
@@ -74,6 +82,18 @@ impl Agent {
     #[must_use]
     pub fn with_approvals(mut self, approvals: ChatApprovals) -> Self {
         self.approvals = Some(approvals);
+        self
+    }
+
+    /// Seals `execute_typescript` calls whose program waits for an approval into a store
+    /// instead of keeping them in memory, so the answer may come after a restart or reach
+    /// another process (see the `durable` module). `durable`'s `CodeMode` must be the one
+    /// whose tools this agent has. Takes precedence over [`Agent::with_approvals`] for
+    /// `execute_typescript`.
+    #[cfg(feature = "durable")]
+    #[must_use]
+    pub fn with_durable_approvals(mut self, durable: DurableApprovals) -> Self {
+        self.durable = Some(durable);
         self
     }
 
@@ -161,6 +181,16 @@ impl Agent {
             timestamp: now_ms(),
             metadata: meta(json!({})),
         });
+        let parked = |usage: Option<Usage>| Chunk::RunFinished {
+            run_id: run_id.clone(),
+            thread_id: thread_id.clone(),
+            timestamp: now_ms(),
+            usage: usage.map(|u| vec![u]),
+            metadata: meta(json!({"finishReason": "tool_calls"})),
+        };
+        if self.settle(&mut messages, &relay).await == Called::Parked {
+            return send(parked(None));
+        }
         for _ in 0..self.max_iterations {
             let request = LlmRequest {
                 system: self.system.clone(),
@@ -297,9 +327,17 @@ impl Agent {
             // As in TanStack's server, this turn's RUN_FINISHED (`tool_calls`) follows those
             // events and precedes the results.
             let mut results = Vec::with_capacity(calls.len());
+            let mut paused = false;
             for call in calls {
-                let content = self.call_tool(&call, &relay).await;
-                results.push((call.id, content));
+                match self.call_tool(&call, &relay).await {
+                    Called::Content(content) => results.push((call.id, content)),
+                    // Sealed until the client answers: the turn ends here; the calls
+                    // after it run when the answer comes.
+                    Called::Parked => {
+                        paused = true;
+                        break;
+                    }
+                }
             }
             send(finished(&finish.0, finish.1));
             for (tool_call_id, content) in results {
@@ -315,6 +353,9 @@ impl Agent {
                     content,
                 });
             }
+            if paused {
+                return;
+            }
         }
         send(Chunk::run_error(
             Some(run_id),
@@ -329,7 +370,7 @@ impl Agent {
 
     /// Runs one tool call, in its `execute_tool` span; failures become a JSON error the
     /// model can read.
-    async fn call_tool(&self, call: &ToolCall, relay: &Arc<Relay>) -> String {
+    async fn call_tool(&self, call: &ToolCall, relay: &Arc<Relay>) -> Called {
         let span = tracing::info_span!(
             target: "code_mode_chat",
             "code_mode_chat.tool_call",
@@ -350,9 +391,9 @@ impl Agent {
         call: &ToolCall,
         relay: &Arc<Relay>,
         span: &tracing::Span,
-    ) -> String {
+    ) -> Called {
         let Some(tool) = self.tools.iter().find(|t| t.name() == call.name) else {
-            return json!({"error": format!("unknown tool {:?}", call.name)}).to_string();
+            return Called::error(format!("unknown tool {:?}", call.name));
         };
         let input: Value = match serde_json::from_str(if call.arguments.trim().is_empty() {
             "{}"
@@ -360,15 +401,20 @@ impl Agent {
             &call.arguments
         }) {
             Ok(v) => v,
-            Err(e) => {
-                return json!({"error": format!("the arguments are not valid JSON: {e}")})
-                    .to_string();
-            }
+            Err(e) => return Called::error(format!("the arguments are not valid JSON: {e}")),
         };
-        let forward = relay.clone();
-        let events = EventSink::from_fn(move |event| {
-            forward.send(Chunk::from_event(&event, now_ms()));
-        });
+        let events = events_to(relay);
+        #[cfg(feature = "durable")]
+        if let Some(durable) = &self.durable
+            && call.name == code_mode::EXECUTE_TOOL_NAME
+        {
+            let opts = code_mode::ExecuteOptions::new(call.id.as_str(), events);
+            let outcome = durable
+                .code_mode
+                .call_execute_durable(&input, opts, DurableApprovals::options(&call.id))
+                .await;
+            return durable.after(call, outcome, relay).await;
+        }
         // Approvals are asked of the client when the server keeps parked runs.
         let approver = self.approvals.as_ref().map(|approvals| {
             Arc::new(ChatApprover {
@@ -387,12 +433,137 @@ impl Agent {
             ..ToolContext::default()
         };
         match tool.call(input, ctx).await {
-            Ok(v) => v.to_string(),
+            Ok(v) => Called::Content(v.to_string()),
             Err(e) => {
                 span.record("error.type", "ToolError");
                 span.record("otel.status_code", "ERROR");
-                json!({"error": e.message()}).to_string()
+                Called::error(e.message())
             }
         }
     }
+
+    /// Settles the tool calls of the conversation's last assistant turn before the model
+    /// is asked again: an approval answer (`{"approved": bool}`) resumes its sealed
+    /// execution, or becomes an error result when nothing waits for it any more; a call
+    /// without a result runs now. Approval answers of earlier turns become error results.
+    async fn settle(&self, messages: &mut Vec<Message>, relay: &Arc<Relay>) -> Called {
+        let last = messages
+            .iter()
+            .rposition(|m| !matches!(m, Message::Tool { .. }));
+        let calls = match last.map(|i| &messages[i]) {
+            Some(Message::Assistant { tool_calls, .. }) if !tool_calls.is_empty() => {
+                tool_calls.clone()
+            }
+            _ => Vec::new(),
+        };
+        let mut known: Vec<(String, String)> = Vec::new();
+        if !calls.is_empty()
+            && let Some(i) = last
+        {
+            known = messages
+                .drain(i + 1..)
+                .filter_map(|m| match m {
+                    Message::Tool {
+                        tool_call_id,
+                        content,
+                    } => Some((tool_call_id, content)),
+                    _ => None,
+                })
+                .collect();
+        }
+        for m in messages.iter_mut() {
+            if let Message::Tool { content, .. } = m
+                && approval_answer(content).is_some()
+            {
+                *content = stale_approval();
+            }
+        }
+        let message_id = next_id("msg");
+        let mut flow = Called::Content(String::new());
+        for call in calls {
+            let answered = known
+                .iter()
+                .position(|(id, _)| *id == call.id)
+                .map(|i| known.remove(i).1);
+            let called = match answered {
+                Some(content) => match approval_answer(&content) {
+                    Some(approved) => match self.resume_call(&call, approved, relay).await {
+                        Some(called) => called,
+                        // Nothing waits for it: the model reads why (the client already
+                        // shows the answer it gave).
+                        None => {
+                            messages.push(Message::Tool {
+                                tool_call_id: call.id,
+                                content: stale_approval(),
+                            });
+                            continue;
+                        }
+                    },
+                    None => {
+                        messages.push(Message::Tool {
+                            tool_call_id: call.id,
+                            content,
+                        });
+                        continue;
+                    }
+                },
+                None => self.call_tool(&call, relay).await,
+            };
+            let Called::Content(content) = called else {
+                flow = Called::Parked;
+                break;
+            };
+            relay.send(Chunk::ToolCallResult {
+                timestamp: now_ms(),
+                message_id: message_id.clone(),
+                tool_call_id: call.id.clone(),
+                content: content.clone(),
+                role: "tool".into(),
+            });
+            messages.push(Message::Tool {
+                tool_call_id: call.id,
+                content,
+            });
+        }
+        flow
+    }
+
+    /// Resumes the sealed execution of `call` with the client's decision; `None` when
+    /// nothing waits for it any more.
+    async fn resume_call(
+        &self,
+        call: &ToolCall,
+        approved: bool,
+        relay: &Arc<Relay>,
+    ) -> Option<Called> {
+        #[cfg(feature = "durable")]
+        if let Some(durable) = &self.durable {
+            return durable.resume(call, approved, relay).await;
+        }
+        let _ = (call, approved, relay);
+        None
+    }
+}
+
+/// How a tool call ended for this response.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Called {
+    /// Its result, as JSON text for the model.
+    Content(String),
+    /// It waits for the client's approval; its execution is sealed in the store.
+    Parked,
+}
+
+impl Called {
+    pub(crate) fn error(message: impl std::fmt::Display) -> Self {
+        Self::Content(json!({"error": message.to_string()}).to_string())
+    }
+}
+
+/// The events of one call's execution, forwarded to the response as CUSTOM chunks.
+pub(crate) fn events_to(relay: &Arc<Relay>) -> EventSink {
+    let forward = relay.clone();
+    EventSink::from_fn(move |event| {
+        forward.send(Chunk::from_event(&event, now_ms()));
+    })
 }

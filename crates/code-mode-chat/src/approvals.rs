@@ -412,3 +412,26 @@ impl Approver for ChatApprover {
         self.approvals.withdraw(&self.tool_call_id, approval_id);
     }
 }
+
+/// The answer TanStack's client sends for a call whose approval was answered: a `tool`
+/// message whose content is `{"approved": bool, "message"?: ..., "pendingExecution"?: ...}`.
+///
+/// ```
+/// use code_mode_chat::approval_answer;
+/// assert_eq!(approval_answer(r#"{"approved":true,"pendingExecution":true}"#), Some(true));
+/// assert_eq!(approval_answer(r#"{"approved":false,"message":"no"}"#), Some(false));
+/// assert_eq!(approval_answer(r#"{"success":true,"result":1,"logs":[]}"#), None);
+/// ```
+pub fn approval_answer(content: &str) -> Option<bool> {
+    let v: Value = serde_json::from_str(content).ok()?;
+    let o = v.as_object()?;
+    if o.len() > 3 {
+        return None;
+    }
+    o.get("approved")?.as_bool()
+}
+
+/// The model's result for an answer whose execution is gone.
+pub(crate) fn stale_approval() -> String {
+    json!({"error": "this program was paused for an approval and is no longer running (the server restarted or the approval expired); run it again if it is still needed"}).to_string()
+}

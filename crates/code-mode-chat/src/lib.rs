@@ -27,6 +27,8 @@
 mod agent;
 mod approvals;
 mod chunk;
+#[cfg(feature = "durable")]
+mod durable;
 #[cfg(feature = "axum")]
 mod http;
 pub mod llm;
@@ -35,8 +37,12 @@ mod scripted;
 pub mod sse;
 
 pub use agent::Agent;
-pub use approvals::{ChatApprovals, DEFAULT_PARK_TTL};
+pub use approvals::{ChatApprovals, DEFAULT_PARK_TTL, approval_answer};
 pub use chunk::{Chunk, RunError, Usage};
+#[cfg(feature = "durable")]
+pub use durable::{
+    DEFAULT_DURABLE_TTL, DurableApprovals, MemoryPausedStore, PausedStore, StoreError,
+};
 #[cfg(feature = "axum")]
 pub use http::sse_response;
 pub use llm::{LlmAdapter, LlmError, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};

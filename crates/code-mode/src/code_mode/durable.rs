@@ -36,6 +36,9 @@ struct Meta {
     type_errors: Vec<TypeDiagnostic>,
 }
 
+/// The replies to a resume's answers, and the events that announce them.
+type Replies = (Vec<(u32, Reply)>, Vec<EventKind>);
+
 /// Functions whose approval policy is not `Never`, with the policy.
 type Policies = Arc<HashMap<String, ApprovalPolicy>>;
 
@@ -138,6 +141,23 @@ impl CodeMode {
         .await
     }
 
+    /// [`CodeMode::execute_durable`] with `execute_typescript`'s tool input
+    /// `{"typescriptCode": "..."}` (a missing program is a validation failure, as in
+    /// [`CodeMode::call_execute_tool`]).
+    pub async fn call_execute_durable(
+        &self,
+        input: &Value,
+        opts: ExecuteOptions,
+        durable: DurableOptions,
+    ) -> Result<DurableOutcome, DurableError> {
+        match input.get("typescriptCode").and_then(Value::as_str) {
+            Some(code) => self.execute_durable(code, opts, durable).await,
+            None => Ok(DurableOutcome::Finished(
+                self.call_execute_tool(input, opts).await,
+            )),
+        }
+    }
+
     /// Continues a sealed execution with answers to some or all of its waiting calls (by
     /// [`WaitingCall::call_id`]); calls left unanswered keep waiting, and the step may pause
     /// again with new bytes. `durable.aad` must be the bytes it was sealed with.
@@ -238,7 +258,7 @@ impl CodeMode {
         opened: &Opened,
         meta: &Meta,
         answers: Vec<(u32, Answer)>,
-    ) -> Result<(Vec<(u32, Reply)>, Vec<EventKind>), ResumeError> {
+    ) -> Result<Replies, ResumeError> {
         let mut replies = Vec::with_capacity(answers.len());
         let mut announced = Vec::new();
         for (call_id, answer) in answers {

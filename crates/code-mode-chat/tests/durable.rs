@@ -1,0 +1,330 @@
+//! Durable approvals in a chat: a program waiting for approval is sealed into the store and
+//! the response ends; the agent (and its `CodeMode`) is dropped, as in a restart; a new
+//! agent gets the follow-up conversation with the client's answer and continues the same
+//! execution (the approved call runs once, now), then the model's next turn.
+
+use std::sync::{Arc, Mutex};
+
+use code_mode::durable::{SnapshotKey, SnapshotVault};
+use code_mode::{ApprovalPolicy, CodeMode, Tool, ToolError};
+use code_mode_chat::{
+    Agent, Chunk, DurableApprovals, MemoryPausedStore, Message, PausedStore, ScriptedLlm, ToolCall,
+};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+const PROGRAM: &str = "const o: any = await external_order({ id: 7 });\nconsole.log('order', o.id);\nconst r: any = await external_refund({ order: o.id, amount: 30 });\nconsole.log('refunded');\nreturn { refunded: r.amount };";
+
+type Ran = Arc<Mutex<Vec<(String, Value)>>>;
+
+fn runs(r: &Ran) -> Vec<(String, Value)> {
+    r.lock().unwrap().clone()
+}
+
+fn one(name: &str, input: Value) -> (String, Value) {
+    (name.to_owned(), input)
+}
+
+/// The QuickJS-WASM driver, when the build has it (`cargo xtask test` enables it).
+fn durable_driver() -> Option<Arc<dyn code_mode::IsolateDriver>> {
+    if !code_mode_drivers::enabled_drivers().contains(&"quickjs-wasm") {
+        eprintln!("skipped: the quickjs-wasm driver is not enabled in this build");
+        return None;
+    }
+    Some(
+        code_mode_drivers::driver_by_name("quickjs-wasm", &Default::default())
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+fn code_mode(driver: Arc<dyn code_mode::IsolateDriver>, ran: &Ran) -> CodeMode {
+    let log = |name: &'static str| {
+        let ran = ran.clone();
+        move |input: Value, _| {
+            ran.lock().unwrap().push((name.to_owned(), input.clone()));
+            async move { Ok::<_, ToolError>(input) }
+        }
+    };
+    let order = Tool::new(
+        "order",
+        "Reads an order.",
+        json!({"type": "object"}),
+        log("order"),
+    )
+    .unwrap();
+    let refund = Tool::new(
+        "refund",
+        "Refunds an order.",
+        json!({"type": "object"}),
+        log("refund"),
+    )
+    .unwrap()
+    .require_approval(ApprovalPolicy::Always);
+    CodeMode::builder()
+        .tools([order, refund])
+        .driver(driver)
+        .snapshot_vault(SnapshotVault::new(SnapshotKey::new(1, [5; 32])))
+        .build()
+        .unwrap()
+}
+
+/// An agent (as one server process) over `store`, with the model's `turns`.
+fn agent(
+    driver: Arc<dyn code_mode::IsolateDriver>,
+    ran: &Ran,
+    store: Arc<dyn PausedStore>,
+    turns: Vec<code_mode_chat::Turn>,
+) -> (Agent, Arc<ScriptedLlm>) {
+    let cm = code_mode(driver, ran);
+    let llm = Arc::new(ScriptedLlm::new(turns));
+    let agent = Agent::new(
+        llm.clone(),
+        cm.as_tools(),
+        vec![cm.system_prompt().to_owned()],
+        4,
+    )
+    .with_durable_approvals(DurableApprovals::new(cm, store));
+    (agent, llm)
+}
+
+fn call() -> ToolCall {
+    ToolCall {
+        id: "call_9".into(),
+        name: "execute_typescript".into(),
+        arguments: json!({"typescriptCode": PROGRAM}).to_string(),
+    }
+}
+
+/// The conversation the client sends back after its user answered.
+fn follow_up(approved: bool) -> Vec<Message> {
+    vec![
+        Message::User {
+            content: "refund order 7".into(),
+        },
+        Message::Assistant {
+            content: String::new(),
+            tool_calls: vec![call()],
+        },
+        Message::Tool {
+            tool_call_id: "call_9".into(),
+            content: json!({"approved": approved, "pendingExecution": true}).to_string(),
+        },
+    ]
+}
+
+fn customs(chunks: &[Chunk]) -> Vec<(String, Value)> {
+    chunks
+        .iter()
+        .filter_map(|c| match c {
+            Chunk::Custom { name, value, .. } => Some((name.clone(), value.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn result_of(chunks: &[Chunk]) -> Value {
+    let content = chunks
+        .iter()
+        .find_map(|c| match c {
+            Chunk::ToolCallResult { content, .. } => Some(content.clone()),
+            _ => None,
+        })
+        .expect("a tool result");
+    serde_json::from_str(&content).unwrap()
+}
+
+/// First request: the program runs up to the approval and the response ends.
+async fn first_request(
+    driver: &Arc<dyn code_mode::IsolateDriver>,
+    ran: &Ran,
+    store: &Arc<dyn PausedStore>,
+) {
+    let (agent, _) = agent(
+        driver.clone(),
+        ran,
+        store.clone(),
+        vec![ScriptedLlm::tool_call(
+            "call_9",
+            "execute_typescript",
+            &json!({"typescriptCode": PROGRAM}),
+        )],
+    );
+    let chunks: Vec<Chunk> = agent
+        .run_as(
+            "thread_1",
+            "run_1",
+            vec![Message::User {
+                content: "refund order 7".into(),
+            }],
+        )
+        .collect()
+        .await;
+    let events = customs(&chunks);
+    let asked = events
+        .iter()
+        .find(|(n, _)| n == "approval-requested")
+        .map(|(_, v)| v.clone())
+        .expect("the client is asked");
+    assert_eq!(asked["toolCallId"], json!("call_9"));
+    assert_eq!(asked["input"]["function"], json!("external_refund"));
+    assert_eq!(asked["input"]["input"], json!({"order": 7, "amount": 30}));
+    assert_eq!(asked["approval"]["needsApproval"], json!(true));
+    assert!(
+        events
+            .iter()
+            .any(|(n, _)| n == "code_mode:execution_paused")
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|(n, _)| n == "code_mode:execution_finished")
+    );
+    assert!(
+        matches!(chunks.last(), Some(Chunk::RunFinished { .. })),
+        "{chunks:?}"
+    );
+    assert!(
+        !chunks
+            .iter()
+            .any(|c| matches!(c, Chunk::ToolCallResult { .. }))
+    );
+    assert_eq!(runs(ran), vec![one("order", json!({"id": 7}))]);
+}
+
+#[tokio::test]
+async fn an_approval_answered_after_a_restart_continues_the_same_program() {
+    let Some(driver) = durable_driver() else {
+        return;
+    };
+    let ran = Ran::default();
+    let store: Arc<dyn PausedStore> = Arc::new(MemoryPausedStore::default());
+    first_request(&driver, &ran, &store).await;
+
+    // A restart: a new agent, a new CodeMode; only the store and the key remain.
+    let (agent, llm) = agent(
+        driver,
+        &ran,
+        store.clone(),
+        vec![ScriptedLlm::text("Refunded 30.")],
+    );
+    let chunks: Vec<Chunk> = agent
+        .run_as("thread_1", "run_2", follow_up(true))
+        .collect()
+        .await;
+    let events = customs(&chunks);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "code_mode:execution_resumed",
+            "code_mode:approval_resolved",
+            "code_mode:external_call",
+            "code_mode:external_result",
+            "code_mode:console",
+            "code_mode:execution_finished",
+        ]
+    );
+    assert_eq!(events[4].1["message"], json!("refunded"));
+    let result = result_of(&chunks);
+    assert_eq!(result["success"], json!(true), "{result}");
+    assert_eq!(result["result"], json!({"refunded": 30}));
+    assert_eq!(result["logs"], json!(["order 7", "refunded"]));
+    // Each tool ran once: the order before the pause, the refund after the restart.
+    assert_eq!(
+        runs(&ran),
+        vec![
+            one("order", json!({"id": 7})),
+            one("refund", json!({"order": 7, "amount": 30}))
+        ]
+    );
+    // The model sees the program's result, not the approval answer.
+    let seen = &llm.requests()[0].messages;
+    let Some(Message::Tool { content, .. }) = seen.last() else {
+        panic!("{seen:?}")
+    };
+    assert_eq!(serde_json::from_str::<Value>(content).unwrap(), result);
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| match c {
+            Chunk::TextMessageContent { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "Refunded 30.");
+    // Single use: the same answer again finds nothing waiting.
+    let (agent, llm) = agent_again(&ran, store).await;
+    let chunks: Vec<Chunk> = agent
+        .run_as("thread_1", "run_3", follow_up(true))
+        .collect()
+        .await;
+    assert_eq!(told(&llm), Some(true), "{chunks:?}");
+    assert_eq!(ran.lock().unwrap().len(), 2);
+}
+
+async fn agent_again(ran: &Ran, store: Arc<dyn PausedStore>) -> (Agent, Arc<ScriptedLlm>) {
+    let driver = durable_driver().unwrap();
+    agent(driver, ran, store, vec![ScriptedLlm::text("ok")])
+}
+
+#[tokio::test]
+async fn a_denial_after_a_restart_reaches_the_program() {
+    let Some(driver) = durable_driver() else {
+        return;
+    };
+    let ran = Ran::default();
+    let store: Arc<dyn PausedStore> = Arc::new(MemoryPausedStore::default());
+    first_request(&driver, &ran, &store).await;
+    let (agent, _) = agent(
+        driver,
+        &ran,
+        store,
+        vec![ScriptedLlm::text("Not refunded.")],
+    );
+    let chunks: Vec<Chunk> = agent
+        .run_as("thread_1", "run_2", follow_up(false))
+        .collect()
+        .await;
+    let result = result_of(&chunks);
+    assert_eq!(result["success"], json!(false));
+    assert_eq!(result["error"]["name"], json!("ApprovalDeniedError"));
+    assert_eq!(
+        result["error"]["message"],
+        json!("external_refund was not approved: denied in the chat")
+    );
+    assert_eq!(runs(&ran), vec![one("order", json!({"id": 7}))]);
+    let resolved = customs(&chunks)
+        .into_iter()
+        .find(|(n, _)| n == "code_mode:approval_resolved")
+        .unwrap();
+    assert_eq!(resolved.1["outcome"], json!("denied"));
+}
+
+#[tokio::test]
+async fn an_answer_without_a_store_entry_is_a_clear_error_for_the_model() {
+    let Some(driver) = durable_driver() else {
+        return;
+    };
+    let ran = Ran::default();
+    let store: Arc<dyn PausedStore> = Arc::new(MemoryPausedStore::default());
+    let (agent, llm) = agent(driver, &ran, store, vec![ScriptedLlm::text("Sorry.")]);
+    let chunks: Vec<Chunk> = agent
+        .run_as("thread_1", "run_2", follow_up(true))
+        .collect()
+        .await;
+    assert!(
+        !chunks
+            .iter()
+            .any(|c| matches!(c, Chunk::ToolCallResult { .. }))
+    );
+    assert_eq!(told(&llm), Some(true), "{chunks:?}");
+    assert!(ran.lock().unwrap().is_empty());
+}
+
+/// Whether the model was told the paused program is gone (`None`: it was not asked).
+fn told(llm: &ScriptedLlm) -> Option<bool> {
+    let request = llm.requests().into_iter().next()?;
+    let Some(Message::Tool { content, .. }) = request.messages.last() else {
+        return Some(false);
+    };
+    Some(content.contains("no longer running"))
+}
