@@ -33,6 +33,7 @@ mod durable;
 mod http;
 pub mod llm;
 mod openai;
+mod paused_store;
 mod scripted;
 pub mod sse;
 
@@ -40,11 +41,10 @@ pub use agent::Agent;
 pub use approvals::{ChatApprovals, DEFAULT_PARK_TTL, approval_answer};
 pub use chunk::{Chunk, RunError, Usage};
 #[cfg(feature = "durable")]
-pub use durable::{
-    DEFAULT_DURABLE_TTL, DurableApprovals, MemoryPausedStore, PausedStore, StoreError,
-};
+pub use durable::{DEFAULT_DURABLE_TTL, DurableApprovals};
 #[cfg(feature = "axum")]
 pub use http::sse_response;
 pub use llm::{LlmAdapter, LlmError, LlmEvent, LlmRequest, LlmTool, Message, ToolCall};
 pub use openai::OpenAiCompatible;
+pub use paused_store::{MemoryPausedStore, PausedStore, StoreError};
 pub use scripted::{ScriptedLlm, Turn};

@@ -31,48 +31,9 @@ mod filesystem {
 
 #[cfg(feature = "postgres")]
 mod postgres {
-    crate::storage_suite!(crate::postgres_support::fresh_database());
-}
-
-#[cfg(feature = "postgres")]
-mod postgres_support {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use code_mode_skills::{PostgresStorage, SkillStorage};
-
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-
-    /// The server `cargo xtask test` started.
-    pub(crate) fn server() -> String {
-        std::env::var("CODE_MODE_TEST_POSTGRES").unwrap_or_else(|_| {
-            panic!("CODE_MODE_TEST_POSTGRES is not set: `cargo xtask test` starts a PostgreSQL server for these tests and sets it (e.g. `host=127.0.0.1 port=5433 user=postgres`)")
-        })
-    }
-
-    /// A new, empty database on that server, so cases do not see each other's skills.
-    pub(crate) async fn fresh_database() -> Arc<dyn SkillStorage> {
-        let base = server();
-        let name = format!(
-            "skills_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let (client, conn) =
-            tokio_postgres::connect(&format!("{base} dbname=postgres"), tokio_postgres::NoTls)
-                .await
-                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Arc::new(
-            PostgresStorage::connect(&format!("{base} dbname={name}"))
-                .await
-                .unwrap(),
-        )
-    }
+    crate::storage_suite!(async {
+        Arc::new(crate::common::postgres::fresh_database().await) as Arc<dyn SkillStorage>
+    });
 }
 
 #[cfg(feature = "mongo")]
@@ -92,7 +53,7 @@ mod mongo {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_lose_nothing_on_postgres() {
     use code_mode_skills::{Expect, PostgresStorage, SkillStorage};
-    let base = postgres_support::server();
+    let base = common::postgres::server();
     let name = format!("skills_procs_{}", std::process::id());
     let (admin, conn) =
         tokio_postgres::connect(&format!("{base} dbname=postgres"), tokio_postgres::NoTls)
@@ -105,7 +66,7 @@ async fn eight_processes_lose_nothing_on_postgres() {
         .unwrap();
     let config = format!("{base} dbname={name}");
     let storage = PostgresStorage::connect(&config).await.unwrap();
-    assert_eq!(storage.schema_version().await.unwrap(), 1);
+    assert_eq!(storage.schema_version().await.unwrap(), 2);
     storage
         .save(&common::skill("shared", 1), Expect::Absent)
         .await
@@ -129,5 +90,5 @@ async fn eight_processes_lose_nothing_on_postgres() {
     );
     // Migrations are idempotent: a second connection finds the schema in place.
     let again = PostgresStorage::connect(&config).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 1);
+    assert_eq!(again.schema_version().await.unwrap(), 2);
 }

@@ -8,6 +8,9 @@
 //! | `PostgresStorage` (feature `postgres`) | a fleet of app servers sharing one library |
 //! | `MongoStorage` (feature `mongo`) | teams already on MongoDB |
 //!
+//! The file-system and PostgreSQL storages also keep paused chat executions
+//! ([`code_mode_chat::PausedStore`]), so approvals survive a restart next to the skills.
+//!
 //! TanStack's browser `LocalStorage` backend has no Rust counterpart: a Rust application
 //! runs on a server, where the file system or a database is the right home; a browser app
 //! keeps its skills on its server through these backends.
@@ -16,6 +19,9 @@ mod fs;
 mod memory;
 #[cfg(feature = "mongo")]
 mod mongo;
+mod paused_fs;
+#[cfg(feature = "postgres")]
+mod paused_postgres;
 #[cfg(feature = "postgres")]
 mod postgres;
 

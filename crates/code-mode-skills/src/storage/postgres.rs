@@ -16,9 +16,10 @@ use crate::skill::{RunRecord, Skill, SkillStats, validate_name};
 use crate::trust::{TrustLevel, TrustStrategy};
 
 /// Embedded migrations, applied in order, each once.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS code_mode_skills (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS code_mode_skills (
         name TEXT PRIMARY KEY,
         version INTEGER NOT NULL,
         trust TEXT NOT NULL,
@@ -31,7 +32,17 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         updated_at TEXT NOT NULL,
         doc JSONB NOT NULL
     )",
-)];
+    ),
+    // Paused chat executions (the `PausedStore` of `paused_postgres`).
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS code_mode_paused (
+            key TEXT PRIMARY KEY,
+            data BYTEA NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL
+        )",
+    ),
+];
 
 const COLUMNS: &str = "name, version, trust, runs, successes, failures, total_duration_ms, last_duration_ms, last_run_at, updated_at, doc";
 
@@ -66,6 +77,10 @@ impl PostgresStorage {
         });
         migrate(&mut client).await?;
         Ok(Self { client })
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The schema version after migration.

@@ -1,6 +1,9 @@
 //! Shared by the skills tests: sample skills and the storage behaviour suite.
 #![allow(dead_code)]
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+
 use code_mode_skills::{Skill, SkillStats, TrustLevel, now_rfc3339};
 use serde_json::json;
 
