@@ -55,6 +55,7 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     // Drivers with a runtime to install are measured when it can be installed.
     let drivers = crate::runtimes::bench_drivers("measured")?;
     let v8_env = &drivers.v8_env;
+    let durable = drivers.features.split(',').any(|f| f == "quickjs-wasm");
     let _ = std::fs::remove_dir_all(root().join("target/criterion"));
     let mut args = vec!["bench", "-p", "code-mode-benches", "--bench", "drivers"];
     if !drivers.features.is_empty() {
@@ -218,6 +219,11 @@ pub fn run(measurement_secs: u64) -> anyhow::Result<()> {
     md.push_str(&crate::typecheck_bench::section(50)?);
     md.push_str(&crate::otel_bench::section(2000)?);
     md.push_str(&crate::prelude_bench::section(2000)?);
+    if durable {
+        md.push_str(&crate::durable_bench::section(200)?);
+    } else {
+        md.push_str("## Durable pause (QuickJS-WASM)\n\nNot measured: the wasm32-wasi toolchain could not be installed on this machine.\n\n");
+    }
     let out = root().join("docs/benchmarks.md");
     // The soak's section (`cargo xtask soak`) is kept as it was.
     if let Some(soak) = std::fs::read_to_string(&out)

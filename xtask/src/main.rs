@@ -19,6 +19,7 @@
 
 mod bench;
 mod bench_bin;
+mod durable_bench;
 mod e2e;
 mod matrix;
 mod mcp_bench;
@@ -96,6 +97,10 @@ enum Cmd {
         /// Criterion measurement time per benchmark, in seconds.
         #[arg(long, default_value_t = 3)]
         measurement_secs: u64,
+        /// Run only the durable-pause benchmark and replace its section of
+        /// docs/benchmarks.md, keeping the rest of the file.
+        #[arg(long)]
+        durable_only: bool,
     },
 }
 
@@ -153,7 +158,12 @@ fn main() -> anyhow::Result<()> {
         Cmd::GuestWasm => guest_wasm(),
         Cmd::E2e { screenshot } => e2e::run(screenshot.as_deref()),
         Cmd::Node => node::run(),
-        Cmd::Bench { measurement_secs } => bench::run(measurement_secs),
+        Cmd::Bench {
+            durable_only: true, ..
+        } => durable_bench::replace_section(),
+        Cmd::Bench {
+            measurement_secs, ..
+        } => bench::run(measurement_secs),
         Cmd::Soak { runs, concurrency } => soak::run(runs, concurrency),
         Cmd::Fuzz { secs, seed } => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
