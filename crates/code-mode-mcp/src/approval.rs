@@ -29,7 +29,12 @@ pub(crate) fn supports_elicitation(peer: &Peer<RoleServer>) -> bool {
 }
 
 fn message(request: &ApprovalRequest) -> String {
-    let mut input = request.input.to_string();
+    question(&request.function, &request.input)
+}
+
+/// The question asked about `function(input)`.
+pub(crate) fn question(function: &str, input: &Value) -> String {
+    let mut input = input.to_string();
     if input.len() > 2000 {
         let mut end = 2000;
         while !input.is_char_boundary(end) {
@@ -38,13 +43,10 @@ fn message(request: &ApprovalRequest) -> String {
         input.truncate(end);
         input.push('…');
     }
-    format!(
-        "A program wants to call {} with this input:\n{input}\nApprove this call?",
-        request.function
-    )
+    format!("A program wants to call {function} with this input:\n{input}\nApprove this call?")
 }
 
-fn schema() -> Result<ElicitationSchema, &'static str> {
+pub(crate) fn schema() -> Result<ElicitationSchema, &'static str> {
     ElicitationSchema::builder()
         .required_bool_with("approve", |b| b.description("Run this call"))
         .optional_string_with("reason", |s| {

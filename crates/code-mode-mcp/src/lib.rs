@@ -30,6 +30,8 @@ mod approval;
 mod catalog;
 mod config;
 mod content;
+#[cfg(feature = "durable")]
+mod durable;
 mod error;
 mod names;
 mod serve;

@@ -166,6 +166,22 @@ impl CodeModeServer {
         Ok(offer)
     }
 
+    /// The code mode to run `tool` durably with, when this call can (see the `durable`
+    /// module): not when an [`Offer`] of its own replaces the default tools (its
+    /// `execute_typescript` may add sandbox functions a durable run would not have).
+    #[cfg(feature = "durable")]
+    async fn durable_code_mode(
+        &self,
+        context: &RequestContext<RoleServer>,
+        tool: &str,
+    ) -> Option<Arc<CodeMode>> {
+        if self.inner.offer.is_some() {
+            return None;
+        }
+        let code_mode = self.code_mode().await;
+        crate::durable::applies(context, &code_mode, tool).then_some(code_mode)
+    }
+
     /// The same server for another client session (with its own log level).
     pub fn session(&self) -> Self {
         Self {
@@ -400,6 +416,22 @@ impl ServerHandler for CodeModeServer {
                     tracestate: context.meta.get_tracestate().map(str::to_owned),
                 },
             );
+        }
+        // A client on protocol 2026-07-28 or newer is asked through `input_required`
+        // rounds, the execution sealed in between (see the `durable` module).
+        #[cfg(feature = "durable")]
+        if let Some(code_mode) = self.durable_code_mode(&context, &request.name).await {
+            let opts = code_mode::ExecuteOptions::new(context.id.to_string(), sink);
+            let run = crate::durable::call(&code_mode, &request, opts);
+            let response = tokio::select! {
+                r = tracing::Instrument::instrument(run, span) => Some(r),
+                () = context.ct.cancelled() => None,
+            };
+            let _ = done.send(());
+            let _ = forward.await;
+            return response.ok_or_else(|| {
+                ErrorData::internal_error("the execution was cancelled by the client", None)
+            });
         }
         // Calls that need approval are asked of this client's user (elicitation), or
         // denied saying why when the client cannot be asked.

@@ -247,6 +247,12 @@ impl CodeMode {
         .await
     }
 
+    /// Whether [`CodeMode::execute_durable`] can pause here: the builder set a
+    /// [`snapshot_vault`](CodeModeBuilder::snapshot_vault) and the driver has a durable side.
+    pub fn can_pause_durably(&self) -> bool {
+        self.inner.vault.is_some() && self.inner.driver.durable().is_some()
+    }
+
     fn vault(&self) -> Result<&SnapshotVault, DurableError> {
         self.inner.vault.as_ref().ok_or(DurableError::NoVault)
     }
