@@ -11,6 +11,13 @@
 //! execution resumes where it stopped (the approved calls run now, denied ones throw in the
 //! program), and the call completes, or asks again.
 //!
+//! A client that declared the tasks extension (SEP-2663) gets a task instead: the call
+//! returns a task handle at once; while the program waits, the task is `input_required`
+//! with the same approval forms (answered with `tasks/update`), the sealed execution is kept
+//! in the task (no sandbox is held), and `tasks/get` gives the result in the end. Tasks
+//! live in this server process (rmcp's `TaskManager`); a pause that must outlive it takes
+//! the round-trip path.
+//!
 //! The state is authenticated and encrypted by the vault, so a client can neither read nor
 //! forge it; single use is the vault's ledger's job (per process unless the application
 //! gives it a shared one).
@@ -25,6 +32,7 @@ use rmcp::model::{
     InputResponses, ProtocolVersion,
 };
 use rmcp::service::{RequestContext, RoleServer};
+use rmcp::task_manager::{TaskContext, TaskExit};
 use serde_json::Value;
 
 use crate::approval::{decision_of, question, schema};
@@ -86,6 +94,72 @@ pub(crate) async fn call(
         }
         Err(e) => failed(&format!("the paused program could not continue: {e}")),
     }
+}
+
+/// Runs `execute_typescript` durably as a task: each pause asks every waiting approval as
+/// the task's input requests, keeping the sealed execution until the answers come.
+pub(crate) async fn run_task(
+    code_mode: std::sync::Arc<CodeMode>,
+    request: CallToolRequestParams,
+    tool_call_id: String,
+    task: TaskContext,
+) -> Result<CallToolResult, TaskExit> {
+    let input = Value::Object(request.arguments.clone().unwrap_or_default());
+    let opts = || ExecuteOptions::new(tool_call_id.as_str(), code_mode::EventSink::none());
+    let mut outcome = code_mode
+        .call_execute_durable(&input, opts(), DurableOptions::new(AAD))
+        .await;
+    loop {
+        let paused = match outcome {
+            Ok(DurableOutcome::Finished(result)) => {
+                return Ok(crate::server::call_result(&result));
+            }
+            Ok(DurableOutcome::Paused(paused)) => paused,
+            Err(e) => {
+                return Ok(error_result(&format!(
+                    "the program could not continue: {e}"
+                )));
+            }
+        };
+        let requests = match requests(&paused.waiting) {
+            Ok(r) if !r.is_empty() => r,
+            Ok(_) => {
+                return Ok(error_result(
+                    "the program paused on a call no one was asked about",
+                ));
+            }
+            Err(e) => return Ok(error_result(&e)),
+        };
+        task.set_status_message(format!(
+            "waiting for approval of {} call(s)",
+            requests.len()
+        ));
+        let asked = requests.into_iter().map(|(key, request)| {
+            let task = task.clone();
+            async move {
+                let answer = task.request_input(key.clone(), request).await;
+                answer.map(|a| (key, a))
+            }
+        });
+        let mut responses = InputResponses::new();
+        for answered in futures::future::join_all(asked).await {
+            let (key, answer) = answered?;
+            responses.insert(key, answer);
+        }
+        task.set_status_message("running");
+        outcome = code_mode
+            .resume(
+                &paused.sealed,
+                answers(Some(&responses)),
+                opts(),
+                DurableOptions::new(AAD),
+            )
+            .await;
+    }
+}
+
+fn error_result(message: &str) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.to_owned())])
 }
 
 fn failed(message: &str) -> CallToolResponse {

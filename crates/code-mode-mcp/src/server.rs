@@ -66,6 +66,9 @@ struct Inner {
     current: RwLock<Arc<CodeMode>>,
     instructions: RwLock<String>,
     refresh: tokio::sync::Mutex<()>,
+    /// Durable executions run as MCP tasks, for clients that asked for tasks.
+    #[cfg(feature = "durable")]
+    tasks: rmcp::task_manager::TaskManager,
 }
 
 /// The MCP server handler: serve it with [`serve_stdio`](crate::serve_stdio) or
@@ -126,6 +129,8 @@ impl CodeModeServer {
                 instructions: RwLock::new(code_mode.system_prompt().to_owned()),
                 current: RwLock::new(Arc::new(code_mode)),
                 refresh: tokio::sync::Mutex::new(()),
+                #[cfg(feature = "durable")]
+                tasks: rmcp::task_manager::TaskManager::new(),
             }),
             info_logs: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         })
@@ -288,14 +293,58 @@ impl ServerHandler for CodeModeServer {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        InitializeAnswer::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_logging()
-                .build(),
-        )
-        .with_server_info(Implementation::new("code-mode", env!("CARGO_PKG_VERSION")))
-        .with_instructions(instructions)
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_logging();
+        // Durable executions can run as tasks when this server can pause them.
+        #[cfg(feature = "durable")]
+        let capabilities = if self.inner.offer.is_none()
+            && self
+                .inner
+                .current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .can_pause_durably()
+        {
+            capabilities.enable_tasks()
+        } else {
+            capabilities
+        };
+        InitializeAnswer::new(capabilities.build())
+            .with_server_info(Implementation::new("code-mode", env!("CARGO_PKG_VERSION")))
+            .with_instructions(instructions)
+    }
+
+    #[cfg(feature = "durable")]
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.inner
+            .tasks
+            .get_task(&request.task_id)
+            .map(rmcp::model::GetTaskResult::new)
+    }
+
+    #[cfg(feature = "durable")]
+    async fn update_task(
+        &self,
+        request: rmcp::model::UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner
+            .tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    #[cfg(feature = "durable")]
+    async fn cancel_task(
+        &self,
+        request: rmcp::model::CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.inner.tasks.cancel_task(&request.task_id)
     }
 
     async fn set_level(
@@ -421,6 +470,24 @@ impl ServerHandler for CodeModeServer {
         // rounds, the execution sealed in between (see the `durable` module).
         #[cfg(feature = "durable")]
         if let Some(code_mode) = self.durable_code_mode(&context, &request.name).await {
+            if context
+                .client_capabilities()
+                .is_some_and(|caps| caps.supports_tasks())
+            {
+                // The task outlives this request: its progress is its status.
+                let _ = done.send(());
+                let _ = forward.await;
+                let id = context.id.to_string();
+                let options = rmcp::task_manager::TaskOptions::new()
+                    .with_ttl_ms(Some(24 * 60 * 60 * 1000))
+                    .with_poll_interval_ms(500);
+                let task = self.inner.tasks.spawn(options, move |task| {
+                    Box::pin(crate::durable::run_task(code_mode, request, id, task))
+                });
+                return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                    task,
+                )));
+            }
             let opts = code_mode::ExecuteOptions::new(context.id.to_string(), sink);
             let run = crate::durable::call(&code_mode, &request, opts);
             let response = tokio::select! {

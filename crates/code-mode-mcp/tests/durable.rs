@@ -10,8 +10,8 @@ use code_mode::{ApprovalPolicy, CodeMode, Tool, ToolError};
 use code_mode_mcp::CodeModeServer;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ElicitRequestParams, ElicitResult,
-    ElicitationAction, Implementation, InitializeRequestParams, InitializeResult, InputRequest,
-    ProtocolVersion, ServerCapabilities,
+    ElicitationAction, GetTaskParams, Implementation, InitializeRequestParams, InitializeResult,
+    InputRequest, ProtocolVersion, ServerCapabilities, TaskPayload, UpdateTaskParams,
 };
 use rmcp::service::{RequestContext, RoleClient, RoleServer, RunningService, serve_directly};
 use rmcp::{ClientHandler, ErrorData};
@@ -55,9 +55,24 @@ fn server(ran: &Ran) -> Option<CodeModeServer> {
 #[derive(Clone, Default)]
 struct Person {
     questions: Arc<Mutex<Vec<String>>>,
+    /// Declares the tasks extension.
+    tasks: bool,
 }
 
 impl ClientHandler for Person {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let capabilities = ClientCapabilities::builder().enable_elicitation();
+        let capabilities = if self.tasks {
+            capabilities.enable_tasks().build()
+        } else {
+            capabilities.build()
+        };
+        rmcp::model::ClientConfig::new(
+            capabilities,
+            Implementation::new("durable-test-client", "1.0.0"),
+        )
+    }
+
     async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
@@ -83,9 +98,23 @@ fn connect(
     person: Person,
     protocol: ProtocolVersion,
 ) -> RunningService<RoleClient, Person> {
+    connect_with(
+        server,
+        person,
+        protocol,
+        ClientCapabilities::builder().enable_elicitation().build(),
+    )
+}
+
+fn connect_with(
+    server: CodeModeServer,
+    person: Person,
+    protocol: ProtocolVersion,
+    capabilities: ClientCapabilities,
+) -> RunningService<RoleClient, Person> {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     let client_info = InitializeRequestParams::new(
-        ClientCapabilities::builder().enable_elicitation().build(),
+        capabilities,
         Implementation::new("durable-test-client", "1.0.0"),
     )
     .with_protocol_version(protocol.clone());
@@ -203,5 +232,95 @@ async fn the_state_resumes_on_another_server_and_only_as_issued() {
     let text = serde_json::to_string(&again.content).unwrap();
     assert!(text.contains("already"), "{text}");
     assert_eq!(ran.lock().unwrap().len(), 1);
+    let _ = client.cancel().await;
+}
+
+/// The task's state, polled until `done` accepts it (5 s at most).
+async fn poll(
+    client: &RunningService<RoleClient, Person>,
+    task_id: &str,
+    done: impl Fn(&TaskPayload) -> bool,
+) -> TaskPayload {
+    for _ in 0..250 {
+        let got = client.get_task(GetTaskParams::new(task_id)).await.unwrap();
+        if done(&got.task.payload) {
+            return got.task.payload;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the task never reached the expected state")
+}
+
+/// A client that declared the tasks extension gets a task: `input_required` with the
+/// approval forms while the program waits (its execution sealed in the task), answered with
+/// `tasks/update`; then `completed` with the program's result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_tasks_gets_a_task_that_waits_for_its_answers() {
+    let ran = Ran::default();
+    let Some(server) = server(&ran) else {
+        return;
+    };
+    let client = connect_with(
+        server,
+        Person {
+            tasks: true,
+            ..Person::default()
+        },
+        ProtocolVersion::V_2026_07_28,
+        ClientCapabilities::builder()
+            .enable_elicitation()
+            .enable_tasks()
+            .build(),
+    );
+    let code = "const [a, b] = await Promise.all([external_refund({ order: 1 }), external_refund({ order: 2 })]).catch((e) => [e.message, null]);\nreturn { a, b };";
+    let response = client.call_tool_once(execute(code)).await.unwrap();
+    let CallToolResponse::Task(created) = response else {
+        panic!(
+            "expected a task, got {}",
+            if matches!(response, CallToolResponse::InputRequired(_)) {
+                "input_required"
+            } else {
+                "a result"
+            }
+        )
+    };
+    let id = created.task.task_id.clone();
+    let TaskPayload::InputRequired { input_requests } = poll(
+        &client,
+        &id,
+        |p| matches!(p, TaskPayload::InputRequired { input_requests } if input_requests.len() == 2),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    assert!(ran.lock().unwrap().is_empty());
+    let mut responses = rmcp::model::InputResponses::new();
+    for key in input_requests.keys() {
+        let content = if responses.is_empty() {
+            json!({"approve": true})
+        } else {
+            json!({"approve": true, "input": "{\"order\": 20}"})
+        };
+        let answer = ElicitResult::new(ElicitationAction::Accept).with_content(content);
+        responses.insert(key.clone(), serde_json::to_value(answer).unwrap());
+    }
+    client
+        .update_task(UpdateTaskParams::new(id.clone(), responses))
+        .await
+        .unwrap();
+    let TaskPayload::Completed { result } =
+        poll(&client, &id, |p| matches!(p, TaskPayload::Completed { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        result["structuredContent"]["result"],
+        json!({"a": {"refunded": 1}, "b": {"refunded": 20}}),
+        "{result:?}"
+    );
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort_by_key(|v| v["order"].as_i64());
+    assert_eq!(ran, vec![json!({"order": 1}), json!({"order": 20})]);
     let _ = client.cancel().await;
 }
