@@ -93,6 +93,7 @@ macro_rules! conformance_tests {
             dispose_is_idempotent_and_final,
             hundred_concurrent_contexts,
             next_execution_works_after_failures,
+            durable_pause_is_supported_or_refused_by_name,
             approval_runs_nothing_before_the_decision,
             approval_denied_is_a_catchable_error,
             approval_wait_has_its_own_limit,

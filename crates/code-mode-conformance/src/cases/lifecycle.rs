@@ -96,3 +96,59 @@ pub async fn next_execution_works_after_failures(h: &Harness) {
         h.assert_healthy().await;
     }
 }
+
+/// A driver that can pause durably pauses at a held call and continues from its record
+/// with the answer; any other refuses with `ResumeError::Unsupported` naming itself.
+pub async fn durable_pause_is_supported_or_refused_by_name(h: &Harness) {
+    use code_mode::durable::{Park, Reply, ResumeError, Step, durable_driver};
+    let driver = h.driver().clone();
+    let Some(durable) = driver.durable() else {
+        let err = durable_driver(driver.as_ref())
+            .err()
+            .map(|e| (e.to_string(), e));
+        let Some((message, ResumeError::Unsupported { driver: named })) = err else {
+            panic!("a driver without a durable side must answer Unsupported")
+        };
+        assert_eq!(named, driver.name());
+        assert!(message.contains(driver.name()), "{message}");
+        assert!(
+            message.contains("does not support durable pause"),
+            "{message}"
+        );
+        return;
+    };
+    let config = || {
+        let echo = code_mode::Binding::new("external_wait", |a| Box::pin(async move { Ok(a) }))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut bindings = code_mode::Bindings::new();
+        bindings.insert(echo).unwrap_or_else(|e| panic!("{e}"));
+        code_mode::ContextConfig::new(bindings).with_limits(h.limits())
+    };
+    let step = durable
+        .start(
+            config(),
+            "const r = await external_wait({ a: 1 });\nreturn r.a + 1;",
+            Park::functions(["external_wait"]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Step::Paused(paused) = step else {
+        panic!("the held call did not pause the execution: {step:?}")
+    };
+    assert_eq!(paused.pending().len(), 1);
+    assert_eq!(paused.pending()[0].args, json!({"a": 1}));
+    let call = paused.pending()[0].call_id;
+    let step = durable
+        .resume_suspended(
+            config(),
+            paused.suspended().clone(),
+            vec![(call, Reply::value(json!({"a": 41})))],
+            Park::never(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Step::Finished(result) = step else {
+        panic!("the answered execution paused again")
+    };
+    assert_eq!(value(&result), json!(42));
+}
