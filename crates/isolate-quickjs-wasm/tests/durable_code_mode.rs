@@ -500,3 +500,113 @@ async fn a_program_that_waits_for_nothing_just_finishes() {
     );
     assert_eq!(r.result, Some(json!(6)));
 }
+
+/// Runs `code` durably, answering every waiting call with `Approve` at each pause, each
+/// step on a new `CodeMode`; the result, the events and how many pauses.
+async fn approving_every_pause(code: &str, ran: &Ran) -> (CodeModeResult, Vec<Event>, usize) {
+    let (sink, events) = recorder();
+    let mut step = code_mode(ran)
+        .execute_durable(code, opts(sink.clone()), DurableOptions::new(AAD))
+        .await
+        .unwrap();
+    let mut pauses = 0;
+    loop {
+        let p = match step {
+            DurableOutcome::Finished(r) => return (r, events.lock().unwrap().clone(), pauses),
+            DurableOutcome::Paused(p) => p,
+        };
+        pauses += 1;
+        let answers = p
+            .waiting
+            .iter()
+            .map(|w| (w.call_id, Answer::Approve))
+            .collect();
+        step = code_mode(ran)
+            .resume(
+                &p.sealed,
+                answers,
+                opts(sink.clone()),
+                DurableOptions::new(AAD),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The same multiset of normalised events (calls that run concurrently may report in
+/// another order when one of them waited for a person).
+fn sorted(events: &[Event]) -> Vec<String> {
+    let mut v: Vec<String> = normalised(events).iter().map(Value::to_string).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_corpus_of_paused_programs_ends_as_live_approvals() {
+    let corpus = [
+        (
+            "inside Promise.all",
+            "const r = await Promise.all([external_fast({ i: 1 }), external_refund({ order: 1 }), external_lookup({ s: 1 })]);\nconsole.log('all', r.length);\nreturn r;",
+            1,
+        ),
+        (
+            "two approvals at once",
+            "const [a, b] = await Promise.all([external_refund({ order: 1 }), external_refund({ order: 2 })]);\nreturn [a, b];",
+            1,
+        ),
+        (
+            "fifty pauses in a loop",
+            "let s = 0;\nfor (let i = 0; i < 50; i++) {\n  const r = await external_refund({ order: i });\n  s += r.refunded.order;\n  if (i % 10 === 0) console.log('at', i);\n}\nreturn s;",
+            50,
+        ),
+        (
+            "a heavy heap kept across",
+            "const kept = new Map();\nfor (let i = 0; i < 40000; i++) kept.set(i, { id: i, name: 'row ' + i });\nconst r = await external_refund({ order: kept.size });\nreturn [kept.size, kept.get(39999).name, r.refunded.order];",
+            1,
+        ),
+        (
+            "an error after the pause",
+            "await external_refund({ order: 3 });\nconst x: any = null;\nreturn x.field;",
+            1,
+        ),
+    ];
+    for (name, code, expected_pauses) in corpus {
+        let ran = Ran::default();
+        let (sink, events) = recorder();
+        let live = code_mode(&ran)
+            .execute(code, opts(sink).with_approver(Arc::new(ApproveAll)))
+            .await;
+        let live_events = events.lock().unwrap().clone();
+        let mut live_ran = ran.lock().unwrap().clone();
+        live_ran.sort();
+
+        let ran = Ran::default();
+        let (result, durable_events, pauses) = approving_every_pause(code, &ran).await;
+        let mut durable_ran = ran.lock().unwrap().clone();
+        durable_ran.sort();
+        assert_eq!(result, live, "{name}");
+        assert_eq!(pauses, expected_pauses, "{name}");
+        assert_eq!(durable_ran, live_ran, "{name}: tool runs");
+        assert_eq!(
+            sorted(&durable_events),
+            sorted(&live_events),
+            "{name}: events"
+        );
+        let count = |events: &[Event], n: &str| events.iter().filter(|e| e.name() == n).count();
+        assert_eq!(
+            count(&durable_events, "code_mode:execution_paused"),
+            pauses,
+            "{name}"
+        );
+        assert_eq!(
+            count(&durable_events, "code_mode:execution_resumed"),
+            pauses,
+            "{name}"
+        );
+        assert_eq!(
+            count(&durable_events, "code_mode:approval_requested"),
+            count(&live_events, "code_mode:approval_requested"),
+            "{name}"
+        );
+    }
+}
