@@ -188,7 +188,7 @@ impl Agent {
             usage: usage.map(|u| vec![u]),
             metadata: meta(json!({"finishReason": "tool_calls"})),
         };
-        if self.settle(&mut messages, &relay).await == Called::Parked {
+        if self.settle(&mut messages, &relay).await {
             return send(parked(None));
         }
         for _ in 0..self.max_iterations {
@@ -446,7 +446,8 @@ impl Agent {
     /// is asked again: an approval answer (`{"approved": bool}`) resumes its sealed
     /// execution, or becomes an error result when nothing waits for it any more; a call
     /// without a result runs now. Approval answers of earlier turns become error results.
-    async fn settle(&self, messages: &mut Vec<Message>, relay: &Arc<Relay>) -> Called {
+    /// True when a call parked again (the response ends waiting for the client).
+    async fn settle(&self, messages: &mut Vec<Message>, relay: &Arc<Relay>) -> bool {
         let last = messages
             .iter()
             .rposition(|m| !matches!(m, Message::Tool { .. }));
@@ -479,7 +480,7 @@ impl Agent {
             }
         }
         let message_id = next_id("msg");
-        let mut flow = Called::Content(String::new());
+        let mut parked = false;
         for call in calls {
             let answered = known
                 .iter()
@@ -510,7 +511,7 @@ impl Agent {
                 None => self.call_tool(&call, relay).await,
             };
             let Called::Content(content) = called else {
-                flow = Called::Parked;
+                parked = true;
                 break;
             };
             relay.send(Chunk::ToolCallResult {
@@ -525,7 +526,7 @@ impl Agent {
                 content,
             });
         }
-        flow
+        parked
     }
 
     /// Resumes the sealed execution of `call` with the client's decision; `None` when
