@@ -274,6 +274,7 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
         // Durable chat approvals (their test needs the quickjs-wasm driver, enabled above).
         features.push("code-mode-chat/durable");
         features.push("code-mode-mcp/durable");
+        features.push("code-mode-skills/durable");
         if std::env::var_os("MONGODB_URI").is_none() {
             println!(
                 "MongoDB storage cases skipped: MONGODB_URI is not set (no MongoDB server can be installed here)"

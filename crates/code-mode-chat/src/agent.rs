@@ -552,6 +552,7 @@ pub(crate) enum Called {
     /// Its result, as JSON text for the model.
     Content(String),
     /// It waits for the client's approval; its execution is sealed in the store.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     Parked,
 }
 

@@ -66,7 +66,7 @@ async fn eight_processes_lose_nothing_on_postgres() {
         .unwrap();
     let config = format!("{base} dbname={name}");
     let storage = PostgresStorage::connect(&config).await.unwrap();
-    assert_eq!(storage.schema_version().await.unwrap(), 2);
+    assert_eq!(storage.schema_version().await.unwrap(), 3);
     storage
         .save(&common::skill("shared", 1), Expect::Absent)
         .await
@@ -90,5 +90,5 @@ async fn eight_processes_lose_nothing_on_postgres() {
     );
     // Migrations are idempotent: a second connection finds the schema in place.
     let again = PostgresStorage::connect(&config).await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 2);
+    assert_eq!(again.schema_version().await.unwrap(), 3);
 }

@@ -9,13 +9,19 @@
 //! | `MongoStorage` (feature `mongo`) | teams already on MongoDB |
 //!
 //! The file-system and PostgreSQL storages also keep paused chat executions
-//! ([`code_mode_chat::PausedStore`]), so approvals survive a restart next to the skills.
+//! ([`code_mode_chat::PausedStore`]), so approvals survive a restart next to the skills,
+//! and (feature `durable`) record which sealed executions were resumed
+//! (`code_mode::durable::SnapshotLedger`), so one resumes once on a machine or a fleet.
 //!
 //! TanStack's browser `LocalStorage` backend has no Rust counterpart: a Rust application
 //! runs on a server, where the file system or a database is the right home; a browser app
 //! keeps its skills on its server through these backends.
 
 mod fs;
+#[cfg(feature = "durable")]
+mod ledger_fs;
+#[cfg(all(feature = "durable", feature = "postgres"))]
+mod ledger_postgres;
 mod memory;
 #[cfg(feature = "mongo")]
 mod mongo;

@@ -42,6 +42,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
             expires_at TIMESTAMPTZ NOT NULL
         )",
     ),
+    // Claimed snapshot ids (the `SnapshotLedger` of `ledger_postgres`).
+    (
+        3,
+        "CREATE TABLE IF NOT EXISTS code_mode_snapshot_claims (
+            id BYTEA PRIMARY KEY,
+            expires_at TIMESTAMPTZ NOT NULL
+        )",
+    ),
 ];
 
 const COLUMNS: &str = "name, version, trust, runs, successes, failures, total_duration_ms, last_duration_ms, last_run_at, updated_at, doc";

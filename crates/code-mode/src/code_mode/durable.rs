@@ -209,7 +209,7 @@ impl CodeMode {
             let config = self
                 .context_config(&opts, &trace, &scope, true)
                 .map_err(ResumeError::Invalid)?;
-            let resumed = admit(driver, vault, &opened, &config, &replies)?;
+            let resumed = admit(driver, vault, &opened, &config, &replies).await?;
             opts.events.emit_kind(
                 opts.tool_call_id.clone(),
                 EventKind::ExecutionResumed {

@@ -88,4 +88,8 @@ pub enum ResumeError {
     /// The driver could not restore the guest.
     #[error("the sandbox could not be restored: {0}")]
     Driver(String),
+    /// The single-use ledger could not record the claim; the snapshot is not resumed (it
+    /// may be tried again).
+    #[error("the single-use ledger failed, so the snapshot was not resumed: {0}")]
+    Ledger(String),
 }

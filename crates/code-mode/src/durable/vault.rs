@@ -97,11 +97,25 @@ impl SnapshotKey {
 /// Where single use of snapshots is recorded. A valid snapshot could otherwise be resumed
 /// twice, running an approved side effect twice; authentication cannot prevent that, a
 /// store can. `claim` must be atomic (a compare-and-swap in a database shared by every
-/// process that resumes). [`MemoryLedger`] serves one process.
+/// process that resumes). [`MemoryLedger`] serves one process; the skills crate's file and
+/// PostgreSQL storages serve a machine or a fleet. A ledger that fails refuses the resume.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::{Duration, SystemTime};
+/// use code_mode::durable::{MemoryLedger, SnapshotLedger};
+/// let ledger = MemoryLedger::default();
+/// let until = SystemTime::now() + Duration::from_secs(60);
+/// assert!(ledger.claim([1; 16], until).await.unwrap());
+/// assert!(!ledger.claim([1; 16], until).await.unwrap());
+/// # }
+/// ```
+#[async_trait::async_trait]
 pub trait SnapshotLedger: Send + Sync + std::fmt::Debug {
-    /// Records that snapshot `id` (valid until `expires_at`) is being resumed; `false` if
-    /// it already was.
-    fn claim(&self, id: [u8; 16], expires_at: SystemTime) -> bool;
+    /// Records that snapshot `id` (valid until `expires_at`) is being resumed: `true` if
+    /// this is its first claim, `false` if it was claimed before; an error (the store is
+    /// unreachable) refuses the resume.
+    async fn claim(&self, id: [u8; 16], expires_at: SystemTime) -> Result<bool, String>;
 }
 
 /// A [`SnapshotLedger`] in this process's memory; ids are forgotten once expired (an
@@ -111,12 +125,13 @@ pub struct MemoryLedger {
     claimed: Mutex<HashMap<[u8; 16], SystemTime>>,
 }
 
+#[async_trait::async_trait]
 impl SnapshotLedger for MemoryLedger {
-    fn claim(&self, id: [u8; 16], expires_at: SystemTime) -> bool {
+    async fn claim(&self, id: [u8; 16], expires_at: SystemTime) -> Result<bool, String> {
         let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
         let now = SystemTime::now();
         claimed.retain(|_, until| *until > now);
-        claimed.insert(id, expires_at).is_none()
+        Ok(claimed.insert(id, expires_at).is_none())
     }
 }
 
@@ -570,7 +585,7 @@ pub async fn resume(
 ) -> Result<Step, ResumeError> {
     durable_driver(driver)?;
     let opened = vault.open(sealed, aad)?;
-    let durable = admit(driver, vault, &opened, &config, &answers)?;
+    let durable = admit(driver, vault, &opened, &config, &answers).await?;
     durable
         .resume_suspended(config, opened.suspended, answers, park)
         .await
@@ -578,7 +593,7 @@ pub async fn resume(
 
 /// The checks of [`resume`] after [`SnapshotVault::open`] (driver, guest, bindings, limits,
 /// answers) and the claim of its single use: the durable driver to continue it on.
-pub(crate) fn admit<'d>(
+pub(crate) async fn admit<'d>(
     driver: &'d dyn IsolateDriver,
     vault: &SnapshotVault,
     opened: &Opened,
@@ -587,7 +602,12 @@ pub(crate) fn admit<'d>(
 ) -> Result<&'d dyn DurableDriver, ResumeError> {
     let durable = durable_driver(driver)?;
     check(&opened.suspended, durable, config, answers)?;
-    if !vault.ledger.claim(opened.id, opened.expires_at) {
+    let first = vault
+        .ledger
+        .claim(opened.id, opened.expires_at)
+        .await
+        .map_err(ResumeError::Ledger)?;
+    if !first {
         return Err(ResumeError::AlreadyResumed);
     }
     Ok(durable)
