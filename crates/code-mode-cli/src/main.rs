@@ -6,6 +6,8 @@
 
 mod approve;
 mod demo;
+#[cfg(feature = "quickjs-wasm")]
+mod durable;
 mod mcp;
 mod render;
 
@@ -132,11 +134,17 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
     }
     let driver = driver_by_name(&sandbox.driver, &options).map_err(|e| e.to_string())?;
     let tools = mark_approvals(tools, &sandbox.require_approval);
+    #[cfg(feature = "quickjs-wasm")]
+    let durable = driver.durable().is_some();
     let mut builder = CodeMode::builder()
         .tools(tools)
         .driver(driver)
         .limits(limits)
         .secret_parameters(warn_on_stderr());
+    #[cfg(feature = "quickjs-wasm")]
+    if durable {
+        builder = builder.snapshot_vault(durable::vault()?);
+    }
     let mode: TypeCheckMode = sandbox.typecheck.parse().map_err(|e| format!("{e}"))?;
     if mode != TypeCheckMode::Off {
         match checker() {

@@ -830,3 +830,97 @@ async fn approvals_are_asked_through_elicitation() {
     );
     let _ = client.cancel().await;
 }
+
+/// A client on MCP protocol 2026-07-28 (no mid-call requests): with the QuickJS-WASM
+/// driver, approvals come as `input_required` rounds with the program sealed as
+/// `requestState`; with `CODE_MODE_SNAPSHOT_KEY` set, a round answered after the server
+/// restarted still resumes the same program.
+#[cfg(feature = "quickjs-wasm")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_for_new_protocol_clients_survive_a_restart() {
+    use rmcp::model::{CallToolResponse, ElicitResult, ElicitationAction, ProtocolVersion};
+    use rmcp::{ClientLifecycleMode, ClientServiceExt};
+    const KEY: &str = "5f0c6e2d9a8b7c6d5e4f30211203a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5";
+    async fn connect(handler: Approving) -> RunningService<RoleClient, Approving> {
+        let command = tokio::process::Command::new(BIN).configure(|c| {
+            c.args([
+                "mcp",
+                "--driver",
+                "quickjs-wasm",
+                "--require-approval",
+                "echo",
+            ])
+            .env("CODE_MODE_SNAPSHOT_KEY", KEY);
+        });
+        handler
+            .serve_with_lifecycle(
+                TokioChildProcess::new(command).unwrap_or_else(|e| panic!("{e}")),
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect: {e}"))
+    }
+    let code = "const out = [];\nfor (const n of [1, 2, 3]) {\n  try { out.push(await external_echo({ n })); } catch (e) { out.push([e.name, e.message]); }\n}\nreturn out;";
+    let call = || {
+        CallToolRequestParams::new("execute_typescript")
+            .with_arguments(args(json!({"typescriptCode": code})))
+    };
+    // rmcp's client answers each round through the handler and calls again.
+    let handler = Approving::default();
+    let client = connect(handler.clone()).await;
+    let r = client
+        .call_tool(call())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let structured = r.structured_content.clone().unwrap_or_default();
+    assert_eq!(
+        structured["result"],
+        json!([
+            {"n": 1},
+            ["ApprovalDeniedError", "external_echo was not approved: not this one"],
+            {"n": 30}
+        ]),
+        "{structured}"
+    );
+    assert_eq!(handler.questions.lock().map(|q| q.len()).unwrap_or(0), 3);
+
+    // The first round, then a restart: a new server process with the same key.
+    let CallToolResponse::InputRequired(asked) = client
+        .call_tool_once(call())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        panic!("expected input_required")
+    };
+    let _ = client.cancel().await;
+    let (key, _) = asked
+        .input_requests
+        .as_ref()
+        .and_then(|r| r.iter().next())
+        .unwrap_or_else(|| panic!("no question"));
+    let mut responses = rmcp::model::InputResponses::new();
+    responses.insert(
+        key.clone(),
+        serde_json::to_value(
+            ElicitResult::new(ElicitationAction::Accept).with_content(json!({"approve": true})),
+        )
+        .unwrap_or_default(),
+    );
+    let client = connect(Approving::default()).await;
+    let retry = call()
+        .with_input_responses(responses)
+        .with_request_state(asked.request_state.clone().unwrap_or_default());
+    let CallToolResponse::InputRequired(next) = client
+        .call_tool_once(retry)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+    else {
+        panic!("expected the second question")
+    };
+    // The program went on after the restart: the next call waiting is the second one.
+    let question = serde_json::to_string(&next.input_requests).unwrap_or_default();
+    assert!(question.contains(r#"{\"n\":2}"#), "{question}");
+    let _ = client.cancel().await;
+}
