@@ -94,9 +94,10 @@ fn find_clang() -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Copies quickjs.c into OUT_DIR with two changes: the JS stack limit works under WASI
-/// (upstream turns it off there), and a setter for the realm's random seed, so that every
-/// instance made from one snapshot gets its own `Math.random` sequence.
+/// Copies quickjs.c into OUT_DIR with three changes: the JS stack limit works under WASI
+/// (upstream turns it off there); the stack guard sets `cm_stack_overflow` when it fires;
+/// and a setter for the realm's random seed, so that every instance made from one snapshot
+/// gets its own `Math.random` sequence.
 fn patch(src: &Path, out: &Path) -> PathBuf {
     let text = fs::read_to_string(src.join("quickjs.c"))
         .unwrap_or_else(|e| fail(&format!("cannot read quickjs.c: {e}")));
@@ -112,6 +113,17 @@ fn patch(src: &Path, out: &Path) -> PathBuf {
     {
         fail("the stack-limit patch does not apply to this QuickJS-ng version");
     }
+    // The engine's stack guard tells the glue it fired, so the driver never has to read a
+    // thrown error's text to know a stack overflow from a program's own `RangeError`.
+    let guard = "static JSValue JS_ThrowStackOverflow(JSContext *ctx)\n{\n    return JS_ThrowRangeError(";
+    if !patched.contains(guard) {
+        fail("the stack-overflow patch does not apply to this QuickJS-ng version");
+    }
+    let patched = patched.replacen(
+        guard,
+        "int cm_stack_overflow;\nstatic JSValue JS_ThrowStackOverflow(JSContext *ctx)\n{\n    cm_stack_overflow = 1;\n    return JS_ThrowRangeError(",
+        1,
+    );
     let patched = patched
         + "\nvoid cm_set_random_seed(JSContext *ctx, uint64_t seed)\n{\n    ctx->random_state = seed ? seed : 1;\n}\n";
     let path = out.join("quickjs_patched.c");

@@ -25,6 +25,11 @@ pub struct Capabilities {
     /// Memory exhaustion is reported as `MemoryLimitError`. Without it (a local workerd
     /// aborts) a memory bomb must still fail, and the next execution must work.
     pub reports_memory_limit: bool,
+    /// The engine tells the driver when its stack guard fired (QuickJS's guard, which the
+    /// drivers hook). Without it (V8 through isolated-vm, workerd) the engine's own overflow
+    /// `RangeError` is recognised by its exact name and message, so a program that throws
+    /// exactly that error ends as `StackOverflowError`; a longer message never does.
+    pub engine_stack_signal: bool,
 }
 
 impl Default for Capabilities {
@@ -33,6 +38,7 @@ impl Default for Capabilities {
             persistent_globals: true,
             code_generation: true,
             reports_memory_limit: true,
+            engine_stack_signal: true,
         }
     }
 }

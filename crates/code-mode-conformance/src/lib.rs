@@ -104,6 +104,9 @@ macro_rules! conformance_tests {
             cancellation_reaches_a_waiting_tool,
             unawaited_calls_are_cancelled_at_return,
             an_application_cancels_mid_call,
+            limit_phrases_in_guest_text_decide_nothing,
+            forged_engine_errors_are_the_programs_own,
+            guest_code_during_an_approval_is_charged,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {
@@ -128,6 +131,7 @@ mod registration {
     fn defined() -> Vec<String> {
         let sources = [
             include_str!("cases/approvals.rs"),
+            include_str!("cases/forgery.rs"),
             include_str!("cases/cancellation.rs"),
             include_str!("cases/console_events.rs"),
             include_str!("cases/errors.rs"),

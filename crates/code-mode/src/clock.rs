@@ -7,9 +7,14 @@
 //! [`ExecutionClock`]: time passes for the budget only while the clock is not *held*, and
 //! core holds it for as long as any approval of the execution is pending.
 //!
-//! What the budget does not stop: guest code that runs *during* a hold (another call's
-//! result arrived) still runs under the deadline fixed when it entered the engine, so a
-//! program cannot compute for free while a person thinks.
+//! The hold stops the clock only while **no guest code runs**. A driver that enters its
+//! engine while an approval is pending (another call's result arrived) marks the entry with
+//! [`ExecutionClock::running`]: while such a mark is alive held time does not accrue, so every
+//! slice of guest code is charged and a program cannot compute for free in short slices
+//! while a person thinks. (Before, each entry during a hold was given the full "remaining"
+//! time again, because the budget was frozen between entries.) The call pump marks every
+//! step it takes; a driver whose guest runs elsewhere (a sidecar that counts CPU time
+//! itself) forwards [`ExecutionClock::watch`], which reports whether the clock is stopped.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,8 +50,17 @@ struct Inner {
 #[derive(Default)]
 struct State {
     holds: u32,
+    /// Guest code running now (marks alive): held time does not accrue meanwhile.
+    running: u32,
+    /// Since when the clock has been stopped (held, no guest code running).
     since: Option<Instant>,
     paused: Duration,
+}
+
+impl State {
+    fn stopped(&self) -> bool {
+        self.holds > 0 && self.running == 0
+    }
 }
 
 impl Default for ExecutionClock {
@@ -82,43 +96,85 @@ impl ExecutionClock {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Stops the clock until the returned guard (and every other hold) is dropped.
-    pub fn hold(&self) -> ClockHold {
+    /// Applies `change` to the state and keeps the stopped interval and the watchers in
+    /// step with it.
+    fn update(&self, change: impl FnOnce(&mut State)) {
         let mut state = self.state();
-        state.holds = state.holds.saturating_add(1);
-        if state.holds == 1 {
-            state.since = Some(Instant::now());
-            self.inner.held.send_replace(true);
+        let was = state.stopped();
+        change(&mut state);
+        let now = state.stopped();
+        if was == now {
+            return;
         }
+        if now {
+            state.since = Some(Instant::now());
+        } else if let Some(since) = state.since.take() {
+            state.paused += since.elapsed();
+        }
+        self.inner.held.send_replace(now);
+    }
+
+    /// Stops the clock until the returned guard (and every other hold) is dropped; while
+    /// guest code runs ([`running`](Self::running)) it goes on all the same.
+    pub fn hold(&self) -> ClockHold {
+        self.update(|s| s.holds = s.holds.saturating_add(1));
         ClockHold {
             clock: self.clone(),
         }
     }
 
     fn release(&self) {
-        let mut state = self.state();
-        state.holds = state.holds.saturating_sub(1);
-        if state.holds == 0 {
-            if let Some(since) = state.since.take() {
-                state.paused += since.elapsed();
-            }
-            self.inner.held.send_replace(false);
+        self.update(|s| s.holds = s.holds.saturating_sub(1));
+    }
+
+    /// Marks guest code as running until the returned guard is dropped: the clock counts
+    /// meanwhile even if held. A driver takes it around every entry into its engine.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = code_mode::ExecutionClock::new();
+    /// let budget = clock.budget(Duration::from_secs(10));
+    /// let _hold = clock.hold();
+    /// {
+    ///     let _guest = clock.running(); // guest code runs during the hold: charged
+    ///     std::thread::sleep(Duration::from_millis(20));
+    /// }
+    /// std::thread::sleep(Duration::from_millis(20)); // nothing runs: not charged
+    /// assert!(budget.used() >= Duration::from_millis(20));
+    /// assert!(budget.used() < Duration::from_millis(35));
+    /// ```
+    pub fn running(&self) -> GuestRunning {
+        self.update(|s| s.running = s.running.saturating_add(1));
+        GuestRunning {
+            clock: self.clone(),
         }
     }
 
-    /// Whether some hold is alive.
+    fn stop_running(&self) {
+        self.update(|s| s.running = s.running.saturating_sub(1));
+    }
+
+    /// Whether some hold is alive (guest code may still be running; see
+    /// [`is_stopped`](Self::is_stopped)).
     pub fn is_held(&self) -> bool {
         self.state().holds > 0
     }
 
-    /// Total time the clock has been held, the current hold included.
+    /// Whether the clock is stopped now: held, with no guest code running.
+    pub fn is_stopped(&self) -> bool {
+        self.state().stopped()
+    }
+
+    /// Total time the clock has been stopped (held with no guest code running), the current
+    /// stop included.
     pub fn paused(&self) -> Duration {
         let state = self.state();
         state.paused + state.since.map_or(Duration::ZERO, |s| s.elapsed())
     }
 
-    /// Watches the held state (`true` while held): a driver whose deadline lives elsewhere
-    /// (a sidecar process) forwards the changes.
+    /// Watches whether the clock is stopped (`true` while held with no guest code marked
+    /// running): a driver whose deadline lives elsewhere (a sidecar process) forwards the
+    /// changes.
     pub fn watch(&self) -> watch::Receiver<bool> {
         self.inner.held.subscribe()
     }
@@ -160,6 +216,20 @@ pub struct ClockHold {
 impl Drop for ClockHold {
     fn drop(&mut self) {
         self.clock.release();
+    }
+}
+
+/// Marks guest code as running on an [`ExecutionClock`] while alive: see
+/// [`ExecutionClock::running`].
+#[derive(Debug)]
+#[must_use = "guest code counts as running only while the mark is alive"]
+pub struct GuestRunning {
+    clock: ExecutionClock,
+}
+
+impl Drop for GuestRunning {
+    fn drop(&mut self) {
+        self.clock.stop_running();
     }
 }
 
@@ -205,6 +275,11 @@ impl Budget {
     /// Whether the clock is held now.
     pub fn is_held(&self) -> bool {
         self.clock.is_held()
+    }
+
+    /// Marks guest code as running (see [`ExecutionClock::running`]).
+    pub fn running(&self) -> GuestRunning {
+        self.clock.running()
     }
 
     /// The clock this budget runs on.
@@ -269,5 +344,40 @@ mod tests {
         assert!(budget.expired());
         // Spent only after 100 ms of unheld time: at least 150 ms of wall-clock time.
         assert!(budget.used() >= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn guest_code_running_during_a_hold_is_charged() {
+        let clock = ExecutionClock::new();
+        let budget = clock.budget(Duration::from_secs(60));
+        let mut watch = clock.watch();
+        let hold = clock.hold();
+        assert!(*watch.borrow_and_update());
+        // Ten slices of "guest code" during the hold, each 5 ms: all of them charged.
+        for _ in 0..10 {
+            let run = budget.running();
+            assert!(!clock.is_stopped() && clock.is_held());
+            assert!(!*watch.borrow_and_update());
+            std::thread::sleep(Duration::from_millis(5));
+            drop(run);
+            assert!(clock.is_stopped());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(hold);
+        assert!(!*watch.borrow_and_update());
+        let used = budget.used();
+        assert!(used >= Duration::from_millis(50), "{used:?}");
+        // Only the slices: the gaps between them were held with nothing running.
+        assert!(clock.paused() >= Duration::from_millis(50));
+        // Nested marks and holds in any order leave the clock consistent.
+        let a = clock.running();
+        let h = clock.hold();
+        let b = clock.running();
+        drop(a);
+        assert!(!clock.is_stopped());
+        drop(b);
+        assert!(clock.is_stopped());
+        drop(h);
+        assert!(!clock.is_stopped() && !clock.is_held());
     }
 }

@@ -33,10 +33,10 @@ use crate::error::{DriverError, ExecutionError};
 use crate::limits::Limits;
 
 pub use crate::bindings::{Binding, BindingFuture, Bindings, GuestError, HostBridge};
-pub use crate::clock::{Budget, ClockHold, ExecutionClock};
+pub use crate::clock::{Budget, ClockHold, ExecutionClock, GuestRunning};
 pub use crate::console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, LogState};
 pub use crate::depth::{MAX_VALUE_DEPTH, json_text_depth, too_deep_message, value_depth};
-pub use crate::failure::GuestFailure;
+pub use crate::failure::{FailureKind, GuestFailure};
 pub use crate::lifecycle::{Engine, EngineContext};
 pub use crate::lines::normalize_line_terminators;
 pub use crate::nesting::{MAX_NESTING, check_nesting};

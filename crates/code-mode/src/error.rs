@@ -129,6 +129,32 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The kind of an error the program threw, from its name: like
+    /// [`from_name`](Self::from_name), except that the names of what only the engine or host
+    /// observes (timeout, memory, stack, disposed, deadlock) stay the program's own error. A
+    /// program that throws an error *named* `MemoryLimitError` did not hit the memory limit,
+    /// and its context is not ended for it.
+    ///
+    /// ```
+    /// use code_mode::ErrorKind;
+    /// assert_eq!(ErrorKind::from_guest_name("TypeError"), ErrorKind::Guest("TypeError".into()));
+    /// assert_eq!(ErrorKind::from_guest_name("ToolCallLimitError"), ErrorKind::ToolCallLimit);
+    /// assert_eq!(
+    ///     ErrorKind::from_guest_name("MemoryLimitError"),
+    ///     ErrorKind::Guest("MemoryLimitError".into())
+    /// );
+    /// ```
+    pub fn from_guest_name(name: &str) -> Self {
+        match Self::from_name(name) {
+            kind if kind.is_terminal() || kind == Self::Deadlock => {
+                Self::Guest(cap_text(name, MAX_ERROR_NAME_BYTES))
+            }
+            kind => kind,
+        }
+    }
+}
+
 /// The name of the sandbox's own failures on every driver of this workspace.
 pub(crate) const INTERNAL_ERROR: &str = "InternalError";
 

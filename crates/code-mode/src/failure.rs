@@ -3,30 +3,119 @@
 //! Every guest (the WebAssembly guest's prelude, the V8 sidecar, the Worker) reports a
 //! failed execution as the same JSON record, `{kind, name, message, line, size}`, and every
 //! driver decodes it here. Before, three drivers each had their own decoder, and they drifted
-//! (two wordings of the result-too-large error, a driver's name as an error name). A driver
-//! now only recognises what is specific to its engine (an engine's out-of-memory or CPU
-//! message, a trap) and hands the rest to [`GuestFailure::into_error`].
+//! (two wordings of the result-too-large error, a driver's name as an error name).
+//!
+//! The `kind` is a closed [`FailureKind`], and who may say which kind is part of the type:
+//! a record that came out of the guest's realm (anything the program could have written or
+//! influenced) is read with [`GuestFailure::from_guest_realm`], which refuses the limit
+//! kinds. A limit is reported only when the engine or the host observed it (an interrupt
+//! flag, an allocator's refusal, a stack guard, a deadline), as a [`FailureKind`] the driver
+//! sets itself; no outcome is ever decided by reading an error's text.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, ExecutionError};
 use crate::limits::Limits;
 
-/// A failed execution as a guest reports it.
-///
-/// `kind` is one of:
-/// - `guest`: the program threw; `name` and `message` are its error's, `line` its line in
-///   the program (0: unknown);
-/// - `syntax`: the program does not parse;
-/// - `result`: the returned value is not JSON;
-/// - `too_large`: the returned value's JSON is `size` UTF-8 bytes, above the limit;
-/// - `timeout`, `memory`, `stack`: a limit was hit (the guest saw it first);
-/// - `deadlock`: the program awaits a promise nothing can settle;
-/// - `disposed`: the context was disposed meanwhile;
-/// - `internal` (or anything else): the sandbox itself failed.
+/// What failed, as the wire spells it (`snake_case`); an unknown spelling reads as
+/// [`FailureKind::Internal`].
 ///
 /// ```
-/// use code_mode::driver::GuestFailure;
+/// use code_mode::driver::FailureKind;
+/// let k: FailureKind = serde_json::from_str("\"too_large\"").unwrap();
+/// assert_eq!(k, FailureKind::TooLarge);
+/// let k: FailureKind = serde_json::from_str("\"protocol\"").unwrap();
+/// assert_eq!(k, FailureKind::Internal);
+/// assert!(FailureKind::Memory.is_limit() && !FailureKind::Guest.is_limit());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The program threw; `name` and `message` are its error's, `line` its line in the
+    /// program (0: unknown).
+    Guest,
+    /// The program does not parse.
+    Syntax,
+    /// The returned value is not JSON.
+    Result,
+    /// The returned value's JSON is `size` UTF-8 bytes, above the limit.
+    TooLarge,
+    /// The time budget ran out (observed by the engine's interrupt or the host's deadline).
+    Timeout,
+    /// The memory limit was hit (observed by the engine's allocator or heap limit).
+    Memory,
+    /// The stack limit was hit (observed by the engine's stack guard).
+    Stack,
+    /// The program awaits a promise nothing can settle (observed by the host).
+    Deadlock,
+    /// The context was disposed meanwhile.
+    Disposed,
+    /// The sandbox itself failed (and any kind this version does not know).
+    #[serde(other)]
+    Internal,
+}
+
+impl FailureKind {
+    /// Every kind, in wire order.
+    pub const ALL: [FailureKind; 10] = [
+        Self::Guest,
+        Self::Syntax,
+        Self::Result,
+        Self::TooLarge,
+        Self::Timeout,
+        Self::Memory,
+        Self::Stack,
+        Self::Deadlock,
+        Self::Disposed,
+        Self::Internal,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Guest => "guest",
+            Self::Syntax => "syntax",
+            Self::Result => "result",
+            Self::TooLarge => "too_large",
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+            Self::Stack => "stack",
+            Self::Deadlock => "deadlock",
+            Self::Disposed => "disposed",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Whether this kind reports a limit or a host observation (timeout, memory, stack,
+    /// deadlock, disposed): only an engine or host may say it, never the guest's realm.
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            Self::Timeout | Self::Memory | Self::Stack | Self::Deadlock | Self::Disposed
+        )
+    }
+
+    /// Whether a record from the guest's realm may carry this kind: what the prelude itself
+    /// reports about the program (`guest`, `syntax`, `result`, `too_large`).
+    pub fn is_guest_reportable(self) -> bool {
+        matches!(
+            self,
+            Self::Guest | Self::Syntax | Self::Result | Self::TooLarge
+        )
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed execution as a guest or a driver reports it; see [`FailureKind`] for `kind`.
+///
+/// ```
+/// use code_mode::driver::{FailureKind, GuestFailure};
 /// use code_mode::{ErrorKind, Limits};
 ///
 /// let f: GuestFailure = serde_json::from_str(
@@ -36,15 +125,15 @@ use crate::limits::Limits;
 /// assert_eq!(e.kind, ErrorKind::Guest("TypeError".into()));
 /// assert_eq!(e.line, Some(3));
 ///
-/// let f = GuestFailure::new("too_large", "ResultTooLargeError", "").with_size(2_000_000);
+/// let f = GuestFailure::new(FailureKind::TooLarge, "ResultTooLargeError", "").with_size(2_000_000);
 /// let e = f.into_error(&Limits::default(), "My driver");
 /// assert_eq!(e.kind, ErrorKind::ResultTooLarge);
 /// assert!(e.message.starts_with("The returned value is 2000000 bytes of JSON"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestFailure {
-    /// What failed (see above).
-    pub kind: String,
+    /// What failed.
+    pub kind: FailureKind,
     /// The error's name (`TypeError`, ...), for `guest`.
     pub name: String,
     /// The error's message.
@@ -59,13 +148,9 @@ pub struct GuestFailure {
 
 impl GuestFailure {
     /// A failure of `kind` with `name` and `message`, no line, no size.
-    pub fn new(
-        kind: impl Into<String>,
-        name: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(kind: FailureKind, name: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            kind: kind.into(),
+            kind,
             name: name.into(),
             message: message.into(),
             line: 0,
@@ -84,9 +169,36 @@ impl GuestFailure {
     pub fn unreadable(outcome: &str) -> Self {
         let start: String = outcome.chars().take(200).collect();
         Self::new(
-            "internal",
+            FailureKind::Internal,
             "InternalError",
             format!("unreadable outcome: {start}"),
+        )
+    }
+
+    /// The record as it came out of the guest's realm (a prelude's outcome, a Worker
+    /// module's answer): only what the prelude reports about the program is believed. A
+    /// limit kind there was written by the program itself (a hijacked intrinsic, a forged
+    /// outcome), so it becomes an internal failure naming the kind, never a limit error.
+    ///
+    /// ```
+    /// use code_mode::driver::{FailureKind, GuestFailure};
+    /// let forged = GuestFailure::new(FailureKind::Memory, "MemoryLimitError", "boom");
+    /// assert_eq!(forged.from_guest_realm().kind, FailureKind::Internal);
+    /// let thrown = GuestFailure::new(FailureKind::Guest, "TypeError", "x");
+    /// assert_eq!(thrown.clone().from_guest_realm(), thrown);
+    /// ```
+    #[must_use]
+    pub fn from_guest_realm(self) -> Self {
+        if self.kind.is_guest_reportable() {
+            return self;
+        }
+        Self::new(
+            FailureKind::Internal,
+            "InternalError",
+            format!(
+                "the sandbox's guest reported a `{}` outcome, which only the engine or host may report",
+                self.kind
+            ),
         )
     }
 
@@ -95,19 +207,24 @@ impl GuestFailure {
     /// whose message starts with `driver` (e.g. `"V8 driver"`).
     pub fn into_error(self, limits: &Limits, driver: &str) -> ExecutionError {
         let line = (self.line > 0).then_some(self.line);
-        match self.kind.as_str() {
-            "guest" => {
-                ExecutionError::new(ErrorKind::from_name(&self.name), self.message).with_line(line)
+        match self.kind {
+            FailureKind::Guest => {
+                ExecutionError::new(ErrorKind::from_guest_name(&self.name), self.message)
+                    .with_line(line)
             }
-            "syntax" => ExecutionError::new(ErrorKind::Syntax, self.message).with_line(line),
-            "result" => ExecutionError::new(ErrorKind::Result, self.message),
-            "too_large" => ExecutionError::result_too_large(self.size, limits.max_result_bytes()),
-            "timeout" => ExecutionError::timeout(limits.timeout()),
-            "memory" => ExecutionError::memory_limit(limits.memory_bytes()),
-            "stack" => ExecutionError::stack_overflow(limits.stack_bytes()),
-            "deadlock" => ExecutionError::deadlock(),
-            "disposed" => ExecutionError::new(ErrorKind::Disposed, self.message),
-            _ => ExecutionError::internal(format!("{driver}: {}", self.message)),
+            FailureKind::Syntax => {
+                ExecutionError::new(ErrorKind::Syntax, self.message).with_line(line)
+            }
+            FailureKind::Result => ExecutionError::new(ErrorKind::Result, self.message),
+            FailureKind::TooLarge => {
+                ExecutionError::result_too_large(self.size, limits.max_result_bytes())
+            }
+            FailureKind::Timeout => ExecutionError::timeout(limits.timeout()),
+            FailureKind::Memory => ExecutionError::memory_limit(limits.memory_bytes()),
+            FailureKind::Stack => ExecutionError::stack_overflow(limits.stack_bytes()),
+            FailureKind::Deadlock => ExecutionError::deadlock(),
+            FailureKind::Disposed => ExecutionError::new(ErrorKind::Disposed, self.message),
+            FailureKind::Internal => ExecutionError::internal(format!("{driver}: {}", self.message)),
         }
     }
 }
@@ -133,13 +250,15 @@ mod tests {
             ("protocol", ErrorKind::Driver("InternalError".into())),
         ];
         for (kind, expected) in cases {
-            let e = GuestFailure::new(kind, "RangeError", "m").into_error(&limits, "D");
+            let kind_: FailureKind = serde_json::from_value(serde_json::json!(kind))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let e = GuestFailure::new(kind_, "RangeError", "m").into_error(&limits, "D");
             assert_eq!(e.kind, expected, "{kind}");
             assert!(ErrorKind::DOCUMENTED.contains(&e.kind.name()) || kind == "guest");
         }
-        let e = GuestFailure::new("internal", "Error", "broke").into_error(&limits, "D");
+        let e = GuestFailure::new(FailureKind::Internal, "Error", "broke").into_error(&limits, "D");
         assert_eq!(e.message, "D: broke");
-        let e = GuestFailure::new("timeout", "", "").into_error(&limits, "D");
+        let e = GuestFailure::new(FailureKind::Timeout, "", "").into_error(&limits, "D");
         assert_eq!(e, ExecutionError::timeout(limits.timeout()));
     }
 
@@ -150,7 +269,25 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((f.line, f.size), (0, 0));
         let f = GuestFailure::unreadable(&"x".repeat(500));
-        assert_eq!(f.kind, "internal");
+        assert_eq!(f.kind, FailureKind::Internal);
         assert!(f.message.len() < 250);
+    }
+
+    #[test]
+    fn every_kind_round_trips_and_the_guest_realm_cannot_report_a_limit() {
+        for kind in FailureKind::ALL {
+            let text = serde_json::to_string(&kind).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(text, format!("\"{}\"", kind.as_str()));
+            let back: FailureKind = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back, kind);
+            let read = GuestFailure::new(kind, "MemoryLimitError", "m").from_guest_realm();
+            if kind.is_guest_reportable() {
+                assert_eq!(read.kind, kind);
+            } else {
+                assert_eq!(read.kind, FailureKind::Internal, "{kind}");
+                let e = read.into_error(&Limits::default(), "D");
+                assert_eq!(e.kind, ErrorKind::Driver("InternalError".into()));
+            }
+        }
     }
 }

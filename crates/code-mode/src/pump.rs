@@ -130,6 +130,9 @@ pub async fn pump<E: PumpedEngine>(
                 done.push(d);
             }
         }
+        // Guest code runs in this step: charged even while an approval holds the clock.
+        let running = time.running();
         state = engine.step(&mut done, time).await;
+        drop(running);
     }
 }

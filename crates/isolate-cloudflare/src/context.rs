@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use code_mode::driver::{Engine, GuestFailure, HostBridge, LogBuffer};
+use code_mode::driver::{Engine, FailureKind, GuestFailure, HostBridge, LogBuffer};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, ExecutionResult, Limits, LogLevel};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
@@ -218,6 +218,10 @@ impl CloudflareContext {
         > = FuturesUnordered::new();
         // Nothing came back yet: a broken connection can be retried.
         let mut answered = false;
+        // Guest code may be running in the Worker: from the start and from each reply until
+        // the Worker says it is idle. While marked, a pending approval does not stop the
+        // clock, so the program's slices of code during the wait are charged.
+        let mut running = Some(self.config.clock.running());
         loop {
             tokio::select! {
                 frame = ws.next() => {
@@ -248,6 +252,7 @@ impl CloudflareContext {
                         driver_error(format!("malformed response from the Worker: {e}"))
                     })?;
                     match msg {
+                        FromWorker::Idle => running = None,
                         FromWorker::Log { level, msg } => {
                             logs.push(LogLevel::from_method(&level).unwrap_or(LogLevel::Log), msg);
                         }
@@ -280,6 +285,7 @@ impl CloudflareContext {
                     }
                 }
                 Some((id, result)) = calls.next(), if !calls.is_empty() => {
+                    running.get_or_insert_with(|| self.config.clock.running());
                     let frame = protocol::reply_frame(id, result.map_err(|e| (e.name, e.message)));
                     ws.send(Message::text(frame)).await.map_err(|e| {
                         driver_error(format!("cannot send a tool result to the Worker: {e}"))
@@ -298,27 +304,38 @@ fn frame_kind(m: &Message) -> &'static str {
     }
 }
 
-/// The Worker's failure: workerd's own limit messages first (its engine's signals), then
-/// the common protocol.
+/// The Worker's failure.
+///
+/// The outer Worker (not the program's realm) reports two sorts of record: what the program's
+/// prelude said about the program (`guest`, `syntax`, `result`, `too_large`; the Worker refuses
+/// any other kind from there), and `internal` records it made itself from errors the
+/// *runtime* raised when the Dynamic Worker failed (workerd's memory and CPU limits, a hang).
+/// Only those runtime records are read for workerd's limit phrases: it is the engine's text,
+/// the only signal workerd gives, and no program text can reach it. A program's own error
+/// whose message (or a result's property name) contains such a phrase stays its own error.
 fn classify(f: GuestFailure, limits: &Limits) -> ExecutionError {
-    let lower = f.message.to_ascii_lowercase();
-    if lower.contains("exceeded memory")
-        || lower.contains("memory limit")
-        || lower.contains("array buffer allocation failed")
-    {
-        return ExecutionError::memory_limit(limits.memory_bytes());
+    if f.kind == FailureKind::Internal {
+        let lower = f.message.to_ascii_lowercase();
+        if lower.contains("exceeded memory")
+            || lower.contains("memory limit")
+            || lower.contains("array buffer allocation failed")
+        {
+            return ExecutionError::memory_limit(limits.memory_bytes());
+        }
+        if lower.contains("exceeded cpu") || lower.contains("cpu time limit") {
+            return ExecutionError::timeout(limits.timeout());
+        }
+        if lower.contains("would never generate a response") {
+            return ExecutionError::deadlock();
+        }
     }
-    if f.kind == "guest"
+    // workerd gives no stack-guard signal: V8's own overflow error is recognised by its exact
+    // name and message (a longer message that merely contains it is the program's).
+    if f.kind == FailureKind::Guest
         && f.name == "RangeError"
-        && lower.contains("maximum call stack size exceeded")
+        && f.message == "Maximum call stack size exceeded"
     {
         return ExecutionError::stack_overflow(limits.stack_bytes());
-    }
-    if lower.contains("exceeded cpu") || lower.contains("cpu time limit") {
-        return ExecutionError::timeout(limits.timeout());
-    }
-    if lower.contains("would never generate a response") {
-        return ExecutionError::deadlock();
     }
     f.into_error(limits, "Cloudflare driver: the Worker failed")
 }

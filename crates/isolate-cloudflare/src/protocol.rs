@@ -11,6 +11,8 @@ pub(crate) enum FromWorker {
     Log { level: String, msg: String },
     /// A tool call; `args` is JSON text.
     Call { id: u64, name: String, args: String },
+    /// The program's code stopped running (it waits for tool results).
+    Idle,
     /// The end of the execution.
     Done {
         /// The returned value as JSON text (absent: no value).

@@ -23,5 +23,6 @@ code_mode_conformance::conformance_tests!(
         persistent_globals: false,
         code_generation: false,
         reports_memory_limit: false,
+        engine_stack_signal: false,
     }
 );

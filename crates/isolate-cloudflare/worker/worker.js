@@ -7,6 +7,11 @@
 //                      "maxLogs":N,"maxLogBytes":N,"maxResultBytes":N,"memoryBytes":N}
 //   worker -> driver  {"t":"log","level":"log","msg":"..."}
 //                     {"t":"call","id":K,"name":"external_a","args":"<json text>"}
+//                     {"t":"idle"}   the program's code stopped running: it waits for tool
+//                                    results (sent after its start and after each delivery,
+//                                    once its microtasks drained); the driver's clock, held
+//                                    while an approval is pending, stops only between an idle
+//                                    frame and the next reply, so guest code is always charged
 //   driver -> worker  {"t":"reply","id":K,"ok":"<json text>"} | {"t":"reply","id":K,"err":{"name","message"}}
 //   worker -> driver  {"t":"done","value":"<json text>"} | {"t":"done"} | {"t":"done","error":{"kind","name","message","line"}}
 //
@@ -26,7 +31,7 @@ import GUEST_PRELUDE from './guest-prelude.txt'
 // Frames from the (authenticated) driver: the program and tool results. Tool results are not
 // capped below what the other drivers accept; this only bounds a broken client.
 const MAX_FRAME = 64 * 1024 * 1024
-const PREFIX_LINES = 2 // lines of the module before the model's first line (see moduleFor)
+const PREFIX_LINES = 1 // lines of the program module before the model's first line (see programModule)
 
 async function authorized(request, env) {
   const expected = env.AUTH_TOKEN
@@ -44,6 +49,11 @@ function fail(kind, name, message, line = 0, size = 0) {
   return { kind, name, message: String(message), line, size }
 }
 
+// What the program's realm may report about the program; limits (timeout, memory, stack,
+// deadlock) are only ever said by the runtime or the host, never by the realm that ran the
+// program (a program that hijacked an intrinsic could write any record there).
+const GUEST_KINDS = new Set(['guest', 'syntax', 'result', 'too_large'])
+
 // The program module's outcome: 'u' (no value), 'v' + JSON text, or 'e' + JSON error record.
 // Anything else (the module is the program's realm) is an internal failure, never trusted.
 function decodeOutcome(text) {
@@ -53,7 +63,7 @@ function decodeOutcome(text) {
     if (text[0] === 'e') {
       let e = null
       try { e = JSON.parse(text.slice(1)) } catch {}
-      if (e && typeof e.kind === 'string' && typeof e.name === 'string' && typeof e.message === 'string') {
+      if (e && GUEST_KINDS.has(e.kind) && typeof e.name === 'string' && typeof e.message === 'string') {
         const line = Number.isInteger(e.line) && e.line > 0 ? e.line : 0
         const size = Number.isSafeInteger(e.size) && e.size > 0 ? e.size : 0
         return { error: fail(e.kind, e.name, e.message, line, size) }
@@ -63,25 +73,43 @@ function decodeOutcome(text) {
   return { error: fail('internal', 'Error', 'the program ended without a readable result') }
 }
 
-// The module a Dynamic Worker runs. `host` is an RpcTarget of this Worker: tool calls and
-// console lines go through it; nothing else reaches the program. The program is an arrow
-// function at the top of the module, before anything else is declared: its scope holds none
-// of the machinery below (`host`, `caps`, the prelude, the memory budget, the bindings'
-// closures), its `this` is undefined and it has no `arguments`, so it can neither read nor
-// change them, nor reach the entrypoint's `env` and `ctx`. Console, bindings, the result's
-// encoding and its size limit are the core's guest prelude (`guest-prelude.txt`), the same
-// JavaScript every driver runs; what is here is what only a Worker needs.
-function moduleFor(code, bindings) {
-  // The program's last line in the module: frames past it are the harness's own.
-  const lastLine = PREFIX_LINES + code.split(/\r\n|[\n\r\u2028\u2029]/).length
-  return `// code-mode program module
-const __main = async () => {
+// The two modules a Dynamic Worker runs. The program is alone in its own module, as the
+// default export: an arrow function with nothing else declared in its scope, so it can
+// neither read nor change the machinery (`host`, `caps`, the prelude, the memory budget, the
+// bindings' closures, the entrypoint), its `this` is undefined and it has no `arguments`.
+// Console, bindings, the result's encoding and its size limit are the core's guest prelude
+// (`guest-prelude.txt`), the same JavaScript every driver runs; what is here is what only a
+// Worker needs.
+function programModule(code) {
+  return `export default async () => {
 ${code}
 };
+`
+}
+
+// The entry module. `run` is a plain method returning a promise made from the `Promise`
+// taken before the program ran, resolved with a string: the runtime settles it natively, so
+// no `then` or `constructor` the program may have replaced is looked up to deliver the
+// outcome (an `async run` would look up `Promise.prototype.constructor` at its `await`, and a
+// program that replaced it could end the run with a forged outcome).
+function entryModule(code, bindings) {
+  // The program's last line in its module: frames past it are not the program's.
+  const lastLine = PREFIX_LINES + code.split(/\r\n|[\n\r\u2028\u2029]/).length
+  return `// code-mode entry module
 import { WorkerEntrypoint } from 'cloudflare:workers';
-export default class extends WorkerEntrypoint { async run(host, caps) {
+import program from './program.js';
+export default class extends WorkerEntrypoint { run(host, caps) {
   // Taken before the program runs: it may replace any of them.
   const PromiseCtor = Promise;
+  const later = setTimeout;
+  // Tells the driver once the program's code stopped running (a timer task runs only after
+  // the microtasks the last entry queued): see the idle frame in worker.js.
+  let idleQueued = false;
+  const idle = () => {
+    if (idleQueued) return;
+    idleQueued = true;
+    later(() => { idleQueued = false; host.idle(); }, 0);
+  };
   // The contract: no network, timers or host objects in the sandbox (the Dynamic Worker has
   // no outbound network anyway; removing the globals makes that visible to the program).
   // They are removed from every object of the global's prototype chain, not only shadowed,
@@ -118,20 +146,22 @@ export default class extends WorkerEntrypoint { async run(host, caps) {
   const sent = [];
   const api = (${GUEST_PRELUDE})({
     call: (id, name, text) => {
-      host.call(name, text).then((reply) => api.deliver(id, reply), () => api.deliver(id, 'e{"name":"Error","message":"the execution has ended"}'));
+      host.call(name, text).then((reply) => { api.deliver(id, reply); idle(); }, () => api.deliver(id, 'e{"name":"Error","message":"the execution has ended"}'));
     },
     log: (level, msg) => { sent[sent.length] = host.log(level, msg); },
-    frames: /main\\.js:(\\d+):\\d+/g,
+    frames: /program\\.js:(\\d+):\\d+/g,
     firstLine: ${PREFIX_LINES + 1},
     lastLine: ${lastLine},
   });
   api.setup({ bindings: ${JSON.stringify(bindings)}, maxLogs: caps.maxLogs, maxLogBytes: caps.maxLogBytes, maxCalls: caps.maxCalls, maxResultBytes: caps.maxResultBytes });
-  return await new PromiseCtor((resolve) => api.run(__main, (outcome) => {
+  const outcome = new PromiseCtor((resolve) => api.run(program, (outcome) => {
     let left = sent.length;
     if (left === 0) return resolve(outcome);
     const one = () => { if (--left === 0) resolve(outcome); };
     for (let i = 0; i < sent.length; i++) sent[i].then(one, one);
   }));
+  idle();
+  return outcome;
 } }
 `
 }
@@ -149,6 +179,9 @@ class Host extends RpcTarget {
   }
   log(level, msg) {
     this.send({ t: 'log', level, msg: String(msg).toWellFormed() })
+  }
+  idle() {
+    this.send({ t: 'idle' })
   }
   // Never rejects: resolves to 'v' + the result's JSON text or 'e' + {name, message} as JSON
   // (text, so no \`then\` of the program's realm is looked up on it).
@@ -190,7 +223,7 @@ async function execute(env, socket, host, run) {
       const code = {
         compatibilityDate: '2025-06-01',
         mainModule: 'main.js',
-        modules: { 'main.js': moduleFor(run.code, bindings) },
+        modules: { 'main.js': entryModule(run.code, bindings), 'program.js': programModule(run.code) },
         env: {},
         globalOutbound: null,
       }
@@ -207,9 +240,13 @@ async function execute(env, socket, host, run) {
         try { worker[Symbol.dispose]?.() } catch {}
       }
     } catch (e) {
+      // The runtime's own error (the program's realm settles \`run\` with a string only, and
+      // can neither reject it nor reach this realm): loading failed (a syntax error in the
+      // program module), or workerd stopped the Dynamic Worker (its memory or CPU limit, a
+      // hang). The driver reads workerd's limit phrases from these \`internal\` records alone.
       const message = String(e && e.message)
       const syntax = /SyntaxError/.test(message)
-      const m = /main\.js:(\d+):\d+/.exec(message)
+      const m = /program\.js:(\d+):\d+/.exec(message)
       outcome = {
         error: syntax
           ? fail('syntax', 'SyntaxError', message.replace(/^[\s\S]*?Uncaught SyntaxError: /, '').split('\n')[0], m ? Math.max(0, +m[1] - PREFIX_LINES) : 0)

@@ -18,7 +18,8 @@
  *   cm_poll()                       run jobs, look at the program: 0 settled | 1 pending | -1
  *   cm_result_ptr/len               the settled program's outcome: 'u', 'v'+json or 'e'+json
  *   cm_alloc/cm_free                buffers for the host's inputs
- *   cm_oom()                        1 once an allocation was refused
+ *   cm_limits()                     limits the engine hit in this execution: 1 an allocation
+ *                                   was refused, 2 the JS stack guard fired (bits)
  */
 #include <malloc.h>
 #include <stdint.h>
@@ -36,6 +37,8 @@ IMPORT("cm", "log") void host_log(int32_t level, const char *msg, int32_t len);
 
 /* Added to the patched copy of quickjs.c by build.rs. */
 void cm_set_random_seed(JSContext *ctx, uint64_t seed);
+/* Set by the patched JS_ThrowStackOverflow (build.rs): QuickJS's stack guard fired. */
+extern int cm_stack_overflow;
 
 /* ---------- the heap limit ---------- */
 
@@ -112,7 +115,7 @@ EXPORT("cm_alloc") void *cm_alloc(int32_t n) { return n < 0 ? NULL : malloc((siz
 EXPORT("cm_free") void cm_free(void *p) { free(p); }
 EXPORT("cm_result_ptr") const char *cm_result_ptr(void) { return result; }
 EXPORT("cm_result_len") int32_t cm_result_len(void) { return result_len; }
-EXPORT("cm_oom") int32_t cm_oom(void) { return oom; }
+EXPORT("cm_limits") int32_t cm_limits(void) { return (oom ? 1 : 0) | (cm_stack_overflow ? 2 : 0); }
 EXPORT("cm_heap_used") int64_t cm_heap_used(void) { return (int64_t)heap_used; }
 
 static int result_static;
@@ -281,6 +284,7 @@ static int32_t check(void) {
 
 EXPORT("cm_eval") int32_t cm_eval(const char *src, int32_t len) {
     if (has_program) return -1;
+    cm_stack_overflow = 0;
     /* The host wrote a NUL after the source, as JS_Eval requires. */
     JSValue main = JS_Eval(ctx, src, (size_t)len, "<code>", JS_EVAL_TYPE_GLOBAL);
     if (JS_IsException(main)) return describe_exception(1);

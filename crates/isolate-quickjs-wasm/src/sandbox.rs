@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use std::ops::ControlFlow;
 
 use code_mode::driver::{
-    BindingFuture, Delivery, GuestFailure, HostBridge, LogBuffer, PumpedEngine,
+    BindingFuture, Delivery, FailureKind, GuestFailure, HostBridge, LogBuffer, PumpedEngine,
 };
 use code_mode::durable::{Park, Reply, ResumeError, Suspended};
 use code_mode::{ContextConfig, ErrorKind, ExecutionError, Limits, serde_json};
@@ -41,6 +41,17 @@ const PAGE: usize = 65536;
 /// Lines the wrapper adds before the program.
 const WRAPPER_LINES: u32 = 1;
 
+/// The message of the `RangeError` QuickJS throws when its stack guard fires (reported as
+/// a stack overflow only when the guard did fire: [`EngineLimits::stack`]).
+const ENGINE_STACK_OVERFLOW: &str = "Maximum call stack size exceeded";
+
+/// Limits the engine saw hit in the current execution.
+#[derive(Debug, Clone, Copy)]
+struct EngineLimits {
+    memory: bool,
+    stack: bool,
+}
+
 /// Raised from the epoch callback when the wall-clock deadline has passed.
 #[derive(Debug, thiserror::Error)]
 #[error("the execution's deadline passed")]
@@ -53,7 +64,7 @@ struct Exports {
     eval: TypedFunc<(i32, i32), i32>,
     deliver: TypedFunc<(i32, i32, i32), i32>,
     poll: TypedFunc<(), i32>,
-    oom: TypedFunc<(), i32>,
+    limits_hit: TypedFunc<(), i32>,
     result_ptr: TypedFunc<(), i32>,
     result_len: TypedFunc<(), i32>,
 }
@@ -461,8 +472,18 @@ impl Sandbox {
         self.f.poll.call_async(&mut self.store, ()).await
     }
 
+    /// The limits the engine itself saw hit in this execution (the glue's allocator refused
+    /// an allocation; QuickJS's stack guard fired): the only ground for a limit error.
+    async fn limits_hit(&mut self) -> wasmtime::Result<EngineLimits> {
+        let bits = self.f.limits_hit.call_async(&mut self.store, ()).await?;
+        Ok(EngineLimits {
+            memory: bits & 1 != 0,
+            stack: bits & 2 != 0,
+        })
+    }
+
     async fn oom(&mut self) -> wasmtime::Result<bool> {
-        Ok(self.f.oom.call_async(&mut self.store, ()).await? != 0)
+        Ok(self.limits_hit().await?.memory)
     }
 
     /// A failure of the glue itself (it could not even describe the error): out of memory
@@ -504,32 +525,30 @@ impl Sandbox {
                     ExecutionError::new(ErrorKind::Result, format!("the result is not JSON: {e}"))
                 }));
         }
+        // The record is the prelude's, inside the guest's realm: it may not report a limit.
         let failure: GuestFailure = text
             .strip_prefix('e')
             .and_then(|j| code_mode::driver::parse_guest_json(j).ok())
-            .and_then(|v| serde_json::from_value(v).ok())
+            .and_then(|v| serde_json::from_value::<GuestFailure>(v).ok())
+            .map(GuestFailure::from_guest_realm)
             .unwrap_or_else(|| GuestFailure::unreadable(&text));
-        if failure.kind != "result" && self.oom().await? {
-            return Ok(Err(ExecutionError::memory_limit(
-                self.limits.memory_bytes(),
-            )));
-        }
-        Ok(Err(self.classify(failure)))
+        let hit = self.limits_hit().await?;
+        Ok(Err(self.classify(failure, hit)))
     }
 
-    /// The guest's failure: QuickJS's own stack and out-of-memory errors first (its
-    /// engine's signals, which the program may see as a `RangeError` or `InternalError`),
-    /// then the common protocol.
-    fn classify(&self, f: GuestFailure) -> ExecutionError {
-        let engine_error = matches!(f.kind.as_str(), "guest" | "syntax");
-        if engine_error
-            && matches!(f.name.as_str(), "RangeError" | "InternalError")
-            && f.message.contains("stack size exceeded")
+    /// The guest's failure: the limits the engine saw hit first (its allocator's refusal,
+    /// its stack guard, which the program may have seen as a `RangeError`), then the common
+    /// protocol. The error's text decides nothing.
+    fn classify(&self, f: GuestFailure, hit: EngineLimits) -> ExecutionError {
+        if hit.memory && f.kind != FailureKind::Result {
+            return ExecutionError::memory_limit(self.limits.memory_bytes());
+        }
+        if hit.stack
+            && f.kind == FailureKind::Guest
+            && f.name == "RangeError"
+            && f.message == ENGINE_STACK_OVERFLOW
         {
             return ExecutionError::stack_overflow(self.limits.stack_bytes().min(MAX_JS_STACK));
-        }
-        if engine_error && f.name == "InternalError" && f.message == "out of memory" {
-            return ExecutionError::memory_limit(self.limits.memory_bytes());
         }
         f.into_error(&self.limits, "QuickJS-WASM driver")
     }
@@ -597,7 +616,7 @@ fn exports(store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Resul
         eval: instance.get_typed_func(&mut *store, "cm_eval")?,
         deliver: instance.get_typed_func(&mut *store, "cm_deliver")?,
         poll: instance.get_typed_func(&mut *store, "cm_poll")?,
-        oom: instance.get_typed_func(&mut *store, "cm_oom")?,
+        limits_hit: instance.get_typed_func(&mut *store, "cm_limits")?,
         result_ptr: instance.get_typed_func(&mut *store, "cm_result_ptr")?,
         result_len: instance.get_typed_func(&mut *store, "cm_result_len")?,
     })

@@ -167,7 +167,14 @@ fn guest_error_parts<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Option<(String, Str
     Some((name, message))
 }
 
-/// Turns a thrown value into the normalised error.
+/// The message of the `RangeError` QuickJS throws when its stack guard fires.
+const ENGINE_STACK_OVERFLOW: &str = "Maximum call stack size exceeded";
+
+/// Turns a thrown value into the normalised error. Time and memory were decided by the
+/// caller from the engine's own signals; nothing here reads a limit from the thrown value's
+/// text (a program's `throw new Error('out of memory')` is its own error). rquickjs gives no
+/// hook on QuickJS's stack guard, so its own overflow error alone is recognised by its exact
+/// name and message: a longer message that merely contains it is the program's.
 pub(crate) fn classify<'js>(
     ctx: &Ctx<'js>,
     thrown: Thrown<'js>,
@@ -224,19 +231,11 @@ pub(crate) fn classify<'js>(
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Error".into());
     let message = message.unwrap_or_default();
-    if message.contains("out of memory") {
-        return ExecutionError::memory_limit(limits.memory_bytes());
-    }
-    if name == "RangeError" && message.contains("call stack size exceeded")
-        || message.contains("stack overflow")
-    {
+    if name == "RangeError" && message == ENGINE_STACK_OVERFLOW {
         return ExecutionError::stack_overflow(limits.stack_bytes());
     }
-    if name == "InternalError" && message == "interrupted" {
-        return timeout();
-    }
     let line = stack.as_deref().and_then(line_in_stack);
-    ExecutionError::new(ErrorKind::from_name(&name), message).with_line(line)
+    ExecutionError::new(ErrorKind::from_guest_name(&name), message).with_line(line)
 }
 
 /// The first line number of the program's own frames in a QuickJS stack trace.

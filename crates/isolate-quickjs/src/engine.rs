@@ -442,6 +442,9 @@ impl Engine {
         self.classify(ctx, Thrown::Value(value))
     }
 
+    /// The outcome of a thrown value. Time and memory come from what the engine observed
+    /// (the deadline the interrupt handler reads, the allocator's refusal), never from the
+    /// thrown value's text.
     fn classify<'js>(&self, ctx: &Ctx<'js>, thrown: Thrown<'js>) -> ExecutionError {
         if self.shared.deadline.passed() {
             // Drop whatever was thrown without running guest code: time is up.

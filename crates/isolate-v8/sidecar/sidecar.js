@@ -352,8 +352,13 @@ function endIfRetired() {
   process.kill(process.pid, 'SIGKILL')
 }
 
-const TIMED_OUT = /Script execution timed out/
+// V8's own texts, read only where no program code can have written them (a compile error),
+// or matched exactly (see settle).
 const OUT_OF_MEMORY = /memory limit|Array buffer allocation failed/
+const STACK_OVERFLOW = 'Maximum call stack size exceeded'
+const BUFFER_REFUSED = 'Array buffer allocation failed'
+// What the prelude may say about a program.
+const GUEST_KINDS = new Set(['guest', 'syntax', 'result', 'too_large'])
 
 class Ctx {
   constructor(id) {
@@ -443,14 +448,15 @@ class Ctx {
       await fn(left)
     } catch (e) {
       if (run.done) return
-      const message = String(e && e.message)
-      if (TIMED_OUT.test(message)) return this.timeout(run)
-      if (OUT_OF_MEMORY.test(message) || this.isolate.isDisposed) return this.memory(run)
-      if (/Maximum call stack size exceeded/.test(message)) return this.stack(run)
-      // Anything else is isolated-vm reporting a promise the program rejected and never
-      // handled (its task epilogue rethrows the first such reason after the task ran to
-      // completion; `__cm_run` and `__cm_deliver` catch everything else themselves). Other
-      // drivers ignore unhandled rejections too: the program goes on.
+      // Decided by what this side observed, never by the error's text: isolated-vm also
+      // rethrows a promise the program rejected and never handled (its task epilogue rethrows
+      // the first such reason after the task ran to completion; \`__cm_run\` and
+      // \`__cm_deliver\` catch everything else themselves), and the program chooses that
+      // reason's message. The entry used up its time (isolated-vm stopped it), or the isolate
+      // was disposed under it (its heap limit); anything else is an unhandled rejection,
+      // which every driver ignores: the program goes on.
+      if (performance.now() - entered >= left - 1) return this.timeout(run)
+      if (this.isolate.isDisposed) return this.memory(run)
     } finally {
       this.entries--
       if (held && run.held !== undefined) run.held -= performance.now() - entered
@@ -588,8 +594,9 @@ class Ctx {
       const m = /\[code\.js:(\d+):\d+\]$/.exec(message)
       const name = e && e.name === 'SyntaxError' ? 'SyntaxError' : 'Error'
       const clean = message.replace(/ \[code\.js:\d+:\d+\]$/, '')
+      // Compiling runs no program code: this is V8's own error.
       if (OUT_OF_MEMORY.test(message) || this.isolate.isDisposed) return this.memory(run)
-      if (/Maximum call stack size exceeded/.test(message)) return this.stack(run)
+      if (message === STACK_OVERFLOW) return this.stack(run)
       return this.fail(run, name === 'SyntaxError' ? 'syntax' : 'guest', name, clean, m ? +m[1] : 0)
     }
     const context = this.context, start = this.start
@@ -621,8 +628,14 @@ class Ctx {
     if (err === null || typeof err !== 'object' || typeof err.kind !== 'string' || typeof err.name !== 'string' || typeof err.message !== 'string') {
       return this.fail(run, 'internal', 'Error', 'the program ended without a readable result')
     }
-    if (err.kind === 'guest' && err.name === 'RangeError' && /Maximum call stack size exceeded/.test(err.message)) return this.stack(run)
-    if (err.kind === 'guest' && err.name === 'RangeError' && /Array buffer allocation failed/.test(err.message)) return this.memory(run)
+    // The record comes from the program's realm: it may describe the program, never report a
+    // limit. V8 gives isolated-vm no stack-guard or allocator signal, so its own two errors
+    // are recognised by their exact name and message (a longer message that merely contains
+    // one is the program's own error), or by the isolate having been disposed.
+    if (!GUEST_KINDS.has(err.kind)) return this.fail(run, 'internal', 'Error', 'the program reported an outcome only the sandbox may report')
+    if (this.isolate && this.isolate.isDisposed) return this.memory(run)
+    if (err.kind === 'guest' && err.name === 'RangeError' && err.message === STACK_OVERFLOW) return this.stack(run)
+    if (err.kind === 'guest' && err.name === 'RangeError' && err.message === BUFFER_REFUSED) return this.memory(run)
     return this.fail(run, err.kind, err.name, err.message, err.line, err.size)
   }
 

@@ -81,12 +81,12 @@ impl Incoming {
             return Some(msg);
         }
         let run = value.get("run").and_then(Value::as_u64)?;
-        use code_mode::driver::GuestFailure;
+        use code_mode::driver::{FailureKind, GuestFailure};
         (value.get("t").and_then(Value::as_str) == Some("done")).then(|| Self::Done {
             run,
             value: None,
             error: Some(GuestFailure::new(
-                "internal",
+                FailureKind::Internal,
                 "Error",
                 "the sandbox reported an outcome it could not describe",
             )),

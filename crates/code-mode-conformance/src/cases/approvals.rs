@@ -322,6 +322,45 @@ pub async fn approval_wait_does_not_use_the_timeout(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// The hold stops the clock only while no guest code runs: a program that computes in short
+/// slices between quick tool calls while an approval waits is charged for every slice, so
+/// it times out on its own budget instead of computing for as long as the person takes.
+/// Generated over slice shapes (a busy loop, string building, array sorting) and slice sizes.
+pub async fn guest_code_during_an_approval_is_charged(h: &Harness) {
+    let limits = h.limits_with(|l| l.timeout(Duration::from_millis(400)));
+    let s = Setup::new(h, limits);
+    // Each shape burns a slice of CPU; bounded by iterations as well as time, because a
+    // Worker's clock does not advance while code runs.
+    let shapes = [
+        "const t = Date.now(); let i = 0; while (Date.now() - t < MS && i < 3e6) i++;",
+        "const t = Date.now(); let s = ''; while (Date.now() - t < MS && s.length < 2e6) s += 'ab';",
+        "const t = Date.now(); let k = 0; while (Date.now() - t < MS && k < 40) { [...Array(2000).keys()].map((x) => (x * 7919) % 2003).sort((a, b) => a - b); k++; }",
+    ];
+    for (shape, ms) in shapes.iter().zip([10, 25, 40]) {
+        let slice = shape.replace("MS", &ms.to_string());
+        let code = format!(
+            "let done = false;\nexternal_pay({{ amount: 5 }}).then(() => {{ done = true; }}, () => {{ done = true; }});\nlet slices = 0;\nwhile (!done) {{ await external_echo({{ n: slices }}); {slice} slices++; }}\nreturn slices;"
+        );
+        let (approver, mut pending) = ApprovalChannel::new();
+        let (run, _events) = s.start(&code, Some(Arc::new(approver)));
+        let question = next_request(&mut pending).await;
+        // The person takes 2.5 s: far more than the program's 400 ms of its own time.
+        let answer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            question.answer(ApprovalDecision::Approve)
+        });
+        let r = finish(run).await;
+        assert_eq!(
+            r.error.as_ref().map(|e| e.kind.name().to_owned()).as_deref(),
+            Some("TimeoutError"),
+            "slices of {ms} ms ({shape}) computed for free while the approval waited: {r:?}"
+        );
+        let _ = answer.await;
+        assert!(s.paid().is_empty(), "the withdrawn approval ran the tool");
+    }
+    h.assert_healthy().await;
+}
+
 /// The execution ends while a decision is pending (here: the caller cancels it, and a
 /// program fails with a call still waiting): the approver is told the request is withdrawn,
 /// and the tool never runs.
