@@ -107,6 +107,7 @@ macro_rules! conformance_tests {
             limit_phrases_in_guest_text_decide_nothing,
             forged_engine_errors_are_the_programs_own,
             guest_code_during_an_approval_is_charged,
+            replaced_intrinsics_change_no_output,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {

@@ -36,11 +36,18 @@
   const stringify = JSON.stringify, parse = JSON.parse, ErrorCtor = Error, StringCtor = String;
   const PromiseCtor = Promise;
   const defineProperty = Object.defineProperty, apply = Reflect.apply;
-  const arrayMap = Array.prototype.map, arrayJoin = Array.prototype.join;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   const regexpExec = RegExp.prototype.exec;
   const charCodeAt = String.prototype.charCodeAt, stringSlice = String.prototype.slice;
+  const encodeURI = encodeURIComponent, unescapeText = unescape;
+  // Built-ins the program may replace or shadow are never reached through the program's
+  // objects: `instanceof` would consult `Error[Symbol.hasInstance]`, `v.description` a
+  // replaced `Symbol.prototype` getter, `Array.prototype.map` a replaced species constructor,
+  // and a descriptor object literal an accessor the program put on `Object.prototype`.
+  const hasInstance = Function.prototype[Symbol.hasInstance];
+  const symbolDescription = getOwnPropertyDescriptor(Symbol.prototype, 'description').get;
   const typeOf = (v) => typeof v;
-  const isError = (v) => v instanceof ErrorCtor;
+  const isError = (v) => apply(hasInstance, ErrorCtor, [v]);
   const hostCall = hooks.call, hostLog = hooks.log, frames = hooks.frames;
   const firstLine = hooks.firstLine || 1, lastLine = hooks.lastLine || Infinity;
   let maxLogs = 0, maxLogBytes = 0, maxCalls = 0, maxResultBytes = Infinity;
@@ -65,9 +72,18 @@
     switch (typeOf(v)) {
       case 'string': return v;
       case 'undefined': return 'undefined';
-      case 'symbol': return 'Symbol(' + (v.description ?? '') + ')';
+      case 'symbol': {
+        let d;
+        try { d = apply(symbolDescription, v, []); } catch {}
+        return 'Symbol(' + (typeOf(d) === 'string' ? d : '') + ')';
+      }
       case 'bigint': return StringCtor(v) + 'n';
-      case 'function': return v.name ? '[Function: ' + v.name + ']' : '[Function (anonymous)]';
+      case 'function': {
+        // As the native driver reads it: a getter that throws counts as no name.
+        let n;
+        try { n = v.name; } catch {}
+        return typeOf(n) === 'string' && n ? '[Function: ' + n + ']' : '[Function (anonymous)]';
+      }
       case 'object': {
         if (v === null) return 'null';
         let error = false;
@@ -82,7 +98,8 @@
   const makeLog = (level) => function (...args) {
     // One past the caps, so the host's buffer sees the overflow and adds its marker.
     if (logs > maxLogs || logBytes > maxLogBytes) return;
-    const msg = apply(arrayJoin, apply(arrayMap, args, [fmt]), [' ']);
+    let msg = '';
+    for (let i = 0; i < args.length; i++) msg += (i === 0 ? '' : ' ') + fmt(args[i]);
     logs++; logBytes += msg.length;
     hostLog(level, msg);
   };
@@ -93,12 +110,12 @@
   consoleObject.error = makeLog('error');
   consoleObject.debug = makeLog('debug');
   consoleObject.trace = consoleObject.debug;
-  defineProperty(globalThis, 'console', { value: consoleObject, writable: true, configurable: true, enumerable: false });
+  defineProperty(globalThis, 'console', { __proto__: null, value: consoleObject, writable: true, configurable: true, enumerable: false });
 
   // ---------- tool bindings ----------
   const rename = (err, name, message) => {
-    defineProperty(err, 'message', { value: message, writable: true, configurable: true, enumerable: false });
-    if (name !== 'Error') defineProperty(err, 'name', { value: name, writable: true, configurable: true, enumerable: false });
+    defineProperty(err, 'message', { __proto__: null, value: message, writable: true, configurable: true, enumerable: false });
+    if (name !== 'Error') defineProperty(err, 'name', { __proto__: null, value: name, writable: true, configurable: true, enumerable: false });
     return err;
   };
   // A plain function returning a native promise (a throw in the executor rejects it), not an
@@ -124,7 +141,7 @@
         }
       });
     };
-    defineProperty(fn, 'name', { value: name });
+    defineProperty(fn, 'name', { __proto__: null, value: name });
     return fn;
   };
   const deliver = (id, text) => {
@@ -200,8 +217,10 @@
 
   // ---------- the result ----------
   // UTF-8 bytes of a JSON text (lone surrogates are escaped by stringify, so each unit of a
-  // pair counts 2 and an astral character 4).
+  // pair counts 2 and an astral character 4). The engine's own encoder counts it (a loop in
+  // an interpreter took seconds for a 4 MiB result); the loop stays as the fallback.
   const utf8Bytes = (s) => {
+    try { return unescapeText(encodeURI(s)).length; } catch {}
     let n = s.length;
     for (let i = 0; i < s.length; i++) {
       const c = apply(charCodeAt, s, [i]);

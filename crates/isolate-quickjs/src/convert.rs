@@ -272,10 +272,11 @@ pub(crate) fn format_value<'js>(
         Type::Undefined | Type::Uninitialized => "undefined".into(),
         Type::Null => "null".into(),
         Type::Symbol => {
-            let desc = value
-                .as_symbol()
-                .and_then(|s| s.description().ok())
-                .and_then(|d| d.as_string().map(string_lossy))
+            // The symbol's own description, read from the engine (not through
+            // `Symbol.prototype.description`, which the program may replace).
+            let desc = rquickjs::Atom::from_value(ctx.clone(), &value)
+                .and_then(|atom| atom.to_js_string())
+                .map(|s| string_lossy(&s))
                 .unwrap_or_default();
             format!("Symbol({desc})")
         }

@@ -216,3 +216,50 @@ pub async fn forged_engine_errors_are_the_programs_own(h: &Harness) {
     assert_eq!(super::error(&r).kind, ErrorKind::StackOverflow, "{r:?}");
     h.assert_healthy().await;
 }
+
+/// Built-ins a program may replace before it calls `console.log`, a tool or `return`.
+pub const REPLACED_INTRINSICS: [&str; 10] = [
+    "Object.defineProperty(Symbol.prototype, 'description', { get() { throw new Error('boom'); }, configurable: true });",
+    "Object.defineProperty(Error, Symbol.hasInstance, { value: () => { throw new Error('boom'); }, configurable: true });",
+    "Object.defineProperty(Array, Symbol.species, { get() { throw new Error('boom'); }, configurable: true });",
+    "Object.defineProperty(Object.prototype, 'get', { get() { return () => 1; }, configurable: true });",
+    "Array.prototype.map = () => { throw new Error('boom'); }; Array.prototype.join = () => 'forged';",
+    "JSON.stringify = () => 'forged'; JSON.parse = () => ({ forged: true });",
+    "String.prototype.slice = () => 'x'; String.prototype.charCodeAt = () => 0; String.prototype.toString = () => 'forged';",
+    "Promise.prototype.then = function () { throw new Error('boom'); };",
+    "Reflect.apply = () => { throw new Error('boom'); }; Function.prototype.apply = () => 'forged';",
+    "Object.defineProperty = () => { throw new Error('boom'); }; Object.getOwnPropertyDescriptor = () => undefined;",
+];
+
+/// Console formatting, tool calls, tool errors and the result do not depend on built-ins
+/// the program can replace: each replacement, made before and after an await, leaves every
+/// output exactly as without it (a symbol whose description getter throws, a function whose
+/// `name` getter throws and an error still log as they do on the native driver).
+pub async fn replaced_intrinsics_change_no_output(h: &Harness) {
+    let body = "await external_echo({ n: 1 });\nAFTER\nconsole.log('a', 1, { b: [2] }, Symbol('s'), f, new TypeError('t'), null, undefined);\nlet caught = 'none';\ntry { await external_fail({ message: 'tool said no' }); } catch (e) { caught = e.name + ': ' + e.message; }\nreturn { caught, echo: await external_echo({ k: 'v' }) };";
+    let prefix = "const f = function () {};\nObject.defineProperty(f, 'name', { get() { throw new Error('n'); } });\n";
+    let expected_log = "a 1 {\"b\":[2]} Symbol(s) [Function (anonymous)] TypeError: t null undefined";
+    let expected = json!({"caught": "Error: tool said no", "echo": {"k": "v"}});
+    let fixtures = Fixtures::default();
+    for replacement in REPLACED_INTRINSICS {
+        for after in [false, true] {
+            let code = if after {
+                format!("{prefix}{}", body.replace("AFTER", replacement))
+            } else {
+                format!("{prefix}{replacement}\n{}", body.replace("AFTER", ""))
+            };
+            let ctx = h.context_with(&fixtures, h.limits(), None).await;
+            let r = ctx.execute(&code).await;
+            let when = if after { "after an await" } else { "at the start" };
+            assert_eq!(
+                r.value(),
+                Some(&expected),
+                "{replacement} ({when}) changed the outcome: {r:?}"
+            );
+            let logs: Vec<&str> = r.logs.iter().map(|l| l.message.as_str()).collect();
+            assert_eq!(logs, vec![expected_log], "{replacement} ({when}) changed the console");
+            ctx.dispose().await;
+        }
+    }
+    h.assert_healthy().await;
+}
