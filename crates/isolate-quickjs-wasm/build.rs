@@ -115,7 +115,8 @@ fn patch(src: &Path, out: &Path) -> PathBuf {
     }
     // The engine's stack guard tells the glue it fired, so the driver never has to read a
     // thrown error's text to know a stack overflow from a program's own `RangeError`.
-    let guard = "static JSValue JS_ThrowStackOverflow(JSContext *ctx)\n{\n    return JS_ThrowRangeError(";
+    let guard =
+        "static JSValue JS_ThrowStackOverflow(JSContext *ctx)\n{\n    return JS_ThrowRangeError(";
     if !patched.contains(guard) {
         fail("the stack-overflow patch does not apply to this QuickJS-ng version");
     }

@@ -108,6 +108,7 @@ macro_rules! conformance_tests {
             forged_engine_errors_are_the_programs_own,
             guest_code_during_an_approval_is_charged,
             replaced_intrinsics_change_no_output,
+            literals_keep_their_line_terminators,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {

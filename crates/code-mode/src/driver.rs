@@ -38,7 +38,7 @@ pub use crate::console::{ConsoleSink, LogBuffer, LogEntry, LogLevel, LogState};
 pub use crate::depth::{MAX_VALUE_DEPTH, json_text_depth, too_deep_message, value_depth};
 pub use crate::failure::{FailureKind, GuestFailure};
 pub use crate::lifecycle::{Engine, EngineContext};
-pub use crate::lines::normalize_line_terminators;
+pub use crate::lines::{lf_line, normalize_line_terminators};
 pub use crate::nesting::{MAX_NESTING, check_nesting};
 pub use crate::pump::{Delivery, PumpedEngine, pump};
 pub use crate::stubs::generate_stubs_with_prefix;

@@ -224,7 +224,9 @@ impl GuestFailure {
             FailureKind::Stack => ExecutionError::stack_overflow(limits.stack_bytes()),
             FailureKind::Deadlock => ExecutionError::deadlock(),
             FailureKind::Disposed => ExecutionError::new(ErrorKind::Disposed, self.message),
-            FailureKind::Internal => ExecutionError::internal(format!("{driver}: {}", self.message)),
+            FailureKind::Internal => {
+                ExecutionError::internal(format!("{driver}: {}", self.message))
+            }
         }
     }
 }
@@ -250,8 +252,8 @@ mod tests {
             ("protocol", ErrorKind::Driver("InternalError".into())),
         ];
         for (kind, expected) in cases {
-            let kind_: FailureKind = serde_json::from_value(serde_json::json!(kind))
-                .unwrap_or_else(|e| panic!("{e}"));
+            let kind_: FailureKind =
+                serde_json::from_value(serde_json::json!(kind)).unwrap_or_else(|e| panic!("{e}"));
             let e = GuestFailure::new(kind_, "RangeError", "m").into_error(&limits, "D");
             assert_eq!(e.kind, expected, "{kind}");
             assert!(ErrorKind::DOCUMENTED.contains(&e.kind.name()) || kind == "guest");

@@ -274,7 +274,12 @@ impl CloudflareContext {
                         FromWorker::Done { value, error } => {
                             let _ = ws.close(None).await;
                             return match error {
-                                Some(f) => Err(classify(f, limits).into()),
+                                Some(f) => {
+                                    // V8 counts a U+2028/U+2029 inside a literal as a line.
+                                    let mut e = classify(f, limits);
+                                    e.line = e.line.map(|l| code_mode::driver::lf_line(code, l));
+                                    Err(e.into())
+                                }
                                 None => match value {
                                     None => Ok(None),
                                     // Re-checked here: nothing the Worker side says is trusted.

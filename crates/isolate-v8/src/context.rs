@@ -179,7 +179,12 @@ impl Engine for V8Context {
                         }
                         Some(RunEvent::Line(Incoming::Done { value, error, .. })) => {
                             break match error {
-                                Some(failure) => Err(failure.into_error(&limits, "V8 driver")),
+                                Some(failure) => {
+                                    // V8 counts a U+2028/U+2029 inside a literal as a line.
+                                    let mut e = failure.into_error(&limits, "V8 driver");
+                                    e.line = e.line.map(|l| code_mode::driver::lf_line(code, l));
+                                    Err(e)
+                                }
                                 None => Ok(value),
                             };
                         }

@@ -351,7 +351,10 @@ pub async fn guest_code_during_an_approval_is_charged(h: &Harness) {
         });
         let r = finish(run).await;
         assert_eq!(
-            r.error.as_ref().map(|e| e.kind.name().to_owned()).as_deref(),
+            r.error
+                .as_ref()
+                .map(|e| e.kind.name().to_owned())
+                .as_deref(),
             Some("TimeoutError"),
             "slices of {ms} ms ({shape}) computed for free while the approval waited: {r:?}"
         );

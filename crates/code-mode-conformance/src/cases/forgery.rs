@@ -163,8 +163,16 @@ pub async fn limit_phrases_in_guest_text_decide_nothing(h: &Harness) {
             "try {{ await external_fail({{ message: 'x' }}); }} catch (e) {{ e.name = '{name}'; throw e; }}"
         );
         let r = ctx.execute(&code).await;
-        assert_eq!(super::error(&r).kind, ErrorKind::Guest(name.into()), "{name} from a tool's error");
-        assert_eq!(ctx.execute("return 1 + 1").await.value(), Some(&json!(2)), "{name}");
+        assert_eq!(
+            super::error(&r).kind,
+            ErrorKind::Guest(name.into()),
+            "{name} from a tool's error"
+        );
+        assert_eq!(
+            ctx.execute("return 1 + 1").await.value(),
+            Some(&json!(2)),
+            "{name}"
+        );
     }
     ctx.dispose().await;
     h.assert_healthy().await;
@@ -238,7 +246,8 @@ pub const REPLACED_INTRINSICS: [&str; 10] = [
 pub async fn replaced_intrinsics_change_no_output(h: &Harness) {
     let body = "await external_echo({ n: 1 });\nAFTER\nconsole.log('a', 1, { b: [2] }, Symbol('s'), f, new TypeError('t'), null, undefined);\nlet caught = 'none';\ntry { await external_fail({ message: 'tool said no' }); } catch (e) { caught = e.name + ': ' + e.message; }\nreturn { caught, echo: await external_echo({ k: 'v' }) };";
     let prefix = "const f = function () {};\nObject.defineProperty(f, 'name', { get() { throw new Error('n'); } });\n";
-    let expected_log = "a 1 {\"b\":[2]} Symbol(s) [Function (anonymous)] TypeError: t null undefined";
+    let expected_log =
+        "a 1 {\"b\":[2]} Symbol(s) [Function (anonymous)] TypeError: t null undefined";
     let expected = json!({"caught": "Error: tool said no", "echo": {"k": "v"}});
     let fixtures = Fixtures::default();
     for replacement in REPLACED_INTRINSICS {
@@ -250,14 +259,22 @@ pub async fn replaced_intrinsics_change_no_output(h: &Harness) {
             };
             let ctx = h.context_with(&fixtures, h.limits(), None).await;
             let r = ctx.execute(&code).await;
-            let when = if after { "after an await" } else { "at the start" };
+            let when = if after {
+                "after an await"
+            } else {
+                "at the start"
+            };
             assert_eq!(
                 r.value(),
                 Some(&expected),
                 "{replacement} ({when}) changed the outcome: {r:?}"
             );
             let logs: Vec<&str> = r.logs.iter().map(|l| l.message.as_str()).collect();
-            assert_eq!(logs, vec![expected_log], "{replacement} ({when}) changed the console");
+            assert_eq!(
+                logs,
+                vec![expected_log],
+                "{replacement} ({when}) changed the console"
+            );
             ctx.dispose().await;
         }
     }

@@ -78,6 +78,42 @@ pub async fn lines_follow_ecmascript_line_terminators(h: &Harness) {
     }
 }
 
+/// Line terminators inside literals stay what the program wrote, whatever precedes them: a
+/// regular expression holding a quote (after `return`, after `if (…)`, as an argument) does
+/// not open a "string" that would swallow the rest, a U+2028/U+2029 in a later template or
+/// string keeps its code unit, and error lines still count every terminator between tokens.
+/// Generated over every terminator between statements and every such context.
+pub async fn literals_keep_their_line_terminators(h: &Harness) {
+    let contexts = [
+        "if (s) /[\"'`]/.test(s);",
+        "s = [/\"/.source][0];",
+        "s = f(/'/);",
+        "s = (1) / 2 / /`/.source.length + '';",
+    ];
+    let code_mode = h.code_mode(&crate::fixtures::Fixtures::default(), h.limits());
+    for t in ["\n", "\r", "\r\n", "\u{2028}", "\u{2029}"] {
+        for ctx in contexts {
+            let code = format!(
+                "let s = 'q'; const f = (v: RegExp) => v.source;{t}{ctx}{t}const a = `x\u{2028}y${{s}}\u{2029}`;{t}const b = 'p\u{2028}q';{t}if (a.length < 5) throw new Error('short');{t}return [a.charCodeAt(1), a.charCodeAt(a.length - 1), b.charCodeAt(1), typeof s];"
+            );
+            let r = code_mode
+                .execute(&code, code_mode::ExecuteOptions::default())
+                .await;
+            assert_eq!(
+                r.result,
+                Some(serde_json::json!([8232, 8233, 8232, "string"])),
+                "{code:?}: {r:?}"
+            );
+            let failing = code.replace("a.length < 5", "a.length > 1");
+            let r = code_mode
+                .execute(&failing, code_mode::ExecuteOptions::default())
+                .await;
+            let e = r.error.unwrap_or_else(|| panic!("{failing:?} succeeded"));
+            assert_eq!(e.line, Some(5), "{failing:?}: {e}");
+        }
+    }
+}
+
 /// Absurdly nested code is refused with an error, never a crash of the host: through
 /// `execute_typescript` (the TypeScript parser) and straight into the driver (the engine's
 /// parser).
