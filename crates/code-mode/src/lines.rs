@@ -216,8 +216,10 @@ mod tests {
     use super::normalize_line_terminators as n;
     use super::*;
 
-    /// Every literal's value as swc reads it, and the text between literals.
-    fn values(code: &str) -> Option<(Vec<String>, Vec<(Range<usize>, Literal)>)> {
+    type Spans = Vec<(Range<usize>, Literal)>;
+
+    /// Every literal's value as swc reads it, and the literals' spans.
+    fn values(code: &str) -> Option<(Vec<String>, Spans)> {
         struct Values(Vec<String>);
         impl Visit for Values {
             fn visit_str(&mut self, n: &swc_ecma_ast::Str) {

@@ -205,7 +205,7 @@ mod tests {
                 run: 7,
                 value: None,
                 error: Some(e),
-            }) => assert_eq!(e.kind, "internal"),
+            }) => assert_eq!(e.kind, code_mode::driver::FailureKind::Internal),
             other => panic!("{other:?}"),
         }
         assert!(Incoming::decode(r#"{"t":"log","run":7}"#).is_none());
