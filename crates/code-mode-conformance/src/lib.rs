@@ -109,6 +109,7 @@ macro_rules! conformance_tests {
             guest_code_during_an_approval_is_charged,
             replaced_intrinsics_change_no_output,
             literals_keep_their_line_terminators,
+            every_buffer_path_is_charged,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {

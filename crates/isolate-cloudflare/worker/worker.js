@@ -114,7 +114,8 @@ export default class extends WorkerEntrypoint { run(host, caps) {
   // no outbound network anyway; removing the globals makes that visible to the program).
   // They are removed from every object of the global's prototype chain, not only shadowed,
   // so \`Object.getPrototypeOf(globalThis).fetch\` finds nothing either.
-  for (const n of ['fetch', 'WebSocket', 'navigator', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'XMLHttpRequest', 'EventSource', 'caches', 'scheduler', 'connect', 'process', 'require', 'Buffer']) {
+  // \`structuredClone\` and \`WebAssembly\` allocate memory no wrapper here can count.
+  for (const n of ['fetch', 'WebSocket', 'navigator', 'setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'XMLHttpRequest', 'EventSource', 'caches', 'scheduler', 'connect', 'process', 'require', 'Buffer', 'structuredClone', 'WebAssembly']) {
     for (let o = globalThis; o !== null; o = Object.getPrototypeOf(o)) {
       try { delete o[n]; } catch {}
       try { if (Object.getOwnPropertyDescriptor(o, n)) Object.defineProperty(o, n, { value: undefined, writable: false, configurable: false }); } catch {}
@@ -126,18 +127,55 @@ export default class extends WorkerEntrypoint { run(host, caps) {
   // for the allocations that would otherwise succeed at any size).
   let budget = caps.memoryBytes;
   const charge = (bytes) => {
-    const n = Number(bytes) || 0;
-    if (n > budget) throw new RangeError('Array buffer allocation failed');
+    const n = typeof bytes === 'number' && bytes > 0 ? bytes : 0;
+    if (n > budget) throw new RangeErrorCtor('Array buffer allocation failed');
     budget -= n;
   };
+  // Every way to make a buffer is charged before it is made, from the same value the
+  // constructor then receives (no second read of a program's getter): a byte length, a typed
+  // array's element count or an array-like's \`length\`, a transfer's new length. Resizable
+  // and growable buffers grow without any constructor: refused.
+  // Taken now: the guards run after the program may have replaced any of them.
+  const construct = Reflect.construct, apply = Reflect.apply, arrayFrom = Array.from, isView = ArrayBuffer.isView;
+  const NumberCtor = Number, RangeErrorCtor = RangeError;
+  const abByteLength = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get;
+  const isBuffer = (v) => { try { apply(abByteLength, v, []); return true; } catch { return false; } };
   const guard = (Ctor, size) => {
-    const P = new Proxy(Ctor, { construct(t, args, nt) { charge(size(args)); return Reflect.construct(t, args, nt === P ? t : nt); } });
+    if (typeof Ctor !== 'function') return;
+    const P = new Proxy(Ctor, { construct(t, args, nt) {
+      if (args.length > 1 && args[1] !== null && typeof args[1] === 'object' && 'maxByteLength' in args[1] && (Ctor === ArrayBuffer || Ctor === globalThis.SharedArrayBuffer)) {
+        throw new RangeErrorCtor('Array buffer allocation failed: resizable and growable buffers are not available in this sandbox');
+      }
+      const fixed = size(args);
+      charge(fixed.bytes);
+      return construct(t, fixed.args, nt === P ? t : nt);
+    } });
     try { Object.defineProperty(Ctor.prototype, 'constructor', { value: P, writable: true, configurable: true }); } catch {}
     globalThis[Ctor.name] = P;
   };
-  guard(ArrayBuffer, (a) => a[0]);
+  const byteLength = (a) => { const n = NumberCtor(a[0]) || 0; return { bytes: n, args: [n] }; };
+  guard(ArrayBuffer, byteLength);
+  guard(globalThis.SharedArrayBuffer, byteLength);
   for (const T of [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array, BigUint64Array]) {
-    guard(T, (a) => (typeof a[0] === 'number' ? a[0] * T.BYTES_PER_ELEMENT : 0));
+    guard(T, (a) => {
+      const first = a[0];
+      if (typeof first === 'number') return { bytes: first * T.BYTES_PER_ELEMENT, args: [first] };
+      if (first !== null && typeof first === 'object' && !isBuffer(first) && !isView(first)) {
+        // An array-like or iterable: copied once into a plain array, so its length is read once.
+        const items = arrayFrom(first);
+        return { bytes: items.length * T.BYTES_PER_ELEMENT, args: [items] };
+      }
+      return { bytes: 0, args: a };
+    });
+  }
+  for (const name of ['transfer', 'transferToFixedLength']) {
+    const original = ArrayBuffer.prototype[name];
+    if (typeof original !== 'function') continue;
+    Object.defineProperty(ArrayBuffer.prototype, name, { configurable: true, writable: true, value: function (length) {
+      const n = length === undefined ? apply(abByteLength, this, []) : NumberCtor(length) || 0;
+      charge(n);
+      return apply(original, this, [n]);
+    } });
   }
   // Console lines are sent as they happen; the outcome waits for them, so none is lost and
   // they arrive in order (calls on one stub keep their order). Tool replies cross as text

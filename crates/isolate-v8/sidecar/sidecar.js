@@ -117,19 +117,44 @@ function v8Hooks(prelude) {
   // Stack traces show the program's frames only: isolated-vm's and the prelude's frames
   // (`<isolated-vm>`) are left out, and the formatter cannot be replaced, so no program sees
   // the machinery's functions or names through an error.
-  const errorToString = Error.prototype.toString, filter = Array.prototype.filter, callSiteFile = (f) => f.getFileName()
+  // Everything the formatter uses is taken now: it runs after the program may have replaced
+  // `Reflect.apply` or `Array.prototype.filter`, and must not call the program's functions.
+  const errorToString = Error.prototype.toString, apply = Reflect.apply
+  const getFileName = (f) => f.getFileName()
   const format = (err, frames) => {
     let head
-    try { head = Reflect.apply(errorToString, err, []) } catch { head = 'Error' }
-    const own = Reflect.apply(filter, frames, [(f) => { try { return callSiteFile(f) !== '<isolated-vm>' } catch { return false } }])
+    try { head = apply(errorToString, err, []) } catch { head = 'Error' }
     let out = head
-    for (let i = 0; i < own.length; i++) { try { out += '\n    at ' + own[i] } catch {} }
+    for (let i = 0; i < frames.length; i++) {
+      try { if (getFileName(frames[i]) !== '<isolated-vm>') out += '\n    at ' + frames[i] } catch {}
+    }
     return out
   }
   Object.defineProperty(Error, 'prepareStackTrace', { value: format, writable: false, configurable: false, enumerable: false })
   // WebAssembly memories are allocated outside the isolate's heap limit: a program could grow
   // one far past its memory limit. No other driver offers WebAssembly; neither does this one.
   delete globalThis.WebAssembly
+  // Resizable and growable buffers reserve their maximum outside the allocator that counts an
+  // isolate's memory and grow without it: a program could reach gigabytes under a 64 MiB
+  // limit. They are refused (their constructors take no options here), as their memory
+  // cannot be counted; fixed-size buffers are counted by isolated-vm's allocator.
+  const fixedSizeOnly = (Ctor) => {
+    if (typeof Ctor !== 'function') return
+    const construct = Reflect.construct
+    const P = new Proxy(Ctor, {
+      construct(target, args, newTarget) {
+        const options = args.length > 1 ? args[1] : undefined
+        if (options !== null && typeof options === 'object' && options.maxByteLength !== undefined) {
+          throw new RangeError('Array buffer allocation failed: resizable and growable buffers are not available in this sandbox')
+        }
+        return construct(target, [args[0]], newTarget === P ? target : newTarget)
+      },
+    })
+    Object.defineProperty(Ctor.prototype, 'constructor', { value: P, writable: true, configurable: true, enumerable: false })
+    Object.defineProperty(globalThis, Ctor.name, { value: P, writable: true, configurable: true, enumerable: false })
+  }
+  fixedSizeOnly(globalThis.ArrayBuffer)
+  fixedSizeOnly(globalThis.SharedArrayBuffer)
   let token = 0
   const api = prelude({
     call: (id, name, text) => { hostCall(token, id, name, text) },

@@ -216,3 +216,65 @@ pub async fn webassembly_memory_cannot_bypass_the_limit(h: &Harness) {
     }
     h.assert_healthy().await;
 }
+
+/// Every way a program can make a buffer, each as one expression making about `CHUNK`
+/// bytes (`i` is the chunk's number).
+pub const BUFFER_PATHS: [(&str, &str); 9] = [
+    ("a plain ArrayBuffer", "new ArrayBuffer(CHUNK)"),
+    ("a typed array", "new Float64Array(CHUNK / 8)"),
+    ("a typed array from an array-like", "new Uint8Array({ length: CHUNK })"),
+    (
+        "a resizable ArrayBuffer, resized",
+        "(() => { const b = new ArrayBuffer(8, { maxByteLength: CHUNK }); b.resize(CHUNK); return b; })()",
+    ),
+    (
+        "a growable SharedArrayBuffer, grown",
+        "(() => { if (typeof SharedArrayBuffer !== 'function') return new ArrayBuffer(CHUNK); const b = new SharedArrayBuffer(8, { maxByteLength: CHUNK }); b.grow(CHUNK); return b; })()",
+    ),
+    (
+        "ArrayBuffer.prototype.transfer",
+        "(typeof ArrayBuffer.prototype.transfer === 'function' ? new ArrayBuffer(8).transfer(CHUNK) : new ArrayBuffer(CHUNK))",
+    ),
+    (
+        "structuredClone",
+        "(typeof structuredClone === 'function' ? structuredClone(new Uint8Array(CHUNK / 64)) && new Uint8Array(CHUNK) : new Uint8Array(CHUNK))",
+    ),
+    (
+        "a WebAssembly.Memory",
+        "(typeof WebAssembly === 'object' && WebAssembly ? new WebAssembly.Memory({ initial: CHUNK / 65536 }) : new ArrayBuffer(CHUNK))",
+    ),
+    (
+        "a typed array's constructor found through an instance",
+        "new (Object.getPrototypeOf(new Uint8Array(1)).constructor)(CHUNK)",
+    ),
+];
+
+/// Memory is charged on every allocation path, not only the constructors a driver listed:
+/// each path, kept alive in a loop up to eight times the memory limit, ends the execution
+/// (with `MemoryLimitError` or the engine's refusal as a `RangeError` or `TypeError`), and the driver
+/// stays healthy. Generated over [`BUFFER_PATHS`].
+pub async fn every_buffer_path_is_charged(h: &Harness) {
+    const CHUNK: u64 = 8 * 1024 * 1024;
+    let limits = h.limits_with(|b| b.memory_mib(32));
+    for (what, expr) in BUFFER_PATHS {
+        let expr = expr.replace("CHUNK", &CHUNK.to_string());
+        let code = format!(
+            "const keep = [];\nfor (let i = 0; i < 32; i++) keep.push({expr});\nreturn keep.length;"
+        );
+        let r = h.run_with(&Fixtures::default(), limits, &code).await;
+        let e = match &r.outcome {
+            Ok(v) => panic!("{what}: 256 MiB made under a 32 MiB limit (returned {v:?})"),
+            Err(e) => e,
+        };
+        if h.capabilities.reports_memory_limit {
+            // The limit, or the engine refusing the allocation outright.
+            assert!(
+                matches!(&e.kind, ErrorKind::MemoryLimit)
+                    || e.kind == ErrorKind::Guest("RangeError".into())
+                    || e.kind == ErrorKind::Guest("TypeError".into()),
+                "{what}: {e}"
+            );
+        }
+        h.assert_healthy().await;
+    }
+}
