@@ -110,6 +110,7 @@ macro_rules! conformance_tests {
             replaced_intrinsics_change_no_output,
             literals_keep_their_line_terminators,
             every_buffer_path_is_charged,
+            stacks_show_only_the_programs_frames,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {

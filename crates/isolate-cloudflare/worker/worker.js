@@ -102,6 +102,18 @@ export default class extends WorkerEntrypoint { run(host, caps) {
   // Taken before the program runs: it may replace any of them.
   const PromiseCtor = Promise;
   const later = setTimeout;
+  // Stack traces show the program's frames only (this module's, \`main.js\`, are left out),
+  // formatted with built-ins taken now; the formatter is locked, so no program gets the
+  // call-site API or sees the machinery's names through an error.
+  const errorToString = Error.prototype.toString, applyNow = Reflect.apply;
+  Object.defineProperty(Error, 'prepareStackTrace', { writable: false, configurable: false, enumerable: false, value: (err, frames) => {
+    let out;
+    try { out = applyNow(errorToString, err, []); } catch { out = 'Error'; }
+    for (let i = 0; i < frames.length; i++) {
+      try { if (frames[i].getFileName() !== 'main.js') out += '\\n    at ' + frames[i]; } catch {}
+    }
+    return out;
+  } });
   // Tells the driver once the program's code stopped running (a timer task runs only after
   // the microtasks the last entry queued): see the idle frame in worker.js.
   let idleQueued = false;

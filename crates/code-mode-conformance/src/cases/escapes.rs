@@ -370,3 +370,47 @@ pub async fn host_caused_guest_code_is_under_the_deadline(h: &Harness) {
     }
     h.assert_healthy().await;
 }
+
+/// Names of the machinery that no stack a program reads may show.
+pub const MACHINERY_MARKERS: [&str; 8] = [
+    "<prelude>",
+    "<isolated-vm>",
+    "__cm",
+    "hostCall",
+    "main.js",
+    "makeBinding",
+    "deliver",
+    "v8Hooks",
+];
+
+/// A program's stacks show its own frames only, whatever the error's source (the engine, a
+/// tool's rejection, a callback run by a delivery) and whatever built-ins it replaced first:
+/// generated over error sources × replaced built-ins.
+pub async fn stacks_show_only_the_programs_frames(h: &Harness) {
+    let sources = [
+        "try { null.x; } catch (e) { stack = String(e.stack); }",
+        "try { await external_fail({ message: 'no' }); } catch (e) { stack = String(e.stack); }",
+        "try { await external_echo({}).then(() => { throw new Error('in then'); }); } catch (e) { stack = String(e.stack); }",
+        "try { await Promise.all([external_fail({ message: 'a' }), external_echo({})]); } catch (e) { stack = String(e.stack); }",
+    ];
+    let replacements = [
+        "",
+        "Reflect.apply = () => 'forged';",
+        "Array.prototype.filter = function () { return this; };",
+        "Function.prototype.toString = () => 'forged';",
+    ];
+    for replacement in replacements {
+        for source in sources {
+            let code = format!("let stack = '';\n{replacement}\n{source}\nreturn stack;");
+            let r = h.run(&code).await;
+            let stack = value(&r);
+            let stack = stack.as_str().unwrap_or_default();
+            for marker in MACHINERY_MARKERS {
+                assert!(
+                    !stack.contains(marker),
+                    "{source} after {replacement:?}: the stack shows {marker}: {stack}"
+                );
+            }
+        }
+    }
+}
