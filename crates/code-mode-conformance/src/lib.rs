@@ -111,6 +111,7 @@ macro_rules! conformance_tests {
             literals_keep_their_line_terminators,
             every_buffer_path_is_charged,
             stacks_show_only_the_programs_frames,
+            console_logs_deep_values_alike,
         );
     };
     (@cases $driver:expr, $caps:expr; $($case:ident),* $(,)?) => {

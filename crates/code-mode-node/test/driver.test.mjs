@@ -88,6 +88,31 @@ test('limits: timeout (event loop free meanwhile, terminal), awaited calls, memo
   await assert.rejects(driver.createContext({ bindings: {}, memoryLimit: 0 }), /memory/)
 })
 
+test('limits are decided by the engine, never by text: every limit phrase and limit error name thrown by the program or a tool stays its own error, on a context that lives on', async () => {
+  const phrases = ['out of memory', 'Maximum call stack size exceeded', 'stack overflow', 'memory limit', 'interrupted', 'Script execution timed out.', 'exceeded CPU']
+  const names = ['MemoryLimitError', 'TimeoutError', 'StackOverflowError', 'DisposedError', 'DeadlockError']
+  const driver = createNativeQuickJSIsolateDriver()
+  const ctx = await driver.createContext({ bindings: { external_fail: binding(async ({ m }) => { throw new Error(m) }) } })
+  for (const p of phrases) {
+    for (const [code, name] of [
+      [`throw new Error('cache ' + ${JSON.stringify(p)})`, 'Error'],
+      [`throw new RangeError(${JSON.stringify(p)} + ' (cache)')`, 'RangeError'],
+      [`await external_fail({ m: 'upstream: ' + ${JSON.stringify(p)} })`, 'Error'],
+    ]) {
+      const r = await ctx.execute(code)
+      assert.equal(r.error.name, name, `${code}: ${r.error.name}: ${r.error.message}`)
+      assert.ok(r.error.message.includes(p), r.error.message)
+      assert.equal((await ctx.execute('return 1 + 1')).value, 2, `the context died after ${code}`)
+    }
+  }
+  for (const n of names) {
+    const r = await ctx.execute(`const e = new Error('mine'); e.name = '${n}'; throw e`)
+    assert.equal(r.error.name, n)
+    assert.equal((await ctx.execute('return 1 + 1')).value, 2, `the context died after an error named ${n}`)
+  }
+  await ctx.dispose()
+})
+
 test('spinMicros: 0 always answers through a promise, the default answers a quick program at once, absurd values are refused', async () => {
   for (const spinMicros of [0, undefined, 10000]) {
     const driver = createNativeQuickJSIsolateDriver({ spinMicros })

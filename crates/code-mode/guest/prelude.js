@@ -22,6 +22,8 @@
 //                             line number as its first group.
 //   firstLine, lastLine       the program's lines in that file (default 1 and unbounded); a
 //                             frame's line L is reported as L - firstLine + 1.
+//   jsonDepth(text)           optional: the nesting depth of JSON text, natively (the
+//                             prelude scans it itself otherwise).
 // API:
 //   setup({bindings, maxLogs, maxLogBytes, maxCalls, maxResultBytes})
 //                             installs the bindings as globals and sets the caps.
@@ -68,6 +70,41 @@
     try { const m = e.message; if (typeOf(m) === 'string') message = m; } catch {}
     return message ? name + ': ' + message : name;
   };
+  // Objects nested deeper than the value limit (code_mode::driver::MAX_VALUE_DEPTH) log as
+  // one marker on every driver: engines stringify different depths before they give up.
+  const MAX_DEPTH = 64, DEEP = '[nested deeper than 64 levels]';
+  const objectKeys = Object.keys;
+  // The depth of JSON text (brackets outside strings); an engine may hand a native one.
+  const jsonDepth = hooks.jsonDepth || ((s) => {
+    let depth = 0, max = 0, inString = false, escaped = false;
+    for (let i = 0; i < s.length; i++) {
+      const c = apply(charCodeAt, s, [i]);
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (c === 92) escaped = true;
+        else if (c === 34) inString = false;
+      } else if (c === 34) inString = true;
+      else if (c === 91 || c === 123) { if (++depth > max) max = depth; }
+      else if (c === 93 || c === 125) depth--;
+    }
+    return max;
+  });
+  // Whether a value that JSON could not show nests objects past the limit (a cycle is not
+  // depth). The path is a null-prototype object: no setter of the program's runs on it.
+  const deeper = (v, d, path, n) => {
+    if (v === null || typeOf(v) !== 'object') return false;
+    if (d > MAX_DEPTH) return true;
+    for (let i = 0; i < n; i++) if (path[i] === v) return false;
+    path[n] = v;
+    let keys;
+    try { keys = objectKeys(v); } catch { return false; }
+    for (let i = 0; i < keys.length; i++) {
+      let child;
+      try { child = v[keys[i]]; } catch { continue; }
+      if (deeper(child, d + 1, path, n + 1)) return true;
+    }
+    return false;
+  };
   const fmt = (v) => {
     switch (typeOf(v)) {
       case 'string': return v;
@@ -89,8 +126,16 @@
         let error = false;
         try { error = isError(v); } catch {}
         if (error) return fmtError(v);
-        try { const s = stringify(v); return s === undefined ? 'undefined' : s; }
-        catch { try { return StringCtor(v); } catch { return '[unprintable]'; } }
+        let text;
+        try { text = stringify(v); }
+        catch {
+          let deep = false;
+          try { deep = deeper(v, 1, { __proto__: null }, 0); } catch {}
+          if (deep) return DEEP;
+          try { return StringCtor(v); } catch { return '[unprintable]'; }
+        }
+        if (text === undefined) return 'undefined';
+        return text.length > 2 * MAX_DEPTH && jsonDepth(text) > MAX_DEPTH ? DEEP : text;
       }
       default: return StringCtor(v);
     }

@@ -197,6 +197,30 @@ static JSValue js_log(JSContext *c, JSValueConst this_val, int argc, JSValueCons
     return JS_UNDEFINED;
 }
 
+/* __cm_json_depth(text) -> the nesting depth of JSON text (brackets outside strings), for
+ * the prelude's console: a loop in the interpreter costs milliseconds per megabyte. */
+static JSValue js_json_depth(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    if (argc < 1) return JS_NewInt32(c, 0);
+    size_t len;
+    const char *s = JS_ToCStringLen(c, &len, argv[0]);
+    if (!s) return JS_EXCEPTION;
+    int32_t depth = 0, max = 0;
+    int in_string = 0, escaped = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (in_string) {
+            if (escaped) escaped = 0;
+            else if (ch == '\\') escaped = 1;
+            else if (ch == '"') in_string = 0;
+        } else if (ch == '"') in_string = 1;
+        else if (ch == '[' || ch == '{') { if (++depth > max) max = depth; }
+        else if (ch == ']' || ch == '}') depth--;
+    }
+    JS_FreeCString(c, s);
+    return JS_NewInt32(c, max);
+}
+
 /* ---------- exports ---------- */
 
 EXPORT("cm_preinit") int32_t cm_preinit(const char *prelude, int32_t len) {
@@ -208,6 +232,7 @@ EXPORT("cm_preinit") int32_t cm_preinit(const char *prelude, int32_t len) {
     JSValue g = JS_GetGlobalObject(ctx);
     JS_SetPropertyStr(ctx, g, "__cm_call", JS_NewCFunction(ctx, js_call, "__cm_call", 3));
     JS_SetPropertyStr(ctx, g, "__cm_log", JS_NewCFunction(ctx, js_log, "__cm_log", 2));
+    JS_SetPropertyStr(ctx, g, "__cm_json_depth", JS_NewCFunction(ctx, js_json_depth, "__cm_json_depth", 1));
     JS_FreeValue(ctx, g);
     JSValue api = JS_Eval(ctx, prelude, (size_t)len, "<prelude>", JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_STRICT);
     if (JS_IsException(api)) {

@@ -6,7 +6,8 @@
 (prelude) => {
   'use strict';
   const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, parse = JSON.parse;
-  delete globalThis.__cm_call; delete globalThis.__cm_log;
+  const jsonDepth = globalThis.__cm_json_depth;
+  delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_json_depth;
   // Stack traces are formatted here, once and for all: the prelude's frames (`<prelude>`, the
   // caller of every program and of every tool call's continuation) are left out, in QuickJS's
   // own format. The formatter is locked in before any program runs (QuickJS keeps it in the
@@ -40,6 +41,7 @@
     call: hostCall,
     log: (level, msg) => hostLog(LEVELS[level], msg),
     frames: /<code>:(\d+)/g,
+    jsonDepth,
   });
   return { run: api.run, deliver: api.deliver, describe: api.describe, setup: (json) => api.setup(parse(json)) };
 }

@@ -6,6 +6,7 @@
 //! engine, not the guest's possibly replaced `JSON` global), so a guest that overwrites
 //! `JSON`, `Promise` or `console` cannot break the host's handling of its result.
 
+use code_mode::driver::{MAX_VALUE_DEPTH, json_text_depth};
 use code_mode::{ErrorKind, ExecutionError, Limits, serde_json};
 use rquickjs::{Ctx, Object, Type, Value};
 
@@ -306,10 +307,24 @@ pub(crate) fn format_value<'js>(
                 });
             }
             match ctx.json_stringify(value.clone()) {
-                Ok(Some(s)) => string_lossy(&s),
+                Ok(Some(s)) => {
+                    let text = string_lossy(&s);
+                    if text.len() > 2 * MAX_VALUE_DEPTH && json_text_depth(&text) > MAX_VALUE_DEPTH
+                    {
+                        DEEP.into()
+                    } else {
+                        text
+                    }
+                }
                 Ok(None) => "undefined".into(),
                 Err(_) => {
                     let _ = ctx.catch();
+                    interrupted(ctx)?;
+                    let mut path = Vec::new();
+                    if deeper(ctx, &value, 1, &mut path) {
+                        interrupted(ctx)?;
+                        return Ok(DEEP.into());
+                    }
                     interrupted(ctx)?;
                     match format_primitive(ctx, value) {
                         Some(s) => s,
@@ -331,6 +346,51 @@ pub(crate) fn format_value<'js>(
             }
         },
     })
+}
+
+/// What an object nested past the value limit logs as, on every driver (the guest prelude
+/// writes the same).
+const DEEP: &str = "[nested deeper than 64 levels]";
+const _: () = assert!(MAX_VALUE_DEPTH == 64, "DEEP names the limit");
+
+/// Whether a value JSON could not show nests objects past the limit (a cycle is not depth),
+/// as the guest prelude's `deeper` decides it: own enumerable keys, getters that throw
+/// skipped, at most `MAX_VALUE_DEPTH + 1` levels.
+fn deeper<'js>(ctx: &Ctx<'js>, value: &Value<'js>, depth: usize, path: &mut Vec<Object<'js>>) -> bool {
+    let Some(obj) = value.as_object() else {
+        return false;
+    };
+    if value.type_of() == Type::Function || value.type_of() == Type::Constructor {
+        return false;
+    }
+    if depth > MAX_VALUE_DEPTH {
+        return true;
+    }
+    if path.iter().any(|p| p == obj) {
+        return false;
+    }
+    let keys: Vec<rquickjs::Atom<'js>> = match obj.keys::<rquickjs::Atom<'js>>().collect() {
+        Ok(k) => k,
+        Err(_) => {
+            let _ = ctx.catch();
+            return false;
+        }
+    };
+    path.push(obj.clone());
+    for key in keys {
+        let child: Value<'js> = match obj.get(key) {
+            Ok(v) => v,
+            Err(_) => {
+                let _ = ctx.catch();
+                continue;
+            }
+        };
+        if deeper(ctx, &child, depth + 1, path) {
+            return true;
+        }
+    }
+    path.pop();
+    false
 }
 
 #[cfg(test)]

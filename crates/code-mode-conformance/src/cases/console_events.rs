@@ -239,3 +239,34 @@ pub async fn execution_spans_form_the_documented_tree(h: &Harness) {
     assert!(exec.error, "{exec:#?}");
     h.assert_healthy().await;
 }
+
+/// Objects nested past the value limit log as the same marker on every driver (engines
+/// stringify different depths before giving up); shallower ones log their JSON, and a cycle
+/// logs as `String(value)`.
+pub async fn console_logs_deep_values_alike(h: &Harness) {
+    let code = "const make = (n, arr) => { let v = 1; for (let i = 0; i < n; i++) v = arr ? [v] : { a: v }; return v; };
+        const cyclic = { n: 1 }; cyclic.self = cyclic;
+        const deepCycle = make(70, false); let inner = deepCycle; for (let i = 0; i < 69; i++) inner = inner.a; inner.a = deepCycle;
+        for (const [n, arr] of [[10, false], [64, true], [65, false], [100, true], [10000, false], [10000, true]]) console.log(make(n, arr));
+        console.log(cyclic);
+        console.log('x', make(65, true), 'y');
+        console.log(deepCycle);";
+    let r = h.run(code).await;
+    assert!(r.is_success(), "{r:?}");
+    let objects = |n: usize| "{\"a\":".repeat(n) + "1" + &"}".repeat(n);
+    let arrays = |n: usize| "[".repeat(n) + "1" + &"]".repeat(n);
+    let deep = "[nested deeper than 64 levels]";
+    let expected = vec![
+        objects(10),
+        arrays(64),
+        deep.to_owned(),
+        deep.to_owned(),
+        deep.to_owned(),
+        deep.to_owned(),
+        "[object Object]".to_owned(),
+        format!("x {deep} y"),
+        deep.to_owned(),
+    ];
+    let got: Vec<String> = r.logs.iter().map(|l| l.message.clone()).collect();
+    assert_eq!(got, expected);
+}
