@@ -40,6 +40,7 @@ pub use crate::failure::{FailureKind, GuestFailure};
 pub use crate::lifecycle::{Engine, EngineContext};
 pub use crate::lines::{lf_line, normalize_line_terminators};
 pub use crate::nesting::{MAX_NESTING, check_nesting};
+pub use crate::prelude_setup::PreludeSetup;
 pub use crate::pump::{Delivery, PumpedEngine, pump};
 pub use crate::stubs::generate_stubs_with_prefix;
 pub use crate::text::{parse_guest_json, wtf8_to_string};

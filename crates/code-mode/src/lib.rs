@@ -56,6 +56,7 @@ mod lifecycle;
 mod limits;
 mod lines;
 mod nesting;
+mod prelude_setup;
 mod prompt;
 mod pump;
 mod result;

@@ -196,16 +196,8 @@ impl CloudflareContext {
                     };
                     Failed { error, retry }
                 })?;
-        let names: Vec<&str> = self.bridge.bindings().iter().map(|b| b.name()).collect();
-        let frame = protocol::run_frame(
-            code,
-            &names,
-            u64::from(limits.max_log_entries()) + 1,
-            limits.max_log_bytes() + 1,
-            limits.max_result_bytes(),
-            limits.max_tool_calls(),
-            limits.memory_bytes(),
-        );
+        let setup = code_mode::driver::PreludeSetup::new(self.bridge.bindings(), limits);
+        let frame = protocol::run_frame(code, &setup, limits.memory_bytes());
         ws.send(Message::text(frame)).await.map_err(|e| Failed {
             retry: is_transport(&e),
             error: driver_error(format!("cannot send the program to the Worker: {e}")),

@@ -23,22 +23,14 @@ pub(crate) enum FromWorker {
     },
 }
 
-/// The `run` frame.
+/// The `run` frame: the program, the memory budget the Worker charges buffers against, and
+/// the core's prelude setup record, passed to the prelude as is.
 pub(crate) fn run_frame(
     code: &str,
-    bindings: &[&str],
-    max_logs: u64,
-    max_log_bytes: u64,
-    max_result_bytes: u64,
-    max_calls: u32,
+    setup: &code_mode::driver::PreludeSetup,
     memory_bytes: u64,
 ) -> String {
-    json!({
-        "t": "run", "code": code, "bindings": bindings,
-        "maxLogs": max_logs, "maxLogBytes": max_log_bytes, "maxResultBytes": max_result_bytes,
-        "maxCalls": max_calls, "memoryBytes": memory_bytes,
-    })
-    .to_string()
+    json!({ "t": "run", "code": code, "setup": setup, "memoryBytes": memory_bytes }).to_string()
 }
 
 /// A `reply` frame.

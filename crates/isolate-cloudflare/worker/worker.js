@@ -3,8 +3,10 @@
 // never re-runs (unlike TanStack's request/response rounds).
 //
 // Protocol (one WebSocket per execution, JSON text frames):
-//   driver -> worker  {"t":"run","code":"<JS function body>","bindings":["external_a",...],
-//                      "maxLogs":N,"maxLogBytes":N,"maxResultBytes":N,"memoryBytes":N}
+//   driver -> worker  {"t":"run","code":"<JS function body>","memoryBytes":N,
+//                      "setup":{"bindings":["external_a",...],"maxLogs":N,"maxLogBytes":N,
+//                               "maxCalls":N,"maxResultBytes":N}}
+//                     (setup: the core's PreludeSetup, handed to the prelude's setup as is)
 //   worker -> driver  {"t":"log","level":"log","msg":"..."}
 //                     {"t":"call","id":K,"name":"external_a","args":"<json text>"}
 //                     {"t":"idle"}   the program's code stopped running: it waits for tool
@@ -92,7 +94,7 @@ ${code}
 // no `then` or `constructor` the program may have replaced is looked up to deliver the
 // outcome (an `async run` would look up `Promise.prototype.constructor` at its `await`, and a
 // program that replaced it could end the run with a forged outcome).
-function entryModule(code, bindings) {
+function entryModule(code) {
   // The program's last line in its module: frames past it are not the program's.
   const lastLine = PREFIX_LINES + code.split(/\r\n|[\n\r\u2028\u2029]/).length
   return `// code-mode entry module
@@ -203,7 +205,7 @@ export default class extends WorkerEntrypoint { run(host, caps) {
     firstLine: ${PREFIX_LINES + 1},
     lastLine: ${lastLine},
   });
-  api.setup({ bindings: ${JSON.stringify(bindings)}, maxLogs: caps.maxLogs, maxLogBytes: caps.maxLogBytes, maxCalls: caps.maxCalls, maxResultBytes: caps.maxResultBytes });
+  api.setup(caps.setup);
   const outcome = new PromiseCtor((resolve) => api.run(program, (outcome) => {
     let left = sent.length;
     if (left === 0) return resolve(outcome);
@@ -259,11 +261,10 @@ class Host extends RpcTarget {
 let counter = 0
 
 async function execute(env, socket, host, run) {
-  const bindings = run.bindings
+  const s = run.setup
   const caps = {
-    maxLogs: run.maxLogs, maxLogBytes: run.maxLogBytes, maxResultBytes: run.maxResultBytes, memoryBytes: run.memoryBytes,
-    // Drivers before maxCalls was sent leave the cap to the host alone.
-    maxCalls: Number.isSafeInteger(run.maxCalls) ? run.maxCalls : Number.MAX_SAFE_INTEGER,
+    memoryBytes: run.memoryBytes,
+    setup: { bindings: s.bindings, maxLogs: s.maxLogs, maxLogBytes: s.maxLogBytes, maxCalls: s.maxCalls, maxResultBytes: s.maxResultBytes },
   }
   let outcome
   if (env.LOADER) {
@@ -273,7 +274,7 @@ async function execute(env, socket, host, run) {
       const code = {
         compatibilityDate: '2025-06-01',
         mainModule: 'main.js',
-        modules: { 'main.js': entryModule(run.code, bindings), 'program.js': programModule(run.code) },
+        modules: { 'main.js': entryModule(run.code), 'program.js': programModule(run.code) },
         env: {},
         globalOutbound: null,
       }
@@ -343,9 +344,11 @@ export default {
       let msg
       try { msg = JSON.parse(data) } catch { return reject('a frame is not JSON') }
       if (msg && msg.t === 'reply' && Number.isInteger(msg.id)) return host.reply(msg)
-      if (msg && msg.t === 'run' && !started && typeof msg.code === 'string' && Array.isArray(msg.bindings)
-        && msg.bindings.every((b) => typeof b === 'string' && /^[A-Za-z_$][\w$]*$/.test(b))
-        && [msg.maxLogs, msg.maxLogBytes, msg.maxResultBytes, msg.memoryBytes].every(Number.isFinite)) {
+      const setup = msg && msg.setup
+      if (msg && msg.t === 'run' && !started && typeof msg.code === 'string' && Number.isFinite(msg.memoryBytes)
+        && setup !== null && typeof setup === 'object' && Array.isArray(setup.bindings)
+        && setup.bindings.every((b) => typeof b === 'string' && /^[A-Za-z_$][\w$]*$/.test(b))
+        && [setup.maxLogs, setup.maxLogBytes, setup.maxResultBytes, setup.maxCalls].every(Number.isSafeInteger)) {
         started = true
         execute(env, socket, host, msg).catch((e) => reject('internal failure: ' + String(e && e.message)))
         return

@@ -255,16 +255,8 @@ impl Sandbox {
     }
 
     async fn configure(&mut self, heap: u64) -> Result<(), String> {
-        let names: Vec<&str> = self.config.bindings.iter().map(|b| b.name()).collect();
-        let setup = serde_json::json!({
-            "bindings": names,
-            // One past the caps, so the host's buffer sees the overflow and adds its marker.
-            "maxLogs": u64::from(self.limits.max_log_entries()) + 1,
-            "maxLogBytes": self.limits.max_log_bytes() + 1,
-            "maxCalls": self.limits.max_tool_calls(),
-            "maxResultBytes": self.limits.max_result_bytes(),
-        })
-        .to_string();
+        let setup =
+            code_mode::driver::PreludeSetup::new(&self.config.bindings, &self.limits).to_json();
         let stack = self.limits.stack_bytes().min(MAX_JS_STACK);
         let seed = RandomState::new().hash_one(Instant::now()) as i64;
         self.store.data_mut().deadline = Some(Instant::now() + self.limits.timeout());

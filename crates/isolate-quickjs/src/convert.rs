@@ -356,7 +356,12 @@ const _: () = assert!(MAX_VALUE_DEPTH == 64, "DEEP names the limit");
 /// Whether a value JSON could not show nests objects past the limit (a cycle is not depth),
 /// as the guest prelude's `deeper` decides it: own enumerable keys, getters that throw
 /// skipped, at most `MAX_VALUE_DEPTH + 1` levels.
-fn deeper<'js>(ctx: &Ctx<'js>, value: &Value<'js>, depth: usize, path: &mut Vec<Object<'js>>) -> bool {
+fn deeper<'js>(
+    ctx: &Ctx<'js>,
+    value: &Value<'js>,
+    depth: usize,
+    path: &mut Vec<Object<'js>>,
+) -> bool {
     let Some(obj) = value.as_object() else {
         return false;
     };

@@ -3,7 +3,7 @@
 //
 // Rust -> sidecar
 //   {"op":"run","run":R,"ctx":C,"timeoutMs":T,"maxResultBytes":B,"code":"...",
-//    "create":{"memoryMb":M,"bindings":["external_a",...],"maxLogs":N,"maxLogBytes":N,"maxCalls":N}}
+//    "create":{"memoryMb":M,"setup":{"bindings":["external_a",...],"maxLogs":N,"maxLogBytes":N,"maxCalls":N,"maxResultBytes":N}}}
 //        (`create` on a context's first run only)
 //   {"op":"reply","ctx":C,"call":K,"ok":"<json text>"} | {"op":"reply","ctx":C,"call":K,"err":{"name","message"}}
 //   {"op":"dispose","ctx":C}
@@ -163,9 +163,9 @@ function v8Hooks(prelude) {
   })
   Object.defineProperty(globalThis, '__cm_setup', {
     configurable: true, enumerable: false, writable: false,
-    value: (bindings, maxLogs, maxLogBytes, maxCalls, maxResultBytes) => {
+    value: (setup) => {
       delete globalThis.__cm_setup
-      api.setup({ bindings, maxLogs, maxLogBytes, maxCalls, maxResultBytes })
+      api.setup(setup)
     },
   })
   // Settles tool call `id`: ok = 1 with the result's JSON text, ok = 0 with {name, message}.
@@ -401,7 +401,7 @@ class Ctx {
     this.disposed = false
   }
 
-  async create(spec, maxResultBytes) {
+  async create(spec) {
     const prepared = await takeIsolate(spec.memoryMb)
     if (this.disposed) {
       // Disposed while its isolate was being made: nobody will use it.
@@ -415,8 +415,9 @@ class Ctx {
     this.deliver = prepared.deliver
     this.start = prepared.start
     this.memoryMb = spec.memoryMb
-    this.maxCalls = spec.maxCalls
-    this.setup = `__cm_setup(${q(spec.bindings)},${spec.maxLogs},${spec.maxLogBytes},${spec.maxCalls},${maxResultBytes});`
+    this.maxCalls = spec.setup.maxCalls
+    // The core's PreludeSetup record, as one object literal (JSON is one).
+    this.setup = `__cm_setup(${JSON.stringify(spec.setup)});`
   }
 
   // The run a guest callback's token names, if it is still going.
@@ -603,7 +604,7 @@ class Ctx {
     let setup = ''
     try {
       if (msg.create) {
-        await this.create(msg.create, msg.maxResultBytes)
+        await this.create(msg.create)
         setup = this.setup
       }
     } catch (e) {

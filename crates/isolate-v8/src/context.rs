@@ -139,14 +139,9 @@ impl Engine for V8Context {
         let creating = !self.created;
         self.created = true;
         let bridge = self.bridge.clone();
-        let names: Vec<&str> = bridge.bindings().iter().map(|b| b.name()).collect();
         let spec = creating.then(|| CreateSpec {
             memory_mb: memory_mb(&limits),
-            bindings: names,
-            // One past the caps, so the host's buffer sees the overflow and adds its marker.
-            max_logs: u64::from(limits.max_log_entries()) + 1,
-            max_log_bytes: limits.max_log_bytes() + 1,
-            max_calls: limits.max_tool_calls(),
+            setup: code_mode::driver::PreludeSetup::new(bridge.bindings(), &limits),
         });
         // Set when the isolate is lost with its sidecar: the context cannot run again.
         let mut lost = false;

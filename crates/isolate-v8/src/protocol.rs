@@ -99,12 +99,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 }
 
 /// What a context's first run creates.
-pub(crate) struct CreateSpec<'a> {
+pub(crate) struct CreateSpec {
     pub memory_mb: u64,
-    pub bindings: Vec<&'a str>,
-    pub max_logs: u64,
-    pub max_log_bytes: u64,
-    pub max_calls: u32,
+    /// What the prelude's `setup` receives, as one object.
+    pub setup: code_mode::driver::PreludeSetup,
 }
 
 /// `ping`: the sidecar answers `pong` when its main thread is free.
@@ -119,7 +117,7 @@ pub(crate) fn run_line(
     timeout_ms: u64,
     max_result_bytes: u64,
     code: &str,
-    create: Option<&CreateSpec<'_>>,
+    create: Option<&CreateSpec>,
 ) -> String {
     let mut msg = json!({
         "op": "run", "run": run, "ctx": ctx, "timeoutMs": timeout_ms,
@@ -128,11 +126,7 @@ pub(crate) fn run_line(
     if let (Some(spec), Value::Object(m)) = (create, &mut msg) {
         m.insert(
             "create".into(),
-            json!({
-                "memoryMb": spec.memory_mb, "bindings": spec.bindings,
-                "maxLogs": spec.max_logs, "maxLogBytes": spec.max_log_bytes,
-                "maxCalls": spec.max_calls,
-            }),
+            json!({ "memoryMb": spec.memory_mb, "setup": spec.setup }),
         );
     }
     line(&msg)

@@ -222,7 +222,10 @@ pub async fn webassembly_memory_cannot_bypass_the_limit(h: &Harness) {
 pub const BUFFER_PATHS: [(&str, &str); 9] = [
     ("a plain ArrayBuffer", "new ArrayBuffer(CHUNK)"),
     ("a typed array", "new Float64Array(CHUNK / 8)"),
-    ("a typed array from an array-like", "new Uint8Array({ length: CHUNK })"),
+    (
+        "a typed array from an array-like",
+        "new Uint8Array({ length: CHUNK })",
+    ),
     (
         "a resizable ArrayBuffer, resized",
         "(() => { const b = new ArrayBuffer(8, { maxByteLength: CHUNK }); b.resize(CHUNK); return b; })()",
