@@ -10,14 +10,15 @@
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use crate::driver::{ExecutionResult, IsolateContext};
+use crate::clock::{Budget, ExecutionClock};
+use crate::driver::{ContextConfig, ExecutionResult, IsolateContext};
 use crate::error::{ErrorKind, ExecutionError};
 use crate::nesting::check_nesting;
 
 /// The engine-specific part of a context: runs programs, and is freed.
 ///
 /// ```
-/// use code_mode::driver::{Engine, EngineContext, ExecutionResult, IsolateContext};
+/// use code_mode::driver::{Budget, ContextConfig, Engine, EngineContext, ExecutionResult, IsolateContext};
 /// use code_mode::async_trait;
 ///
 /// /// An engine that answers every program with its length.
@@ -25,14 +26,15 @@ use crate::nesting::check_nesting;
 ///
 /// #[async_trait]
 /// impl Engine for Counter {
-///     async fn run(self: Box<Self>, code: &str) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
+///     async fn run(self: Box<Self>, code: &str, time: &Budget) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
+///         assert!(!time.expired());
 ///         let result = ExecutionResult::ok(Some(serde_json::json!(code.len())), Vec::new());
 ///         (Ok(self), result)
 ///     }
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let context = EngineContext::new(Box::new(Counter));
+/// let context = EngineContext::new(Box::new(Counter), &ContextConfig::default());
 /// assert_eq!(context.execute("return 1").await.value(), Some(&serde_json::json!(8)));
 /// context.dispose().await;
 /// assert_eq!(context.execute("return 1").await.error().map(|e| e.kind.name()), Some("DisposedError"));
@@ -40,13 +42,16 @@ use crate::nesting::check_nesting;
 /// ```
 #[async_trait]
 pub trait Engine: Send + 'static {
-    /// Runs one program (a JavaScript function body). Gives the engine back (`Ok`) unless
+    /// Runs one program (a JavaScript function body) within `time`, the execution's budget on
+    /// the context's clock (made by the context, once per execution: an engine never derives
+    /// its own deadline). Gives the engine back (`Ok`) unless
     /// it cannot run again: then `Err` with the reason later executions are told, or `None`
     /// for the standard `DisposedError`. An engine given back after a terminal failure
     /// (timeout, memory, stack) is freed by the context.
     async fn run(
         self: Box<Self>,
         code: &str,
+        time: &Budget,
     ) -> (Result<Box<Self>, Option<String>>, ExecutionResult);
 
     /// Frees the engine; called once, by `dispose` or after a terminal failure. By default
@@ -70,6 +75,9 @@ enum Slot<E> {
 /// cancelled) loses the engine it held, and the context says so; `dispose` is idempotent.
 pub struct EngineContext<E: Engine> {
     slot: Mutex<Slot<E>>,
+    /// The clock and timeout every execution's budget is made from.
+    clock: ExecutionClock,
+    timeout: std::time::Duration,
 }
 
 impl<E: Engine> std::fmt::Debug for EngineContext<E> {
@@ -81,10 +89,13 @@ impl<E: Engine> std::fmt::Debug for EngineContext<E> {
 }
 
 impl<E: Engine> EngineContext<E> {
-    /// A context running on `engine`.
-    pub fn new(engine: Box<E>) -> Self {
+    /// A context running on `engine`, whose executions are timed on `config`'s clock with
+    /// its timeout.
+    pub fn new(engine: Box<E>, config: &ContextConfig) -> Self {
         Self {
             slot: Mutex::new(Slot::Ready(engine)),
+            clock: config.clock.clone(),
+            timeout: config.limits.timeout(),
         }
     }
 }
@@ -116,7 +127,9 @@ impl<E: Engine> IsolateContext for EngineContext<E> {
             *guard = Slot::Ready(engine);
             return ExecutionResult::err(e, Vec::new());
         }
-        let (back, result) = engine.run(code).await;
+        // The execution's time budget, made once here and handed down.
+        let time = self.clock.budget(self.timeout);
+        let (back, result) = engine.run(code, &time).await;
         *guard = match back {
             Ok(engine) if result.error().is_some_and(|e| e.kind.is_terminal()) => {
                 engine.free();

@@ -33,7 +33,7 @@ impl CloudflareContext {
         }
     }
 
-    async fn execute(&self, code: &str) -> ExecutionResult {
+    async fn execute(&self, code: &str, time: &code_mode::driver::Budget) -> ExecutionResult {
         let Some(mut flight) = self.shared.endpoints.pick() else {
             return ExecutionResult::err(driver_error("the driver has no Worker URL"), Vec::new());
         };
@@ -41,8 +41,7 @@ impl CloudflareContext {
         let limits = self.config.limits;
         let mut logs = LogBuffer::new(&limits, self.config.console.clone());
         self.bridge.begin_execution();
-        // The deadline runs on the context's clock, which stops while an approval is pending.
-        let time = self.config.clock.budget(limits.timeout());
+        // `time` runs on the context's clock, which stops while an approval is pending.
         let outcome = match tokio::select! {
             outcome = self.run(code, &limits, &mut logs, &mut flight) => Ok(outcome),
             () = time.spent() => Err(()),
@@ -68,8 +67,9 @@ impl Engine for CloudflareContext {
     async fn run(
         self: Box<Self>,
         code: &str,
+        time: &code_mode::driver::Budget,
     ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
-        let result = self.execute(code).await;
+        let result = self.execute(code, time).await;
         (Ok(self), result)
     }
 }

@@ -271,9 +271,11 @@ impl IsolateDriver for CloudflareDriver {
         &self,
         config: ContextConfig,
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
-        Ok(Box::new(code_mode::driver::EngineContext::new(Box::new(
-            CloudflareContext::new(self.shared.clone(), config),
-        ))))
+        let timing = config.clone();
+        Ok(Box::new(code_mode::driver::EngineContext::new(
+            Box::new(CloudflareContext::new(self.shared.clone(), config)),
+            &timing,
+        )))
     }
 }
 

@@ -216,7 +216,8 @@ impl IsolateDriver for QuickJsWasmDriver {
         let sandbox = Sandbox::new(&guest, config, self.fuel)
             .await
             .map_err(|e| DriverError::new(DRIVER_NAME, e))?;
-        Ok(Box::new(EngineContext::new(Box::new(sandbox))))
+        let timing = sandbox.config().clone();
+        Ok(Box::new(EngineContext::new(Box::new(sandbox), &timing)))
     }
 
     fn durable(&self) -> Option<&dyn DurableDriver> {
@@ -253,7 +254,12 @@ impl DurableDriver for QuickJsWasmDriver {
             .await
             .map_err(|e| DriverError::new(DRIVER_NAME, e))?;
         sandbox.hold(park);
-        let (run, _) = sandbox.start(code).await;
+        // A durable execution starts outside an `EngineContext`: its budget is made here.
+        let time = sandbox
+            .config()
+            .clock
+            .budget(sandbox.config().limits.timeout());
+        let (run, _) = sandbox.start(code, &time).await;
         Ok(self.step(sandbox, run))
     }
 
@@ -304,8 +310,9 @@ impl Engine for Sandbox {
     async fn run(
         mut self: Box<Self>,
         code: &str,
+        time: &code_mode::driver::Budget,
     ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
-        let (outcome, alive) = self.execute(code).await;
+        let (outcome, alive) = self.execute(code, time).await;
         let logs = self.take_logs();
         let back = match alive {
             Ok(()) => Ok(self),

@@ -254,6 +254,11 @@ impl Sandbox {
         })
     }
 
+    /// What the context was created from.
+    pub(crate) fn config(&self) -> &ContextConfig {
+        &self.config
+    }
+
     async fn configure(&mut self, heap: u64) -> Result<(), String> {
         let setup =
             code_mode::driver::PreludeSetup::new(&self.config.bindings, &self.limits).to_json();
@@ -311,8 +316,12 @@ impl Sandbox {
     }
 
     /// Runs one program. `Err(Dead)` alongside the outcome means the instance must be dropped.
-    pub(crate) async fn execute(&mut self, code: &str) -> (Outcome, Result<(), Dead>) {
-        match self.start(code).await {
+    pub(crate) async fn execute(
+        &mut self,
+        code: &str,
+        time: &code_mode::driver::Budget,
+    ) -> (Outcome, Result<(), Dead>) {
+        match self.start(code, time).await {
             (Run::Done(outcome), alive) => (outcome, alive),
             (Run::Parked, _) => (
                 Err(ExecutionError::internal(
@@ -323,12 +332,15 @@ impl Sandbox {
         }
     }
 
-    /// Starts one program and runs it until it settles or parks.
-    pub(crate) async fn start(&mut self, code: &str) -> (Run, Result<(), Dead>) {
+    /// Starts one program and runs it until it settles or parks, within `time`.
+    pub(crate) async fn start(
+        &mut self,
+        code: &str,
+        time: &code_mode::driver::Budget,
+    ) -> (Run, Result<(), Dead>) {
         self.bridge.begin_execution();
         self.used_before = Duration::ZERO;
         self.code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
-        let time = self.config.clock.budget(self.limits.timeout());
         self.store.data_mut().deadline = Some(time.deadline());
         self.store.data_mut().requests.clear();
         if let Some(budget) = self.fuel
@@ -340,8 +352,8 @@ impl Sandbox {
             );
         }
         let _tick = ticker::Active::new();
-        let result = self.run(code, &time).await;
-        self.conclude(result, &time)
+        let result = self.run(code, time).await;
+        self.conclude(result, time)
     }
 
     /// Continues a restored execution: delivers the replies' outcomes and starts the calls

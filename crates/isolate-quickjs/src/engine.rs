@@ -207,8 +207,6 @@ pub(crate) struct Engine {
     #[allow(dead_code)]
     runtime: Runtime,
     limits: Limits,
-    /// The clock the timeout runs on (held while an approval is pending).
-    clock: code_mode::ExecutionClock,
 }
 
 type Outcome = Result<Option<serde_json::Value>, ExecutionError>;
@@ -217,7 +215,6 @@ impl Engine {
     /// Builds the engine of a context, on a pooled blank engine when one is given.
     pub(crate) fn new(config: ContextConfig, blank: Option<Blank>) -> Result<Self, String> {
         let limits = config.limits;
-        let clock = config.clock.clone();
         let red_zone = limits.stack_bytes() as usize + STACK_MARGIN;
         stacker::maybe_grow(red_zone, red_zone * 2, move || {
             let Blank {
@@ -263,14 +260,8 @@ impl Engine {
                 context,
                 runtime,
                 limits,
-                clock,
             })
         })
-    }
-
-    /// The time budget of an execution starting now.
-    pub(crate) fn time_budget(&self) -> code_mode::driver::Budget {
-        self.clock.budget(self.limits.timeout())
     }
 
     /// The guest heap budget: a caller that gives up on a runaway engine sets its limit to

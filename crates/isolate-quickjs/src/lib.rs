@@ -144,12 +144,16 @@ impl IsolateDriver for QuickJsDriver {
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
         // Its first execution usually follows at once: have an engine thread running by then.
         runner::expect_job();
+        let timing = config.clone();
         let engine =
             Engine::new(config, self.pool.take()).map_err(|e| DriverError::new(DRIVER_NAME, e))?;
-        Ok(Box::new(EngineContext::new(Box::new(Pooled {
-            engine: Box::new(engine),
-            pool: self.pool.clone(),
-        }))))
+        Ok(Box::new(EngineContext::new(
+            Box::new(Pooled {
+                engine: Box::new(engine),
+                pool: self.pool.clone(),
+            }),
+            &timing,
+        )))
     }
 }
 
@@ -171,6 +175,7 @@ impl code_mode::driver::Engine for Pooled {
     async fn run(
         self: Box<Self>,
         code: &str,
+        time: &code_mode::driver::Budget,
     ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
         // The engine thread drives tool calls and timers through the caller's runtime.
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -182,7 +187,7 @@ impl code_mode::driver::Engine for Pooled {
         let Pooled { mut engine, pool } = *self;
         let timeout = engine.timeout();
         let budget = engine.budget();
-        let time = engine.time_budget();
+        let time = time.clone();
         let engine_time = time.clone();
         // Dropped armed when this future is (the caller was cancelled): the guest stops at
         // its next interrupt check, even in a loop that never awaits.

@@ -113,6 +113,7 @@ impl Engine for V8Context {
     async fn run(
         mut self: Box<Self>,
         code: &str,
+        time: &code_mode::driver::Budget,
     ) -> (Result<Box<Self>, Option<String>>, ExecutionResult) {
         let mut sidecar = self.sidecar();
         // A context that never ran is not tied to a dead or wedged sidecar.
@@ -147,7 +148,6 @@ impl Engine for V8Context {
         let mut lost = false;
         // The budget runs on the context's clock, which stops while an approval is pending;
         // the sidecar is told when it stops and starts again.
-        let time = self.config.clock.budget(limits.timeout());
         let mut held = self.config.clock.watch();
         let answer = time.spent_plus(ANSWER_GRACE);
         tokio::pin!(answer);

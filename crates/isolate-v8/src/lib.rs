@@ -260,8 +260,16 @@ impl IsolateDriver for V8Driver {
     ) -> Result<Box<dyn IsolateContext>, DriverError> {
         let sidecar = self.pool.place(None).await?;
         let id = self.next_context.fetch_add(1, Ordering::Relaxed);
-        Ok(Box::new(code_mode::driver::EngineContext::new(Box::new(
-            V8Context::new(id, self.pool.clone(), sidecar, config, self.grace),
-        ))))
+        let timing = config.clone();
+        Ok(Box::new(code_mode::driver::EngineContext::new(
+            Box::new(V8Context::new(
+                id,
+                self.pool.clone(),
+                sidecar,
+                config,
+                self.grace,
+            )),
+            &timing,
+        )))
     }
 }
