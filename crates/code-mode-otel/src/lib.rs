@@ -127,9 +127,70 @@ pub fn init_from_env(service_name: &str) -> Result<Option<Telemetry>, OtelError>
     Ok(Some(Telemetry { tracer, meter }))
 }
 
-/// The trace layer (code-mode's spans, and any other `tracing` span, as OpenTelemetry
-/// spans) and the metrics layer (events of target `code_mode::metrics` as instruments),
-/// for a subscriber the application builds. Metric events are kept out of the spans.
+/// The fields a code-mode span or event may carry to an exporter: what the `code_mode`
+/// `trace` module documents, and the chat and MCP layers' GenAI attributes. A span or event
+/// with any other field is not exported: a field this list does not know may hold anything
+/// (an error message quoting a tool's input, a connection string). The values that may hold
+/// personal data (`gen_ai.tool.call.arguments` / `.result`, `code_mode.console.message`) are
+/// declared here but recorded by core only with `CodeModeBuilder::trace_values`.
+pub const EXPORTED_FIELDS: &[&str] = &[
+    "message",
+    "otel.name",
+    "otel.kind",
+    "otel.status_code",
+    "error.type",
+    "gen_ai.operation.name",
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.conversation.id",
+    "gen_ai.request.model",
+    "gen_ai.response.finish_reasons",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "mcp.request.id",
+    "code_mode.driver",
+    "code_mode.code.bytes",
+    "code_mode.outcome",
+    "code_mode.error.line",
+    "code_mode.tool_calls",
+    "code_mode.logs",
+    "code_mode.function",
+    "code_mode.input.bytes",
+    "code_mode.output.bytes",
+    "code_mode.console.level",
+    "code_mode.console.bytes",
+    "code_mode.console.message",
+    "code_mode_chat.run_id",
+];
+
+/// Whether a span or event goes to the exporter: this project's own targets (`code_mode`,
+/// `code_mode::*`, `code_mode_*`), at INFO or above, with allow-listed fields only. A
+/// dependency's events (rmcp's DEBUG and TRACE events carry whole requests: tool arguments,
+/// program text, upstream results) never leave the process through OpenTelemetry.
+///
+/// ```
+/// use code_mode_otel::exported;
+/// assert!(exported("code_mode", tracing::Level::INFO, ["otel.name", "code_mode.driver"]));
+/// assert!(!exported("rmcp::service", tracing::Level::INFO, ["message"]));
+/// assert!(!exported("code_mode", tracing::Level::DEBUG, ["message"]));
+/// assert!(!exported("code_mode_skills", tracing::Level::WARN, ["message", "error"]));
+/// ```
+pub fn exported<'a>(
+    target: &str,
+    level: tracing::Level,
+    fields: impl IntoIterator<Item = &'a str>,
+) -> bool {
+    let own = target == "code_mode"
+        || target.starts_with("code_mode::")
+        || target.starts_with("code_mode_");
+    own && level <= tracing::Level::INFO && fields.into_iter().all(|f| EXPORTED_FIELDS.contains(&f))
+}
+
+/// The trace layer (code-mode's spans as OpenTelemetry spans, filtered by [`exported`]) and
+/// the metrics layer (events of target `code_mode::metrics` as instruments), for a
+/// subscriber the application builds. Metric events are kept out of the spans.
 pub fn layers<S>(
     tracer: &SdkTracerProvider,
     meter: &SdkMeterProvider,
@@ -137,11 +198,15 @@ pub fn layers<S>(
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
-    let not_metrics = filter::filter_fn(|m| m.target() != "code_mode::metrics");
+    let spans = filter::filter_fn(|m| {
+        m.target() != "code_mode::metrics"
+            && exported(m.target(), *m.level(), m.fields().iter().map(|f| f.name()))
+    });
     let traces = tracing_opentelemetry::layer()
         .with_tracer(tracer.tracer(SCOPE))
-        .with_filter(not_metrics);
-    let metrics = tracing_opentelemetry::MetricsLayer::new(meter.clone());
+        .with_filter(spans);
+    let only_metrics = filter::filter_fn(|m| m.target() == "code_mode::metrics");
+    let metrics = tracing_opentelemetry::MetricsLayer::new(meter.clone()).with_filter(only_metrics);
     traces.and_then(metrics)
 }
 
