@@ -8,32 +8,8 @@
   const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, parse = JSON.parse;
   const jsonDepth = globalThis.__cm_json_depth;
   delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_json_depth;
-  // Stack traces are formatted here, once and for all: the prelude's frames (`<prelude>`, the
-  // caller of every program and of every tool call's continuation) are left out, in QuickJS's
-  // own format. The formatter is locked in before any program runs (QuickJS keeps it in the
-  // realm; the accessor is replaced by a read-only value), so no program gets the call-site
-  // API, through which it could reach the prelude's functions and read their source. It uses
-  // only built-ins taken now.
-  const apply = Reflect.apply;
-  Error.prepareStackTrace = (e, sites) => sites;
-  const sample = new Error().stack;
-  const site = Object.getPrototypeOf(sample[0]);
-  const fileOf = site.getFileName, nameOf = site.getFunctionName, lineOf = site.getLineNumber, columnOf = site.getColumnNumber;
-  const format = (e, sites) => {
-    let out = '';
-    for (let i = 0; i < sites.length; i++) {
-      try {
-        const s = sites[i], file = apply(fileOf, s, []);
-        if (file === '<prelude>') continue;
-        const name = apply(nameOf, s, []);
-        const line = apply(lineOf, s, []);
-        out += '    at ' + (typeof name === 'string' && name ? name : '<anonymous>')
-          + (line > 0 ? ' (' + file + ':' + line + ':' + apply(columnOf, s, []) + ')' : ' (' + file + ')') + '\n';
-      } catch {}
-    }
-    return out;
-  };
-  Error.prepareStackTrace = format;
+  // No call-site API: with `Error.prepareStackTrace` a program could get the prelude's own
+  // functions (and read their source) from the frames of an error. Stack traces stay text.
   Object.defineProperty(Error, 'prepareStackTrace', { value: undefined, writable: false, configurable: false, enumerable: false });
   // The glue's log levels, in `LogLevel` order.
   const LEVELS = { __proto__: null, log: 0, info: 1, warn: 2, error: 3, debug: 4 };
