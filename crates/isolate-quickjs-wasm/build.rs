@@ -94,10 +94,11 @@ fn find_clang() -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Copies quickjs.c into OUT_DIR with three changes: the JS stack limit works under WASI
+/// Copies quickjs.c into OUT_DIR with four changes: the JS stack limit works under WASI
 /// (upstream turns it off there); the stack guard sets `cm_stack_overflow` when it fires;
-/// and a setter for the realm's random seed, so that every instance made from one snapshot
-/// gets its own `Math.random` sequence.
+/// stack traces leave out the frames of code evaluated as `<prelude>`; and a setter for the
+/// realm's random seed, so that every instance made from one snapshot gets its own
+/// `Math.random` sequence.
 fn patch(src: &Path, out: &Path) -> PathBuf {
     let text = fs::read_to_string(src.join("quickjs.c"))
         .unwrap_or_else(|e| fail(&format!("cannot read quickjs.c: {e}")));
@@ -125,6 +126,24 @@ fn patch(src: &Path, out: &Path) -> PathBuf {
         "int cm_stack_overflow;\nstatic JSValue JS_ThrowStackOverflow(JSContext *ctx)\n{\n    cm_stack_overflow = 1;\n    return JS_ThrowRangeError(",
         1,
     );
+    // A program's stacks show its own frames only: the prelude that runs it and the
+    // bindings it calls are machinery. Skipped where the trace is built (only when an error
+    // is made), so no formatter runs and nothing changes for executions without errors.
+    let frame = "            backtrace_barrier = b->backtrace_barrier;\n        }\n";
+    if patched.matches(frame).count() != 1 || !patched.contains("\nstatic void build_backtrace(") {
+        fail("the stack-trace patch does not apply to this QuickJS-ng version");
+    }
+    let patched = patched
+        .replacen(
+            frame,
+            "            backtrace_barrier = b->backtrace_barrier;\n        }\n        if (b && cm_is_prelude(ctx, b->filename))\n            continue;\n",
+            1,
+        )
+        .replacen(
+            "\nstatic void build_backtrace(",
+            "\nstatic bool cm_is_prelude(JSContext *ctx, JSAtom filename)\n{\n    static JSAtom prelude = JS_ATOM_NULL;\n    if (prelude == JS_ATOM_NULL)\n        prelude = JS_NewAtom(ctx, \"<prelude>\");\n    return filename == prelude;\n}\n\nstatic void build_backtrace(",
+            1,
+        );
     let patched = patched
         + "\nvoid cm_set_random_seed(JSContext *ctx, uint64_t seed)\n{\n    ctx->random_state = seed ? seed : 1;\n}\n";
     let path = out.join("quickjs_patched.c");

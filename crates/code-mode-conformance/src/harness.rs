@@ -30,10 +30,6 @@ pub struct Capabilities {
     /// `RangeError` is recognised by its exact name and message, so a program that throws
     /// exactly that error ends as `StackOverflowError`; a longer message never does.
     pub engine_stack_signal: bool,
-    /// Stacks a program reads show none of the driver's own frames. Without it (the
-    /// QuickJS-WASM guest, whose prelude calls the program), `<prelude>` frames may appear;
-    /// every other name of the machinery stays hidden.
-    pub hides_prelude_frames: bool,
 }
 
 impl Default for Capabilities {
@@ -43,7 +39,6 @@ impl Default for Capabilities {
             code_generation: true,
             reports_memory_limit: true,
             engine_stack_signal: true,
-            hides_prelude_frames: true,
         }
     }
 }

@@ -65,11 +65,17 @@ impl LocalWorkerd {
             .join(format!("workerd-{WORKERD_VERSION}"))
     }
 
-    /// The binary: `$CODE_MODE_WORKERD`, else the one installed in [`Self::default_dir`].
+    /// The binary: `$CODE_MODE_WORKERD` (a relative path is read against the working
+    /// directory), else the one installed in [`Self::default_dir`], else the one in the
+    /// checkout's `.cache/workerd` that `cargo xtask test` provisions.
     pub fn locate() -> Result<PathBuf, WorkerdError> {
-        let path = std::env::var_os("CODE_MODE_WORKERD")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Self::binary_in(&Self::default_dir()));
+        let path = code_mode::path_from_env("CODE_MODE_WORKERD").unwrap_or_else(|| {
+            let default = Self::binary_in(&Self::default_dir());
+            match code_mode::provisioned_in_checkout("workerd") {
+                Some(checkout) if !default.is_file() => Self::binary_in(&checkout),
+                _ => default,
+            }
+        });
         if path.is_file() {
             Ok(path)
         } else {

@@ -24,6 +24,5 @@ code_mode_conformance::conformance_tests!(
         code_generation: false,
         reports_memory_limit: false,
         engine_stack_signal: false,
-        hides_prelude_frames: true,
     }
 );

@@ -221,6 +221,18 @@ static JSValue js_json_depth(JSContext *c, JSValueConst this_val, int argc, JSVa
     return JS_NewInt32(c, max);
 }
 
+/* __cm_utf8_length(text) -> the UTF-8 bytes of text, for the prelude's result cap: the
+ * engine's own encoder in C, where the interpreter's took ~190 ms for a 4 MiB result. */
+static JSValue js_utf8_length(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
+    (void)this_val;
+    if (argc < 1) return JS_NewInt32(c, 0);
+    size_t len;
+    const char *s = JS_ToCStringLen(c, &len, argv[0]);
+    if (!s) return JS_EXCEPTION;
+    JS_FreeCString(c, s);
+    return JS_NewFloat64(c, (double)len);
+}
+
 /* ---------- exports ---------- */
 
 EXPORT("cm_preinit") int32_t cm_preinit(const char *prelude, int32_t len) {
@@ -233,6 +245,7 @@ EXPORT("cm_preinit") int32_t cm_preinit(const char *prelude, int32_t len) {
     JS_SetPropertyStr(ctx, g, "__cm_call", JS_NewCFunction(ctx, js_call, "__cm_call", 3));
     JS_SetPropertyStr(ctx, g, "__cm_log", JS_NewCFunction(ctx, js_log, "__cm_log", 2));
     JS_SetPropertyStr(ctx, g, "__cm_json_depth", JS_NewCFunction(ctx, js_json_depth, "__cm_json_depth", 1));
+    JS_SetPropertyStr(ctx, g, "__cm_utf8_length", JS_NewCFunction(ctx, js_utf8_length, "__cm_utf8_length", 1));
     JS_FreeValue(ctx, g);
     JSValue api = JS_Eval(ctx, prelude, (size_t)len, "<prelude>", JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_STRICT);
     if (JS_IsException(api)) {

@@ -6,8 +6,9 @@
 (prelude) => {
   'use strict';
   const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, parse = JSON.parse;
-  const jsonDepth = globalThis.__cm_json_depth;
+  const jsonDepth = globalThis.__cm_json_depth, utf8Length = globalThis.__cm_utf8_length;
   delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_json_depth;
+  delete globalThis.__cm_utf8_length;
   // No call-site API: with `Error.prepareStackTrace` a program could get the prelude's own
   // functions (and read their source) from the frames of an error. Stack traces stay text.
   Object.defineProperty(Error, 'prepareStackTrace', { value: undefined, writable: false, configurable: false, enumerable: false });
@@ -18,6 +19,7 @@
     log: (level, msg) => hostLog(LEVELS[level], msg),
     frames: /<code>:(\d+)/g,
     jsonDepth,
+    utf8Length,
   });
   return { run: api.run, deliver: api.deliver, describe: api.describe, setup: (json) => api.setup(parse(json)) };
 }

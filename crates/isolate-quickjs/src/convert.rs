@@ -93,11 +93,27 @@ pub(crate) fn to_json<'js>(
     Ok(code_mode::parse_tool_input(name, &string_lossy(&text)))
 }
 
+/// How a value JSON cannot hold crosses out of the sandbox (see
+/// [`QuickJsDriverBuilder::value_style`](crate::QuickJsDriverBuilder::value_style)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueStyle {
+    /// The core's contract, shared by every driver: a returned function, symbol or BigInt
+    /// is a `ResultError` saying so; a thrown non-Error value is an `Error` saying what was
+    /// thrown (`42 was thrown`).
+    #[default]
+    Strict,
+    /// As TanStack's drivers give them (`@tanstack/ai-isolate-node`): a returned function
+    /// or symbol is no value, as `JSON.stringify` makes it; a thrown non-Error value is an
+    /// `UnknownError` whose message is the value (`42`, `null`, `undefined`).
+    TanStack,
+}
+
 /// Converts the program's return value to JSON, enforcing the result size limit.
 pub(crate) fn to_result<'js>(
     ctx: &Ctx<'js>,
     value: Value<'js>,
     limits: &Limits,
+    style: ValueStyle,
 ) -> Result<Option<serde_json::Value>, Thrown<'js>> {
     let refuse = |what: &str| {
         Thrown::Error(ExecutionError::new(
@@ -109,6 +125,9 @@ pub(crate) fn to_result<'js>(
     };
     match value.type_of() {
         Type::Undefined | Type::Uninitialized => return Ok(None),
+        Type::Function | Type::Constructor | Type::Symbol if style == ValueStyle::TanStack => {
+            return Ok(None);
+        }
         Type::Function | Type::Constructor => return Err(refuse("a function")),
         Type::Symbol => return Err(refuse("a symbol")),
         Type::BigInt => return Err(refuse("a BigInt (convert it with Number() or String())")),
@@ -181,12 +200,15 @@ pub(crate) fn classify<'js>(
     thrown: Thrown<'js>,
     limits: &Limits,
     deadline: &Deadline,
+    style: ValueStyle,
 ) -> ExecutionError {
     let value = match thrown {
         Thrown::Error(e) => return e,
         Thrown::Value(v) => v,
     };
     let timeout = || ExecutionError::timeout(limits.timeout());
+    // A thrown primitive other than a string, as TanStack's node driver reports it.
+    let unknown = |text: String| ExecutionError::new(ErrorKind::Guest("UnknownError".into()), text);
     match value.type_of() {
         // QuickJS throws `null` when it cannot even allocate the error object.
         Type::Null | Type::Uninitialized | Type::Undefined
@@ -194,6 +216,9 @@ pub(crate) fn classify<'js>(
         {
             if deadline.passed() {
                 return timeout();
+            }
+            if style == ValueStyle::TanStack {
+                return unknown("null".into());
             }
             return ExecutionError::new(ErrorKind::Guest("Error".into()), "null was thrown");
         }
@@ -204,6 +229,9 @@ pub(crate) fn classify<'js>(
         Type::Object | Type::Exception | Type::Array => {}
         _ => {
             let message = format_primitive(ctx, value).unwrap_or_else(|| "unknown value".into());
+            if style == ValueStyle::TanStack {
+                return unknown(message);
+            }
             return ExecutionError::new(
                 ErrorKind::Guest("Error".into()),
                 format!("{message} was thrown"),

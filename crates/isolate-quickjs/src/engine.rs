@@ -27,6 +27,7 @@ use rquickjs::context::EvalOptions;
 use rquickjs::function::{Opt, Rest};
 use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 
+use crate::convert::ValueStyle;
 use crate::convert::{self, Thrown};
 use crate::pool::{Blank, Budget, Pool};
 
@@ -207,13 +208,18 @@ pub(crate) struct Engine {
     #[allow(dead_code)]
     runtime: Runtime,
     limits: Limits,
+    style: ValueStyle,
 }
 
 type Outcome = Result<Option<serde_json::Value>, ExecutionError>;
 
 impl Engine {
     /// Builds the engine of a context, on a pooled blank engine when one is given.
-    pub(crate) fn new(config: ContextConfig, blank: Option<Blank>) -> Result<Self, String> {
+    pub(crate) fn new(
+        config: ContextConfig,
+        blank: Option<Blank>,
+        style: ValueStyle,
+    ) -> Result<Self, String> {
         let limits = config.limits;
         let red_zone = limits.stack_bytes() as usize + STACK_MARGIN;
         stacker::maybe_grow(red_zone, red_zone * 2, move || {
@@ -260,6 +266,7 @@ impl Engine {
                 context,
                 runtime,
                 limits,
+                style,
             })
         })
     }
@@ -417,7 +424,8 @@ impl Engine {
                     _ => return Some(Err(self.caught(ctx))),
                 };
                 Some(
-                    convert::to_result(ctx, value, &self.limits).map_err(|t| self.classify(ctx, t)),
+                    convert::to_result(ctx, value, &self.limits, self.style)
+                        .map_err(|t| self.classify(ctx, t)),
                 )
             }
             rquickjs::promise::PromiseState::Rejected => {
@@ -445,7 +453,7 @@ impl Engine {
             // Whatever was thrown, the heap ran out: the context cannot be trusted further.
             return ExecutionError::memory_limit(self.limits.memory_bytes());
         }
-        convert::classify(ctx, thrown, &self.limits, &self.shared.deadline)
+        convert::classify(ctx, thrown, &self.limits, &self.shared.deadline, self.style)
     }
 
     /// Drops the handles of calls that will never be delivered (the program finished or

@@ -35,6 +35,7 @@
 
 mod allocator;
 mod convert;
+pub use convert::ValueStyle;
 mod engine;
 mod pool;
 mod runner;
@@ -64,6 +65,7 @@ pub const DEFAULT_POOL_SIZE: usize = 2;
 #[derive(Debug, Clone)]
 pub struct QuickJsDriver {
     pool: Arc<Pool>,
+    style: ValueStyle,
 }
 
 impl Default for QuickJsDriver {
@@ -82,6 +84,7 @@ impl Default for QuickJsDriver {
 #[must_use]
 pub struct QuickJsDriverBuilder {
     pool_size: usize,
+    style: ValueStyle,
 }
 
 impl QuickJsDriverBuilder {
@@ -92,9 +95,27 @@ impl QuickJsDriverBuilder {
         self
     }
 
+    /// How values JSON cannot hold cross out of the sandbox (default
+    /// [`ValueStyle::Strict`], the contract every driver of the workspace keeps and the
+    /// conformance suite checks). [`ValueStyle::TanStack`] gives them as TanStack's drivers
+    /// do, for a drop-in replacement of those (the Node-API addon).
+    ///
+    /// ```
+    /// use code_mode_isolate_quickjs::{QuickJsDriver, ValueStyle};
+    /// let driver = QuickJsDriver::builder().value_style(ValueStyle::TanStack).build();
+    /// # let _ = driver;
+    /// ```
+    pub fn value_style(mut self, style: ValueStyle) -> Self {
+        self.style = style;
+        self
+    }
+
     /// The driver.
     pub fn build(self) -> QuickJsDriver {
-        QuickJsDriver::with_pool_size(self.pool_size)
+        QuickJsDriver {
+            style: self.style,
+            ..QuickJsDriver::with_pool_size(self.pool_size)
+        }
     }
 }
 
@@ -103,6 +124,7 @@ impl QuickJsDriver {
     pub fn builder() -> QuickJsDriverBuilder {
         QuickJsDriverBuilder {
             pool_size: DEFAULT_POOL_SIZE,
+            style: ValueStyle::Strict,
         }
     }
 
@@ -128,6 +150,7 @@ impl QuickJsDriver {
     pub fn with_pool_size(size: usize) -> Self {
         Self {
             pool: Pool::new(size),
+            style: ValueStyle::Strict,
         }
     }
 }
@@ -145,8 +168,8 @@ impl IsolateDriver for QuickJsDriver {
         // Its first execution usually follows at once: have an engine thread running by then.
         runner::expect_job();
         let timing = config.clone();
-        let engine =
-            Engine::new(config, self.pool.take()).map_err(|e| DriverError::new(DRIVER_NAME, e))?;
+        let engine = Engine::new(config, self.pool.take(), self.style)
+            .map_err(|e| DriverError::new(DRIVER_NAME, e))?;
         Ok(Box::new(EngineContext::new(
             Box::new(Pooled {
                 engine: Box::new(engine),

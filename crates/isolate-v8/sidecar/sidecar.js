@@ -138,15 +138,35 @@ function v8Hooks(prelude) {
   // isolate's memory and grow without it: a program could reach gigabytes under a 64 MiB
   // limit. They are refused (their constructors take no options here), as their memory
   // cannot be counted; fixed-size buffers are counted by isolated-vm's allocator.
+  //
+  // When that allocator refuses a buffer, V8 throws a RangeError a program could also write.
+  // So the refusal is observed where it happens: a buffer or typed array made from a plain
+  // number (no program code runs inside the constructor then) whose construction throws
+  // V8's refusal tells the sidecar, through a log level no console method has. Only a run
+  // that saw such a refusal can end as a memory limit on that error's text (see `settle`).
+  const construct = Reflect.construct, RangeErrorCtor = RangeError, rangeErrorProto = RangeError.prototype
+  const getPrototypeOf = Object.getPrototypeOf, getOwn = Object.getOwnPropertyDescriptor
+  const REFUSED_LEVEL = '\u0000refused' // the sidecar's REFUSED_LEVEL
+  const refusedIn = (target, length) => {
+    try {
+      return construct(target, [length], target)
+    } catch (e) {
+      // Nothing of the program ran in the constructor: this error is V8's.
+      let own
+      try { own = e !== null && typeof e === 'object' && getPrototypeOf(e) === rangeErrorProto && getOwn(e, 'message') } catch { own = undefined }
+      if (own && own.value === 'Array buffer allocation failed') hostLog(token, REFUSED_LEVEL, '')
+      throw e
+    }
+  }
   const fixedSizeOnly = (Ctor) => {
     if (typeof Ctor !== 'function') return
-    const construct = Reflect.construct
     const P = new Proxy(Ctor, {
       construct(target, args, newTarget) {
         const options = args.length > 1 ? args[1] : undefined
         if (options !== null && typeof options === 'object' && options.maxByteLength !== undefined) {
-          throw new RangeError('Array buffer allocation failed: resizable and growable buffers are not available in this sandbox')
+          throw new RangeErrorCtor('Array buffer allocation failed: resizable and growable buffers are not available in this sandbox')
         }
+        if (typeof args[0] === 'number' && newTarget === P) return refusedIn(target, args[0])
         return construct(target, [args[0]], newTarget === P ? target : newTarget)
       },
     })
@@ -155,6 +175,22 @@ function v8Hooks(prelude) {
   }
   fixedSizeOnly(globalThis.ArrayBuffer)
   fixedSizeOnly(globalThis.SharedArrayBuffer)
+  // Typed arrays made from a length allocate their buffer themselves.
+  const lengthObserved = (Ctor) => {
+    if (typeof Ctor !== 'function') return
+    const P = new Proxy(Ctor, {
+      construct(target, args, newTarget) {
+        if (args.length === 1 && typeof args[0] === 'number' && newTarget === P) return refusedIn(target, args[0])
+        return construct(target, args, newTarget === P ? target : newTarget)
+      },
+    })
+    Object.defineProperty(Ctor.prototype, 'constructor', { value: P, writable: true, configurable: true, enumerable: false })
+    Object.defineProperty(globalThis, Ctor.name, { value: P, writable: true, configurable: true, enumerable: false })
+  }
+  for (const name of ['Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array',
+    'Uint32Array', 'Float16Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array']) {
+    lengthObserved(globalThis[name])
+  }
   let token = 0
   const api = prelude({
     call: (id, name, text) => { hostCall(token, id, name, text) },
@@ -382,6 +418,9 @@ function endIfRetired() {
 const OUT_OF_MEMORY = /memory limit|Array buffer allocation failed/
 const STACK_OVERFLOW = 'Maximum call stack size exceeded'
 const BUFFER_REFUSED = 'Array buffer allocation failed'
+// The log level the context's buffer guards use to say the allocator refused (no console
+// method logs at it; `v8Hooks` spells it too).
+const REFUSED_LEVEL = '\u0000refused'
 // What the prelude may say about a program.
 const GUEST_KINDS = new Set(['guest', 'syntax', 'result', 'too_large'])
 
@@ -449,6 +488,10 @@ class Ctx {
 
   onLog(token, level, msg) {
     const run = this.current(token)
+    if (run && level === REFUSED_LEVEL) {
+      run.refused = true
+      return
+    }
     if (run) out(`{"t":"log","run":${run.id},"level":${q(String(level))},"msg":${q(String(msg).toWellFormed())}}`)
   }
 
@@ -661,7 +704,9 @@ class Ctx {
     if (!GUEST_KINDS.has(err.kind)) return this.fail(run, 'internal', 'Error', 'the program reported an outcome only the sandbox may report')
     if (this.isolate && this.isolate.isDisposed) return this.memory(run)
     if (err.kind === 'guest' && err.name === 'RangeError' && err.message === STACK_OVERFLOW) return this.stack(run)
-    if (err.kind === 'guest' && err.name === 'RangeError' && err.message === BUFFER_REFUSED) return this.memory(run)
+    // V8's refusal ends the run as a memory limit only when the buffer guards saw the
+    // allocator refuse in this run (see `v8Hooks`); the text alone is the program's own.
+    if (err.kind === 'guest' && err.name === 'RangeError' && err.message === BUFFER_REFUSED && run.refused) return this.memory(run)
     return this.fail(run, err.kind, err.name, err.message, err.line, err.size)
   }
 

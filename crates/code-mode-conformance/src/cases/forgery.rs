@@ -222,6 +222,20 @@ pub async fn forged_engine_errors_are_the_programs_own(h: &Harness) {
     ctx.dispose().await;
     let r = h.run("const f = (n) => f(n + 1) + 1; return f(0);").await;
     assert_eq!(super::error(&r).kind, ErrorKind::StackOverflow, "{r:?}");
+    // An allocator refusal's exact text, made by the program, is its own error everywhere
+    // (V8 says it in these words when its allocator refuses; only an observed refusal counts).
+    for code in [
+        "throw new RangeError('Array buffer allocation failed');",
+        "const e = new RangeError('Array buffer allocation failed'); try { new Uint8Array(-1); } catch {} throw e;",
+        "return await Promise.reject(new RangeError('Array buffer allocation failed'));",
+    ] {
+        let r = h.run(code).await;
+        assert_eq!(
+            super::error(&r).kind,
+            ErrorKind::Guest("RangeError".into()),
+            "{code}: {r:?}"
+        );
+    }
     h.assert_healthy().await;
 }
 

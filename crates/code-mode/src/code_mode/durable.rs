@@ -308,6 +308,7 @@ impl CodeMode {
                     ),
                 ),
             };
+            let denied_here = resolution.0 == "denied";
             if let Some(approval_id) = meta.approvals.get(&call_id) {
                 let (outcome, reason, edited_input) = resolution;
                 announced.push(EventKind::ApprovalResolved {
@@ -320,13 +321,16 @@ impl CodeMode {
                 });
             }
             // A call that runs reports itself through its binding; one answered from
-            // outside is reported here, as a call that returned at once.
+            // outside is reported here, as a call that returned at once. A denied call never
+            // started: only its error is reported, as on a live execution.
             if let Reply::Deliver(outcome) = &reply {
-                announced.push(EventKind::ExternalCall {
-                    function: function.to_owned(),
-                    args: call.args.clone(),
-                    timestamp: now_ms(),
-                });
+                if !denied_here {
+                    announced.push(EventKind::ExternalCall {
+                        function: function.to_owned(),
+                        args: call.args.clone(),
+                        timestamp: now_ms(),
+                    });
+                }
                 announced.push(match outcome {
                     Ok(result) => EventKind::ExternalResult {
                         function: function.to_owned(),

@@ -1,5 +1,6 @@
 //! A tool call from the sandbox: the approval gate, input validation, the handler with its
-//! context, the span and metrics, and the `code_mode:*` events.
+//! context, the span and metrics, and the `code_mode:*` events (`external_call` once the
+//! gate let the call through, so a denied call is only an `external_error`).
 
 use super::*;
 
@@ -32,16 +33,6 @@ pub(super) fn tool_binding(
             let traced = span.clone();
             Box::pin(
                 async move {
-                    if events.is_active() {
-                        events.emit_kind(
-                            id.clone(),
-                            EventKind::ExternalCall {
-                                function: function.to_string(),
-                                args: args.clone(),
-                                timestamp: now_ms(),
-                            },
-                        );
-                    }
                     let args = match admit(
                         &gate,
                         tool.approval_policy(),
@@ -65,6 +56,18 @@ pub(super) fn tool_binding(
                             return Err(denied);
                         }
                     };
+                    // Announced once it may run (a denied call never started), with the
+                    // input it runs with (an approver may have edited it).
+                    if events.is_active() {
+                        events.emit_kind(
+                            id.clone(),
+                            EventKind::ExternalCall {
+                                function: function.to_string(),
+                                args: args.clone(),
+                                timestamp: now_ms(),
+                            },
+                        );
+                    }
                     let start = Instant::now();
                     let ctx = ToolContext {
                         tool_call_id: id.clone(),

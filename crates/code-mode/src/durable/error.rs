@@ -93,3 +93,37 @@ pub enum ResumeError {
     #[error("the single-use ledger failed, so the snapshot was not resumed: {0}")]
     Ledger(String),
 }
+
+impl ResumeError {
+    /// Whether the snapshot is still unused after this error, so that it could resume once
+    /// the cause is fixed (a key put back in the vault, a driver or configuration restored,
+    /// a ledger reachable again). Every check runs before the snapshot's single use is
+    /// claimed: only a claim made before ([`Self::AlreadyResumed`]) or a restore that failed
+    /// after the claim ([`Self::Driver`]) used it, and a snapshot that expired or is not one
+    /// ([`Self::Expired`], [`Self::Malformed`]) will never resume. A store that hands
+    /// snapshots out once should keep the ones for which this is true.
+    ///
+    /// ```
+    /// use code_mode::durable::ResumeError;
+    /// assert!(ResumeError::Forged.leaves_snapshot_unused());
+    /// assert!(ResumeError::UnknownKey(2).leaves_snapshot_unused());
+    /// assert!(!ResumeError::AlreadyResumed.leaves_snapshot_unused());
+    /// assert!(!ResumeError::Expired { ago_secs: 1 }.leaves_snapshot_unused());
+    /// ```
+    pub fn leaves_snapshot_unused(&self) -> bool {
+        match self {
+            Self::Unsupported { .. }
+            | Self::Version { .. }
+            | Self::UnknownKey(_)
+            | Self::Forged
+            | Self::TooLarge { .. }
+            | Self::Mismatch { .. }
+            | Self::UnknownCall(_)
+            | Self::Invalid(_)
+            | Self::Ledger(_) => true,
+            Self::Malformed(_) | Self::Expired { .. } | Self::AlreadyResumed | Self::Driver(_) => {
+                false
+            }
+        }
+    }
+}

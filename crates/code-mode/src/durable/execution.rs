@@ -139,3 +139,14 @@ pub enum DurableError {
     #[error(transparent)]
     Resume(#[from] ResumeError),
 }
+
+impl DurableError {
+    /// Whether the snapshot is still unused (see [`ResumeError::leaves_snapshot_unused`]):
+    /// a `CodeMode` without a vault never touched it.
+    pub fn leaves_snapshot_unused(&self) -> bool {
+        match self {
+            Self::NoVault => true,
+            Self::Resume(e) => e.leaves_snapshot_unused(),
+        }
+    }
+}
