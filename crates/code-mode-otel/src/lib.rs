@@ -20,7 +20,8 @@
 //! ```no_run
 //! // At the start of main, inside or outside a Tokio runtime:
 //! let _telemetry = code_mode_otel::init_from_env("my-agent").expect("OTLP exporter");
-//! // ... run Code Mode; spans and metrics are flushed when `_telemetry` is dropped.
+//! // ... run Code Mode; spans and metrics are flushed when `_telemetry` is dropped (or
+//! // call `shutdown` to bound the wait and hear whether the export worked).
 //! ```
 
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ pub enum OtelError {
 pub struct Telemetry {
     tracer: SdkTracerProvider,
     meter: SdkMeterProvider,
+    /// Shut down already (by [`Telemetry::shutdown`]).
+    shut: bool,
 }
 
 impl Telemetry {
@@ -75,12 +78,69 @@ impl Telemetry {
     }
 }
 
+/// How long dropping [`Telemetry`] waits for the last export, at most.
+pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why the last export did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShutdownError {
+    /// The collector did not take the data within the time allowed.
+    #[error("the OTLP collector did not take the telemetry within {0:?} (it is dropped)")]
+    TimedOut(std::time::Duration),
+    /// The exporter failed (the collector refused the connection or the data).
+    #[error("the OTLP export failed: {0}")]
+    Failed(String),
+}
+
+impl Telemetry {
+    /// Flushes and shuts the exporters down, waiting at most `budget`: an unreachable or
+    /// silent collector costs the process at most that long at exit (the exporter retries
+    /// with back-off, up to `OTEL_EXPORTER_OTLP_TIMEOUT`, 10 s by default, per attempt).
+    /// What did not go out by then is dropped. Says whether the export worked, so that a
+    /// command line can warn once instead of staying silent.
+    ///
+    /// ```no_run
+    /// if let Ok(Some(telemetry)) = code_mode_otel::init_from_env("my-agent") {
+    ///     // ... run Code Mode, print the result ...
+    ///     if let Err(e) = telemetry.shutdown(std::time::Duration::from_millis(500)) {
+    ///         eprintln!("warning: {e}");
+    ///     }
+    /// }
+    /// ```
+    pub fn shutdown(mut self, budget: std::time::Duration) -> Result<(), ShutdownError> {
+        self.shut_down(budget)
+    }
+
+    fn shut_down(&mut self, budget: std::time::Duration) -> Result<(), ShutdownError> {
+        if std::mem::replace(&mut self.shut, true) {
+            return Ok(());
+        }
+        let (tracer, meter) = (self.tracer.clone(), self.meter.clone());
+        let (done, outcome) = std::sync::mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("code-mode-otel-shutdown".into())
+            .spawn(move || {
+                let flushed = tracer.force_flush().and(meter.force_flush());
+                let stopped = tracer.shutdown().and(meter.shutdown());
+                let _ = done.send(flushed.and(stopped).map_err(|e| e.to_string()));
+            });
+        if let Err(e) = worker {
+            return Err(ShutdownError::Failed(format!(
+                "cannot start the flush: {e}"
+            )));
+        }
+        match outcome.recv_timeout(budget) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(ShutdownError::Failed(reason)),
+            Err(_) => Err(ShutdownError::TimedOut(budget)),
+        }
+    }
+}
+
 impl Drop for Telemetry {
+    /// Flushes within [`SHUTDOWN_BUDGET`], silently (see [`Telemetry::shutdown`]).
     fn drop(&mut self) {
-        let _ = self.tracer.force_flush();
-        let _ = self.meter.force_flush();
-        let _ = self.tracer.shutdown();
-        let _ = self.meter.shutdown();
+        let _ = self.shut_down(SHUTDOWN_BUDGET);
     }
 }
 
@@ -124,7 +184,11 @@ pub fn init_from_env(service_name: &str) -> Result<Option<Telemetry>, OtelError>
     let subscriber = tracing_subscriber::registry().with(layers(&tracer, &meter));
     tracing::subscriber::set_global_default(subscriber).map_err(|_| OtelError::SubscriberExists)?;
     install_propagation();
-    Ok(Some(Telemetry { tracer, meter }))
+    Ok(Some(Telemetry {
+        tracer,
+        meter,
+        shut: false,
+    }))
 }
 
 /// The fields a code-mode span or event may carry to an exporter: what the `code_mode`

@@ -49,6 +49,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "durable")]
+mod durable_state;
 mod error;
 mod library;
 mod prompt;
@@ -58,10 +60,13 @@ mod skill;
 pub mod storage;
 mod tools;
 mod trust;
+mod vocabulary;
 
+#[cfg(feature = "durable")]
+pub use durable_state::{DurableState, DurableStateError, default_state_dir};
 pub use error::SkillError;
 pub use library::{MAX_SKILL_DEPTH, Registration, SkillLibrary, SkillLibraryBuilder, SkillSession};
-pub use prompt::library_section;
+pub use prompt::{library_section, library_section_in};
 pub use search::rank;
 pub use select::{Selection, SelectionMethod};
 pub use skill::{
@@ -74,3 +79,4 @@ pub use storage::MongoStorage;
 pub use storage::PostgresStorage;
 pub use storage::{Expect, FileSystemStorage, InMemoryStorage, SkillList, SkillStorage};
 pub use trust::{Threshold, TrustLevel, TrustPolicy, TrustStrategy};
+pub use vocabulary::{UnknownVocabulary, Vocabulary};

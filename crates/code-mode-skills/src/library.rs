@@ -19,6 +19,7 @@ use crate::select::{Selection, select};
 use crate::skill::{RunRecord, Skill, now_rfc3339, validate_name};
 use crate::storage::{Expect, SkillStorage};
 use crate::trust::{TrustPolicy, TrustStrategy};
+use crate::vocabulary::Vocabulary;
 
 /// How deep skills may call skills (a skill calling itself stops here too).
 pub const MAX_SKILL_DEPTH: usize = 4;
@@ -64,6 +65,7 @@ struct Inner {
     selector: Option<Arc<dyn LlmAdapter>>,
     max_in_context: usize,
     approvals: std::collections::HashMap<String, code_mode::ApprovalPolicy>,
+    vocabulary: Vocabulary,
 }
 
 /// Builds a [`SkillLibrary`].
@@ -74,6 +76,7 @@ pub struct SkillLibraryBuilder {
     selector: Option<Arc<dyn LlmAdapter>>,
     max_in_context: usize,
     approvals: std::collections::HashMap<String, code_mode::ApprovalPolicy>,
+    vocabulary: Vocabulary,
 }
 
 impl std::fmt::Debug for SkillLibraryBuilder {
@@ -136,6 +139,23 @@ impl SkillLibraryBuilder {
         self.approvals.insert(name.into(), policy);
         self
     }
+    /// The names the library's tools, sandbox functions and events go by (default
+    /// [`Vocabulary::Snippets`], current TanStack AI; [`Vocabulary::Skills`] for clients of
+    /// TanStack AI 0.3.x). See the `vocabulary` module.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use code_mode_skills::{InMemoryStorage, SkillLibrary, Vocabulary};
+    /// let library = SkillLibrary::builder(Arc::new(InMemoryStorage::new()))
+    ///     .vocabulary(Vocabulary::Skills)
+    ///     .build();
+    /// assert_eq!(library.vocabulary(), Vocabulary::Skills);
+    /// ```
+    #[must_use]
+    pub fn vocabulary(mut self, vocabulary: Vocabulary) -> Self {
+        self.vocabulary = vocabulary;
+        self
+    }
     /// The library.
     pub fn build(self) -> SkillLibrary {
         SkillLibrary {
@@ -146,6 +166,7 @@ impl SkillLibraryBuilder {
                 selector: self.selector,
                 max_in_context: self.max_in_context,
                 approvals: self.approvals,
+                vocabulary: self.vocabulary,
             }),
         }
     }
@@ -220,7 +241,13 @@ impl SkillLibrary {
             selector: None,
             max_in_context: 5,
             approvals: std::collections::HashMap::new(),
+            vocabulary: Vocabulary::default(),
         }
+    }
+
+    /// The names the library's tools, sandbox functions and events go by.
+    pub fn vocabulary(&self) -> Vocabulary {
+        self.inner.vocabulary
     }
 
     /// The storage.
@@ -344,9 +371,10 @@ impl SkillLibrary {
                 move |input: Value| {
                     ran.store(true, std::sync::atomic::Ordering::SeqCst);
                     *started.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    let v = me.inner.vocabulary;
                     ctx.emit_custom(
-                        "code_mode:skill_call",
-                        json!({"skill": skill.name, "input": input, "timestamp": now_ms()}),
+                        v.call_event(),
+                        json!({v.noun(): skill.name, "input": input, "timestamp": now_ms()}),
                     );
                     me.clone().execute(code_mode.clone(), skill.clone(), input, ctx.clone(), depth)
                 }
@@ -369,14 +397,15 @@ impl SkillLibrary {
             {
                 tracing::warn!(skill = %name, error = %e, "could not record a skill run");
             }
+            let v = me.inner.vocabulary;
             match &outcome {
                 Ok(result) => ctx.emit_custom(
-                    "code_mode:skill_result",
-                    json!({"skill": name, "result": result, "duration": duration, "timestamp": now_ms()}),
+                    v.result_event(),
+                    json!({v.noun(): name, "result": result, "duration": duration, "timestamp": now_ms()}),
                 ),
                 Err(e) => ctx.emit_custom(
-                    "code_mode:skill_error",
-                    json!({"skill": name, "error": e.message(), "duration": duration, "timestamp": now_ms()}),
+                    v.error_event(),
+                    json!({v.noun(): name, "error": e.message(), "duration": duration, "timestamp": now_ms()}),
                 ),
             }
             outcome
@@ -453,13 +482,14 @@ impl SkillLibrary {
             let code_mode = code_mode.clone();
             let ctx = ctx.clone();
             let name = skill.name.clone();
-            let binding = Binding::new(format!("skill_{name}"), move |args| {
+            let prefix = self.inner.vocabulary.function_prefix();
+            let binding = Binding::new(format!("{prefix}{name}"), move |args| {
                 let run = me.run_at(code_mode.clone(), name.clone(), args, ctx.clone(), depth);
                 Box::pin(async move { run.await.map_err(|e| GuestError::error(e.message())) })
             });
             // The declaration the model was shown, for the type check.
             let declaration = crate::prompt::declaration_tool(&skill)
-                .map(|t| code_mode::generate_checker_stubs(&[&t], "skill_"));
+                .map(|t| code_mode::generate_checker_stubs(&[&t], prefix));
             let approval = self.inner.approvals.get(&skill.name).cloned();
             match binding {
                 Ok(b) => {
@@ -531,7 +561,12 @@ impl SkillLibrary {
         let system_prompt = format!(
             "{}\n\n{}",
             code_mode.system_prompt(),
-            crate::prompt::library_section(&selected, total, &self.inner.policy)
+            crate::prompt::library_section_in(
+                &selected,
+                total,
+                &self.inner.policy,
+                self.inner.vocabulary
+            )
         );
         Ok(SkillSession {
             tools,

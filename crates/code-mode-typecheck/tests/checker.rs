@@ -59,6 +59,76 @@ mod compiler {
         assert!(ok.type_errors.is_empty());
     }
 
+    /// The checker resolves nothing but the declarations it was given and TypeScript's own
+    /// libs: a program naming host files (absolute or relative, `.ts`, `.json`, a package)
+    /// learns nothing of their contents, and no message names a host path (the project's
+    /// files are `program.ts` and `tools.d.ts`). Generated over import forms × host files.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn host_files_and_paths_stay_out_of_type_errors() {
+        let dir = std::env::temp_dir().join(format!("cm-typecheck-canary-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.join(name), text).unwrap_or_else(|e| panic!("{e}"));
+        };
+        write(
+            "secret.ts",
+            "export const token = 'CANARY-TS-1234' as const;\nexport default { CANARY_DEFAULT: 1 };\n",
+        );
+        write(
+            "secret.json",
+            "{\"CANARY_JSON_KEY\": \"CANARY-JSON-VALUE\"}\n",
+        );
+        write(
+            "secret.d.ts",
+            "declare module 'canary' { export const CANARY_DTS: 'CANARY-DTS-5678'; }\n",
+        );
+        let d = dir.display().to_string();
+        let targets = [
+            format!("{d}/secret"),
+            format!("{d}/secret.ts"),
+            format!("{d}/secret.json"),
+            format!("{d}/secret.d.ts"),
+            "canary".to_owned(),
+            "./declarations".to_owned(),
+            "./tools".to_owned(),
+            "../../etc/hostname".to_owned(),
+            "typescript".to_owned(),
+            "/etc/passwd".to_owned(),
+        ];
+        let forms = [
+            "const x: (typeof import('TARGET'))['token'] = 1;\nreturn x;",
+            "const k: keyof typeof import('TARGET') = 1;\nreturn k;",
+            "const m = await import('TARGET');\nconst n: number = m.default;\nreturn n;",
+        ];
+        let code_mode = common::code_mode(TypeCheckMode::Report, common::checker());
+        let runtime = std::env::var("CODE_MODE_TYPESCRIPT").unwrap_or_default();
+        for target in &targets {
+            for form in forms {
+                let code = form.replace("TARGET", target);
+                let r = code_mode.execute(&code, ExecuteOptions::default()).await;
+                assert!(!r.type_errors.is_empty(), "{code}: no type error at all");
+                for e in &r.type_errors {
+                    let m = &e.message;
+                    // The program's own text (the specifier it wrote) may be quoted; nothing
+                    // read from a file, and no path the program did not write.
+                    let m = m.replace(target.as_str(), "TARGET");
+                    for leak in [
+                        "CANARY",
+                        "/tmp",
+                        "cm-typecheck",
+                        "node_modules",
+                        "/code-mode",
+                        "root:",
+                    ] {
+                        assert!(!m.contains(leak), "{code}: {leak} in {m}");
+                    }
+                    assert!(runtime.is_empty() || !m.contains(&runtime), "{code}: {m}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn report_runs_anyway_and_attaches_the_errors() {
         let code_mode = common::code_mode(TypeCheckMode::Report, common::checker());
