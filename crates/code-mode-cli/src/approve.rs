@@ -7,7 +7,7 @@
 //! denies, `e {json}` approves with that input instead. End of input denies.
 
 use std::io::{BufRead, BufReader, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use code_mode::{ApprovalDecision, ApprovalRequest, ApproveAll, Approver, DenyAll, async_trait};
 
@@ -23,8 +23,17 @@ pub(crate) fn approver(mode: &str, program_on_stdin: bool) -> Arc<dyn Approver> 
 type Input = Box<dyn BufRead + Send>;
 
 /// Asks on the terminal; answers are read one line per question.
+///
+/// Why a reader thread: reading a line blocks until the person types it, and nothing may
+/// wait behind that. Lines are read on a thread of their own and handed over a channel; the
+/// questions take turns on an async lock; standard error is locked only to write a line.
+/// So events, other output and the result go on while a question is open, and a question
+/// withdrawn (the program ended first) is said on the terminal without waiting for input.
 struct TerminalApprover {
-    input: Arc<Mutex<Option<Input>>>,
+    /// Where answers come from, until the reader thread takes it (at the first question).
+    source: std::sync::Mutex<Option<Input>>,
+    /// Answer lines, one question at a time; `None` once input ended.
+    lines: tokio::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
 impl TerminalApprover {
@@ -37,9 +46,43 @@ impl TerminalApprover {
             Some(Box::new(BufReader::new(std::io::stdin())))
         };
         Self {
-            input: Arc::new(Mutex::new(input)),
+            source: std::sync::Mutex::new(input),
+            lines: tokio::sync::Mutex::new(None),
         }
     }
+
+    /// Starts the reader thread (once): each line of input, until it ends.
+    fn start_reading(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        let mut reader = self
+            .source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let spawned = std::thread::Builder::new()
+            .name("code-mode-approvals".into())
+            .spawn(move || {
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            if tx.send(line).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        spawned.ok().map(|_| rx)
+    }
+}
+
+/// Writes `text` on standard error, holding its lock only for that.
+fn say(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(text.as_bytes());
+    let _ = stderr.flush();
 }
 
 /// The decision an answer line stands for.
@@ -67,48 +110,35 @@ pub(crate) fn parse_answer(line: &str) -> Result<ApprovalDecision, String> {
 #[async_trait]
 impl Approver for TerminalApprover {
     async fn decide(&self, request: ApprovalRequest) -> ApprovalDecision {
-        let input = self.input.clone();
-        let asked = tokio::task::spawn_blocking(move || {
-            // One question at a time: the lock is held from the question to its answer.
-            let mut guard = input.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(reader) = guard.as_mut() else {
-                return ApprovalDecision::deny("there is no terminal to ask on");
+        // One question at a time; a question dropped half-way (withdrawn) frees the turn.
+        let mut lines = self.lines.lock().await;
+        if lines.is_none() {
+            *lines = self.start_reading();
+        }
+        let Some(rx) = lines.as_mut() else {
+            return ApprovalDecision::deny("there is no terminal to ask on");
+        };
+        say(&format!(
+            "code-mode: approve {} with {}?\n",
+            request.function, request.input
+        ));
+        loop {
+            say("code-mode: [y]es / [n]o [reason] / [e]dit {json} > ");
+            let Some(line) = rx.recv().await else {
+                say("\n");
+                return ApprovalDecision::deny("no answer (end of input)");
             };
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(
-                stderr,
-                "code-mode: approve {} with {}?",
-                request.function, request.input
-            );
-            loop {
-                let _ = write!(
-                    stderr,
-                    "code-mode: [y]es / [n]o [reason] / [e]dit {{json}} > "
-                );
-                let _ = stderr.flush();
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => {
-                        let _ = writeln!(stderr);
-                        *guard = None;
-                        return ApprovalDecision::deny("no answer (end of input)");
-                    }
-                    Ok(_) => match parse_answer(&line) {
-                        Ok(decision) => return decision,
-                        Err(problem) => {
-                            let _ = writeln!(stderr, "code-mode: {problem}");
-                        }
-                    },
-                }
+            match parse_answer(&line) {
+                Ok(decision) => return decision,
+                Err(problem) => say(&format!("code-mode: {problem}\n")),
             }
-        });
-        asked
-            .await
-            .unwrap_or_else(|_| ApprovalDecision::deny("the terminal prompt failed"))
+        }
     }
 
     fn withdrawn(&self, approval_id: &str) {
-        eprintln!("\ncode-mode: approval {approval_id} withdrawn (the program ended first)");
+        say(&format!(
+            "\ncode-mode: approval {approval_id} withdrawn (the program ended first); no answer is needed\n"
+        ));
     }
 }
 

@@ -2,66 +2,47 @@
 //! `code-mode mcp` then asks clients on MCP protocol 2026-07-28 for approvals with
 //! `input_required` rounds (or tasks), the program sealed in between (see `code-mode-mcp`).
 //!
-//! The key comes from `CODE_MODE_SNAPSHOT_KEY` (64 hexadecimal characters, never a flag,
-//! so it shows in no process list; `CODE_MODE_SNAPSHOT_KEY_ID` names it, default 1): with
-//! it, a paused program survives a restart of the server. Without it, each process draws a
-//! random key, and paused programs resume only in the process that sealed them.
+//! The key and its single-use ledger come from the environment through
+//! [`code_mode_skills::DurableState`] (shared with the chat example): `CODE_MODE_SNAPSHOT_KEY`
+//! (and `CODE_MODE_SNAPSHOT_KEY_ID`) makes paused programs survive a restart, with the ledger
+//! under `--state-dir` or in `CODE_MODE_STATE_URL`'s PostgreSQL (feature `postgres`); without
+//! a key, each process draws a random one and keeps its ledger in memory.
 
-use code_mode::durable::{SnapshotKey, SnapshotVault};
+use std::path::Path;
+use std::sync::OnceLock;
 
-/// The vault of this process (see the module docs).
+use code_mode::durable::SnapshotVault;
+use code_mode_skills::{DurableState, DurableStateError};
+
+/// This process's durable state, made once at startup ([`prepare`]).
+static STATE: OnceLock<DurableState> = OnceLock::new();
+
+/// Makes this process's key and ledger; an unusable persistent ledger for a persistent key
+/// is an error naming what to fix (`--state-dir` is the CLI's state folder).
+pub(crate) async fn prepare(state_dir: Option<&Path>) -> Result<(), String> {
+    if STATE.get().is_some() {
+        return Ok(());
+    }
+    // PostgreSQL is this binary's `postgres` feature, whatever else the build unified in.
+    let state = DurableState::from_env(state_dir, cfg!(feature = "postgres"))
+        .await
+        .map_err(|e| match e {
+            DurableStateError::NoStateFolder => "CODE_MODE_SNAPSHOT_KEY needs a ledger that outlives the process: give --state-dir (there is no home folder to default to)".to_owned(),
+            DurableStateError::StateFolder { folder, reason } => format!(
+                "CODE_MODE_SNAPSHOT_KEY needs a ledger that outlives the process, and the state folder {} cannot hold it: {reason} (give another --state-dir)",
+                folder.display()
+            ),
+            other => other.to_string(),
+        })?;
+    let _ = STATE.set(state);
+    Ok(())
+}
+
+/// The vault of this process; [`prepare`] must have run.
 pub(crate) fn vault() -> Result<SnapshotVault, String> {
-    let id = match std::env::var("CODE_MODE_SNAPSHOT_KEY_ID") {
-        Ok(text) => text.trim().parse::<u32>().map_err(|_| {
-            format!("CODE_MODE_SNAPSHOT_KEY_ID must be a number from 0 to 4294967295, not {text:?}")
-        })?,
-        Err(_) => 1,
-    };
-    let key = match std::env::var("CODE_MODE_SNAPSHOT_KEY") {
-        Ok(hex) => SnapshotKey::new(id, parse_key(&hex)?),
-        Err(_) => SnapshotKey::generate(id).map_err(|e| e.to_string())?,
-    };
-    Ok(SnapshotVault::new(key))
-}
-
-/// 32 bytes from 64 hexadecimal characters; the error never repeats the value.
-fn parse_key(hex: &str) -> Result<[u8; 32], String> {
-    let hex = hex.trim();
-    let bad = || {
-        format!(
-            "CODE_MODE_SNAPSHOT_KEY must be 64 hexadecimal characters (32 bytes); it has {} characters{}",
-            hex.chars().count(),
-            if hex.chars().all(|c| c.is_ascii_hexdigit()) {
-                ""
-            } else {
-                ", not all hexadecimal"
-            }
-        )
-    };
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(bad());
-    }
-    let mut key = [0u8; 32];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(key)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_64_hex_characters_and_errors_do_not_repeat_them() {
-        let key = parse_key(&"0a".repeat(32)).unwrap();
-        assert_eq!(key, [10; 32]);
-        let err = parse_key("secret-value").unwrap_err();
-        assert!(
-            err.contains("has 12 characters, not all hexadecimal"),
-            "{err}"
-        );
-        assert!(!err.contains("secret-value"), "{err}");
-        assert!(parse_key(&"zz".repeat(32)).is_err());
-    }
+    STATE
+        .get()
+        .ok_or("the snapshot vault was not prepared at startup")?
+        .vault()
+        .map_err(|e| e.to_string())
 }

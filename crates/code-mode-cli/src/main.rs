@@ -60,11 +60,56 @@ pub(crate) struct SandboxArgs {
     /// code-mode-typecheck-setup`, or CODE_MODE_TYPESCRIPT).
     #[arg(long, default_value = "off", value_parser = clap::builder::PossibleValuesParser::new(["off", "report", "block"]))]
     typecheck: String,
+    /// Where state that must outlive the process is kept (the single-use ledger of paused
+    /// programs when CODE_MODE_SNAPSHOT_KEY is set). Default: $XDG_DATA_HOME/code-mode or
+    /// ~/.local/share/code-mode. CODE_MODE_STATE_URL (a PostgreSQL connection string) keeps
+    /// it in a database instead.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// A tool whose calls need a person's approval before they run (its name in the
     /// sandbox without `external_`, e.g. `echo` or `files_write_file`); repeatable. MCP
     /// servers can also mark their tools with `requireApproval` in the config file.
     #[arg(long = "require-approval", value_name = "TOOL")]
     require_approval: Vec<String>,
+}
+
+/// How upstream MCP servers are reached.
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct UpstreamArgs {
+    /// How long each upstream MCP server may take to start and answer `initialize`, in
+    /// milliseconds (`npx` may download a server on first use).
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    mcp_startup_timeout_ms: u64,
+    /// Refuse to start when any upstream MCP server cannot be used. By default such a
+    /// server is left out (said on standard error), tried again in the background, and its
+    /// tools are offered once it answers.
+    #[arg(long)]
+    mcp_strict: bool,
+}
+
+impl UpstreamArgs {
+    pub(crate) fn options(&self) -> code_mode_mcp::McpOptions {
+        code_mode_mcp::McpOptions {
+            startup_timeout: Duration::from_millis(self.mcp_startup_timeout_ms),
+            strict: self.mcp_strict,
+            ..Default::default()
+        }
+    }
+}
+
+/// A listening address: `IP:PORT`, or `HOST:PORT` with a host name, read as the first
+/// address it resolves to (`localhost:8808` is loopback).
+fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut found = text
+        .to_socket_addrs()
+        .map_err(|e| format!("expected IP:PORT or HOST:PORT ({e})"))?;
+    found
+        .next()
+        .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
 #[derive(Subcommand)]
@@ -81,6 +126,8 @@ enum Command {
         /// An `mcpServers` file: its servers' tools become `external_<server>_<tool>`.
         #[arg(long)]
         mcp_config: Option<PathBuf>,
+        #[command(flatten)]
+        upstream: UpstreamArgs,
         /// Who decides on calls that need approval: `ask` on the terminal (y / n [reason] /
         /// e {json}), approve `all`, or deny them all (`none`).
         #[arg(long, default_value = "ask", value_parser = clap::builder::PossibleValuesParser::new(["ask", "all", "none"]))]
@@ -93,15 +140,22 @@ enum Command {
         /// programs get the `echo` and `sleep` helpers only.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Serve Streamable HTTP at `/mcp` on this address (e.g. 127.0.0.1:8808) instead of
-        /// stdio. A non-loopback address requires CODE_MODE_MCP_TOKEN.
-        #[arg(long)]
+        /// Serve Streamable HTTP at `/mcp` on this address (e.g. 127.0.0.1:8808 or
+        /// localhost:8808) instead of stdio. A non-loopback address requires
+        /// CODE_MODE_MCP_TOKEN.
+        #[arg(long, value_parser = listen_address)]
         http: Option<std::net::SocketAddr>,
-        /// A skills library folder: programs may call saved skills (`skill_<name>`), and
-        /// `search_skills`, `get_skill`, `register_skill` and trusted skills are offered as
-        /// tools.
+        #[command(flatten)]
+        upstream: UpstreamArgs,
+        /// A library folder of saved programs ("snippets"): programs may call them
+        /// (`snippet_<name>`), and `search_snippets`, `get_snippet`, `register_snippet` and
+        /// trusted snippets are offered as tools.
         #[arg(long)]
         skills: Option<PathBuf>,
+        /// The names the library goes by: `snippets` (current TanStack AI, the default) or
+        /// `skills` (`skill_<name>`, `search_skills`, ... as in TanStack AI 0.3.x).
+        #[arg(long, default_value = "snippets", value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<code_mode_skills::Vocabulary>()), requires = "skills")]
+        vocabulary: code_mode_skills::Vocabulary,
         #[command(flatten)]
         sandbox: SandboxArgs,
     },
@@ -133,7 +187,7 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
         options.worker_url = sandbox.worker_url.clone();
     }
     let driver = driver_by_name(&sandbox.driver, &options).map_err(|e| e.to_string())?;
-    let tools = mark_approvals(tools, &sandbox.require_approval);
+    let tools = mark_approvals(tools, &sandbox.require_approval)?;
     #[cfg(feature = "quickjs-wasm")]
     let durable = driver.durable().is_some();
     let mut builder = CodeMode::builder()
@@ -163,27 +217,35 @@ pub(crate) fn build(sandbox: &SandboxArgs, tools: Vec<Tool>) -> Result<CodeMode,
     builder.build().map_err(|e| e.to_string())
 }
 
-/// Marks the tools named by `--require-approval`; a name matching no tool is said on
-/// standard error (once), since an upstream's tools may come and go.
-fn mark_approvals(tools: Vec<Tool>, names: &[String]) -> Vec<Tool> {
-    if names.is_empty() {
-        return tools;
-    }
+/// Marks the tools named by `--require-approval`. A name matching no tool would leave that
+/// tool's calls unasked under its real spelling, so the first build (at startup) refuses it,
+/// naming the closest tools; later builds (an upstream's tools changed) say it on standard
+/// error once, since tools may come and go.
+fn mark_approvals(tools: Vec<Tool>, names: &[String]) -> Result<Vec<Tool>, String> {
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let at_startup = !STARTED.swap(true, std::sync::atomic::Ordering::SeqCst);
     for name in names {
         let name = name.strip_prefix("external_").unwrap_or(name);
-        if !tools.iter().any(|t| t.name() == name) {
-            static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
-                std::sync::Mutex::new(std::collections::BTreeSet::new());
-            if SAID
-                .lock()
-                .map(|mut s| s.insert(name.to_owned()))
-                .unwrap_or(true)
-            {
-                eprintln!("code-mode: warning: --require-approval {name}: no tool has that name");
-            }
+        if tools.iter().any(|t| t.name() == name) {
+            continue;
+        }
+        let closest = code_mode_mcp::closest_names(name, tools.iter().map(|t| t.name()), 3);
+        let hint = code_mode_mcp::closest_hint(&closest);
+        let message = format!("--require-approval {name}: no tool has that name{hint}");
+        if at_startup {
+            return Err(message);
+        }
+        static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        if SAID
+            .lock()
+            .map(|mut s| s.insert(name.to_owned()))
+            .unwrap_or(true)
+        {
+            eprintln!("code-mode: warning: {message}");
         }
     }
-    tools
+    Ok(tools
         .into_iter()
         .map(|t| {
             let marked = names
@@ -195,7 +257,7 @@ fn mark_approvals(tools: Vec<Tool>, names: &[String]) -> Vec<Tool> {
                 t
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Secret-looking tool parameters (e.g. an upstream MCP tool asking for `apiKey`), said on
@@ -256,6 +318,7 @@ async fn run(
     sandbox: SandboxArgs,
     events: bool,
     mcp_config: Option<PathBuf>,
+    upstream: UpstreamArgs,
     approve: String,
 ) -> ExitCode {
     let program_on_stdin = file.as_os_str() == "-";
@@ -274,7 +337,7 @@ async fn run(
     let mut tools = run_tools();
     // Kept alive for the run: the upstream processes stop when it drops.
     let _upstream = match mcp_config {
-        Some(path) => match mcp::connect(&path).await {
+        Some(path) => match mcp::connect(&path, &upstream).await {
             Ok(u) => {
                 tools.extend(u.tools());
                 Some(u)
@@ -324,8 +387,9 @@ fn main() -> ExitCode {
         }
     };
     // Traces and metrics go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set;
-    // otherwise nothing is installed. Flushed when `_telemetry` is dropped, after the run.
-    let _telemetry = match code_mode_otel::init_from_env("code-mode") {
+    // otherwise nothing is installed. Flushed after the result is printed, for at most
+    // OTLP_EXIT_BUDGET: a collector that is down costs that much, once, with a warning.
+    let telemetry = match code_mode_otel::init_from_env("code-mode") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("code-mode: warning: no telemetry: {e}");
@@ -339,21 +403,34 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
+        // A driver that pauses durably gets its key and ledger once, before anything runs.
+        #[cfg(feature = "quickjs-wasm")]
+        if let Command::Run { sandbox, .. }
+        | Command::Mcp { sandbox, .. }
+        | Command::Demo { sandbox, .. } = &cli.command
+            && sandbox.driver == "quickjs-wasm"
+            && let Err(e) = durable::prepare(sandbox.state_dir.as_deref()).await
+        {
+            return usage_error(e);
+        }
         match cli.command {
             Command::Run {
                 file,
                 sandbox,
                 events,
                 mcp_config,
+                upstream,
                 approve,
-            } => run(file, sandbox, events, mcp_config, approve).await,
+            } => run(file, sandbox, events, mcp_config, upstream, approve).await,
             Command::Mcp {
                 config,
                 http,
+                upstream,
                 skills,
+                vocabulary,
                 sandbox,
-            } => mcp::serve(config, http, skills, sandbox).await,
+            } => mcp::serve(config, http, upstream, skills, vocabulary, sandbox).await,
             Command::Demo {
                 sandbox,
                 full_prompt,
@@ -362,5 +439,14 @@ fn main() -> ExitCode {
                 Err(e) => usage_error(e),
             },
         }
-    })
+    });
+    if let Some(telemetry) = telemetry
+        && let Err(e) = telemetry.shutdown(OTLP_EXIT_BUDGET)
+    {
+        eprintln!("code-mode: warning: telemetry not exported: {e}");
+    }
+    code
 }
+
+/// How long the CLI waits at exit for its last telemetry export, at most.
+const OTLP_EXIT_BUDGET: Duration = Duration::from_millis(500);

@@ -5,28 +5,35 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use code_mode_mcp::{CodeModeServer, HttpOptions, HttpServer, McpConfig, McpTools, Offer};
-use code_mode_skills::{FileSystemStorage, SkillLibrary};
+use code_mode_skills::{FileSystemStorage, SkillLibrary, Vocabulary};
 
-use crate::{SandboxArgs, build, run_tools, usage_error};
+use crate::{SandboxArgs, UpstreamArgs, build, run_tools, usage_error};
 
 /// Reads `path` and connects its servers.
-pub(crate) async fn connect(path: &Path) -> Result<Arc<McpTools>, String> {
+pub(crate) async fn connect(path: &Path, upstream: &UpstreamArgs) -> Result<Arc<McpTools>, String> {
     let config = McpConfig::load(path).map_err(|e| e.to_string())?;
-    McpTools::connect(&config, Default::default())
+    let tools = McpTools::connect(&config, upstream.options())
         .await
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    for (_, why) in tools.unavailable() {
+        eprintln!(
+            "code-mode: warning: {why}; its tools are left out and it is tried again in the background (--mcp-strict refuses to start instead)"
+        );
+    }
+    Ok(Arc::new(tools))
 }
 
 /// Serves until the client disconnects (stdio) or the process ends (HTTP).
 pub(crate) async fn serve(
     config: Option<PathBuf>,
     http: Option<std::net::SocketAddr>,
+    upstream_args: UpstreamArgs,
     skills: Option<PathBuf>,
+    vocabulary: Vocabulary,
     sandbox: SandboxArgs,
 ) -> ExitCode {
     let upstream = match config {
-        Some(path) => match connect(&path).await {
+        Some(path) => match connect(&path, &upstream_args).await {
             Ok(u) => Some(u),
             Err(e) => return usage_error(e),
         },
@@ -44,7 +51,9 @@ pub(crate) async fn serve(
                 Ok(s) => s,
                 Err(e) => return usage_error(format!("skills folder {}: {e}", dir.display())),
             };
-            let library = SkillLibrary::builder(Arc::new(storage)).build();
+            let library = SkillLibrary::builder(Arc::new(storage))
+                .vocabulary(vocabulary)
+                .build();
             server.with_offer(move |cm| {
                 let library = library.clone();
                 Box::pin(async move {

@@ -5,6 +5,8 @@ use std::io::Write;
 use assert_cmd::Command;
 use serde_json::Value;
 
+mod common;
+
 fn code_mode() -> Command {
     match Command::cargo_bin("code-mode") {
         Ok(c) => c,
@@ -311,6 +313,57 @@ mod compiler {
         assert_eq!(v["typeErrors"][0]["line"], 1, "{v}");
     }
 
+    /// `CODE_MODE_TYPESCRIPT` given relative to the working directory works (it failed with
+    /// "No such file or directory" once the helper ran in the runtime's folder), and with
+    /// nothing set and an empty user cache, the runtime `cargo xtask test` provisioned in the
+    /// checkout's `.cache/typescript` is found: the README's command works after the tests.
+    #[test]
+    fn the_runtime_is_found_from_a_relative_path_or_the_checkout() {
+        let runtime =
+            std::path::PathBuf::from(std::env::var_os("CODE_MODE_TYPESCRIPT").unwrap_or_else(
+                || panic!("CODE_MODE_TYPESCRIPT is not set: run `cargo xtask test`"),
+            ));
+        let (Some(parent), Some(name)) = (runtime.parent(), runtime.file_name()) else {
+            panic!("{}", runtime.display());
+        };
+        let file = temp_file(MISTAKE);
+        let blocked = |out: std::process::Output| {
+            let v = json_stdout(&out);
+            assert_eq!(
+                v["error"]["name"],
+                "TypeCheckError",
+                "{v} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        blocked(
+            code_mode()
+                .args(["run", "--typecheck", "block"])
+                .arg(&file.0)
+                .current_dir(parent)
+                .env("CODE_MODE_TYPESCRIPT", name)
+                .output()
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let checkout =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/typescript");
+        if checkout.join("node_modules/typescript").is_dir() {
+            blocked(
+                code_mode()
+                    .args(["run", "--typecheck", "block"])
+                    .arg(&file.0)
+                    .env_remove("CODE_MODE_TYPESCRIPT")
+                    .env_remove("XDG_CACHE_HOME")
+                    .env(
+                        "HOME",
+                        std::env::temp_dir().join("code-mode-test-empty-home"),
+                    )
+                    .output()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
+        }
+    }
+
     #[test]
     fn the_demo_program_passes_a_blocking_check() {
         let out = code_mode()
@@ -360,49 +413,12 @@ fn typecheck_block_without_the_compiler_refuses_to_start() {
 /// OTLP protobuf carries names as plain bytes).
 #[test]
 fn run_exports_traces_and_metrics_to_an_otlp_endpoint() {
-    use std::io::{BufRead, BufReader, Read};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Vec<u8>)>::new()));
-    let sink = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).map_or(true, |n| n == 0) || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
-            let path = request_line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            sink.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((path, body));
-            let _ = std::io::Write::write_all(
-                reader.get_mut(),
-                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            );
-        }
-    });
+    let (endpoint, bodies) = common::receiver();
     let file = temp_file("return (await external_echo({ a: 1 })).a");
     let out = code_mode()
         .arg("run")
         .arg(&file.0)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_SERVICE_NAME", "cli-otlp-test")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
@@ -415,7 +431,7 @@ fn run_exports_traces_and_metrics_to_an_otlp_endpoint() {
     let posted = |path: &str, needle: &str| {
         bodies
             .iter()
-            .any(|(p, b)| p == path && b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .any(|(p, b)| p == path && common::contains(b, needle))
     };
     assert!(
         posted("/v1/traces", "execute_tool execute_typescript"),
@@ -523,4 +539,125 @@ fn run_asks_for_approval_on_the_terminal() {
         "{v}"
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// `--require-approval` naming no tool (a typo, another case, the sandbox spelling with a
+/// prefix of a tool that is not there) refuses to run, naming the closest tools: the tool
+/// meant would otherwise run unasked. Nothing runs.
+#[test]
+fn require_approval_naming_no_tool_is_refused() {
+    let file = temp_file("return await external_echo({ n: 1 });");
+    for (name, closest) in [
+        ("ecko", Some("`echo`")),
+        ("ECHO", Some("`echo`")),
+        ("external_slep", Some("`sleep`")),
+        ("write_file", None),
+    ] {
+        let out = code_mode()
+            .args([
+                "run",
+                "--require-approval",
+                "echo",
+                "--require-approval",
+                name,
+            ])
+            .arg(&file.0)
+            .write_stdin("y\n")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(out.stdout.is_empty(), "{name}: ran anyway");
+        let name = name.strip_prefix("external_").unwrap_or(name);
+        assert!(
+            stderr.contains(&format!("--require-approval {name}: no tool has that name")),
+            "{stderr}"
+        );
+        match closest {
+            Some(c) => assert!(stderr.contains(&format!("the closest: {c}")), "{stderr}"),
+            None => assert!(!stderr.contains("the closest"), "{stderr}"),
+        }
+    }
+}
+
+/// A collector that is down (nothing listens) or silent (accepts, never answers): the result
+/// is printed, and the CLI says once that telemetry was not exported instead of waiting for
+/// the exporter's retries (10 s per attempt for a silent one) and saying nothing.
+#[test]
+fn an_unreachable_collector_is_said_once_and_does_not_hold_the_result() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let silent_addr = silent.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for endpoint in [format!("http://{closed}"), format!("http://{silent_addr}")] {
+        let out = code_mode()
+            .args(["run", "-"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .write_stdin("return 7")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json_stdout(&out)["result"], 7, "{endpoint}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr.matches("warning: telemetry not exported").count(),
+            1,
+            "{endpoint}: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(0));
+    }
+}
+
+/// `--approve ask` never holds other output while a question waits: with standard input left
+/// open and unanswered, a program that leaves its approval behind finishes, its events (and
+/// its other tool calls) go on, the question is said withdrawn, and the result is printed
+/// (it waited for standard input to close before).
+#[test]
+fn an_open_question_holds_nothing_back() {
+    use std::io::Read;
+    let file = temp_file(
+        "external_echo({ n: 1 }).catch(() => {});\nconst s = await external_sleep({ ms: 5 });\nreturn s.slept;",
+    );
+    let bin = assert_cmd::cargo::cargo_bin("code-mode");
+    for events in [false, true] {
+        let mut command = std::process::Command::new(&bin);
+        command
+            .args(["run", "--require-approval", "echo"])
+            .args(events.then_some("--events"))
+            .arg(&file.0)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("{e}"));
+        // Kept open (never written, never closed) until the end of the test.
+        let stdin = child.stdin.take();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        std::thread::spawn(move || {
+            let (mut out, mut err) = (String::new(), String::new());
+            let _ = stdout.read_to_string(&mut out);
+            let _ = stderr.read_to_string(&mut err);
+            let _ = tx.send((out, err));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(30));
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(stdin);
+        let (out, err) =
+            got.unwrap_or_else(|_| panic!("events={events}: the result waited for standard input"));
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+        assert_eq!(v["result"], 5, "{v}\n{err}");
+        assert!(err.contains("code-mode: approve external_echo"), "{err}");
+        assert!(err.contains("withdrawn"), "{err}");
+        if events {
+            assert!(err.contains("code_mode:external_call"), "{err}");
+        }
+    }
 }

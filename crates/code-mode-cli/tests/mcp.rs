@@ -18,6 +18,22 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_code-mode");
 
+/// `code-mode ARGS` with `program` on its standard input (closed after it), to the end.
+fn run_program<S: AsRef<std::ffi::OsStr>>(args: &[S], program: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(program.as_bytes());
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Records the progress messages the server sends, with their progress numbers.
 ///
 /// rmcp's client handles each notification in its own task, so notifications can reach
@@ -292,49 +308,66 @@ async fn without_a_progress_token_events_arrive_as_log_messages() {
     );
 }
 
-/// `--skills DIR`: the library's tools are offered, a registered skill is stored in the
-/// folder and callable from the next program as `skill_<name>`.
+/// `--skills DIR`: the library's tools are offered, a registered program is stored in the
+/// folder and callable from the next program as `snippet_<name>`; with `--vocabulary
+/// skills`, the same folder is served under TanStack AI 0.3.x's names (`skill_<name>`,
+/// `search_skills`, ...).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skills_are_served_with_the_library_tools() {
     let dir = std::env::temp_dir().join(format!("code-mode-cli-skills-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let client = stdio_client(&["--skills", &dir.to_string_lossy()]).await;
-    let tools = client
-        .peer()
-        .list_all_tools()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    for expected in [
-        "execute_typescript",
-        "search_skills",
-        "get_skill",
-        "register_skill",
+    let folder = dir.to_string_lossy().into_owned();
+    for (flags, noun) in [
+        (vec!["--skills", folder.as_str()], "snippet"),
+        (
+            vec!["--skills", folder.as_str(), "--vocabulary", "skills"],
+            "skill",
+        ),
     ] {
-        assert!(names.contains(&expected), "{names:?}");
+        let client = stdio_client(&flags).await;
+        let tools = client
+            .peer()
+            .list_all_tools()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        let register = format!("register_{noun}");
+        for expected in [
+            "execute_typescript",
+            &format!("search_{noun}s"),
+            &format!("get_{noun}"),
+            &register,
+        ] {
+            assert!(names.contains(&expected), "{names:?}");
+        }
+        let registered = client
+            .peer()
+            .call_tool(CallToolRequestParams::new(register).with_arguments(args(json!({
+                "name": "double_echo",
+                "description": "Echoes twice the number it is given.",
+                "code": "const r = await external_echo({ n: input.n * 2 }); return r.n;",
+                "inputSchema": {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]},
+                "outputSchema": {"type": "number"},
+                "replace": noun == "skill",
+            }))))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(registered.is_error, Some(true), "{registered:?}");
+        assert!(
+            std::fs::read_dir(&dir)
+                .map(|d| d.count() > 0)
+                .unwrap_or(false),
+            "nothing stored in {}",
+            dir.display()
+        );
+        let r = execute(
+            &client,
+            &format!("return await {noun}_double_echo({{ n: 21 }})"),
+        )
+        .await;
+        assert_eq!(r["result"], 42, "{r}");
+        let _ = client.cancel().await;
     }
-    let registered = client
-        .peer()
-        .call_tool(CallToolRequestParams::new("register_skill").with_arguments(args(json!({
-            "name": "double_echo",
-            "description": "Echoes twice the number it is given.",
-            "code": "const r = await external_echo({ n: input.n * 2 }); return r.n;",
-            "inputSchema": {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]},
-            "outputSchema": {"type": "number"}
-        }))))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_ne!(registered.is_error, Some(true), "{registered:?}");
-    assert!(
-        std::fs::read_dir(&dir)
-            .map(|d| d.count() > 0)
-            .unwrap_or(false),
-        "nothing stored in {}",
-        dir.display()
-    );
-    let r = execute(&client, "return await skill_double_echo({ n: 21 })").await;
-    assert_eq!(r["result"], 42, "{r}");
-    let _ = client.cancel().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -433,6 +466,104 @@ async fn http_serves_checks_origin_and_token() {
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
     let accepted = raw_post(&url, &[("Authorization", &format!("Bearer {token}"))], INIT).await;
     assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    let lower = raw_post(&url, &[("Authorization", &format!("bearer {token}"))], INIT).await;
+    assert!(lower.starts_with("HTTP/1.1 200"), "{lower}");
+    let upper = raw_post(
+        &url,
+        &[("Authorization", &format!("BEARER {}", token.to_uppercase()))],
+        INIT,
+    )
+    .await;
+    assert!(upper.starts_with("HTTP/1.1 401"), "{upper}");
+}
+
+/// `--http localhost:PORT` is a loopback address (no token needed), and
+/// `--mcp-startup-timeout-ms` bounds how long an upstream may take to start; a server that
+/// does not start is left out with a warning, or, with `--mcp-strict`, stops the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_names_and_the_startup_timeout_are_accepted() {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["mcp", "--http", "localhost:0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .env_remove("CODE_MODE_MCP_TOKEN")
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut err =
+        tokio::io::BufReader::new(child.stderr.take().unwrap_or_else(|| panic!("no stderr")))
+            .lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), err.next_line())
+        .await
+        .ok()
+        .and_then(|l| l.ok().flatten())
+        .unwrap_or_else(|| panic!("the server printed nothing"));
+    assert!(
+        line.contains("serving MCP at http://127.0.0.1:")
+            || line.contains("serving MCP at http://[::1]:"),
+        "{line}"
+    );
+    let _ = child.kill().await;
+
+    let config =
+        std::env::temp_dir().join(format!("code-mode-mute-mcp-{}.json", std::process::id()));
+    std::fs::write(
+        &config,
+        r#"{"mcpServers": {"mute": {"command": "sleep", "args": ["30"]}}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Strict: the silent server stops the start. By default: said once, left out, and the
+    // program runs.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "-",
+            "--mcp-strict",
+            "--mcp-startup-timeout-ms",
+            "300",
+            "--mcp-config",
+        ])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no answer to `initialize` within 0.3 s"),
+        "{stderr}"
+    );
+    let out = run_program(
+        &[
+            "run",
+            "-",
+            "--mcp-startup-timeout-ms",
+            "300",
+            "--mcp-config",
+            &config.to_string_lossy(),
+        ],
+        "return 1",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.matches("the MCP server mute cannot be used").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"result\": 1"),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["run", "-", "--mcp-startup-timeout-ms", "0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_file(config);
 }
 
 /// A non-loopback address without a token, a weak token, an unreadable config: usage
@@ -627,17 +758,10 @@ mod upstream {
     #[test]
     fn run_with_an_mcp_config() {
         let config = config_file();
-        let mut child = std::process::Command::new(BIN)
-            .args(["run", "-", "--mcp-config", &config.to_string_lossy()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write as _;
-            let _ = stdin.write_all(b"const w = await external_everything_get_structured_content({ location: 'New York' }); return w.conditions");
-        }
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let out = super::run_program(
+            &["run", "-", "--mcp-config", &config.to_string_lossy()],
+            "const w = await external_everything_get_structured_content({ location: 'New York' }); return w.conditions",
+        );
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         assert_eq!(v["result"], "Cloudy", "{v}");
     }
@@ -653,19 +777,10 @@ mod upstream {
             std::env::temp_dir().join(format!("code-mode-cli-secret-{}.json", std::process::id()));
         let text = json!({"mcpServers": {"odd": {"command": "node", "args": [format!("{dir}/odd-server.mjs"), "--secret-tool"]}}});
         std::fs::write(&config, text.to_string()).unwrap_or_else(|e| panic!("{e}"));
-        let mut child = std::process::Command::new(BIN)
-            .args(["run", "-", "--mcp-config", &config.to_string_lossy()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write as _;
-            let _ = stdin
-                .write_all(b"return (await external_odd_login({ user: 'a', password: 'b' })).text");
-        }
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let out = super::run_program(
+            &["run", "-", "--mcp-config", &config.to_string_lossy()],
+            "return (await external_odd_login({ user: 'a', password: 'b' })).text",
+        );
         let _ = std::fs::remove_file(&config);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         assert_eq!(v["result"], "logged in", "{v}");
@@ -841,27 +956,34 @@ async fn approvals_for_new_protocol_clients_survive_a_restart() {
     use rmcp::model::{CallToolResponse, ElicitResult, ElicitationAction, ProtocolVersion};
     use rmcp::{ClientLifecycleMode, ClientServiceExt};
     const KEY: &str = "5f0c6e2d9a8b7c6d5e4f30211203a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5";
-    async fn connect(handler: Approving) -> RunningService<RoleClient, Approving> {
-        let command = tokio::process::Command::new(BIN).configure(|c| {
-            c.args([
-                "mcp",
-                "--driver",
-                "quickjs-wasm",
-                "--require-approval",
-                "echo",
-            ])
-            .env("CODE_MODE_SNAPSHOT_KEY", KEY);
-        });
-        handler
-            .serve_with_lifecycle(
-                TokioChildProcess::new(command).unwrap_or_else(|e| panic!("{e}")),
-                ClientLifecycleMode::Discover {
-                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect: {e}"))
-    }
+    let state = std::env::temp_dir().join(format!("code-mode-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let connect = |handler: Approving| {
+        let state = state.clone();
+        async move {
+            let command = tokio::process::Command::new(BIN).configure(|c| {
+                c.args([
+                    "mcp",
+                    "--driver",
+                    "quickjs-wasm",
+                    "--require-approval",
+                    "echo",
+                    "--state-dir",
+                ])
+                .arg(&state)
+                .env("CODE_MODE_SNAPSHOT_KEY", KEY);
+            });
+            handler
+                .serve_with_lifecycle(
+                    TokioChildProcess::new(command).unwrap_or_else(|e| panic!("{e}")),
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect: {e}"))
+        }
+    };
     let code = "const out = [];\nfor (const n of [1, 2, 3]) {\n  try { out.push(await external_echo({ n })); } catch (e) { out.push([e.name, e.message]); }\n}\nreturn out;";
     let call = || {
         CallToolRequestParams::new("execute_typescript")
@@ -910,7 +1032,7 @@ async fn approvals_for_new_protocol_clients_survive_a_restart() {
     );
     let client = connect(Approving::default()).await;
     let retry = call()
-        .with_input_responses(responses)
+        .with_input_responses(responses.clone())
         .with_request_state(asked.request_state.clone().unwrap_or_default());
     let CallToolResponse::InputRequired(next) = client
         .call_tool_once(retry)
@@ -923,4 +1045,313 @@ async fn approvals_for_new_protocol_clients_survive_a_restart() {
     let question = serde_json::to_string(&next.input_requests).unwrap_or_default();
     assert!(question.contains(r#"{\"n\":2}"#), "{question}");
     let _ = client.cancel().await;
+
+    // A second restart: the round-1 state, answered again, is refused (single use is kept
+    // in the state folder, not in the process), and the approved call does not run twice.
+    let client = connect(Approving::default()).await;
+    let replay = call()
+        .with_input_responses(responses)
+        .with_request_state(asked.request_state.clone().unwrap_or_default());
+    let refused = client
+        .call_tool_once(replay)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let CallToolResponse::Complete(refused) = refused else {
+        panic!("a replayed requestState resumed: {refused:?}")
+    };
+    assert_eq!(refused.is_error, Some(true), "{refused:?}");
+    assert!(
+        serde_json::to_string(&refused.content)
+            .unwrap_or_default()
+            .contains("already"),
+        "{refused:?}"
+    );
+    let _ = client.cancel().await;
+    assert!(
+        state.join("snapshot-ledger").is_dir(),
+        "no ledger in {}",
+        state.display()
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// With the official Python MCP SDK (PyPI `mcp`, pinned in `tests/python/requirements.txt`;
+/// `cargo xtask test` installs it and sets `CODE_MODE_TEST_PYTHON`), in both protocol eras.
+mod python_client {
+    use serde_json::Value;
+
+    /// Runs `tests/python/client.py` against `code-mode mcp`.
+    fn client_at(
+        server: &str,
+        mode: &str,
+        level: &str,
+        elicit: &str,
+        code: &str,
+        server_args: &[&str],
+    ) -> Value {
+        let python = std::env::var_os("CODE_MODE_TEST_PYTHON").unwrap_or_else(|| {
+            panic!("CODE_MODE_TEST_PYTHON is not set: run `cargo xtask test` (it installs the Python MCP SDK into .cache/python-mcp)")
+        });
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client.py");
+        let out = std::process::Command::new(python)
+            .arg(script)
+            .args([server, mode, level, elicit, code])
+            .args(server_args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| {
+            panic!(
+                "{mode} {level}: {e}: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// [`client_at`] with `code-mode mcp SERVER_ARGS` on stdio.
+    fn client(mode: &str, level: &str, elicit: &str, code: &str, server_args: &[&str]) -> Value {
+        client_at(super::BIN, mode, level, elicit, code, server_args)
+    }
+
+    /// At 2026-07-28 a request opts in to log notifications in its own `_meta`: without the
+    /// opt-in, or at a level above `info` (events are sent at `info`), none arrive; with
+    /// `info` or `debug` they do. Clients of the earlier protocol get them as before (the
+    /// session's `logging/setLevel` decides).
+    #[test]
+    fn log_notifications_follow_each_request_opt_in() {
+        let code = "console.log('hi'); return 1";
+        for (mode, level, protocol, expect_logs) in [
+            ("2026-07-28", "none", "2026-07-28", false),
+            ("2026-07-28", "warning", "2026-07-28", false),
+            ("2026-07-28", "info", "2026-07-28", true),
+            ("2026-07-28", "debug", "2026-07-28", true),
+            ("legacy", "none", "2025-11-25", true),
+        ] {
+            let v = client(mode, level, "none", code, &[]);
+            assert_eq!(v["protocol"], protocol, "{v}");
+            assert_eq!(v["structured"]["result"], 1, "{v}");
+            let logs = v["logs"].as_array().map_or(0, Vec::len);
+            assert_eq!(logs > 0, expect_logs, "{mode} {level}: {v}");
+            if expect_logs {
+                assert!(v["logs"].to_string().contains("code_mode:console"), "{v}");
+            }
+        }
+    }
+
+    /// The drivers `code-mode mcp` is tested on here: the default, and QuickJS-WASM (the
+    /// durable path) when the binary has it.
+    fn drivers() -> Vec<&'static str> {
+        let mut d = vec!["quickjs"];
+        if cfg!(feature = "quickjs-wasm") {
+            d.push("quickjs-wasm");
+        }
+        d
+    }
+
+    const APPROVALS: &str = "const a = await external_echo({ n: 1 });\nlet b;\ntry { b = await external_echo({ n: 2 }); } catch (e) { b = [e.name, e.message]; }\nconst [c, d] = await Promise.all([external_echo({ n: 3 }), external_echo({ n: 4 })]);\nreturn [a, b, c, d];";
+
+    /// A 2026-07-28 client with elicitation is asked (through `input_required` rounds) on
+    /// every driver, the default one included, and its answers decide; one without the
+    /// capability gets a catchable denial saying why, never a form it cannot answer (it
+    /// failed with MCPError -32600 on the durable path); a 2025 client is asked live.
+    #[test]
+    fn approvals_reach_a_2026_client_on_every_driver() {
+        for driver in drivers() {
+            let args = ["--driver", driver, "--require-approval", "echo"];
+            for mode in ["2026-07-28", "legacy"] {
+                let v = client(mode, "none", "approve", APPROVALS, &args);
+                assert_eq!(
+                    v["structured"]["result"],
+                    serde_json::json!([{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]),
+                    "{driver} {mode}: {v}"
+                );
+                assert_eq!(
+                    v["asked"].as_array().map(Vec::len),
+                    Some(4),
+                    "{driver} {mode}: {v}"
+                );
+                let v = client(
+                    mode,
+                    "none",
+                    "deny",
+                    "try { await external_echo({ n: 1 }); return 'ran'; } catch (e) { return [e.name, e.message]; }",
+                    &args,
+                );
+                assert_eq!(
+                    v["structured"]["result"],
+                    serde_json::json!([
+                        "ApprovalDeniedError",
+                        "external_echo was not approved: the test said no"
+                    ]),
+                    "{driver} {mode}: {v}"
+                );
+            }
+            let v = client(
+                "2026-07-28",
+                "none",
+                "none",
+                "try { await external_echo({ n: 1 }); return 'ran'; } catch (e) { return [e.name, e.message]; }",
+                &args,
+            );
+            assert_eq!(v["isError"], false, "{driver}: {v}");
+            assert_eq!(
+                v["structured"]["result"][0], "ApprovalDeniedError",
+                "{driver}: {v}"
+            );
+            assert!(
+                v["structured"]["result"][1]
+                    .as_str()
+                    .is_some_and(|m| m.contains("does not support elicitation")),
+                "{driver}: {v}"
+            );
+        }
+    }
+
+    /// Over Streamable HTTP, whose 2026-07-28 requests carry no session, the rounds work too
+    /// (the parked execution is found by its key alone), and a replay is refused.
+    #[test]
+    fn approvals_reach_a_2026_client_over_http() {
+        use std::io::BufRead;
+        for driver in drivers() {
+            let mut server = std::process::Command::new(super::BIN)
+                .args([
+                    "mcp",
+                    "--http",
+                    "127.0.0.1:0",
+                    "--driver",
+                    driver,
+                    "--require-approval",
+                    "echo",
+                ])
+                .env_remove("CODE_MODE_MCP_TOKEN")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut lines = std::io::BufReader::new(
+                server.stderr.take().unwrap_or_else(|| panic!("no stderr")),
+            )
+            .lines();
+            let line = lines.next().and_then(Result::ok).unwrap_or_default();
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .unwrap_or_else(|| panic!("{line}"))
+                .to_owned();
+            let v = client_at(&url, "2026-07-28", "none", "approve", APPROVALS, &[]);
+            assert_eq!(
+                v["structured"]["result"],
+                serde_json::json!([{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]),
+                "{driver}: {v}"
+            );
+            let v = client_at(
+                &url,
+                "2026-07-28",
+                "none",
+                "replay",
+                "const a = await external_echo({ n: 1 }); return a;",
+                &[],
+            );
+            assert_eq!(
+                v["structured"]["result"],
+                serde_json::json!({"n": 1}),
+                "{driver}: {v}"
+            );
+            assert_eq!(v["replayed"]["isError"], true, "{driver}: {v}");
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+
+    /// A `requestState` resumes its execution once: the same state and answers sent again
+    /// get an error, and no call runs twice.
+    #[test]
+    fn a_request_state_resumes_once() {
+        for driver in drivers() {
+            let v = client(
+                "2026-07-28",
+                "none",
+                "replay",
+                "const a = await external_echo({ n: 1 }); const [c, d] = await Promise.all([external_echo({ n: 3 }), external_echo({ n: 4 })]); return [a, c, d];",
+                &["--driver", driver, "--require-approval", "echo"],
+            );
+            assert_eq!(
+                v["structured"]["result"],
+                serde_json::json!([{"n": 1}, {"n": 3}, {"n": 4}]),
+                "{driver}: {v}"
+            );
+            assert_eq!(
+                v["asked"].as_array().map(Vec::len),
+                Some(3),
+                "{driver}: {v}"
+            );
+            assert_eq!(v["replayed"]["inputRequired"], false, "{driver}: {v}");
+            assert_eq!(v["replayed"]["isError"], true, "{driver}: {v}");
+        }
+    }
+}
+
+/// A persistent key without a ledger that outlives the process is refused at startup: the
+/// state folder cannot be made (here it is a file), or PostgreSQL is asked for in a build
+/// without it. Nothing starts.
+#[cfg(feature = "quickjs-wasm")]
+#[test]
+fn a_persistent_key_needs_a_persistent_ledger() {
+    let file = std::env::temp_dir().join(format!("code-mode-state-file-{}", std::process::id()));
+    std::fs::write(&file, "not a folder").unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(BIN)
+        .args(["run", "-", "--driver", "quickjs-wasm", "--state-dir"])
+        .arg(&file)
+        .env("CODE_MODE_SNAPSHOT_KEY", "11".repeat(32))
+        .env_remove("CODE_MODE_STATE_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("needs a ledger that outlives the process"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&"11".repeat(32)), "{stderr}");
+    // Without the key, no persistent ledger is needed: it runs.
+    let program = file.with_extension("ts");
+    std::fs::write(&program, "return 1").unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(BIN)
+        .args(["run", "--driver", "quickjs-wasm", "--state-dir"])
+        .arg(&file)
+        .arg(&program)
+        .env_remove("CODE_MODE_SNAPSHOT_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_file(&program);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !cfg!(feature = "postgres") {
+        let out = std::process::Command::new(BIN)
+            .args(["run", "-", "--driver", "quickjs-wasm"])
+            .env("CODE_MODE_SNAPSHOT_KEY", "11".repeat(32))
+            .env(
+                "CODE_MODE_STATE_URL",
+                "host=127.0.0.1 user=postgres password=s3cret",
+            )
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("no PostgreSQL support") && !stderr.contains("s3cret"),
+            "{stderr}"
+        );
+    }
+    let _ = std::fs::remove_file(file);
 }

@@ -17,15 +17,32 @@ use serde_json::Value;
 pub(crate) const NO_ELICITATION: &str =
     "the MCP client does not support elicitation, so nobody can be asked to approve it";
 
+/// Why calls are denied when the client can answer forms but only between requests
+/// (protocol 2026-07-28 and newer forbid asking during a call) and this server cannot
+/// pause the program until the next request.
+pub(crate) const NO_PAUSE: &str = "the MCP client can only be asked between requests (protocol 2026-07-28), and this server's sandbox cannot pause a program until then (the QuickJS-WASM driver can), so nobody can be asked to approve it";
+
+/// Whether the request comes from a client on protocol 2026-07-28 or newer, which forbids a
+/// server's requests during a call (approvals then take `input_required` rounds) and asks
+/// for log notifications per request.
+pub(crate) fn is_modern(context: &rmcp::service::RequestContext<RoleServer>) -> bool {
+    context
+        .protocol_version()
+        .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28)
+}
+
+/// Whether a client with `caps` answers form elicitations (a capability naming neither form
+/// nor URL mode means form, as the specification's earlier versions had it). `caps` is
+/// `RequestContext::client_capabilities`: the request's own at 2026-07-28, the session's
+/// `initialize` before, so one rule serves both eras.
+pub(crate) fn can_elicit(caps: Option<&rmcp::model::ClientCapabilities>) -> bool {
+    caps.and_then(|c| c.elicitation.as_ref())
+        .is_some_and(|e| e.form.is_some() || e.url.is_none())
+}
+
 /// Asks the client behind `peer`.
 pub(crate) struct ElicitationApprover {
     pub(crate) peer: Peer<RoleServer>,
-}
-
-/// Whether the client behind `peer` can answer form elicitations.
-pub(crate) fn supports_elicitation(peer: &Peer<RoleServer>) -> bool {
-    peer.supported_elicitation_modes()
-        .contains(&rmcp::service::ElicitationMode::Form)
 }
 
 fn message(request: &ApprovalRequest) -> String {

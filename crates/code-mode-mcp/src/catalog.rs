@@ -25,6 +25,11 @@ pub struct McpOptions {
     pub startup_timeout: Duration,
     /// Tool count above which tools are lazy ([`DEFAULT_LAZY_THRESHOLD`]).
     pub lazy_threshold: usize,
+    /// Fail [`McpTools::connect`] when any server cannot be used. By default such a server
+    /// is left out ([`McpTools::unavailable`] says why), tried again in the background, and
+    /// its tools are offered once it answers (a desktop client must not lose every tool to
+    /// one broken server).
+    pub strict: bool,
 }
 
 impl Default for McpOptions {
@@ -32,9 +37,16 @@ impl Default for McpOptions {
         Self {
             startup_timeout: Duration::from_secs(30),
             lazy_threshold: DEFAULT_LAZY_THRESHOLD,
+            strict: false,
         }
     }
 }
+
+/// The first wait before an unavailable server is tried again; it doubles up to
+/// [`RETRY_MAX`].
+pub const RETRY_FIRST: Duration = Duration::from_secs(2);
+/// The longest wait between tries of an unavailable server.
+pub const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// The tools of every configured upstream server, ready for
 /// [`CodeMode::builder().tools(...)`](code_mode::CodeModeBuilder::tools).
@@ -54,6 +66,8 @@ pub struct McpTools {
     upstreams: Vec<Arc<Upstream>>,
     options: McpOptions,
     tools: std::sync::RwLock<Vec<Tool>>,
+    /// Servers left out of the last listing, with why.
+    unavailable: std::sync::RwLock<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for McpTools {
@@ -69,8 +83,12 @@ impl std::fmt::Debug for McpTools {
 }
 
 impl McpTools {
-    /// Starts every server (concurrently), completes `initialize`, lists their tools.
-    /// Fails on the first server that cannot be used, naming it.
+    /// Starts every server (concurrently), completes `initialize`, lists their tools. A
+    /// server that cannot be used is left out and tried again in the background
+    /// ([`Self::unavailable`]), or, with [`McpOptions::strict`], fails the connection, naming
+    /// it. A `requireApproval` entry naming a tool its server does not list fails it always
+    /// ([`McpError::UnknownApproval`], with the closest names): that tool's calls would
+    /// otherwise run unasked.
     pub async fn connect(config: &McpConfig, options: McpOptions) -> Result<Self, McpError> {
         let upstreams: Vec<Arc<Upstream>> = config
             .servers
@@ -81,8 +99,9 @@ impl McpTools {
             upstreams,
             options,
             tools: std::sync::RwLock::default(),
+            unavailable: std::sync::RwLock::default(),
         };
-        me.rebuild().await?;
+        me.rebuild(true).await?;
         Ok(me)
     }
 
@@ -96,8 +115,26 @@ impl McpTools {
         self.upstreams.iter().map(|u| u.name()).collect()
     }
 
+    /// The servers left out of the current tools, each with why (empty when all answer).
+    /// Each is tried again in the background; [`Self::changed`] turns true once one answers.
+    ///
+    /// ```no_run
+    /// # async fn demo(config: code_mode_mcp::McpConfig) -> Result<(), code_mode_mcp::McpError> {
+    /// let upstream = code_mode_mcp::McpTools::connect(&config, Default::default()).await?;
+    /// for (server, why) in upstream.unavailable() {
+    ///     eprintln!("{server} is left out for now: {why}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn unavailable(&self) -> Vec<(String, String)> {
+        self.unavailable
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// True when a server announced `notifications/tools/list_changed` since its tools
-    /// were last listed.
+    /// were last listed, or an unavailable server answers again.
     pub fn changed(&self) -> bool {
         self.upstreams
             .iter()
@@ -105,18 +142,36 @@ impl McpTools {
     }
 
     /// Lists every server's tools again and returns the new catalog (call it when
-    /// [`Self::changed`], before the next execution).
+    /// [`Self::changed`], before the next execution). A tool named in `requireApproval`
+    /// that is gone is not an error here: nothing can call it.
     pub async fn refresh(&self) -> Result<Vec<Tool>, McpError> {
-        self.rebuild().await?;
+        self.rebuild(false).await?;
         Ok(self.tools())
     }
 
-    async fn rebuild(&self) -> Result<(), McpError> {
+    /// Lists the tools. A server that cannot be listed is left out (or, when strict, fails
+    /// the listing). With `approvals_must_match` (at connect), a `requireApproval` naming
+    /// no tool fails the listing; later, it leaves that server out, saying why.
+    async fn rebuild(&self, approvals_must_match: bool) -> Result<(), McpError> {
         let listed = futures::future::join_all(self.upstreams.iter().map(|u| u.list_tools())).await;
         let mut names = Names::default();
         let mut tools = Vec::new();
+        let mut unavailable = Vec::new();
         for (upstream, listed) in self.upstreams.iter().zip(listed) {
-            for t in listed? {
+            let checked = listed.and_then(|l| check_approvals(upstream, &l).map(|()| l));
+            let listed = match checked {
+                Ok(listed) => listed,
+                Err(e @ McpError::UnknownApproval { .. }) if approvals_must_match => {
+                    return Err(e);
+                }
+                Err(e) if self.options.strict => return Err(e),
+                Err(e) => {
+                    unavailable.push((upstream.name().to_owned(), e.to_string()));
+                    retry_in_background(upstream);
+                    continue;
+                }
+            };
+            for t in listed {
                 tools.push(tool_of(upstream, &t, &mut names)?);
             }
         }
@@ -124,8 +179,55 @@ impl McpTools {
             tools = tools.into_iter().map(|t| t.lazy(true)).collect();
         }
         *self.tools.write().unwrap_or_else(|p| p.into_inner()) = tools;
+        *self.unavailable.write().unwrap_or_else(|p| p.into_inner()) = unavailable;
         Ok(())
     }
+}
+
+/// Tries `upstream` again, with growing waits, until it lists its tools; then marks it
+/// changed, so the next execution's catalog has its tools. One task per upstream; it ends
+/// when the upstream is dropped.
+fn retry_in_background(upstream: &Arc<Upstream>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if upstream.reconnecting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let weak = Arc::downgrade(upstream);
+    runtime.spawn(async move {
+        let mut wait = RETRY_FIRST;
+        loop {
+            tokio::time::sleep(wait).await;
+            let Some(upstream) = weak.upgrade() else {
+                return;
+            };
+            if upstream.list_tools().await.is_ok() {
+                upstream.reconnecting.store(false, Ordering::SeqCst);
+                upstream.changed.store(true, Ordering::SeqCst);
+                return;
+            }
+            wait = (wait * 2).min(RETRY_MAX);
+        }
+    });
+}
+
+/// Every tool named in the server's `requireApproval` is one it lists.
+fn check_approvals(upstream: &Upstream, listed: &[Value]) -> Result<(), McpError> {
+    let listed: Vec<&str> = listed
+        .iter()
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .collect();
+    for name in &upstream.config.require_approval.tools {
+        if !listed.contains(&name.as_str()) {
+            return Err(McpError::UnknownApproval {
+                server: upstream.name().to_owned(),
+                name: name.clone(),
+                closest: crate::closest_names(name, listed.iter().copied(), 3),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The JSDoc text: title and description, where the tool comes from, and its hints.

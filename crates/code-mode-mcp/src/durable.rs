@@ -29,7 +29,7 @@ use code_mode::{ApprovalDecision, CodeMode, ExecuteOptions};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequest,
     ElicitRequestParams, ElicitResult, InputRequest, InputRequests, InputRequiredResult,
-    InputResponses, ProtocolVersion,
+    InputResponses,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::task_manager::{TaskContext, TaskExit};
@@ -52,9 +52,7 @@ pub(crate) fn applies(
 ) -> bool {
     tool == code_mode::EXECUTE_TOOL_NAME
         && code_mode.can_pause_durably()
-        && context
-            .protocol_version()
-            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28)
+        && crate::approval::is_modern(context)
 }
 
 /// Runs (or, with a `requestState`, resumes) `execute_typescript` durably.

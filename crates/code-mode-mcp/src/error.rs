@@ -32,6 +32,17 @@ pub enum McpError {
         /// Why (an invalid schema, ...).
         message: String,
     },
+    /// An approval rule names a tool the server does not have: its calls would run unasked
+    /// under any other spelling, so the configuration is refused.
+    #[error("the MCP server {server} has no tool `{name}` (named in its requireApproval){hint}", hint = crate::closest::closest_hint(closest))]
+    UnknownApproval {
+        /// Its name in the configuration.
+        server: String,
+        /// The name that matched nothing.
+        name: String,
+        /// The server's tool names closest to it (closest first; may be empty).
+        closest: Vec<String>,
+    },
     /// Two tools would share one sandbox name.
     #[error(transparent)]
     Collision(#[from] crate::names::NameCollision),

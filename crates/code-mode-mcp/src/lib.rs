@@ -28,21 +28,28 @@
 
 mod approval;
 mod catalog;
+mod cause;
+mod closest;
 mod config;
 mod content;
 #[cfg(feature = "durable")]
 mod durable;
 mod error;
+mod http;
 mod names;
+mod parked;
 mod serve;
 mod server;
+mod stdio;
 mod upstream;
 
-pub use catalog::{DEFAULT_LAZY_THRESHOLD, McpOptions, McpTools};
+pub use catalog::{DEFAULT_LAZY_THRESHOLD, McpOptions, McpTools, RETRY_FIRST, RETRY_MAX};
+pub use closest::{closest_hint, closest_names};
 pub use config::{ConfigError, McpConfig, RequireApproval, ServerConfig, Transport};
 pub use content::{CONTENT_SCHEMA, MAX_INLINE_BASE64, content_schema};
 pub use error::McpError;
 pub use names::{NameCollision, tool_identifier};
+pub use parked::PARKED_TTL;
 pub use serve::{HttpOptions, HttpServer, ServeError, serve_stdio};
 pub use server::{Build, CodeModeServer, Offer, OfferFn, call_result};
 pub use upstream::{INHERITED_ENV, PING_TIMEOUT, PROGRESS_EVENT};

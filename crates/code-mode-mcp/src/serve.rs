@@ -76,13 +76,20 @@ impl std::fmt::Debug for HttpServer {
     }
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time.
+/// Checks `Authorization: Bearer <token>`: the scheme in any case (RFC 7235), one or more
+/// spaces, the token compared in constant time.
 fn authorized(header: Option<&http::HeaderValue>, token: &str) -> bool {
     let Some(got) = header.and_then(|h| h.to_str().ok()) else {
         return false;
     };
-    let expected = format!("Bearer {token}");
-    let (a, b) = (got.as_bytes(), expected.as_bytes());
+    let Some((scheme, credentials)) = got.split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return false;
+    }
+    let credentials = credentials.trim_start_matches(' ');
+    let (a, b) = (credentials.as_bytes(), token.as_bytes());
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
@@ -120,7 +127,9 @@ impl HttpServer {
             config = config.disable_allowed_hosts();
         }
         let service = StreamableHttpService::new(
-            move || Ok(server.session()),
+            // Requests of 2026-07-28 clients come without a session: parked executions are
+            // not bound to one here (their random, single-use key is what guards them).
+            move || Ok(server.session().unbound()),
             Arc::new(LocalSessionManager::default()),
             config,
         );
@@ -177,14 +186,21 @@ mod tests {
     #[test]
     fn bearer_checks_are_exact() {
         let h = |s: &str| http::HeaderValue::from_str(s).ok();
-        assert!(authorized(
-            h("Bearer 0123456789abcdef").as_ref(),
-            "0123456789abcdef"
-        ));
+        for good in [
+            "Bearer 0123456789abcdef",
+            "bearer 0123456789abcdef",
+            "BEARER 0123456789abcdef",
+            "bEaReR  0123456789abcdef",
+        ] {
+            assert!(authorized(h(good).as_ref(), "0123456789abcdef"), "{good}");
+        }
         for bad in [
             "Bearer 0123456789abcde",
             "Bearer 0123456789abcdefg",
-            "bearer 0123456789abcdef",
+            "Bearer 0123456789ABCDEF",
+            "Basic 0123456789abcdef",
+            "Bearer0123456789abcdef",
+            "Bearer",
             "0123456789abcdef",
             "",
         ] {

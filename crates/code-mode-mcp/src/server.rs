@@ -66,6 +66,8 @@ struct Inner {
     current: RwLock<Arc<CodeMode>>,
     instructions: RwLock<String>,
     refresh: tokio::sync::Mutex<()>,
+    /// Executions waiting, in memory, for a 2026-07-28 client's approvals (see `parked`).
+    parked: crate::parked::Parked,
     /// Durable executions run as MCP tasks, for clients that asked for tasks.
     #[cfg(feature = "durable")]
     tasks: rmcp::task_manager::TaskManager,
@@ -79,6 +81,15 @@ pub struct CodeModeServer {
     /// This session's `logging/setLevel` (events are sent at `info`): true while `info`
     /// passes the client's level.
     info_logs: Arc<std::sync::atomic::AtomicBool>,
+    /// This session's number: a parked execution resumes only in the session it began in
+    /// (0: no binding, for transports whose requests carry no session).
+    session: u64,
+}
+
+/// A number for a new session.
+fn next_session() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl std::fmt::Debug for CodeModeServer {
@@ -129,10 +140,12 @@ impl CodeModeServer {
                 instructions: RwLock::new(code_mode.system_prompt().to_owned()),
                 current: RwLock::new(Arc::new(code_mode)),
                 refresh: tokio::sync::Mutex::new(()),
+                parked: crate::parked::Parked::default(),
                 #[cfg(feature = "durable")]
                 tasks: rmcp::task_manager::TaskManager::new(),
             }),
             info_logs: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            session: next_session(),
         })
     }
 
@@ -184,7 +197,10 @@ impl CodeModeServer {
             return None;
         }
         let code_mode = self.code_mode().await;
-        crate::durable::applies(context, &code_mode, tool).then_some(code_mode)
+        // A client that cannot answer forms is not sent any: its calls run live, where
+        // approvals are denied saying why.
+        let can_elicit = crate::approval::can_elicit(context.client_capabilities().as_ref());
+        (can_elicit && crate::durable::applies(context, &code_mode, tool)).then_some(code_mode)
     }
 
     /// The same server for another client session (with its own log level).
@@ -192,7 +208,15 @@ impl CodeModeServer {
         Self {
             inner: self.inner.clone(),
             info_logs: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            session: next_session(),
         }
+    }
+
+    /// The same server for a transport whose requests carry no session (Streamable HTTP at
+    /// protocol 2026-07-28): executions parked at approvals are not bound to a session.
+    pub(crate) fn unbound(mut self) -> Self {
+        self.session = 0;
+        self
     }
 
     /// The code-mode instance the next call runs on (rebuilt first when an upstream
@@ -263,6 +287,14 @@ impl CodeModeServer {
 /// `structuredContent`; `isError` when the program failed.
 pub fn call_result(result: &CodeModeResult) -> CallToolResult {
     value_result(result.to_json())
+}
+
+/// A tool's outcome as the call's result.
+fn tool_result(outcome: Result<Value, code_mode::ToolError>) -> CallToolResult {
+    match outcome {
+        Ok(v) => value_result(v),
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(e.message().to_owned())]),
+    }
 }
 
 /// The MCP result of a tool's value: a text block (the value as JSON) and, for an object,
@@ -401,7 +433,17 @@ impl ServerHandler for CodeModeServer {
         });
         let peer = context.peer.clone();
         let token = context.meta.get_progress_token();
-        let info_logs = self.info_logs.load(std::sync::atomic::Ordering::SeqCst);
+        // Events go out at `info`. From protocol 2026-07-28 a request opts in to log
+        // notifications in its own `_meta` (`io.modelcontextprotocol/logLevel`); without it
+        // none may be sent. Before, the session's `logging/setLevel` decides.
+        let info_logs = if crate::approval::is_modern(&context) {
+            context
+                .meta
+                .log_level()
+                .is_some_and(|l| matches!(l, LoggingLevel::Debug | LoggingLevel::Info))
+        } else {
+            self.info_logs.load(std::sync::atomic::Ordering::SeqCst)
+        };
         let (done, mut finished) = tokio::sync::oneshot::channel::<()>();
         let forward = tokio::spawn(async move {
             let mut n = 0.0;
@@ -500,16 +542,46 @@ impl ServerHandler for CodeModeServer {
                 ErrorData::internal_error("the execution was cancelled by the client", None)
             });
         }
-        // Calls that need approval are asked of this client's user (elicitation), or
-        // denied saying why when the client cannot be asked.
-        let approver: Arc<dyn code_mode::Approver> =
-            if crate::approval::supports_elicitation(&context.peer) {
-                Arc::new(crate::approval::ElicitationApprover {
-                    peer: context.peer.clone(),
-                })
+        // Calls that need approval are asked of this client's user (elicitation during the
+        // call, before protocol 2026-07-28), or denied saying why when the client cannot be
+        // asked: it declared no elicitation, or (2026-07-28 and newer, which forbid requests
+        // during a call) the program cannot be paused until its next request.
+        let modern = crate::approval::is_modern(&context);
+        let can_elicit = crate::approval::can_elicit(context.client_capabilities().as_ref());
+        // 2026-07-28 and newer: the execution is parked in memory at its approvals, and the
+        // client's retries with `requestState` answer them (see the `parked` module).
+        let parks = modern && can_elicit && request.name.as_ref() == code_mode::EXECUTE_TOOL_NAME;
+        if parks && let Some(state) = &request.request_state {
+            let response = self
+                .inner
+                .parked
+                .resume(self.session, state, request.input_responses.as_ref())
+                .await;
+            let _ = done.send(());
+            let _ = forward.await;
+            return Ok(response);
+        }
+        let (approver, parked_asks): (Arc<dyn code_mode::Approver>, _) = if parks {
+            let (approver, asks) = crate::parked::Parked::approver();
+            (approver, Some(asks))
+        } else if modern {
+            let why = if can_elicit {
+                crate::approval::NO_PAUSE
             } else {
-                Arc::new(code_mode::DenyAll(crate::approval::NO_ELICITATION.into()))
+                crate::approval::NO_ELICITATION
             };
+            (Arc::new(code_mode::DenyAll(why.into())), None)
+        } else if can_elicit {
+            let approver = crate::approval::ElicitationApprover {
+                peer: context.peer.clone(),
+            };
+            (Arc::new(approver), None)
+        } else {
+            (
+                Arc::new(code_mode::DenyAll(crate::approval::NO_ELICITATION.into())),
+                None,
+            )
+        };
         let ctx = ToolContext {
             tool_call_id: Some(context.id.to_string().into()),
             events: sink,
@@ -517,22 +589,31 @@ impl ServerHandler for CodeModeServer {
             approver: Some(approver),
             ..ToolContext::default()
         };
-        let run = tracing::Instrument::instrument(tool.call(input, ctx), span);
-        let result = tokio::select! {
-            r = run => Some(r),
-            () = context.ct.cancelled() => None,
+        let run = async move {
+            tool_result(tracing::Instrument::instrument(tool.call(input, ctx), span).await)
+        };
+        let response = match parked_asks {
+            // Runs on while this request answers with its approvals.
+            Some(asks) => {
+                let finished = tokio::spawn(run);
+                let abort = finished.abort_handle();
+                tokio::select! {
+                    r = self.inner.parked.start(self.session, asks, finished) => Some(r),
+                    () = context.ct.cancelled() => {
+                        abort.abort();
+                        None
+                    }
+                }
+            }
+            None => tokio::select! {
+                r = run => Some(CallToolResponse::Complete(r)),
+                () = context.ct.cancelled() => None,
+            },
         };
         let _ = done.send(());
         let _ = forward.await;
-        match result {
-            Some(Ok(v)) => Ok(CallToolResponse::Complete(value_result(v))),
-            Some(Err(e)) => Ok(CallToolResponse::Complete(CallToolResult::error(vec![
-                ContentBlock::text(e.message().to_owned()),
-            ]))),
-            None => Err(ErrorData::internal_error(
-                "the execution was cancelled by the client",
-                None,
-            )),
-        }
+        response.ok_or_else(|| {
+            ErrorData::internal_error("the execution was cancelled by the client", None)
+        })
     }
 }

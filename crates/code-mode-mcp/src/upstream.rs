@@ -20,14 +20,17 @@ use rmcp::model::{
     ProgressToken, RequestId, ServerResult,
 };
 use rmcp::service::{NotificationContext, Peer, PeerRequestOptions, RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ServiceExt};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use crate::cause::{cause, init_cause, shown_url};
 use crate::config::{ServerConfig, Transport};
 use crate::error::McpError;
+use crate::http::CheckedHttp;
+use crate::stdio::StdioServer;
 
 /// How long a suspect upstream has to answer a ping before it is restarted.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -149,6 +152,8 @@ pub(crate) struct Upstream {
     pub(crate) changed: Arc<AtomicBool>,
     /// A call was abandoned (its execution ended first): ping before the next use.
     suspect: Arc<AtomicBool>,
+    /// A background task is trying to reach it again (see `McpTools`).
+    pub(crate) reconnecting: AtomicBool,
 }
 
 /// Keeps at most the last 4 KiB of a stream.
@@ -211,6 +216,7 @@ impl Upstream {
             progress: Arc::default(),
             changed: Arc::default(),
             suspect: Arc::default(),
+            reconnecting: AtomicBool::new(false),
         }
     }
 
@@ -245,14 +251,15 @@ impl Upstream {
                 if let Some(cwd) = cwd {
                     cmd.current_dir(cwd);
                 }
-                let (process, err) = TokioChildProcess::builder(cmd)
+                cmd.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| McpError::Start {
-                        server: server.clone(),
-                        message: format!("cannot start `{command}`: {e}"),
-                    })?;
-                if let Some(mut err) = err {
+                    .kill_on_drop(true);
+                let mut child = cmd.spawn().map_err(|e| McpError::Start {
+                    server: server.clone(),
+                    message: format!("cannot start `{command}`: {e}"),
+                })?;
+                if let Some(mut err) = child.stderr.take() {
                     let tail = stderr.clone();
                     tokio::spawn(async move {
                         let mut buf = [0u8; 1024];
@@ -265,6 +272,10 @@ impl Upstream {
                         }
                     });
                 }
+                let process = StdioServer::new(child).map_err(|e| McpError::Start {
+                    server: server.clone(),
+                    message: format!("cannot talk to `{command}`: {e}"),
+                })?;
                 tokio::time::timeout(self.startup, handler.serve(process)).await
             }
             Transport::Http { url, headers } => {
@@ -280,7 +291,11 @@ impl Upstream {
                 }
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
                     .custom_headers(custom);
-                let transport = StreamableHttpClientTransport::from_config(config);
+                let client = CheckedHttp::new().map_err(|e| McpError::Start {
+                    server: server.clone(),
+                    message: format!("cannot make an HTTP client: {e}"),
+                })?;
+                let transport = StreamableHttpClientTransport::with_client(client, config);
                 tokio::time::timeout(self.startup, handler.serve(transport)).await
             }
         };
@@ -296,13 +311,17 @@ impl Upstream {
                 });
             }
             Ok(Err(e)) => {
-                return Err(McpError::Start {
-                    server,
-                    message: format!(
-                        "it is not a working MCP server ({e}){}",
+                let message = match &self.config.transport {
+                    Transport::Http { url, .. } => {
+                        format!("cannot reach {}: {}", shown_url(url), init_cause(&e))
+                    }
+                    Transport::Stdio { .. } => format!(
+                        "it is not a working MCP server ({}){}",
+                        init_cause(&e),
                         stderr_note(&stderr)
                     ),
-                });
+                };
+                return Err(McpError::Start { server, message });
             }
             Ok(Ok(s)) => s,
         };
@@ -363,7 +382,7 @@ impl Upstream {
                 self.discard(&c).await;
                 Err(McpError::Protocol {
                     server: self.config.name.clone(),
-                    message: format!("tools/list failed: {e}"),
+                    message: format!("tools/list failed: {}", cause(&e)),
                 })
             }
         }
@@ -458,10 +477,14 @@ impl Upstream {
                         format!("{server}/{tool} failed: {}", e.message)
                     }
                     other if closed => format!(
-                        "the MCP server {server} stopped during the call ({other}){}; it is restarted on next use",
+                        "the MCP server {server} stopped during the call ({}){}; it is restarted on next use",
+                        cause(&other),
                         stderr_note(&c.stderr)
                     ),
-                    other => format!("the call to the MCP server {server} failed: {other}"),
+                    other => format!(
+                        "the call to the MCP server {server} failed: {}",
+                        cause(&other)
+                    ),
                 })
             }
         }

@@ -24,6 +24,36 @@ mod upstream {
         dir
     }
 
+    /// A free port on 127.0.0.1.
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `node ARGS` serving HTTP on 127.0.0.1:`port` (as `PORT`) and waits until it
+    /// listens; killed when dropped.
+    async fn node_http<S: AsRef<std::ffi::OsStr>>(args: &[S], port: u16) -> tokio::process::Child {
+        let server = tokio::process::Command::new("node")
+            .args(args)
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the HTTP server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
     fn everything_js() -> String {
         servers()
             .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
@@ -180,29 +210,18 @@ mod upstream {
     /// Over Streamable HTTP, with a header taken from the environment.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn http_upstream_tools_work_from_a_program() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
         let loopback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/servers/loopback.mjs");
-        let mut server = tokio::process::Command::new("node")
-            .arg("--import")
-            .arg(format!("file://{}", loopback.display()))
-            .args([everything_js(), "streamableHttp".into()])
-            .env("PORT", port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the HTTP server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut server = node_http(
+            &[
+                "--import".to_owned(),
+                format!("file://{}", loopback.display()),
+                everything_js(),
+                "streamableHttp".to_owned(),
+            ],
+            port,
+        )
+        .await;
         let text = json!({"mcpServers": {"remote": {
             "url": format!("http://127.0.0.1:{port}/mcp"),
             "headers": {"X-Test": "${CODE_MODE_MCP_TEST_HEADER:-on}"}
@@ -231,6 +250,7 @@ mod upstream {
     async fn unusable_upstreams_are_named() {
         let options = McpOptions {
             startup_timeout: Duration::from_secs(3),
+            strict: true,
             ..McpOptions::default()
         };
         for (config, needle) in [
@@ -248,9 +268,10 @@ mod upstream {
                 json!({"mcpServers": {"mute": {"command": "sleep", "args": ["30"]}}}),
                 "no answer to `initialize`",
             ),
+            // Nothing listens: the cause in words, no Rust type names, no credentials.
             (
-                json!({"mcpServers": {"nothing": {"url": "http://127.0.0.1:9/mcp"}}}),
-                "nothing",
+                json!({"mcpServers": {"nothing": {"url": "http://user:s3cret@127.0.0.1:9/mcp?key=s3cret"}}}),
+                "cannot reach http://127.0.0.1:9/mcp: Connection refused",
             ),
         ] {
             let config = McpConfig::parse(&config.to_string()).unwrap_or_else(|e| panic!("{e}"));
@@ -263,8 +284,80 @@ mod upstream {
             let text = e.to_string();
             assert!(text.contains(&config.servers[0].name), "{text}");
             assert!(text.contains(needle), "{text}");
+            assert!(
+                !text.contains("rmcp::") && !text.contains("Transport ["),
+                "{text}"
+            );
+            assert!(!text.contains("s3cret"), "{text}");
             assert!(started.elapsed() < Duration::from_secs(10), "{text}");
         }
+    }
+
+    /// Without `strict`, servers that cannot be used are left out, each named with why, the
+    /// others' tools are offered, and a server that comes up later is tried again in the
+    /// background: its tools are offered after the next refresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unusable_upstreams_are_left_out_and_tried_again() {
+        let port = free_port();
+        let odd = servers()
+            .join("odd-server.mjs")
+            .to_string_lossy()
+            .into_owned();
+        let text = json!({"mcpServers": {
+            "ghost": {"command": "/nonexistent/mcp-server"},
+            "good": {"command": "node", "args": [odd.clone(), "tolerant-good"]},
+            "late": {"url": format!("http://127.0.0.1:{port}/mcp")}
+        }});
+        let config = McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let tools = McpTools::connect(
+            &config,
+            McpOptions {
+                startup_timeout: Duration::from_secs(5),
+                ..McpOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = tools.tools().iter().map(|t| t.name().to_owned()).collect();
+        assert!(names.iter().any(|n| n == "good_trace"), "{names:?}");
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("late_") || n.starts_with("ghost_")),
+            "{names:?}"
+        );
+        let unavailable = tools.unavailable();
+        let servers: Vec<&str> = unavailable.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(servers, ["ghost", "late"], "{unavailable:?}");
+        assert!(unavailable[0].1.contains("cannot start"), "{unavailable:?}");
+        assert!(
+            unavailable[1].1.contains("Connection refused"),
+            "{unavailable:?}"
+        );
+        // The late server comes up: the background retry finds it.
+        let mut server = node_http(&[odd.as_str(), "--http"], port).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !tools.changed() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the late server was never tried again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let fresh = tools.refresh().await.unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = fresh.iter().map(|t| t.name().to_owned()).collect();
+        assert!(names.iter().any(|n| n == "late_trace"), "{names:?}");
+        let unavailable = tools.unavailable();
+        assert_eq!(unavailable.len(), 1, "{unavailable:?}");
+        let cm = code_mode(fresh, Duration::from_secs(20));
+        let r = cm
+            .execute(
+                "return (await external_late_r_sum__v2_tool({})).text",
+                ExecuteOptions::default(),
+            )
+            .await;
+        assert_eq!(r.result, Some(json!("odd name works")), "{r:?}");
+        let _ = server.kill().await;
     }
 
     /// Two servers whose tools map to one name: an error naming both tools.
@@ -321,7 +414,7 @@ mod upstream {
         use code_mode_mcp::{McpConfig, McpError, McpOptions, McpTools};
         use serde_json::json;
 
-        use super::{code_mode, servers};
+        use super::{code_mode, free_port, node_http, servers};
 
         fn config(extra: &[&str], marker: &str) -> McpConfig {
             let dir = servers();
@@ -370,6 +463,152 @@ mod upstream {
             let parts: Vec<&str> = traceparent.split('-').collect();
             assert_eq!(parts.len(), 4, "{traceparent}");
             assert_eq!(parts[2], format!("{:016x}", call.id), "{traceparent}");
+        }
+
+        /// A `requireApproval` entry naming no tool of its server (another spelling, a typo,
+        /// another case, the sandbox's spelling) refuses the configuration, naming the closest
+        /// tools: the tool would otherwise run unasked. Exact names connect and are marked.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn approvals_naming_no_tool_are_refused() {
+            let with = |names: serde_json::Value| {
+                let odd = servers()
+                    .join("odd-server.mjs")
+                    .to_string_lossy()
+                    .into_owned();
+                let text = json!({"mcpServers": {"odd": {"command": "node", "args": [odd, "odd-approvals"], "requireApproval": names}}});
+                McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"))
+            };
+            for (name, closest) in [
+                ("add-tool", Some("add_tool")),
+                ("ADD_TOOL", Some("add_tool")),
+                ("tracer", Some("trace")),
+                ("r_sum__v2_tool", Some("résumé.v2 tool")),
+                ("external_odd_fail", None),
+                ("nothing-like-it-at-all", None),
+            ] {
+                let e = McpTools::connect(&with(json!(["trace", name])), McpOptions::default())
+                    .await
+                    .err()
+                    .unwrap_or_else(|| panic!("{name}: accepted"));
+                let McpError::UnknownApproval {
+                    server,
+                    name: got,
+                    closest: near,
+                } = &e
+                else {
+                    panic!("{name}: {e:?}");
+                };
+                assert_eq!((server.as_str(), got.as_str()), ("odd", name));
+                let text = e.to_string();
+                assert!(text.contains(&format!("`{name}`")), "{text}");
+                match closest {
+                    Some(c) => assert_eq!(near.first().map(String::as_str), Some(c), "{text}"),
+                    None => assert!(!near.iter().any(|n| n == "trace"), "{text}"),
+                }
+            }
+            let tools = McpTools::connect(
+                &with(json!(["add_tool", "résumé.v2 tool"])),
+                McpOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+            let marked: Vec<String> = tools
+                .tools()
+                .iter()
+                .filter(|t| !t.approval_policy().is_never())
+                .map(|t| t.name().to_owned())
+                .collect();
+            assert!(marked.contains(&"odd_add_tool".to_owned()), "{marked:?}");
+            assert!(
+                marked.contains(&"odd_r_sum__v2_tool".to_owned()),
+                "{marked:?}"
+            );
+            assert_eq!(marked.len(), 2, "{marked:?}");
+        }
+
+        /// A tool output nested past the value limit is the program's catchable nesting error
+        /// at every depth, including past the JSON parser's own recursion limit (the response
+        /// used to be dropped there, and the call waited for the execution's timeout); the
+        /// connection keeps working afterwards. (2,000 is about the deepest the TypeScript SDK
+        /// server itself can send; `stdio.rs` tests deeper lines.)
+        /// With `unreadable_is_enough`, an answer too deep for the JSON parser may instead fail
+        /// as unreadable (plain JSON bodies, which rmcp parses before anything can check them).
+        async fn deep_outputs_are_refused(tools: McpTools, unreadable_is_enough: bool) {
+            let cm = code_mode(tools.tools(), Duration::from_secs(30));
+            let r = cm
+                .execute(
+                    "return (await external_odd_deep({ levels: 40 })).structuredContent.value.length",
+                    ExecuteOptions::default(),
+                )
+                .await;
+            assert_eq!(r.result, Some(json!(1)), "{r:?}");
+            for levels in [
+                70, 100, 115, 116, 117, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127, 128, 129,
+                300, 2000,
+            ] {
+                let r = cm
+                    .execute(
+                        &format!("try {{ await external_odd_deep({{ levels: {levels} }}); return 'no error'; }} catch (e) {{ return (e as Error).message; }}"),
+                        ExecuteOptions::default(),
+                    )
+                    .await;
+                let message = r
+                    .result
+                    .as_ref()
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_else(|| panic!("{levels} levels: {r:?}"));
+                assert!(
+                    message.contains("levels of arrays and objects deep; the limit is 64")
+                        || (unreadable_is_enough
+                            && message.contains("the MCP server's answer cannot be read")
+                            && message.contains("recursion limit exceeded")),
+                    "{levels} levels: {message}"
+                );
+            }
+            let r = cm
+                .execute(
+                    "return (await external_odd_r_sum__v2_tool({})).text",
+                    ExecuteOptions::default(),
+                )
+                .await;
+            assert_eq!(r.result, Some(json!("odd name works")), "{r:?}");
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn deep_outputs_are_refused_over_stdio() {
+            let tools = McpTools::connect(&config(&[], "odd-deep"), McpOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            deep_outputs_are_refused(tools, false).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn deep_outputs_are_refused_over_http_event_streams() {
+            deep_outputs_are_refused_over_http(false).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn deep_outputs_are_refused_over_http_json_bodies() {
+            deep_outputs_are_refused_over_http(true).await;
+        }
+
+        async fn deep_outputs_are_refused_over_http(json_bodies: bool) {
+            let port = free_port();
+            let odd = servers()
+                .join("odd-server.mjs")
+                .to_string_lossy()
+                .into_owned();
+            let mut args = vec![odd.as_str(), "--http"];
+            args.extend(json_bodies.then_some("--json"));
+            let mut server = node_http(&args, port).await;
+            let text =
+                json!({"mcpServers": {"odd": {"url": format!("http://127.0.0.1:{port}/mcp")}}});
+            let config = McpConfig::parse(&text.to_string()).unwrap_or_else(|e| panic!("{e}"));
+            let tools = McpTools::connect(&config, McpOptions::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            deep_outputs_are_refused(tools, json_bodies).await;
+            let _ = server.kill().await;
         }
 
         /// Names that are not identifiers are mapped; an `isError` result is catchable; a tool
