@@ -71,26 +71,59 @@ pub fn state_with(
     driver: Arc<dyn code_mode::IsolateDriver>,
     type_check: Option<(code_mode::TypeCheckMode, Arc<dyn code_mode::TypeChecker>)>,
 ) -> Result<AppState, String> {
+    state_full(llm, driver, type_check, None)
+}
+
+/// Durable approvals: the vault that seals a program waiting for an approval and the store
+/// where it waits, so the answer may come after a restart (feature `durable`).
+#[cfg(feature = "durable")]
+pub type Durable = code_mode_skills::DurableState;
+/// Durable approvals (feature `durable`; without it, none).
+#[cfg(not(feature = "durable"))]
+pub type Durable = std::convert::Infallible;
+
+/// Like [`state_with`], with `durable` approvals when given (the driver must be able to
+/// pause durably: QuickJS-WASM).
+pub fn state_full(
+    llm: Result<Arc<dyn LlmAdapter>, String>,
+    driver: Arc<dyn code_mode::IsolateDriver>,
+    type_check: Option<(code_mode::TypeCheckMode, Arc<dyn code_mode::TypeChecker>)>,
+    durable: Option<&Durable>,
+) -> Result<AppState, String> {
     let info = json!({
         "driver": driver.name(),
         "model": llm.as_ref().ok().map(|l| l.model().to_owned()),
+        "durableApprovals": durable.is_some(),
     });
     let mut builder = CodeMode::builder().tools(tools()).driver(driver);
     if let Some((mode, checker)) = type_check {
         builder = builder.type_check(mode, checker);
     }
+    #[cfg(feature = "durable")]
+    if let Some(d) = durable {
+        builder = builder.snapshot_vault(d.vault().map_err(|e| e.to_string())?);
+    }
     let code_mode = builder.build().map_err(|e| e.to_string())?;
     Ok(match llm {
         Ok(llm) => AppState {
-            agent: Some(
-                Agent::new(
+            agent: Some({
+                let agent = Agent::new(
                     llm,
                     code_mode.as_tools(),
                     vec![code_mode.system_prompt().to_owned()],
                     8,
                 )
-                .with_approvals(code_mode_chat::ChatApprovals::default()),
-            ),
+                .with_approvals(code_mode_chat::ChatApprovals::default());
+                #[cfg(feature = "durable")]
+                let agent = match durable {
+                    Some(d) => agent.with_durable_approvals(code_mode_chat::DurableApprovals::new(
+                        code_mode.clone(),
+                        d.paused_store(),
+                    )),
+                    None => agent,
+                };
+                agent
+            }),
             missing_model: String::new(),
             info,
         },
@@ -289,7 +322,21 @@ fn consistent(messages: Vec<Message>) -> Vec<Message> {
     out
 }
 
-async fn chat(State(state): State<AppState>, Json(body): Json<Value>) -> Response {
+async fn chat(
+    State(state): State<AppState>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    // A body that is not JSON gets the same JSON error shape as any other bad request.
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => {
+            return (
+                rejection.status(),
+                Json(json!({"error": format!("the request body is not usable JSON: {}", rejection.body_text())})),
+            )
+                .into_response();
+        }
+    };
     // A follow-up request answering an approval continues the paused run.
     if let Some(agent) = &state.agent {
         let run_id = body["runId"]

@@ -8,6 +8,11 @@
 //! `CODE_MODE_TYPECHECK` (`off`, `report` or `block`) type-checks the model's programs first
 //! (with the runtime of `code-mode-typecheck-setup`, or `CODE_MODE_TYPESCRIPT`).
 //! Without a model it still starts, and explains in every answer what to set.
+//!
+//! Durable approvals (`--features durable`): with `CODE_MODE_SNAPSHOT_KEY` (64 hex
+//! characters), a program waiting for an approval is sealed (QuickJS-WASM, the default
+//! driver then) into `CODE_MODE_STATE_DIR` or `CODE_MODE_STATE_URL`'s PostgreSQL (`--features
+//! postgres`), so the server may restart before the answer comes.
 
 #[path = "app.rs"]
 mod app;
@@ -42,7 +47,19 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     if let Err(why) = &llm {
         eprintln!("chat-server: {why}");
     }
-    let driver_name = std::env::var("CODE_MODE_DRIVER").unwrap_or_else(|_| "quickjs".into());
+    let durable = durable().await;
+    let default_driver = if durable.is_some() {
+        "quickjs-wasm"
+    } else {
+        "quickjs"
+    };
+    let driver_name = std::env::var("CODE_MODE_DRIVER").unwrap_or_else(|_| default_driver.into());
+    if durable.is_some() && driver_name != "quickjs-wasm" {
+        eprintln!(
+            "chat-server: CODE_MODE_SNAPSHOT_KEY asks for durable approvals, which need CODE_MODE_DRIVER=quickjs-wasm (the driver that can seal a waiting program), not {driver_name:?}"
+        );
+        std::process::exit(2);
+    }
     let driver = match code_mode_drivers::driver_by_name(
         &driver_name,
         &code_mode_drivers::DriverOptions::from_env(),
@@ -60,7 +77,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let state = match app::state_with(llm, driver, type_check) {
+    let state = match app::state_full(llm, driver, type_check, durable.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chat-server: {e}");
@@ -68,14 +85,76 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chat-server/web/dist");
-    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
-    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    let port = match std::env::var("PORT") {
+        Err(_) => 3000,
+        Ok(text) => match text.trim().parse::<u16>() {
+            Ok(port) => port,
+            Err(_) => {
+                eprintln!("chat-server: PORT must be a port number from 0 to 65535, not {text:?}");
+                std::process::exit(2);
+            }
+        },
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "chat-server: cannot listen on 127.0.0.1:{port} (PORT): {e}; set PORT to a free port"
+            );
+            std::process::exit(2);
+        }
+    };
     eprintln!(
-        "chat-server: http://{} (driver {driver_name})",
-        listener.local_addr()?
+        "chat-server: http://{} (driver {driver_name}{})",
+        listener.local_addr()?,
+        if durable.is_some() {
+            ", durable approvals"
+        } else {
+            ""
+        }
     );
     axum::serve(listener, app::router(state, Some(web))).await?;
     Ok(())
+}
+
+/// Durable approvals when this build has them (feature `durable`) and
+/// `CODE_MODE_SNAPSHOT_KEY` is set: paused programs in `CODE_MODE_STATE_DIR` (default
+/// `$XDG_DATA_HOME/code-mode`, else `~/.local/share/code-mode`) or in `CODE_MODE_STATE_URL`'s
+/// PostgreSQL (feature `postgres`). A setting that cannot be used stops the server (exit 2).
+#[cfg(feature = "durable")]
+async fn durable() -> Option<app::Durable> {
+    std::env::var_os("CODE_MODE_SNAPSHOT_KEY")?;
+    let dir = std::env::var_os("CODE_MODE_STATE_DIR").map(std::path::PathBuf::from);
+    // PostgreSQL is this example's `postgres` feature, whatever else the build unified in.
+    match code_mode_skills::DurableState::from_env(dir.as_deref(), cfg!(feature = "postgres")).await
+    {
+        Ok(state) => Some(state),
+        Err(e) => {
+            use code_mode_skills::DurableStateError as E;
+            let why = match e {
+                E::StateFolder { folder, reason } => format!(
+                    "CODE_MODE_STATE_DIR: the state folder {} cannot hold paused programs: {reason}",
+                    folder.display()
+                ),
+                E::NoStateFolder => "CODE_MODE_SNAPSHOT_KEY needs a folder for paused programs: set CODE_MODE_STATE_DIR (there is no home folder to default to)".into(),
+                other => other.to_string(),
+            };
+            eprintln!("chat-server: {why}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Without the `durable` feature, a key asks for what this build cannot do: said, and the
+/// approvals stay in memory.
+#[cfg(not(feature = "durable"))]
+async fn durable() -> Option<app::Durable> {
+    if std::env::var_os("CODE_MODE_SNAPSHOT_KEY").is_some() {
+        eprintln!(
+            "chat-server: warning: CODE_MODE_SNAPSHOT_KEY is set, but this build has no durable approvals (build the example with `--features durable`); approvals wait in memory"
+        );
+    }
+    None
 }
 
 /// A type-check mode with the checker that serves it.

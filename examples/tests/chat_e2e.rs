@@ -34,6 +34,7 @@ async fn browse(
     code: &'static str,
     screenshot_var: &str,
     default_png: &str,
+    args: &[&str],
 ) -> (Value, support::Recorded) {
     let web = web_dir();
     assert!(
@@ -50,11 +51,13 @@ async fn browse(
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join(default_png));
     let script = script.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg(script)
             .arg(&base)
             .arg(&screenshot)
+            .args(&args)
             .current_dir(web_dir())
             .output()
     })
@@ -81,6 +84,7 @@ async fn page_shows_live_events_before_the_result() {
         CODE,
         "CODE_MODE_E2E_SCREENSHOT",
         "chat-e2e.png",
+        &[],
     )
     .await;
     assert!(
@@ -213,6 +217,7 @@ async fn page_approves_and_denies_a_call_inside_a_program() {
         APPROVAL_CODE,
         "CODE_MODE_E2E_APPROVAL_SCREENSHOT",
         "chat-approval.png",
+        &[],
     )
     .await;
     let turn = |n: usize| seen["turns"][n].clone();
@@ -261,4 +266,250 @@ async fn page_approves_and_denies_a_call_inside_a_program() {
         })
         .count();
     assert_eq!(ran, 2, "each turn's program was written once: {requests:?}");
+}
+
+/// A program asking one approval per address of `$list`, one after the other.
+macro_rules! in_turn {
+    ($list:literal) => {
+        concat!(
+            "const out = [];\nfor (const to of ",
+            $list,
+            ") {\n  try {\n    await external_sendReport({ to, text: 'report' });\n    out.push(`sent ${to}`);\n  } catch (e) {\n    out.push(`denied ${to}`);\n  }\n}\nreturn out;"
+        )
+    };
+}
+
+/// Two approvals one after the other.
+const TWO_IN_TURN: &str = in_turn!("['a@x.com', 'b@x.com']");
+
+/// Three approvals one after the other.
+const THREE_IN_TURN: &str = in_turn!("['a@x.com', 'b@x.com', 'c@x.com']");
+
+/// Two approvals asked at once.
+const TWO_AT_ONCE: &str = "const send = (to: string) => external_sendReport({ to, text: 'report' }).then(() => `sent ${to}`, () => `denied ${to}`);
+return await Promise.all([send('a@x.com'), send('b@x.com')]);";
+
+/// Several approvals in one program through TanStack's client: each reaches the page in
+/// turn, the answers reach the same execution, and the program ran once.
+async fn approvals_in_turn(code: &'static str, png: &str, answers: &[&str], expected: &[&str]) {
+    let (seen, requests) = browse(
+        "e2e/approvals.e2e.mjs",
+        code,
+        "CODE_MODE_E2E_APPROVALS_SCREENSHOT",
+        png,
+        answers,
+    )
+    .await;
+    assert!(
+        seen["stalled"].is_null(),
+        "an approval never reached the page: {seen}"
+    );
+    assert_eq!(
+        seen["asked"].as_array().map(Vec::len),
+        Some(answers.len()),
+        "{seen}"
+    );
+    for (n, asked) in seen["asked"].as_array().into_iter().flatten().enumerate() {
+        // One box at a time, for the next address.
+        assert_eq!(asked["boxes"], 1, "{seen}");
+        let to = ["a@x.com", "b@x.com", "c@x.com"][n];
+        assert!(
+            asked["input"].as_str().unwrap_or_default().contains(to),
+            "approval {n}: {seen}"
+        );
+    }
+    let answer = seen["answer"].as_str().unwrap_or_default();
+    for part in expected {
+        assert!(answer.contains(part), "{part} missing: {seen}");
+    }
+    assert_eq!(seen["boxesAfter"], 0, "{seen}");
+    // Written once by the model, answered once: the follow-ups resumed the same execution.
+    let requests = requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
+async fn page_answers_two_approvals_in_one_program() {
+    approvals_in_turn(
+        TWO_IN_TURN,
+        "chat-two-approvals.png",
+        &["approve", "deny"],
+        &["sent a@x.com", "denied b@x.com"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
+async fn page_answers_three_approvals_in_one_program() {
+    approvals_in_turn(
+        THREE_IN_TURN,
+        "chat-three-approvals.png",
+        &["deny", "approve", "approve"],
+        &["denied a@x.com", "sent b@x.com", "sent c@x.com"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
+async fn page_answers_approvals_asked_at_once() {
+    approvals_in_turn(
+        TWO_AT_ONCE,
+        "chat-approvals-at-once.png",
+        &["approve", "deny"],
+        &["sent a@x.com", "denied b@x.com"],
+    )
+    .await;
+}
+
+/// What the restart test's model writes: one call that runs before the pause, then one that
+/// waits for an approval.
+#[cfg(feature = "durable")]
+const RESTART_CODE: &str = "const oslo = await external_getWeather({ city: 'Oslo' });
+console.log('weather fetched');
+const sent = await external_sendReport({ to: 'ops@example.com', text: `Oslo: ${oslo.tempC} C` });
+return { sent: sent.sent, temp: oslo.tempC };";
+
+/// The chat server as its own process, with durable approvals in `state` (a folder).
+#[cfg(feature = "durable")]
+fn start_server(model: &str, port: u16, state: &Path) -> std::process::Child {
+    let bin = support::chat_server_binary();
+    std::process::Command::new(bin)
+        .env("OPENAI_BASE_URL", model)
+        .env("OPENAI_MODEL", "scripted")
+        .env("PORT", port.to_string())
+        .env("CODE_MODE_SNAPSHOT_KEY", "5a".repeat(32))
+        .env("CODE_MODE_STATE_DIR", state)
+        .env_remove("CODE_MODE_DRIVER")
+        .env_remove("CODE_MODE_STATE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the chat server: {e}"))
+}
+
+/// Waits until the server on `port` answers `/healthz` (at most 30 s).
+#[cfg(feature = "durable")]
+async fn until_up(port: u16) {
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the chat server did not come up on port {port}");
+}
+
+/// Durable approvals across a restart, through TanStack's client in Chromium: the server
+/// process is killed (SIGKILL) while the page shows the pending approval, started again on
+/// the same port and state folder, and the click on the page it had resumes the same
+/// program: its result arrives, and the call before the pause did not run again.
+#[cfg(feature = "durable")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs npm packages and Debian chromium; run by `cargo xtask test` after provisioning"]
+async fn page_resumes_an_approval_after_the_server_restarts() {
+    use std::io::{BufRead, Write};
+    let web = web_dir();
+    assert!(
+        web.join("dist/index.html").exists(),
+        "the page is not built: run `cargo xtask e2e`"
+    );
+    let (model, requests) = support::scripted_model_server(RESTART_CODE).await;
+    let state =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("chat-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut server = start_server(&model, port, &state);
+    until_up(port).await;
+    let screenshot = std::env::var_os("CODE_MODE_E2E_RESTART_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("chat-restart.png"));
+    let mut browser = std::process::Command::new("node")
+        .arg("e2e/restart.e2e.mjs")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(&screenshot)
+        .current_dir(&web)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+    let stdout = browser.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut input = browser.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let next_line = |what: &str| {
+        lines_rx
+            .recv_timeout(std::time::Duration::from_secs(90))
+            .unwrap_or_else(|_| panic!("the browser run printed no {what}"))
+    };
+    assert_eq!(next_line("PENDING"), "PENDING");
+    // The approval is pending in the page; the program is sealed in the state folder.
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut server = start_server(&model, port, &state);
+    until_up(port).await;
+    writeln!(input, "restarted").unwrap_or_else(|e| panic!("{e}"));
+    let seen: Value = serde_json::from_str(&next_line("result"))
+        .unwrap_or_else(|e| panic!("bad output from the browser run: {e}"));
+    let _ = browser.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&state);
+    let count = |list: &Value, kind: &str| {
+        list.as_array()
+            .map_or(0, |l| l.iter().filter(|e| *e == kind).count())
+    };
+    assert_eq!(
+        count(&seen["before"], "code_mode:external_call"),
+        1,
+        "{seen}"
+    );
+    assert!(
+        seen["pendingInput"]
+            .as_str()
+            .is_some_and(|i| i.contains("ops@example.com")),
+        "{seen}"
+    );
+    let answer = seen["answer"].as_str().unwrap_or_default();
+    assert!(answer.contains("\"sent\":true"), "{seen}");
+    // Nothing before the pause ran twice: one getWeather call in all, one console line,
+    // and the approved call ran once, after the restart.
+    assert_eq!(
+        count(&seen["after"], "code_mode:external_call"),
+        2,
+        "{seen}"
+    );
+    assert_eq!(count(&seen["after"], "code_mode:console"), 1, "{seen}");
+    // Sealed before the kill, resumed by the new process.
+    assert_eq!(
+        count(&seen["before"], "code_mode:execution_paused"),
+        1,
+        "{seen}"
+    );
+    assert_eq!(
+        count(&seen["after"], "code_mode:execution_resumed"),
+        1,
+        "{seen}"
+    );
+    assert_eq!(seen["errors"], 0, "{seen}");
+    let requests = requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(
+        requests.len(),
+        2,
+        "the model wrote the program once: {requests:?}"
+    );
 }

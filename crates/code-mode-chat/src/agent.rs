@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
 use crate::approvals::{
-    ChatApprovals, ChatApprover, Relay, approval_answer, response_stream, stale_approval,
+    ChatApprovals, ChatApprover, Relay, answered_approval, approval_answer, response_stream,
+    stale_approval,
 };
 #[cfg(feature = "durable")]
 use crate::durable::DurableApprovals;
@@ -141,12 +142,17 @@ impl Agent {
             gen_ai.request.model = agent.llm.model(),
         );
         let driven = relay.clone();
-        let task = tokio::spawn(
+        // The response holds the run before it starts (a client that goes away cancels the
+        // run, unless it parked waiting for an approval first). Taken after the spawn, the
+        // hold could arrive after a run that parked at once, stay with the first response,
+        // and abort the parked run when that response ended (seen under load: the follow-up's
+        // stream ended right after the decision).
+        let (abort, registration) = futures::future::AbortHandle::new_pair();
+        let guard = relay.hold_task(abort);
+        tokio::spawn(futures::future::Abortable::new(
             async move { agent.drive(thread_id, run_id, messages, driven).await }.instrument(span),
-        );
-        // The response holds the task: a client that goes away cancels the run (unless it
-        // parked waiting for an approval first).
-        let guard = relay.hold_task(task.abort_handle());
+            registration,
+        ));
         response_stream(rx, guard)
     }
 
@@ -187,6 +193,7 @@ impl Agent {
             timestamp: now_ms(),
             usage: usage.map(|u| vec![u]),
             metadata: meta(json!({"finishReason": "tool_calls"})),
+            outcome: None,
         };
         if self.settle(&mut messages, &relay).await {
             return send(parked(None));
@@ -319,6 +326,7 @@ impl Agent {
                 timestamp: now_ms(),
                 usage: usage.map(|u| vec![u]),
                 metadata: meta(json!({"finishReason": reason})),
+                outcome: None,
             };
             if calls.is_empty() {
                 return send(finished(&finish.0, finish.1));
@@ -473,10 +481,13 @@ impl Agent {
                 .collect();
         }
         for m in messages.iter_mut() {
-            if let Message::Tool { content, .. } = m
+            if let Message::Tool {
+                tool_call_id,
+                content,
+            } = m
                 && approval_answer(content).is_some()
             {
-                *content = stale_approval();
+                *content = self.gone_answer(tool_call_id).await;
             }
         }
         let message_id = next_id("msg");
@@ -493,9 +504,10 @@ impl Agent {
                         // Nothing waits for it: the model reads why (the client already
                         // shows the answer it gave).
                         None => {
+                            let content = self.gone_answer(&call.id).await;
                             messages.push(Message::Tool {
                                 tool_call_id: call.id,
-                                content: stale_approval(),
+                                content,
                             });
                             continue;
                         }
@@ -527,6 +539,27 @@ impl Agent {
             });
         }
         parked
+    }
+
+    /// What the model reads for an approval answer nothing waits for: that it was answered
+    /// before and used (never to run the program again), or that it came too late.
+    async fn gone_answer(&self, tool_call_id: &str) -> String {
+        let live = self
+            .approvals
+            .as_ref()
+            .is_some_and(|a| a.was_answered(tool_call_id));
+        #[cfg(feature = "durable")]
+        let durable = match &self.durable {
+            Some(d) if !live => d.was_answered(tool_call_id).await,
+            _ => false,
+        };
+        #[cfg(not(feature = "durable"))]
+        let durable = false;
+        if live || durable {
+            answered_approval()
+        } else {
+            stale_approval()
+        }
     }
 
     /// Resumes the sealed execution of `call` with the client's decision; `None` when

@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use code_mode::{ApprovalDecision, ApprovalRequest, Approver, async_trait, now_ms};
 use futures::StreamExt;
+use futures::future::AbortHandle;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::AbortHandle;
 
 use crate::Chunk;
 
@@ -55,7 +55,15 @@ struct Registry {
     ttl: Duration,
     parked: Mutex<HashMap<String, Parked>>,
     generation: std::sync::atomic::AtomicU64,
+    /// Calls whose approval was answered here, and when (kept for `ANSWERED_KEPT`, at most
+    /// `ANSWERED_MAX`): an answer sent again is told apart from one that came too late.
+    answered: Mutex<std::collections::VecDeque<(String, std::time::Instant)>>,
 }
+
+/// How long an answered call is remembered.
+const ANSWERED_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+/// How many answered calls are remembered at most.
+const ANSWERED_MAX: usize = 4096;
 
 /// A run waiting for the client: where its chunks go, the call waiting for a decision,
 /// and its task (aborted if the entry is dropped unclaimed).
@@ -89,6 +97,7 @@ impl ChatApprovals {
                 ttl: ttl.max(Duration::from_secs(1)),
                 parked: Mutex::new(HashMap::new()),
                 generation: std::sync::atomic::AtomicU64::new(0),
+                answered: Mutex::default(),
             }),
         }
     }
@@ -146,17 +155,43 @@ impl ChatApprovals {
         });
     }
 
-    /// Takes the parked run of `tool_call_id`, handing it `decision`.
-    fn claim(
-        &self,
-        tool_call_id: &str,
-        decision: ApprovalDecision,
-    ) -> Option<(Arc<Relay>, Option<TaskGuard>)> {
+    /// Takes the parked run of `tool_call_id`: its relay, its task, and where its decision
+    /// goes (`None` when the request was withdrawn meanwhile).
+    fn claim(&self, tool_call_id: &str) -> Option<Claimed> {
         let mut parked = self.lock().remove(tool_call_id)?;
-        if let Some((_, tx)) = parked.decision.take() {
-            let _ = tx.send(decision);
+        self.remember_answered(tool_call_id);
+        Some(Claimed {
+            relay: parked.relay.clone(),
+            task: parked.task.take(),
+            decision: parked.decision.take().map(|(_, tx)| tx),
+        })
+    }
+
+    fn remember_answered(&self, tool_call_id: &str) {
+        let mut answered = self
+            .inner
+            .answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        while answered
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) > ANSWERED_KEPT)
+            || answered.len() >= ANSWERED_MAX
+        {
+            answered.pop_front();
         }
-        Some((parked.relay.clone(), parked.task.take()))
+        answered.push_back((tool_call_id.to_owned(), now));
+    }
+
+    /// Whether the approval of `tool_call_id` was answered here (its program went on).
+    pub(crate) fn was_answered(&self, tool_call_id: &str) -> bool {
+        self.inner
+            .answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(id, _)| id == tool_call_id)
     }
 
     /// The request `approval_id` of `tool_call_id` is withdrawn: no decision will be used.
@@ -175,6 +210,14 @@ impl ChatApprovals {
     /// that is parked here.
     pub(crate) fn decision_in(&self, body: &Value) -> Option<(String, ApprovalDecision)> {
         let map = self.lock();
+        // Current clients answer the interrupt by its id (the approval id).
+        for (id, parked) in map.iter() {
+            if let Some((approval_id, _)) = &parked.decision
+                && let Some(decision) = resumed_decision(body, approval_id)
+            {
+                return Some((id.clone(), decision));
+            }
+        }
         for m in body["messages"].as_array().into_iter().flatten().rev() {
             if m["role"] != "tool" {
                 continue;
@@ -220,6 +263,9 @@ pub(crate) struct Relay {
 struct RelayState {
     tx: Option<mpsc::UnboundedSender<Chunk>>,
     buffer: Vec<Chunk>,
+    /// Approvals asked since the last `RUN_FINISHED`: the next one carries them as its
+    /// interrupt outcome.
+    interrupts: Vec<Value>,
     run_id: String,
     thread_id: String,
     /// The response's hold on the task: dropped with the response (a client that goes away
@@ -244,6 +290,7 @@ impl Relay {
             state: Mutex::new(RelayState {
                 tx: Some(tx),
                 buffer: Vec::new(),
+                interrupts: Vec::new(),
                 run_id,
                 thread_id,
                 task: Arc::new(Mutex::new(None)),
@@ -262,11 +309,32 @@ impl Relay {
         state.task.clone()
     }
 
+    /// Asks the user: sends TanStack's `approval-requested` (what clients before the
+    /// interrupt protocol read) and keeps the approval as an interrupt for the next
+    /// `RUN_FINISHED` (what current clients read: they drop an `approval-requested` whose
+    /// tool call belongs to an earlier response, so a second approval in one program would
+    /// otherwise never reach the page).
+    pub(crate) fn ask(&self, question: Value) {
+        self.state().interrupts.push(approval_interrupt(&question));
+        self.send(Chunk::Custom {
+            timestamp: now_ms(),
+            name: "approval-requested".into(),
+            value: question,
+        });
+    }
+
     pub(crate) fn send(&self, mut chunk: Chunk) {
         let mut state = self.state();
         match &mut chunk {
-            Chunk::RunStarted { run_id, .. } | Chunk::RunFinished { run_id, .. } => {
+            Chunk::RunStarted { run_id, .. } => run_id.clone_from(&state.run_id),
+            Chunk::RunFinished {
+                run_id, outcome, ..
+            } => {
                 run_id.clone_from(&state.run_id);
+                if !state.interrupts.is_empty() {
+                    let interrupts = std::mem::take(&mut state.interrupts);
+                    *outcome = Some(json!({"type": "interrupt", "interrupts": interrupts}));
+                }
             }
             Chunk::RunError {
                 run_id: Some(id), ..
@@ -285,14 +353,20 @@ impl Relay {
     }
 
     /// Ends the current response (its stream ends); returns the task so the run outlives it.
+    ///
+    /// The task is taken out of the response's hold *before* the response's sender is
+    /// dropped: dropping it wakes the response, which may end on another thread at once and
+    /// drop its hold; a hold still armed then would abort the run that is parking (seen under
+    /// load: the follow-up found the run withdrawn).
     fn detach(&self) -> Option<TaskGuard> {
         let mut state = self.state();
-        state.tx = None;
-        state
+        let task = state
             .task
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+            .take();
+        state.tx = None;
+        task
     }
 
     /// Streams the run into a new response with `run_id`: `RUN_STARTED`, then what was
@@ -361,8 +435,22 @@ pub(crate) fn resume(
     run_id: String,
 ) -> Option<BoxStream<'static, Chunk>> {
     let (tool_call_id, decision) = approvals.decision_in(body)?;
-    let (relay, task) = approvals.claim(&tool_call_id, decision)?;
-    Some(relay.attach(run_id, task))
+    let claimed = approvals.claim(&tool_call_id)?;
+    // The new response is attached before the run hears the decision: what the run sends
+    // next carries the new run id and goes to the new response (decided first, a run that
+    // raced ahead sent the rest of its turn under the old run id, into the buffer).
+    let rest = claimed.relay.attach(run_id, claimed.task);
+    if let Some(tx) = claimed.decision {
+        let _ = tx.send(decision);
+    }
+    Some(rest)
+}
+
+/// A parked run taken out of the registry by the request that answers it.
+struct Claimed {
+    relay: Arc<Relay>,
+    task: Option<TaskGuard>,
+    decision: Option<oneshot::Sender<ApprovalDecision>>,
 }
 
 /// The approver of one `execute_typescript` call in a chat: asks the client as described in
@@ -381,16 +469,12 @@ impl Approver for ChatApprover {
     async fn decide(&self, request: ApprovalRequest) -> ApprovalDecision {
         let _turn = self.one_at_a_time.lock().await;
         let (tx, rx) = oneshot::channel();
-        self.relay.send(Chunk::Custom {
-            timestamp: now_ms(),
-            name: "approval-requested".into(),
-            value: json!({
-                "toolCallId": self.tool_call_id,
-                "toolName": self.tool_name,
-                "input": {"function": request.function, "input": request.input},
-                "approval": {"id": &*request.approval_id, "needsApproval": true},
-            }),
-        });
+        self.relay.ask(json!({
+            "toolCallId": self.tool_call_id,
+            "toolName": self.tool_name,
+            "input": {"function": request.function, "input": request.input},
+            "approval": {"id": &*request.approval_id, "needsApproval": true},
+        }));
         let thread_id = self.relay.state().thread_id.clone();
         self.relay.send(Chunk::RunFinished {
             run_id: String::new(),
@@ -398,6 +482,7 @@ impl Approver for ChatApprover {
             timestamp: now_ms(),
             usage: None,
             metadata: Some(json!({"tanstack": {"finishReason": "tool_calls"}})),
+            outcome: None,
         });
         self.approvals.park(
             &self.tool_call_id,
@@ -410,6 +495,42 @@ impl Approver for ChatApprover {
 
     fn withdrawn(&self, approval_id: &str) {
         self.approvals.withdraw(&self.tool_call_id, approval_id);
+    }
+}
+
+/// AG-UI's interrupt for an `approval-requested` question (`{toolCallId, toolName, input,
+/// approval: {id}}`): TanStack's client shows it as the tool call's pending approval, and
+/// answers it with a resume entry whose `interruptId` is the approval id.
+fn approval_interrupt(question: &Value) -> Value {
+    json!({
+        "id": question["approval"]["id"],
+        "reason": "approval_required",
+        "message": format!("{} needs approval", question["input"]["function"].as_str().unwrap_or("a call")),
+        "toolCallId": question["toolCallId"],
+        "metadata": {
+            "kind": "approval",
+            "toolName": question["toolName"],
+            "input": question["input"],
+        },
+    })
+}
+
+/// The decision a resume entry of AG-UI's interrupt protocol carries (`{"interruptId",
+/// "status": "resolved", "payload": {"approved": bool}}`, or `"status": "cancelled"`), for
+/// the approval `approval_id`.
+pub(crate) fn resumed_decision(body: &Value, approval_id: &str) -> Option<ApprovalDecision> {
+    let entry = body["resume"]
+        .as_array()?
+        .iter()
+        .find(|e| e["interruptId"].as_str() == Some(approval_id))?;
+    match (
+        entry["status"].as_str(),
+        entry["payload"]["approved"].as_bool(),
+    ) {
+        (Some("cancelled"), _) => Some(ApprovalDecision::deny("cancelled in the chat")),
+        (_, Some(true)) => Some(ApprovalDecision::Approve),
+        (_, Some(false)) => Some(ApprovalDecision::deny("denied in the chat")),
+        _ => None,
     }
 }
 
@@ -434,4 +555,121 @@ pub fn approval_answer(content: &str) -> Option<bool> {
 /// The model's result for an answer whose execution is gone.
 pub(crate) fn stale_approval() -> String {
     json!({"error": "this program was paused for an approval and is no longer running (the server restarted or the approval expired); run it again if it is still needed"}).to_string()
+}
+
+/// The model's result for an answer sent again after it was used: the program went on with
+/// the first one, so running it again would repeat what it did.
+pub(crate) fn answered_approval() -> String {
+    json!({"error": "this approval was already answered, and its program went on with that answer; this copy of the answer was not used. Do not run the program again: what it did is done"}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future as _;
+    use std::task::{Context, Wake, Waker};
+
+    use super::*;
+
+    /// Records, when the response is woken by the end of its sender, whether its hold still
+    /// had the run's task (it must not: the end of the response would abort the parked run).
+    struct Watch {
+        slot: Arc<Mutex<Option<TaskGuard>>>,
+        armed_at_end: Mutex<Option<bool>>,
+    }
+
+    impl Wake for Watch {
+        fn wake(self: Arc<Self>) {
+            let armed = self.slot.lock().map(|s| s.is_some()).unwrap_or(true);
+            *self
+                .armed_at_end
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(armed);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_parking_run_takes_its_task_before_its_response_can_end() {
+        let approvals = ChatApprovals::new(Duration::from_secs(60));
+        let (relay, rx) = Relay::new("run-1".into(), "t".into());
+        let (abort, registration) = AbortHandle::new_pair();
+        let run = futures::future::Abortable::new(futures::future::pending::<()>(), registration);
+        let slot = relay.hold_task(abort);
+        let mut response = response_stream(rx, slot.clone());
+        let watch = Arc::new(Watch {
+            slot,
+            armed_at_end: Mutex::new(None),
+        });
+        let waker = Waker::from(watch.clone());
+        assert!(
+            response
+                .poll_next_unpin(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let (tx, _decision) = oneshot::channel();
+        approvals.park("call_1", relay, (Arc::from("approval_1"), tx));
+        let armed = *watch
+            .armed_at_end
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        assert_eq!(
+            armed,
+            Some(false),
+            "the response could end while still holding the parked run"
+        );
+        // The response ends; the parked run is not aborted by it.
+        assert!(response.next().await.is_none());
+        drop(response);
+        assert!(
+            !run.is_aborted(),
+            "the end of the first response aborted the parked run"
+        );
+        assert_eq!(approvals.parked(), 1);
+    }
+
+    /// Notes the relay's run id when the run is woken by its decision.
+    struct Decided {
+        relay: Arc<Relay>,
+        run_id: Mutex<Option<String>>,
+    }
+
+    impl Wake for Decided {
+        fn wake(self: Arc<Self>) {
+            let run_id = self.relay.state().run_id.clone();
+            *self
+                .run_id
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(run_id);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_follow_up_is_attached_before_the_run_hears_its_decision() {
+        let approvals = ChatApprovals::new(Duration::from_secs(60));
+        let (relay, _first) = Relay::new("run-1".into(), "t".into());
+        let (tx, mut decision) = oneshot::channel();
+        approvals.park("call_1", relay.clone(), (Arc::from("approval_1"), tx));
+        let decided = Arc::new(Decided {
+            relay,
+            run_id: Mutex::new(None),
+        });
+        let waker = Waker::from(decided.clone());
+        let polled = std::pin::Pin::new(&mut decision).poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        let body = json!({"messages": [
+            {"role": "tool", "toolCallId": "call_1", "content": "{\"approved\":true}"},
+        ]});
+        let rest = resume(&approvals, &body, "run-2".into());
+        assert!(rest.is_some(), "the follow-up found no parked run");
+        let seen = decided
+            .run_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(
+            seen.as_deref(),
+            Some("run-2"),
+            "the run heard its decision before the follow-up was attached"
+        );
+        assert!(matches!(decision.await, Ok(ApprovalDecision::Approve)));
+    }
 }

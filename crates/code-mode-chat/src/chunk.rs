@@ -63,6 +63,10 @@ pub enum Chunk {
         /// Extra data, e.g. `{"tanstack": {"finishReason": "stop"}}`.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         metadata: Option<Value>,
+        /// AG-UI's outcome: `{"type": "interrupt", "interrupts": [...]}` when the run waits
+        /// for the user (an approval); absent for a run that finished.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        outcome: Option<Value>,
     },
     /// The run failed; always the last chunk of a failed stream.
     RunError {

@@ -25,13 +25,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use code_mode::durable::{Answer, DurableError, DurableOptions, DurableOutcome};
-use code_mode::{CodeMode, ExecuteOptions, now_ms};
+use code_mode::{CodeMode, ExecuteOptions};
 use serde_json::{Value, json};
 
+use crate::ToolCall;
 use crate::agent::{Called, events_to};
 use crate::approvals::Relay;
 use crate::paused_store::PausedStore;
-use crate::{Chunk, ToolCall};
 
 /// Default time a sealed execution waits in the store for its answer.
 pub const DEFAULT_DURABLE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -178,12 +178,42 @@ impl DurableApprovals {
                 "the program paused for an approval, but could not be kept: {e}"
             ));
         }
-        relay.send(Chunk::Custom {
-            timestamp: now_ms(),
-            name: "approval-requested".into(),
-            value: question,
-        });
+        relay.ask(question);
         Called::Parked
+    }
+
+    /// The store key that says `call_id`'s approval was answered and used.
+    fn answered_key(call_id: &str) -> String {
+        format!("answered:{call_id}")
+    }
+
+    /// Records (for the store's time-to-live) that `call_id`'s approval was answered, so an
+    /// answer sent again is told apart from one that came too late.
+    async fn remember_answered(&self, call_id: &str) {
+        let expires_at = SystemTime::now() + self.ttl;
+        if let Err(e) = self
+            .store
+            .put(&Self::answered_key(call_id), Vec::new(), expires_at)
+            .await
+        {
+            tracing::warn!(target: "code_mode_chat", tool_call_id = %call_id, error = %e, "an answered approval could not be recorded");
+        }
+    }
+
+    /// Whether `call_id`'s approval was answered and used (by any process sharing the store).
+    pub(crate) async fn was_answered(&self, call_id: &str) -> bool {
+        let key = Self::answered_key(call_id);
+        match self.store.take(&key).await {
+            Ok(Some(bytes)) => {
+                // Taking is the store's only read: the record goes back.
+                let _ = self
+                    .store
+                    .put(&key, bytes, SystemTime::now() + self.ttl)
+                    .await;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Resumes `call`'s sealed execution with the client's decision; `None` when the store
@@ -194,9 +224,9 @@ impl DurableApprovals {
         approved: bool,
         relay: &Arc<Relay>,
     ) -> Option<Called> {
-        let record = match self.store.take(&call.id).await {
+        let (bytes, record) = match self.store.take(&call.id).await {
             Ok(Some(bytes)) => match Waiting::decode(&bytes) {
-                Ok(record) => record,
+                Ok(record) => (bytes, record),
                 Err(e) => return Some(Called::error(e)),
             },
             Ok(None) => return None,
@@ -211,11 +241,26 @@ impl DurableApprovals {
                 opts,
                 Self::options(&call.id),
             )
-            .await
-            .map_err(|e| format!("the paused program could not be resumed: {e}"));
+            .await;
+        if outcome.is_ok() {
+            self.remember_answered(&call.id).await;
+        }
         Some(match outcome {
             Ok(outcome) => self.after(call, Ok(outcome), relay).await,
-            Err(message) => Called::error(message),
+            // Not resumed and still unused (a wrong key, a ledger out of reach): the entry
+            // goes back, so the same answer resumes it once the cause is fixed.
+            Err(e) if e.leaves_snapshot_unused() => {
+                let expires_at = SystemTime::now() + self.ttl;
+                match self.store.put(&call.id, bytes, expires_at).await {
+                    Ok(()) => Called::error(format!(
+                        "the paused program could not be resumed: {e}; it is kept, and the same answer resumes it once this is fixed"
+                    )),
+                    Err(put) => Called::error(format!(
+                        "the paused program could not be resumed: {e}; and it could not be kept: {put}"
+                    )),
+                }
+            }
+            Err(e) => Called::error(format!("the paused program could not be resumed: {e}")),
         })
     }
 }

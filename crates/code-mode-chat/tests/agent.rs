@@ -333,3 +333,81 @@ async fn a_three_turn_conversation_keeps_the_tool_history() {
         .count();
     assert_eq!(results, 2, "{turn3:?}");
 }
+
+/// A run whose program asks for an approval before anything else parks at once; the end of
+/// its first response must not cancel it. Repeated, with runs in parallel on two workers,
+/// because the run used to start before the response held it: when it parked first, the
+/// hold stayed with the response and the end of that response aborted the parked run, and
+/// the follow-up's stream ended right after the decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_parks_at_once_survives_the_end_of_its_first_response() {
+    use code_mode::{ApprovalPolicy, CodeMode, Tool, ToolError};
+    let send = Tool::new(
+        "send",
+        "Sends a report.",
+        json!({"type": "object"}),
+        |_input, _| async { Ok::<_, ToolError>(json!({"sent": true})) },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .require_approval(ApprovalPolicy::Always);
+    let code_mode = CodeMode::builder()
+        .tool(send)
+        .driver(Arc::new(code_mode_isolate_quickjs::QuickJsDriver::new()))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let code = "const r = await external_send({});\nreturn r.sent;";
+    let rounds = 100;
+    let mut runs = Vec::new();
+    for round in 0..rounds {
+        let code_mode = code_mode.clone();
+        runs.push(tokio::spawn(async move {
+            let approvals = code_mode_chat::ChatApprovals::new(Duration::from_secs(30));
+            let llm = Arc::new(ScriptedLlm::new(vec![tool_turn(code), answer_turn()]));
+            let agent = Agent::new(
+                llm,
+                code_mode.as_tools(),
+                vec![code_mode.system_prompt().to_owned()],
+                5,
+            )
+            .with_approvals(approvals);
+            let first: Vec<Chunk> = agent
+                .run_as(
+                    "t",
+                    format!("run-{round}"),
+                    vec![Message::User {
+                        content: "send it".into(),
+                    }],
+                )
+                .collect()
+                .await;
+            assert!(
+                first.iter().any(
+                    |c| matches!(c, Chunk::Custom { name, .. } if name == "approval-requested")
+                ),
+                "round {round}: no approval asked"
+            );
+            // The first stream is dropped here (collected): the parked run must go on.
+            tokio::task::yield_now().await;
+            let follow_up = json!({"messages": [
+                {"role": "user", "content": "send it"},
+                {"role": "tool", "toolCallId": "call_1", "content": "{\"approved\":true}"},
+            ]});
+            let rest: Vec<Chunk> = agent
+                .resume(&follow_up, format!("run-{round}b"))
+                .unwrap_or_else(|| panic!("round {round}: the follow-up found no parked run"))
+                .collect()
+                .await;
+            let result = rest.iter().find_map(|c| match c {
+                Chunk::ToolCallResult { content, .. } => Some(content.clone()),
+                _ => None,
+            });
+            assert!(
+                result.as_deref().is_some_and(|r| r.contains("true")),
+                "round {round}: the resumed run ended without its result: {rest:?}"
+            );
+        }));
+    }
+    for run in runs {
+        run.await.unwrap_or_else(|e| panic!("{e}"));
+    }
+}

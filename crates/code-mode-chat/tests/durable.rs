@@ -37,7 +37,12 @@ fn durable_driver() -> Option<Arc<dyn code_mode::IsolateDriver>> {
     )
 }
 
-fn code_mode(driver: Arc<dyn code_mode::IsolateDriver>, ran: &Ran) -> CodeMode {
+/// The tests' Code Mode, its vault holding `key` (the tests' own is `[5; 32]`).
+fn code_mode_keyed(
+    driver: Arc<dyn code_mode::IsolateDriver>,
+    ran: &Ran,
+    key: [u8; 32],
+) -> CodeMode {
     let log = |name: &'static str| {
         let ran = ran.clone();
         move |input: Value, _| {
@@ -63,7 +68,7 @@ fn code_mode(driver: Arc<dyn code_mode::IsolateDriver>, ran: &Ran) -> CodeMode {
     CodeMode::builder()
         .tools([order, refund])
         .driver(driver)
-        .snapshot_vault(SnapshotVault::new(SnapshotKey::new(1, [5; 32])))
+        .snapshot_vault(SnapshotVault::new(SnapshotKey::new(1, key)))
         .build()
         .unwrap()
 }
@@ -75,7 +80,18 @@ fn agent(
     store: Arc<dyn PausedStore>,
     turns: Vec<code_mode_chat::Turn>,
 ) -> (Agent, Arc<ScriptedLlm>) {
-    let cm = code_mode(driver, ran);
+    agent_keyed(driver, ran, store, turns, [5; 32])
+}
+
+/// [`agent`] whose vault holds `key`.
+fn agent_keyed(
+    driver: Arc<dyn code_mode::IsolateDriver>,
+    ran: &Ran,
+    store: Arc<dyn PausedStore>,
+    turns: Vec<code_mode_chat::Turn>,
+    key: [u8; 32],
+) -> (Agent, Arc<ScriptedLlm>) {
+    let cm = code_mode_keyed(driver, ran, key);
     let llm = Arc::new(ScriptedLlm::new(turns));
     let agent = Agent::new(
         llm.clone(),
@@ -251,13 +267,20 @@ async fn an_approval_answered_after_a_restart_continues_the_same_program() {
         })
         .collect();
     assert_eq!(text, "Refunded 30.");
-    // Single use: the same answer again finds nothing waiting.
+    // Single use: the same answer again runs nothing, and the model is told it was
+    // answered and used, never to run the program again (before, it read "run it again if
+    // it is still needed", an invitation to refund twice).
     let (agent, llm) = agent_again(&ran, store).await;
     let chunks: Vec<Chunk> = agent
         .run_as("thread_1", "run_3", follow_up(true))
         .collect()
         .await;
-    assert_eq!(told(&llm), Some(true), "{chunks:?}");
+    let said = last_tool_message(&llm).unwrap_or_default();
+    assert!(
+        said.contains("already answered") && said.contains("Do not run the program again"),
+        "{said} {chunks:?}"
+    );
+    assert!(!said.contains("run it again if"), "{said}");
     assert_eq!(ran.lock().unwrap().len(), 2);
 }
 
@@ -318,6 +341,62 @@ async fn an_answer_without_a_store_entry_is_a_clear_error_for_the_model() {
     );
     assert_eq!(told(&llm), Some(true), "{chunks:?}");
     assert!(ran.lock().unwrap().is_empty());
+}
+
+/// An answer that cannot open the program (the server restarted with another key) tells the
+/// model so and keeps the program: once the key is right again, the same answer resumes it,
+/// and nothing before the pause runs twice. (The entry was taken, then lost, before.)
+#[tokio::test]
+async fn an_answer_opened_with_the_wrong_key_keeps_the_program() {
+    let Some(driver) = durable_driver() else {
+        return;
+    };
+    let ran = Ran::default();
+    let store: Arc<dyn PausedStore> = Arc::new(MemoryPausedStore::default());
+    first_request(&driver, &ran, &store).await;
+    let (wrong, llm) = agent_keyed(
+        driver.clone(),
+        &ran,
+        store.clone(),
+        vec![ScriptedLlm::text("Trouble.")],
+        [6; 32],
+    );
+    let chunks: Vec<Chunk> = wrong
+        .run_as("thread_1", "run_2", follow_up(true))
+        .collect()
+        .await;
+    let result = result_of(&chunks);
+    let said = result.to_string();
+    assert!(
+        said.contains("could not be resumed") && said.contains("it is kept"),
+        "{said}"
+    );
+    assert!(!said.contains("run it again"), "{said}");
+    assert_eq!(llm.requests().len(), 1);
+    assert_eq!(runs(&ran), vec![one("order", json!({"id": 7}))]);
+    let (right, _) = agent(driver, &ran, store, vec![ScriptedLlm::text("Refunded 30.")]);
+    let chunks: Vec<Chunk> = right
+        .run_as("thread_1", "run_3", follow_up(true))
+        .collect()
+        .await;
+    let result = result_of(&chunks);
+    assert_eq!(result["result"], json!({"refunded": 30}), "{result}");
+    assert_eq!(
+        runs(&ran),
+        vec![
+            one("order", json!({"id": 7})),
+            one("refund", json!({"order": 7, "amount": 30}))
+        ]
+    );
+}
+
+/// The last tool message of the model's first request.
+fn last_tool_message(llm: &ScriptedLlm) -> Option<String> {
+    let request = llm.requests().into_iter().next()?;
+    match request.messages.last() {
+        Some(Message::Tool { content, .. }) => Some(content.clone()),
+        _ => None,
+    }
 }
 
 /// Whether the model was told the paused program is gone (`None`: it was not asked).

@@ -117,6 +117,7 @@ fn transcript_snapshot() {
                 total_tokens: 15,
             }]),
             metadata: Some(json!({"tanstack": {"finishReason": "tool_calls"}})),
+            outcome: None,
         },
         Chunk::TextMessageStart {
             message_id: "msg_2".into(),

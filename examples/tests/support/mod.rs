@@ -35,6 +35,16 @@ pub async fn scripted_model(code: &'static str) -> Arc<dyn LlmAdapter> {
 /// [`scripted_model`], also returning every request body it receives.
 #[allow(dead_code)]
 pub async fn scripted_model_recording(code: &'static str) -> (Arc<dyn LlmAdapter>, Recorded) {
+    let (base, recorded) = scripted_model_server(code).await;
+    let llm: Arc<dyn LlmAdapter> =
+        Arc::new(OpenAiCompatible::new(&base, None, "scripted").unwrap_or_else(|e| panic!("{e}")));
+    (llm, recorded)
+}
+
+/// The scripted model's server alone: its OpenAI-compatible base URL (`.../v1`, for a chat
+/// server run as its own process through `OPENAI_BASE_URL`) and the requests it receives.
+#[allow(dead_code)]
+pub async fn scripted_model_server(code: &'static str) -> (String, Recorded) {
     let recorded: Recorded = Arc::default();
     let seen = recorded.clone();
     let handler = move |axum::Json(body): axum::Json<Value>| async move {
@@ -71,9 +81,15 @@ pub async fn scripted_model_recording(code: &'static str) -> (Arc<dyn LlmAdapter
         ([("content-type", "text/event-stream")], out).into_response()
     };
     let base = serve(Router::new().route("/v1/chat/completions", post(handler))).await;
-    let llm: Arc<dyn LlmAdapter> = Arc::new(
-        OpenAiCompatible::new(&format!("{base}/v1"), None, "scripted")
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
-    (llm, recorded)
+    (format!("{base}/v1"), recorded)
+}
+
+/// The chat-server example's binary, which `cargo test` builds beside the test binaries.
+#[allow(dead_code)]
+pub fn chat_server_binary() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("examples/chat-server")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| panic!("the chat-server example was not built beside the tests"))
 }
