@@ -11,6 +11,19 @@ export interface NativeQuickJSIsolateDriverConfig {
   /** Tool calls allowed per execution (default 1000). */
   maxToolCalls?: number
   /**
+   * Largest value a program may return, in UTF-8 bytes of its JSON (default 4194304, 4 MiB;
+   * not in TanStack's config, whose drivers have no cap): a larger one is a
+   * `ResultTooLargeError`.
+   */
+  maxResultBytes?: number
+  /**
+   * Console lines kept per execution (default 10000; not in TanStack's config): later
+   * lines are dropped, with one line saying so.
+   */
+  maxLogEntries?: number
+  /** Console bytes kept per execution (default 1048576, 1 MiB; not in TanStack's config). */
+  maxLogBytes?: number
+  /**
    * How long `execute` may wait on Node's thread for a quick program's answer, in
    * microseconds (default 200, at most 10000; 0 never waits). Waking Node's sleeping
    * thread to deliver an answer costs tens of microseconds, more than a quick program
@@ -24,7 +37,13 @@ export interface ToolBinding {
   description: string
   inputSchema: Record<string, unknown>
   outputSchema?: Record<string, unknown> | undefined
-  execute: (args: unknown, context?: unknown) => Promise<unknown>
+  /**
+   * Runs the tool. A method, so that its parameters are compared bivariantly: TanStack's
+   * bindings declare `context?: ToolExecutionContext`, which this driver passes through
+   * untouched, and a function-typed property with `context?: unknown` made the driver not
+   * assignable to TanStack's `IsolateDriver` under `strict` (TS2322).
+   */
+  execute(args: unknown, context?: unknown): Promise<unknown>
 }
 
 export interface IsolateConfig {

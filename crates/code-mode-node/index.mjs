@@ -17,9 +17,51 @@ import path from 'node:path'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const require = createRequire(import.meta.url)
-const native = require(process.env.CODE_MODE_NODE_ADDON || path.join(here, 'code-mode-node.node'))
 
-const DEFAULTS = { timeout: 30000, memoryLimit: 128, maxStackSize: 524288, maxToolCalls: 1000, spinMicros: 200 }
+// The platforms a build exists for (napi-rs layout: one optional package per platform,
+// `npm/<platform>/`). Only what was built and loaded is listed.
+const BUILT = ['linux-x64-gnu']
+
+/** `linux-x64-gnu`, `linux-x64-musl`, `darwin-arm64`, `win32-x64-msvc`, ... for this process. */
+function platform() {
+  const { platform: os, arch } = process
+  if (os === 'linux') {
+    const glibc = process.report?.getReport?.()?.header?.glibcVersionRuntime
+    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
+  }
+  if (os === 'win32') return `win32-${arch}-msvc`
+  return `${os}-${arch}`
+}
+
+function load() {
+  // An explicit build (tests, benchmarks), then a local build next to this file (a checkout
+  // after `cargo xtask node`), then the platform's package.
+  if (process.env.CODE_MODE_NODE_ADDON) return require(process.env.CODE_MODE_NODE_ADDON)
+  const local = path.join(here, 'code-mode-node.node')
+  try {
+    return require(local)
+  } catch (error) {
+    if (error?.code !== 'MODULE_NOT_FOUND') throw error
+  }
+  const name = platform()
+  try {
+    return require(`@code-mode/isolate-quickjs-native-${name}`)
+  } catch (error) {
+    if (error?.code !== 'MODULE_NOT_FOUND') throw error
+    throw new Error(
+      BUILT.includes(name)
+        ? `@code-mode/isolate-quickjs-native: its ${name} build is not installed (the optional dependency @code-mode/isolate-quickjs-native-${name} is missing; reinstall without --omit=optional)`
+        : `@code-mode/isolate-quickjs-native has no build for ${name} (Node ${process.version}); builds exist for: ${BUILT.join(', ')}`,
+    )
+  }
+}
+
+const native = load()
+
+const DEFAULTS = {
+  timeout: 30000, memoryLimit: 128, maxStackSize: 524288, maxToolCalls: 1000, spinMicros: 200,
+  maxResultBytes: 4 * 1024 * 1024, maxLogEntries: 10000, maxLogBytes: 1024 * 1024,
+}
 
 function message(error) {
   if (error instanceof Error) return error.message
@@ -38,23 +80,32 @@ export function createNativeQuickJSIsolateDriver(config = {}) {
     maxStackSize: config.maxStackSize ?? DEFAULTS.maxStackSize,
     maxToolCalls: config.maxToolCalls ?? DEFAULTS.maxToolCalls,
     spinMicros: config.spinMicros ?? DEFAULTS.spinMicros,
+    maxResultBytes: config.maxResultBytes ?? DEFAULTS.maxResultBytes,
+    maxLogEntries: config.maxLogEntries ?? DEFAULTS.maxLogEntries,
+    maxLogBytes: config.maxLogBytes ?? DEFAULTS.maxLogBytes,
   }
   // Bindings of the live contexts, by id; one entry point for all their tool calls:
-  // `<context id>\n<global name>\n<input JSON>`.
+  // `<call id>\n<context id>\n<global name>\n<input JSON>`, answered with
+  // `nativeDriver.settle(call id, answer)` once the tool's promise settles.
   const live = new Map()
   let nextId = 0
-  const dispatch = async (request) => {
-    const first = request.indexOf('\n')
-    const second = request.indexOf('\n', first + 1)
-    const binding = live.get(Number(request.slice(0, first)))?.[request.slice(first + 1, second)]
+  const answer = async (binding, input) => {
     try {
       if (!binding) throw new Error('the context was disposed')
-      const value = await binding.execute(JSON.parse(request.slice(second + 1)))
+      const value = await binding.execute(JSON.parse(input))
       return JSON.stringify({ ok: value === undefined ? null : value })
     } catch (error) {
       // As in TanStack's drivers, the program sees a plain Error with the message.
       return JSON.stringify({ err: { name: 'Error', message: message(error) } })
     }
+  }
+  const dispatch = (request) => {
+    const first = request.indexOf('\n')
+    const second = request.indexOf('\n', first + 1)
+    const third = request.indexOf('\n', second + 1)
+    const call = Number(request.slice(0, first))
+    const binding = live.get(Number(request.slice(first + 1, second)))?.[request.slice(second + 1, third)]
+    answer(binding, request.slice(third + 1)).then((text) => nativeDriver.settle(call, text))
   }
   const nativeDriver = new native.NativeDriver(dispatch)
   return {
@@ -68,6 +119,9 @@ export function createNativeQuickJSIsolateDriver(config = {}) {
         memoryMb: isolateConfig?.memoryLimit ?? defaults.memoryLimit,
         stackBytes: defaults.maxStackSize,
         maxToolCalls: defaults.maxToolCalls,
+        maxResultBytes: defaults.maxResultBytes,
+        maxLogEntries: defaults.maxLogEntries,
+        maxLogBytes: defaults.maxLogBytes,
         spinMicros: defaults.spinMicros,
         bindings: Object.keys(bindings),
       })

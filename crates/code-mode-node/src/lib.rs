@@ -6,10 +6,12 @@
 //! the result's fields, error names and log lines), and this side only runs programs. A
 //! driver (`NativeDriver`) gets one JavaScript `dispatch(request)` function (a thread-safe
 //! function, so tool calls reach Node's event loop from the engine's threads without
-//! blocking it) shared by all its contexts: the request is `<context id>\n<binding
-//! name>\n<input JSON>`, the answer a promise of `{"ok": value}` or `{"err": {"name",
-//! "message"}}`. Calls in a `Promise.all` are dispatched at once, so the tools run
-//! concurrently. Programs run on code-mode's engine threads; `execute` hands the program
+//! blocking it) shared by all its contexts: the request is `<call id>\n<context
+//! id>\n<binding name>\n<input JSON>`, and the wrapper answers it later with
+//! `settle(call id, answer)`, the answer `{"ok": value}` or `{"err": {"name", "message"}}`.
+//! (Answering through `settle`, on Node's thread when the tool's promise settles, wakes the
+//! engine thread once per call; awaiting a returned promise from Rust woke it twice.) Calls
+//! in a `Promise.all` are dispatched at once, so the tools run concurrently. Programs run on code-mode's engine threads; `execute` hands the program
 //! straight to one (`drive`) and waits at most the context's `spinMicros` for a quick
 //! answer before it returns a promise, so Node's event loop is never blocked for longer.
 
@@ -26,16 +28,42 @@ use code_mode::{
 use code_mode_isolate_quickjs::QuickJsDriver;
 use futures::FutureExt;
 use napi::JsDeferred;
-use napi::bindgen_prelude::{Either, Object, Promise, Result};
+use napi::bindgen_prelude::{Either, Object, Result, Unknown};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Error, Status};
 use napi_derive::napi;
 use serde_json::{Value, json};
 
-/// `dispatch(request: string) => Promise<string>`, called from any thread. Weak: it does not
-/// keep Node's event loop alive by itself (a context a script forgets to dispose does not
-/// stop the process from exiting).
-type Dispatch = ThreadsafeFunction<String, Promise<String>, String, Status, false, true>;
+/// `dispatch(request: string) => void`, called from any thread; the answer comes through
+/// [`NativeDriver::settle`]. Weak: it does not keep Node's event loop alive by itself (a
+/// context a script forgets to dispose does not stop the process from exiting).
+type Dispatch = ThreadsafeFunction<String, Unknown<'static>, String, Status, false, true>;
+
+/// Tool calls waiting for their answer, by call id.
+#[derive(Default)]
+struct Waiting {
+    next: std::sync::atomic::AtomicU64,
+    calls: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<String>>>,
+}
+
+impl Waiting {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, tokio::sync::oneshot::Sender<String>>>
+    {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Forgets a call whose future was dropped (the execution ended or was cancelled first), so
+/// an answer that never comes leaves nothing behind.
+struct Forget(Arc<Waiting>, u64);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
+    }
+}
 
 /// Limits and bindings of a context, as the wrapper resolved them.
 #[napi(object)]
@@ -50,6 +78,12 @@ pub struct NativeOptions {
     pub stack_bytes: f64,
     /// Tool calls allowed per execution.
     pub max_tool_calls: u32,
+    /// Largest result, in UTF-8 bytes of its JSON.
+    pub max_result_bytes: f64,
+    /// Console lines kept per execution.
+    pub max_log_entries: u32,
+    /// Console bytes kept per execution.
+    pub max_log_bytes: f64,
     /// The global names of the bindings (`external_getWeather`, ...).
     pub bindings: Vec<String>,
     /// How long `execute` may wait on Node's thread for a quick program's answer, in
@@ -59,7 +93,12 @@ pub struct NativeOptions {
 
 fn driver() -> &'static QuickJsDriver {
     static DRIVER: OnceLock<QuickJsDriver> = OnceLock::new();
-    DRIVER.get_or_init(QuickJsDriver::new)
+    // Values as TanStack's drivers give them: this addon is their drop-in replacement.
+    DRIVER.get_or_init(|| {
+        QuickJsDriver::builder()
+            .value_style(code_mode_isolate_quickjs::ValueStyle::TanStack)
+            .build()
+    })
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -82,6 +121,9 @@ fn limits(options: &NativeOptions) -> Result<Limits> {
         .memory_mib(whole(options.memory_mb, "memoryLimit")?)
         .stack_bytes(whole(options.stack_bytes, "maxStackSize")?)
         .max_tool_calls(options.max_tool_calls)
+        .max_result_bytes(whole(options.max_result_bytes, "maxResultBytes")?)
+        .max_log_entries(options.max_log_entries)
+        .max_log_bytes(whole(options.max_log_bytes, "maxLogBytes")?)
         .build()
         .map_err(|e| invalid(e.to_string()))
 }
@@ -99,22 +141,45 @@ fn answer(text: &str) -> std::result::Result<Value, GuestError> {
     Ok(parsed.get("ok").cloned().unwrap_or(Value::Null))
 }
 
-fn bindings(names: &[String], context_id: u32, dispatch: &Arc<Dispatch>) -> Result<Bindings> {
+fn bindings(
+    names: &[String],
+    context_id: u32,
+    dispatch: &Arc<Dispatch>,
+    waiting: &Arc<Waiting>,
+    called: &Arc<AtomicBool>,
+) -> Result<Bindings> {
     let mut out = Bindings::new();
     for name in names {
         let dispatch = dispatch.clone();
+        let waiting = waiting.clone();
+        let called = called.clone();
         let global = name.clone();
         let binding = Binding::new(name.clone(), move |args: Value| {
-            let dispatch = dispatch.clone();
-            let request = format!("{context_id}\n{global}\n{args}");
+            let id = waiting.next.fetch_add(1, Ordering::Relaxed);
+            let (answered, answer) = tokio::sync::oneshot::channel();
+            waiting.lock().insert(id, answered);
+            let forget = Forget(waiting.clone(), id);
+            // The answer needs Node's thread: an `execute` spinning on it for a quick
+            // answer stops at once (it would otherwise hold the call for its whole spin).
+            called.store(true, Ordering::Release);
+            // Queued on Node's thread now, not when the engine first polls the call: a call
+            // the program does not await (`external_log({}); return 'done'`) still runs, as
+            // it does in TanStack's drivers, even if the execution ends first.
+            let queued = dispatch.call(
+                format!("{id}\n{context_id}\n{global}\n{args}"),
+                napi::threadsafe_function::ThreadsafeFunctionCallMode::NonBlocking,
+            );
             Box::pin(async move {
-                let pending = dispatch.call_async(request).await.map_err(|e| {
-                    GuestError::error(format!("the tool could not be called: {}", e.reason))
-                })?;
-                let text = pending
+                let _forget = forget;
+                if queued != Status::Ok {
+                    return Err(GuestError::error(format!(
+                        "the tool could not be called: {queued}"
+                    )));
+                }
+                let text = answer
                     .await
-                    .map_err(|e| GuestError::error(e.reason.clone()))?;
-                answer(&text)
+                    .map_err(|_| GuestError::error("the tool could not be called: Node.js is gone"))?;
+                self::answer(&text)
             })
         })
         .map_err(|e| invalid(e.to_string()))?;
@@ -132,6 +197,9 @@ pub struct NativeContext {
     disposed: CancellationToken,
     /// How long `execute` waits for a quick answer before returning a promise.
     spin: Duration,
+    /// Set when the running program calls a tool: its answer needs Node's thread, so
+    /// `execute` stops waiting on it.
+    called: Arc<AtomicBool>,
 }
 
 /// A driver: the one `dispatch` function through which all its contexts call their tools.
@@ -140,17 +208,34 @@ pub struct NativeContext {
 #[napi]
 pub struct NativeDriver {
     dispatch: Arc<Dispatch>,
+    waiting: Arc<Waiting>,
 }
 
 #[napi]
 impl NativeDriver {
-    /// A driver whose contexts call their tools through `dispatch("<context id>\n<binding
-    /// name>\n<input JSON>")`, which answers `{"ok": value}` or `{"err": {"name",
-    /// "message"}}` as JSON text.
+    /// A driver whose contexts call their tools through `dispatch("<call id>\n<context
+    /// id>\n<binding name>\n<input JSON>")`; the wrapper answers each call with
+    /// [`NativeDriver::settle`].
     #[napi(constructor)]
     pub fn new(dispatch: Dispatch) -> Self {
         Self {
             dispatch: Arc::new(dispatch),
+            waiting: Arc::default(),
+        }
+    }
+
+    /// Answers the call `id` with `answer` (`{"ok": value}` or `{"err": {"name", "message"}}`
+    /// as JSON text). An answer for a call that is no longer waited for (its execution ended)
+    /// is dropped.
+    #[napi]
+    pub fn settle(&self, id: f64, answer: String) {
+        if !(id.is_finite() && id >= 0.0 && id.fract() == 0.0) {
+            return;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let id = id as u64;
+        if let Some(answered) = self.waiting.lock().remove(&id) {
+            let _ = answered.send(answer);
         }
     }
 
@@ -166,7 +251,14 @@ impl NativeDriver {
                 options.spin_micros
             )));
         }
-        let bindings = bindings(&options.bindings, options.id, &self.dispatch)?;
+        let called = Arc::new(AtomicBool::new(false));
+        let bindings = bindings(
+            &options.bindings,
+            options.id,
+            &self.dispatch,
+            &self.waiting,
+            &called,
+        )?;
         let config = ContextConfig::new(bindings).with_limits(limits);
         let created = driver()
             .create_context(config)
@@ -179,6 +271,7 @@ impl NativeDriver {
             inner: Arc::from(context),
             disposed: CancellationToken::new(),
             spin: Duration::from_micros(u64::from(options.spin_micros)),
+            called,
         })
     }
 }
@@ -266,9 +359,13 @@ impl NativeContext {
         };
         let answer = Arc::new(Answer::default());
         let settle = answer.clone();
+        self.called.store(false, Ordering::Release);
         drive::spawn(run, move |out| settle.settle(out));
         let until = Instant::now() + self.spin;
-        while !answer.ready.load(Ordering::Acquire) && Instant::now() < until {
+        while !answer.ready.load(Ordering::Acquire)
+            && !self.called.load(Ordering::Acquire)
+            && Instant::now() < until
+        {
             std::thread::yield_now();
         }
         let mut state = answer.state.lock().unwrap_or_else(PoisonError::into_inner);

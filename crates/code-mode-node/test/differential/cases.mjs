@@ -14,9 +14,15 @@
 // TanStack's contract, which the published 0.1.x drivers do not give yet); the TanStack
 // outcome must then still be a failure.
 
+import { console_ } from './cases/console.mjs'
+import { errors } from './cases/errors.mjs'
+import { language } from './cases/language.mjs'
+import { tools } from './cases/tools.mjs'
+import { values } from './cases/values.mjs'
+
 const BOTH = ['quickjs', 'node']
 
-export const cases = [
+const core = [
   { name: 'return a value', code: 'return 1 + 1', same: BOTH },
   { name: 'return nothing', code: 'const x: number = 1', same: BOTH },
   { name: 'JSON conversion of the result', code: 'return { d: new Date(0), n: NaN, u: undefined, f() {}, a: [undefined, () => 1], deep: { b: { c: [1, { d: 2 }] } } }', same: BOTH },
@@ -84,3 +90,5 @@ export const cases = [
   },
   { name: 'deep recursion', code: 'function f(n: number): number { return f(n + 1) + 1 }\nreturn f(0)', ours: { name: 'StackOverflowError' } },
 ]
+
+export const cases = [...core, ...values, ...language, ...errors, ...console_, ...tools]

@@ -40,6 +40,7 @@ const tools = [
     throw new TypeError('tool broke')
   }),
   toolDefinition({ name: 'never', description: 'Never answers.', inputSchema: z.object({}) }).server(() => new Promise(() => {})),
+  toolDefinition({ name: 'nothing', description: 'Returns undefined.', inputSchema: z.object({}) }).server(async () => undefined),
 ]
 
 if (c.run) {

@@ -1,0 +1,36 @@
+// Differential cases: values a program returns, converted to JSON as TanStack's drivers do.
+const BOTH = ['quickjs', 'node']
+const value = (name, code, same = BOTH) => ({ name: `value: ${name}`, code, same })
+
+export const values = [
+  value('a string with emoji and accents', "return 'héllo wörld 🌍 ñ'"),
+  { name: 'value: a lone surrogate', code: "return '\\ud800x'", deliberate: 'results pass through UTF-8: a lone surrogate becomes U+FFFD', ours: { success: true, value: '\ufffdx' } },
+  value('negative zero', 'return -0'),
+  value('Infinity and NaN inside an object', 'return { a: Infinity, b: -Infinity, c: NaN }'),
+  value('a large integer', 'return 2 ** 53 + 1'),
+  value('a float', 'return 0.1 + 0.2'),
+  value('null', 'return null'),
+  value('false', 'return false'),
+  value('an empty string', "return ''"),
+  value('an empty array and object', 'return [[], {}]'),
+  value('array holes', 'return [1, , 3]'),
+  value('nested arrays', 'return [[1, [2, [3, [4]]]]]'),
+  value('a Map and a Set', 'return [new Map([[1, 2]]), new Set([1])]'),
+  value('a typed array', 'return new Uint8Array([1, 2, 3])'),
+  value('a class instance', 'class P { constructor(public x: number) {} }\nreturn new P(3)'),
+  value('an object with toJSON', "return { toJSON() { return 'custom' } }"),
+  value('a getter', 'return { get g() { return 5 } }'),
+  value('a RegExp', 'return /ab+c/gi'),
+  value('an Error object', "return new Error('as a value')"),
+  value('a symbol-keyed property', "return { [Symbol('s')]: 1, k: 2 }"),
+  value('a returned function', 'return () => 1'),
+  value('a returned symbol', "return Symbol('s')"),
+  value('a 100 kB string', "return 'x'.repeat(100000).length"),
+  value('a string with control characters', "return 'a\\nb\\tc\\u0000d'"),
+  value('a date', 'return new Date(Date.UTC(2020, 0, 2, 3, 4, 5))'),
+  value('an object with a __proto__ key from JSON', 'return JSON.parse(\'{"__proto__": {"x": 1}, "y": 2}\')'),
+  { name: 'value: a BigInt', code: 'return 10n', deliberate: 'a value JSON cannot hold is a ResultError saying so, not a TypeError or nothing', ours: { name: 'ResultError' } },
+  { name: 'value: a circular object', code: 'const a: any = {}; a.self = a; return a', deliberate: 'a value JSON cannot hold is a ResultError saying so, not a TypeError or nothing', ours: { name: 'ResultError' } },
+  value('undefined in an array and an object', 'return { a: undefined, b: [undefined] }'),
+  value('a frozen object', 'return Object.freeze({ a: 1 })'),
+]
