@@ -33,6 +33,16 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "json_5000_rows",
         "const rows = Array.from({length: 5000}, (_, i) => ({id: i, name: 'row' + i, tags: ['a', 'b']})); return JSON.parse(JSON.stringify(rows)).length",
     ),
+    (
+        // Just under the default 4 MiB result cap, with two-byte characters: measured in
+        // full before it leaves the sandbox.
+        "result_4_mib",
+        "return 'é'.repeat(2 * 1024 * 1024 - 16)",
+    ),
+    (
+        "result_over_the_cap",
+        "return 'é'.repeat(2 * 1024 * 1024 + 16)",
+    ),
 ];
 
 /// The `echo` binding used by the tool-call scenarios.

@@ -12,6 +12,10 @@ use crate::provision;
 pub const TEST_NAMES: &[&str] = &[
     "page_shows_live_events_before_the_result",
     "page_approves_and_denies_a_call_inside_a_program",
+    "page_answers_two_approvals_in_one_program",
+    "page_answers_three_approvals_in_one_program",
+    "page_answers_approvals_asked_at_once",
+    "page_resumes_an_approval_after_the_server_restarts",
 ];
 
 /// Provisions the page and Chromium; returns the environment the test needs.

@@ -49,7 +49,8 @@ const DRIVERS: &[DriverEntry] = &[
         name: "quickjs-wasm",
         package: "code-mode-isolate-quickjs-wasm",
         provision: crate::runtimes::wasi_toolchain,
-        features: &["code-mode-cli/quickjs-wasm"],
+        // The chat example's durable approvals seal programs with this driver.
+        features: &["code-mode-cli/quickjs-wasm", "code-mode-examples/durable"],
     },
     DriverEntry {
         name: "v8",
@@ -226,7 +227,9 @@ fn run_tests(
 
 pub fn run(matrix_only: bool) -> anyhow::Result<()> {
     let mut all_ok = true;
-    let mut env: Vec<(String, String)> = Vec::new();
+    // A test run builds once: incremental compilation would only add gigabytes of session
+    // files to the target directory (a quarter of a cold run's disk), and CI disks are small.
+    let mut env: Vec<(String, String)> = vec![("CARGO_INCREMENTAL".to_owned(), "0".to_owned())];
     let mut features: Vec<&str> = Vec::new();
     let mut excluded: Vec<&str> = Vec::new();
     let mut skip_filters: Vec<String> = Vec::new();
@@ -281,32 +284,47 @@ pub fn run(matrix_only: bool) -> anyhow::Result<()> {
             );
             skip_filters.push("mongo::".into());
         }
-        println!("== MCP servers for the code-mode-mcp tests (npm) ==");
-        match crate::runtimes::mcp_servers() {
-            Ok(more) => env.extend(more),
-            Err(Provision::Skip(why)) => {
-                println!("MCP upstream tests skipped: {why}");
-                skip_filters.push("upstream::".into());
+        // Runtimes some tests need: installed, or those tests skipped (with why) or failed.
+        let mut provide = |heading: &str,
+                           result: Result<Vec<(String, String)>, Provision>,
+                           tests: &str,
+                           what: &str,
+                           filter: &str| {
+            println!("== {heading} ==");
+            match result {
+                Ok(more) => env.extend(more),
+                Err(Provision::Skip(why)) => {
+                    println!("{tests} skipped: {why}");
+                    skip_filters.push(filter.into());
+                }
+                Err(Provision::Fail(e)) => {
+                    println!("{what} could not be installed: {e:#}");
+                    all_ok = false;
+                    skip_filters.push(filter.into());
+                }
             }
-            Err(Provision::Fail(e)) => {
-                println!("the MCP test servers could not be installed: {e:#}");
-                all_ok = false;
-                skip_filters.push("upstream::".into());
-            }
-        }
-        println!("== TypeScript compiler for the type-check tests (npm) ==");
-        match crate::runtimes::typescript() {
-            Ok(more) => env.extend(more),
-            Err(Provision::Skip(why)) => {
-                println!("type-check tests skipped: {why}");
-                skip_filters.push("compiler::".into());
-            }
-            Err(Provision::Fail(e)) => {
-                println!("the TypeScript compiler could not be installed: {e:#}");
-                all_ok = false;
-                skip_filters.push("compiler::".into());
-            }
-        }
+        };
+        provide(
+            "MCP servers for the code-mode-mcp tests (npm)",
+            crate::runtimes::mcp_servers(),
+            "MCP upstream tests",
+            "the MCP test servers",
+            "upstream::",
+        );
+        provide(
+            "Python MCP SDK for the client tests (PyPI)",
+            crate::runtimes::python_mcp(),
+            "Python MCP client tests",
+            "the Python MCP SDK",
+            "python_client::",
+        );
+        provide(
+            "TypeScript compiler for the type-check tests (npm)",
+            crate::runtimes::typescript(),
+            "type-check tests",
+            "the TypeScript compiler",
+            "compiler::",
+        );
         println!("== chat page: npm packages, build, Chromium ==");
         match e2e::provision() {
             Ok(more) => env.extend(more),

@@ -1,6 +1,7 @@
 //! Run-time dependencies of the drivers, installed from the package registries into
 //! `.cache/` of the workspace (ignored by git).
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::matrix::Provision;
@@ -98,6 +99,70 @@ pub fn typescript() -> Result<Vec<(String, String)>, Provision> {
     Ok(vec![(
         "CODE_MODE_TYPESCRIPT".to_owned(),
         dir.to_string_lossy().into_owned(),
+    )])
+}
+
+/// A virtual environment at `.cache/<name>` holding the exact versions of `requirements`
+/// (a path under the checkout), made again when they change. Skipped when `python3` with
+/// `venv` is missing (`why` says what it would have provided).
+pub fn python_venv(name: &str, requirements: &str, why: &str) -> Result<PathBuf, Provision> {
+    let python3 = Command::new("python3")
+        .args(["-c", "import venv, sys; assert sys.version_info >= (3, 10)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python3 {
+        return Err(Provision::Skip(format!(
+            "python3 3.10+ with venv is not installed ({why})"
+        )));
+    }
+    let requirements = provision::root().join(requirements);
+    let dir = provision::root().join(".cache").join(name);
+    let python = dir.join("bin/python");
+    let wanted = std::fs::read_to_string(&requirements).map_err(|e| Provision::Fail(e.into()))?;
+    let stamp = dir.join("installed-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) || !python.is_file()
+    {
+        provision::run(
+            Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg("--clear")
+                .arg(&dir),
+        )
+        .map_err(Provision::Fail)?;
+        provision::run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+        )
+        .map_err(Provision::Fail)?;
+        std::fs::write(&stamp, &wanted).map_err(|e| Provision::Fail(e.into()))?;
+    }
+    Ok(dir)
+}
+
+/// The official Python MCP SDK (`crates/code-mode-cli/tests/python/requirements.txt`, an
+/// exact version) in a virtual environment at `.cache/python-mcp`, for the tests that drive
+/// `code-mode mcp` with it. Skipped, with the reason, when `python3` (with `venv`) is missing.
+pub fn python_mcp() -> Result<Vec<(String, String)>, Provision> {
+    let dir = python_venv(
+        "python-mcp",
+        "crates/code-mode-cli/tests/python/requirements.txt",
+        "the Python MCP SDK comes from PyPI",
+    )?;
+    let python = dir.join("bin/python");
+    Ok(vec![(
+        "CODE_MODE_TEST_PYTHON".to_owned(),
+        python.to_string_lossy().into_owned(),
     )])
 }
 
