@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             typescript_forms,
             syntax_error_reports_line,
             runtime_error_reports_line,
+            first_and_last_lines_belong_to_the_program,
             thrown_error_classes,
             odd_thrown_values_are_described,
             error_names_and_messages_are_the_documented_ones,

@@ -9,7 +9,6 @@
 //! `cargo xtask test` provisions.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// TypeScript version installed by [`TypeScriptRuntime::install`].
 pub const TYPESCRIPT_VERSION: &str = "7.0.2";
@@ -106,35 +105,12 @@ impl TypeScriptRuntime {
     /// Installs the pinned runtime into `dir` from the npm registry (`npm ci
     /// --ignore-scripts`), then locates it. Needs `npm` on `PATH`.
     pub fn install(dir: &Path) -> Result<Self, RuntimeError> {
-        let fail = |reason: String| RuntimeError::Install {
-            dir: dir.to_path_buf(),
-            reason,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        for (name, text) in [
-            ("package.json", PACKAGE_JSON),
-            ("package-lock.json", PACKAGE_LOCK),
-        ] {
-            write_if_changed(&dir.join(name), text)?;
-        }
-        let output = Command::new("npm")
-            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                fail(format!(
-                    "cannot run npm ({e}); install Node.js and npm first"
-                ))
-            })?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
-            return Err(fail(format!(
-                "npm ci exited with {}: {tail}",
-                output.status
-            )));
-        }
+        code_mode::driver::install_pinned_npm(dir, PACKAGE_JSON, PACKAGE_LOCK).map_err(|e| {
+            RuntimeError::Install {
+                dir: dir.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
         Self::locate(Some(dir))
     }
 
@@ -154,7 +130,7 @@ impl TypeScriptRuntime {
     pub fn helper_script(&self) -> Result<PathBuf, RuntimeError> {
         let path = self.dir.join(format!(
             "code-mode-checker-{:016x}.mjs",
-            fnv1a(HELPER.as_bytes())
+            code_mode::driver::content_hash(HELPER.as_bytes())
         ));
         write_if_changed(&path, HELPER)?;
         Ok(path)
@@ -162,21 +138,9 @@ impl TypeScriptRuntime {
 }
 
 fn write_if_changed(path: &Path, text: &str) -> Result<(), RuntimeError> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    // Written whole under a temporary name, then renamed: a reader never sees half a file.
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| RuntimeError::Io {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    code_mode::driver::write_if_changed(path, text).map_err(|e| RuntimeError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
     })
 }
+

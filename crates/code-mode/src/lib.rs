@@ -57,6 +57,7 @@ mod limits;
 mod lines;
 mod nesting;
 mod prelude_setup;
+mod program;
 mod prompt;
 mod pump;
 mod result;

@@ -282,4 +282,15 @@ mod tests {
             "{path} differs from crates/code-mode/guest/prelude.js; link it there again"
         );
     }
+
+    /// The Worker reads the program's lines from the core's wrapper: the code starts on
+    /// `PROGRAM_FIRST_LINE` of the program module.
+    #[test]
+    fn the_worker_knows_where_the_code_starts() {
+        let expected = format!(
+            "const PREFIX_LINES = {}\n",
+            code_mode::driver::PROGRAM_FIRST_LINE - 1
+        );
+        assert!(super::WORKER_JS.contains(&expected), "worker.js lacks {expected:?}");
+    }
 }

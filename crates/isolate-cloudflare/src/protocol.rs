@@ -30,7 +30,12 @@ pub(crate) fn run_frame(
     setup: &code_mode::driver::PreludeSetup,
     memory_bytes: u64,
 ) -> String {
-    json!({ "t": "run", "code": code, "setup": setup, "memoryBytes": memory_bytes }).to_string()
+    json!({
+        "t": "run",
+        "program": code_mode::driver::program_source(code),
+        "setup": setup,
+        "memoryBytes": memory_bytes,
+    }).to_string()
 }
 
 /// A `reply` frame.

@@ -33,7 +33,10 @@ import GUEST_PRELUDE from './guest-prelude.txt'
 // Frames from the (authenticated) driver: the program and tool results. Tool results are not
 // capped below what the other drivers accept; this only bounds a broken client.
 const MAX_FRAME = 64 * 1024 * 1024
-const PREFIX_LINES = 1 // lines of the program module before the model's first line (see programModule)
+// Lines of the program module before the model's first line: the core's wrapper
+// (`code_mode::driver::program_source`, sent in each run) puts the code on its second line
+// (`PROGRAM_FIRST_LINE`; a Rust test holds the two together).
+const PREFIX_LINES = 1
 
 async function authorized(request, env) {
   const expected = env.AUTH_TOKEN
@@ -82,10 +85,8 @@ function decodeOutcome(text) {
 // Console, bindings, the result's encoding and its size limit are the core's guest prelude
 // (`guest-prelude.txt`), the same JavaScript every driver runs; what is here is what only a
 // Worker needs.
-function programModule(code) {
-  return `export default async () => {
-${code}
-};
+function programModule(program) {
+  return `export default ${program};
 `
 }
 
@@ -94,9 +95,10 @@ ${code}
 // no `then` or `constructor` the program may have replaced is looked up to deliver the
 // outcome (an `async run` would look up `Promise.prototype.constructor` at its `await`, and a
 // program that replaced it could end the run with a forged outcome).
-function entryModule(code) {
-  // The program's last line in its module: frames past it are not the program's.
-  const lastLine = PREFIX_LINES + code.split(/\r\n|[\n\r\u2028\u2029]/).length
+function entryModule(program) {
+  // The program's last line in its module (the wrapper's closing line is the one after):
+  // frames past it are not the program's.
+  const lastLine = program.split(/\r\n|[\n\r\u2028\u2029]/).length - 1
   return `// code-mode entry module
 import { WorkerEntrypoint } from 'cloudflare:workers';
 import program from './program.js';
@@ -274,7 +276,7 @@ async function execute(env, socket, host, run) {
       const code = {
         compatibilityDate: '2025-06-01',
         mainModule: 'main.js',
-        modules: { 'main.js': entryModule(run.code), 'program.js': programModule(run.code) },
+        modules: { 'main.js': entryModule(run.program), 'program.js': programModule(run.program) },
         env: {},
         globalOutbound: null,
       }
@@ -345,7 +347,7 @@ export default {
       try { msg = JSON.parse(data) } catch { return reject('a frame is not JSON') }
       if (msg && msg.t === 'reply' && Number.isInteger(msg.id)) return host.reply(msg)
       const setup = msg && msg.setup
-      if (msg && msg.t === 'run' && !started && typeof msg.code === 'string' && Number.isFinite(msg.memoryBytes)
+      if (msg && msg.t === 'run' && !started && typeof msg.program === 'string' && Number.isFinite(msg.memoryBytes)
         && setup !== null && typeof setup === 'object' && Array.isArray(setup.bindings)
         && setup.bindings.every((b) => typeof b === 'string' && /^[A-Za-z_$][\w$]*$/.test(b))
         && [setup.maxLogs, setup.maxLogBytes, setup.maxResultBytes, setup.maxCalls].every(Number.isSafeInteger)) {

@@ -38,9 +38,6 @@ pub(crate) enum Run {
 
 const PAGE: usize = 65536;
 
-/// Lines the wrapper adds before the program.
-const WRAPPER_LINES: u32 = 1;
-
 /// The message of the `RangeError` QuickJS throws when its stack guard fires (reported as
 /// a stack overflow only when the guard did fire: [`EngineLimits::stack`]).
 const ENGINE_STACK_OVERFLOW: &str = "Maximum call stack size exceeded";
@@ -397,8 +394,7 @@ impl Sandbox {
         let fix = |mut e: ExecutionError| {
             e.line = e
                 .line
-                .and_then(|l| l.checked_sub(WRAPPER_LINES))
-                .filter(|l| *l >= 1 && *l <= code_lines);
+                .and_then(|l| code_mode::driver::program_line(l, code_lines));
             e
         };
         match result {
@@ -428,7 +424,7 @@ impl Sandbox {
 
     /// The program's outcome, or a wasm-level failure (a trap, the deadline) that ended it.
     async fn run(&mut self, code: &str, time: &code_mode::driver::Budget) -> wasmtime::Result<Run> {
-        let source = format!("(async function () {{\n{code}\n}})");
+        let source = code_mode::driver::program_source(code);
         let (ptr, len) = self.write(source.as_bytes()).await?;
         let rc = self.f.eval.call_async(&mut self.store, (ptr, len)).await?;
         self.f.free.call_async(&mut self.store, ptr).await?;

@@ -33,8 +33,6 @@ use crate::pool::{Blank, Budget, Pool};
 
 /// Name of the evaluated script, used to find guest frames in stack traces.
 pub(crate) const SCRIPT_NAME: &str = "<code>";
-/// Lines the wrapper adds before the body.
-const WRAPPER_LINES: u32 = 1;
 /// Native stack kept free above QuickJS's own limit for Rust frames and host callbacks.
 const STACK_MARGIN: usize = 256 * 1024;
 /// Jobs run between deadline checks when the job queue never empties.
@@ -316,11 +314,12 @@ impl Engine {
         } else {
             code.into()
         };
-        let source = format!("(async () => {{\n{code}\n}})()");
+        // The core's wrapper, called at once.
+        let mut source = code_mode::driver::program_source(&code);
+        source.push_str("()");
         let code_lines = u32::try_from(code.lines().count().max(1)).unwrap_or(u32::MAX);
         let line_of = move |line: Option<u32>| {
-            line.and_then(|l| l.checked_sub(WRAPPER_LINES))
-                .filter(|l| *l >= 1 && *l <= code_lines)
+            line.and_then(|l| code_mode::driver::program_line(l, code_lines))
         };
         let promise = self.enter(|ctx| {
             let mut opts = EvalOptions::default();

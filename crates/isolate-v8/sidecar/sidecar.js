@@ -2,7 +2,7 @@
 // talks to the Rust driver (crates/isolate-v8) over stdio, one JSON object per line.
 //
 // Rust -> sidecar
-//   {"op":"run","run":R,"ctx":C,"timeoutMs":T,"maxResultBytes":B,"code":"...",
+//   {"op":"run","run":R,"ctx":C,"timeoutMs":T,"maxResultBytes":B,"program":"...",
 //    "create":{"memoryMb":M,"setup":{"bindings":["external_a",...],"maxLogs":N,"maxLogBytes":N,"maxCalls":N,"maxResultBytes":N}}}
 //        (`create` on a context's first run only)
 //   {"op":"reply","ctx":C,"call":K,"ok":"<json text>"} | {"op":"reply","ctx":C,"call":K,"err":{"name","message"}}
@@ -19,6 +19,8 @@
 //        kind: guest | syntax | timeout | memory | stack | deadlock | result | too_large | disposed | internal
 //   {"t":"retiring"}   (an isolate's thread stays held past its disposal: no new contexts here;
 //                       the process ends itself once its runs in flight are done)
+//   {"t":"refused","run":R}   (a run creating its context reached a retiring sidecar: nothing
+//                              of it ran; the driver places it on another sidecar)
 //
 // Design rules (see the crate README):
 // - Host functions never reject inside this process (a rejected isolated-vm promise can kill
@@ -101,6 +103,9 @@ function tooDeep(what, depth) {
 // encoding, failure records), put here by the driver when it writes this script
 // (`runtime.rs`), handed to `v8Hooks` below.
 const GUEST_PRELUDE = /* GUEST_PRELUDE */ null
+// The line of the program (`code_mode::driver::program_source`, the core's wrapper around the
+// model's code, sent in each run) on which the code starts; put here by the driver too.
+const PROGRAM_FIRST_LINE = /* PROGRAM_FIRST_LINE */ 1
 
 // Connects the prelude's hooks to this sidecar, inside the context (its source is evaluated
 // there, never called here). The host functions it receives are fire-and-forget isolated-vm
@@ -110,7 +115,7 @@ const GUEST_PRELUDE = /* GUEST_PRELUDE */ null
 // `__cm_setup` runs before the first program and deletes itself; `__cm_run` and
 // `__cm_deliver` are taken out by the sidecar as references and deleted, so guest code can
 // reach none of them.
-function v8Hooks(prelude) {
+function v8Hooks(prelude, firstLine) {
   'use strict'
   const hostCall = globalThis.__cm_call, hostLog = globalThis.__cm_log, hostDone = globalThis.__cm_done
   delete globalThis.__cm_call; delete globalThis.__cm_log; delete globalThis.__cm_done
@@ -196,6 +201,7 @@ function v8Hooks(prelude) {
     call: (id, name, text) => { hostCall(token, id, name, text) },
     log: (level, msg) => { hostLog(token, level, msg) },
     frames: /code\.js:(\d+):\d+/g,
+    firstLine,
   })
   Object.defineProperty(globalThis, '__cm_setup', {
     configurable: true, enumerable: false, writable: false,
@@ -212,7 +218,7 @@ function v8Hooks(prelude) {
     api.run(main, (outcome) => hostDone(runToken, outcome))
   }
 }
-const PRELUDE = `(${v8Hooks})(${GUEST_PRELUDE})`
+const PRELUDE = `(${v8Hooks})(${GUEST_PRELUDE}, ${PROGRAM_FIRST_LINE})`
 
 // ---------- isolates ----------
 // An isolate is prepared completely (context, host callbacks, prelude) before a context asks
@@ -405,12 +411,22 @@ function retire() {
   out('{"t":"retiring"}')
   endIfRetired()
 }
+let ending = false
 function endIfRetired() {
-  if (!retiring || active > 0) return
+  if (!retiring || active > 0 || ending) return
+  ending = true
+  // Not process.exit: its exit handlers would wait for the held thread. And not before the
+  // output is out: writes to a pipe are asynchronous on POSIX, so after a console flood the
+  // last runs' `done` lines may still sit in Node's buffer, and a kill now would lose them
+  // (the driver would report runs that ended as lost). So the kill waits for both streams'
+  // callbacks, with a bound in case the driver stopped reading.
+  const kill = () => process.kill(process.pid, 'SIGKILL')
+  let waiting = 2
+  const written = () => { if (--waiting === 0) kill() }
+  setTimeout(kill, 5000)
   flush()
-  process.stderr.write('retired: an isolate kept running after its deadline (a built-in that ignores termination)\n')
-  // Not process.exit: its exit handlers would wait for the held thread.
-  process.kill(process.pid, 'SIGKILL')
+  process.stdout.write('\n', written)
+  process.stderr.write('retired: an isolate kept running after its deadline (a built-in that ignores termination)\n', written)
 }
 
 // V8's own texts, read only where no program code can have written them (a compile error),
@@ -656,7 +672,8 @@ class Ctx {
     if (run.done) return
     let script
     try {
-      script = this.isolate.compileScriptSync(`${setup}(async function () {${msg.code}\n})`, { filename: SCRIPT })
+      // The setup call (first run only) shares the wrapper's first line.
+      script = this.isolate.compileScriptSync(setup + msg.program, { filename: SCRIPT })
     } catch (e) {
       if (run.done) return
       const message = String(e && e.message)
@@ -666,7 +683,8 @@ class Ctx {
       // Compiling runs no program code: this is V8's own error.
       if (OUT_OF_MEMORY.test(message) || this.isolate.isDisposed) return this.memory(run)
       if (message === STACK_OVERFLOW) return this.stack(run)
-      return this.fail(run, name === 'SyntaxError' ? 'syntax' : 'guest', name, clean, m ? +m[1] : 0)
+      const line = m ? +m[1] - PROGRAM_FIRST_LINE + 1 : 0
+      return this.fail(run, name === 'SyntaxError' ? 'syntax' : 'guest', name, clean, line > 0 ? line : 0)
     }
     const context = this.context, start = this.start
     await this.enter(run, async (timeout) => {
@@ -731,6 +749,12 @@ class Ctx {
 function handle(msg) {
   switch (msg.op) {
     case 'run': {
+      // A new context is never started on a retiring sidecar: the process ends itself once
+      // its runs in flight are done, and would take this one with it half-way.
+      if (retiring && msg.create) {
+        out(`{"t":"refused","run":${Number(msg.run)}}`)
+        break
+      }
       let ctx = contexts.get(msg.ctx)
       if (!ctx) {
         ctx = new Ctx(msg.ctx)

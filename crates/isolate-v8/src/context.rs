@@ -183,6 +183,20 @@ impl Engine for V8Context {
                                 None => Ok(value),
                             };
                         }
+                        Some(RunEvent::Line(Incoming::Refused { .. })) => {
+                            // The sidecar is retiring and started nothing of this run.
+                            if moves < MOVES
+                                && let Some(to) = self.relocate(&sidecar).await
+                            {
+                                sidecar = to;
+                                moves += 1;
+                                continue 'attempt;
+                            }
+                            lost = true;
+                            break Err(ExecutionError::internal(
+                                "V8 driver: no sidecar could take the execution (the one it was placed on is retiring) — run the code again",
+                            ));
+                        }
                         Some(RunEvent::Line(_)) => {}
                         Some(RunEvent::Wedged) => {
                             // Queued behind another execution's runaway built-in: move if

@@ -89,10 +89,12 @@ impl Pool {
             ));
         };
         let mut slot = slot.lock().await;
-        if let Some(s) = slot.as_ref().filter(|s| s.is_alive()) {
+        if let Some(s) = slot.as_ref().filter(|s| s.is_alive() && !s.is_retiring()) {
             return Ok(s.clone());
         }
-        // Missing, or dead (it crashed or was killed): start a replacement.
+        // Missing, dead (it crashed or was killed) or retiring (it ends itself once its runs
+        // in flight are done; their contexts hold it until then): start a replacement, so a
+        // run moved off a retiring sidecar always has somewhere to go.
         let fresh = Sidecar::spawn(&self.runtime, self.contexts_per_isolate).await?;
         *slot = Some(fresh.clone());
         Ok(fresh)

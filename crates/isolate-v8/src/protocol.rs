@@ -49,6 +49,8 @@ pub(crate) enum Incoming {
     /// A disposed isolate's thread is still held (a built-in ignoring termination): the
     /// sidecar takes no new context and ends itself once its runs in flight are done.
     Retiring,
+    /// Run `run` creates its context and reached a retiring sidecar: it did not start.
+    Refused { run: u64 },
     /// Answer to a ping.
     Pong {
         #[allow(dead_code)]
@@ -60,7 +62,10 @@ impl Incoming {
     /// The run a line belongs to, if any.
     pub(crate) fn run(&self) -> Option<u64> {
         match self {
-            Self::Log { run, .. } | Self::Call { run, .. } | Self::Done { run, .. } => Some(*run),
+            Self::Log { run, .. }
+            | Self::Call { run, .. }
+            | Self::Done { run, .. }
+            | Self::Refused { run } => Some(*run),
             Self::Ready { .. } | Self::Spares { .. } | Self::Retiring | Self::Pong { .. } => None,
         }
     }
@@ -121,7 +126,8 @@ pub(crate) fn run_line(
 ) -> String {
     let mut msg = json!({
         "op": "run", "run": run, "ctx": ctx, "timeoutMs": timeout_ms,
-        "maxResultBytes": max_result_bytes, "code": code,
+        "maxResultBytes": max_result_bytes,
+        "program": code_mode::driver::program_source(code),
     });
     if let (Some(spec), Value::Object(m)) = (create, &mut msg) {
         m.insert(
@@ -213,7 +219,7 @@ mod tests {
         assert_eq!(l.matches('\n').count(), 1);
         assert!(l.ends_with('\n'));
         let v: Value = serde_json::from_str(&l).unwrap_or_default();
-        assert_eq!(v["code"], code);
+        assert_eq!(v["program"], code_mode::driver::program_source(code));
         let r = reply_line(2, 3, Err(("ToolCallLimitError".into(), "m\nn".into())));
         assert_eq!(r.matches('\n').count(), 1);
     }

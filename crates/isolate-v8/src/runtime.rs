@@ -25,10 +25,18 @@ const SIDECAR_JS: &str = include_str!("../sidecar/sidecar.js");
 /// Where the sidecar takes the core's guest prelude.
 const PRELUDE_SLOT: &str = "/* GUEST_PRELUDE */ null";
 
-/// The sidecar script with the core's guest prelude in its slot, as a JS string literal.
+/// Where the sidecar takes the line of the wrapped program on which the code starts.
+const FIRST_LINE_SLOT: &str = "/* PROGRAM_FIRST_LINE */ 1";
+
+/// The sidecar script with the core's guest prelude in its slot, as a JS string literal, and
+/// the core's program wrapper's first line in its own.
 fn sidecar_js() -> String {
     let prelude = serde_json::Value::from(code_mode::driver::GUEST_PRELUDE).to_string();
-    SIDECAR_JS.replacen(PRELUDE_SLOT, &prelude, 1)
+    SIDECAR_JS.replacen(PRELUDE_SLOT, &prelude, 1).replacen(
+        FIRST_LINE_SLOT,
+        &code_mode::driver::PROGRAM_FIRST_LINE.to_string(),
+        1,
+    )
 }
 
 /// Why the runtime cannot be used. Every message says what to do.
@@ -141,34 +149,12 @@ impl V8Runtime {
     /// both packages ship prebuilt binaries, so nothing is compiled), then locates it.
     /// Needs `npm` on `PATH`.
     pub fn install(dir: &Path) -> Result<Self, RuntimeError> {
-        let fail = |reason: String| RuntimeError::Install {
-            dir: dir.to_path_buf(),
-            reason,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-        for (name, text) in [
-            ("package.json", PACKAGE_JSON),
-            ("package-lock.json", PACKAGE_LOCK),
-        ] {
-            write_if_changed(&dir.join(name), text)?;
-        }
-        let output = Command::new("npm")
-            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| {
-                fail(format!(
-                    "cannot run npm ({e}); install Node.js and npm first"
-                ))
-            })?;
-        if !output.status.success() {
-            return Err(fail(format!(
-                "npm ci exited with {}: {}",
-                output.status,
-                tail(&String::from_utf8_lossy(&output.stderr))
-            )));
-        }
+        code_mode::driver::install_pinned_npm(dir, PACKAGE_JSON, PACKAGE_LOCK).map_err(|e| {
+            RuntimeError::Install {
+                dir: dir.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
         Self::locate(Some(dir), None)
     }
 
@@ -187,7 +173,7 @@ impl V8Runtime {
     /// always matches the driver that speaks to it.
     pub fn sidecar_script(&self) -> Result<PathBuf, RuntimeError> {
         let script = sidecar_js();
-        let name = format!("code-mode-sidecar-{:016x}.js", fnv1a(script.as_bytes()));
+        let name = format!("code-mode-sidecar-{:016x}.js", code_mode::driver::content_hash(script.as_bytes()));
         let path = self.dir.join(name);
         write_if_changed(&path, &script)?;
         Ok(path)
@@ -254,17 +240,10 @@ impl V8Runtime {
 }
 
 fn write_if_changed(path: &Path, text: &str) -> Result<(), RuntimeError> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
-        return Ok(());
-    }
-    // Write beside and rename, so a concurrent reader never sees half a file.
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| RuntimeError::Io {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+    code_mode::driver::write_if_changed(path, text).map_err(|e| RuntimeError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 fn tail(text: &str) -> String {
@@ -272,11 +251,6 @@ fn tail(text: &str) -> String {
     lines[lines.len().saturating_sub(5)..].join(" | ")
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
 
 #[cfg(test)]
 mod depth_contract {
@@ -288,6 +262,11 @@ mod depth_contract {
         assert!(!js.contains(super::PRELUDE_SLOT));
         let literal = serde_json::Value::from(code_mode::driver::GUEST_PRELUDE).to_string();
         assert!(js.contains(&format!("const GUEST_PRELUDE = {literal}\n")));
+        assert_eq!(super::SIDECAR_JS.matches(super::FIRST_LINE_SLOT).count(), 1);
+        assert!(js.contains(&format!(
+            "const PROGRAM_FIRST_LINE = {}\n",
+            code_mode::driver::PROGRAM_FIRST_LINE
+        )));
     }
 
     /// The sidecar enforces the core's value nesting limit with the core's wording.

@@ -290,6 +290,12 @@ impl Sidecar {
             .clone()
     }
 
+    /// Whether the sidecar said it is retiring: it takes no new context and ends itself once
+    /// its runs in flight are done.
+    pub(crate) fn is_retiring(&self) -> bool {
+        self.routes.retiring.load(Ordering::SeqCst)
+    }
+
     /// How suitable this sidecar is for a new context now.
     pub(crate) fn preference(&self) -> Preference {
         let contexts = self.contexts.load(Ordering::Relaxed);
@@ -479,7 +485,10 @@ fn spawn_reader(
                 _ => {}
             }
             let Some(run) = msg.run() else { continue };
-            let done = matches!(msg, Incoming::Done { .. });
+            let done = matches!(msg, Incoming::Done { .. } | Incoming::Refused { .. });
+            if matches!(msg, Incoming::Refused { .. }) {
+                routes.retiring.store(true, Ordering::SeqCst);
+            }
             let mut runs = routes.runs();
             if let Some(route) = runs.get(&run) {
                 let _ = route.events.send(RunEvent::Line(msg));

@@ -371,6 +371,40 @@ async fn a_runaway_builtin_neither_holds_its_caller_nor_loses_queued_executions(
     assert_ne!(d.sidecar_pids().await, vec![pid]);
 }
 
+/// A sidecar retiring after a runaway built-in ends itself only once the output of the runs
+/// it finished is out: a run that floods the console and ends as the last one in flight gets
+/// its result (writes to a pipe are asynchronous in Node; the kill used to drop the buffered
+/// `done` line, and the run was reported lost). A context created while the sidecar retires
+/// starts on another one, never on the retiring process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retiring_sidecar_loses_no_run_that_ended_or_had_not_started() {
+    for round in 0..3 {
+        let d = driver(1, Duration::from_millis(500));
+        let runaway = context(&d, Duration::from_millis(300)).await;
+        let flood = context(&d, Duration::from_secs(10)).await;
+        let pid = d.sidecar_pids().await[0];
+        let (r, flooded, fresh) = tokio::join!(
+            runaway.execute("return Array.prototype.includes.call({ length: 2 ** 53 - 1 }, 1)"),
+            flood.execute(
+                "await external_echo({ms: 50}); const line = 'x'.repeat(90); \
+                 await external_echo({ms: 700}); \
+                 for (let i = 0; i < 9000; i++) console.log(i, line); return 'flooded'"
+            ),
+            async {
+                // Placed while the sidecar retires (after 300 ms + 250 ms).
+                tokio::time::sleep(Duration::from_millis(650)).await;
+                let ctx = context(&d, Duration::from_secs(10)).await;
+                ctx.execute("console.log('started'); return (await external_echo({v: 1, ms: 300})).v")
+                    .await
+            }
+        );
+        assert_eq!(r.error().map(|e| e.kind.clone()), Some(ErrorKind::Timeout), "round {round}: {r:?}");
+        assert_eq!(flooded.outcome, Ok(Some(json!("flooded"))), "round {round}: {:?}", flooded.outcome);
+        assert_eq!(fresh.outcome, Ok(Some(json!(1))), "round {round}: {:?}", fresh.outcome);
+        assert_ne!(d.sidecar_pids().await, vec![pid], "round {round}");
+    }
+}
+
 /// Pollutes everything a program can reach, leaves a finalizer and a timed wait behind, and
 /// reports what it found of an earlier program.
 const POLLUTE_AND_CHECK: &str = r#"

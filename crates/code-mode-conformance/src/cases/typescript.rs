@@ -164,3 +164,33 @@ pub async fn deeply_nested_code_is_refused(h: &Harness) {
     }
     h.assert_healthy().await;
 }
+
+/// The code's first and last lines are its own, whatever the wrapper around it: a syntax or
+/// runtime error on either reports that line, a `//` comment on the last line swallows
+/// nothing, and the program sees the same scope on every driver (the core's one wrapper).
+pub async fn first_and_last_lines_belong_to_the_program(h: &Harness) {
+    for lines in [1usize, 2, 5] {
+        let filler: Vec<String> = (1..lines).map(|i| format!("const v{i} = {i};")).collect();
+        let body = |last: &str| {
+            let mut all = filler.clone();
+            all.push(last.to_owned());
+            all.join("\n")
+        };
+        for (last, kind) in [
+            ("null.x; // the end", ErrorKind::Guest("TypeError".into())),
+            ("throw new RangeError('last') // no newline after", ErrorKind::Guest("RangeError".into())),
+            ("const = 1; // a syntax error", ErrorKind::Syntax),
+        ] {
+            let code = body(last);
+            let r = h.run(&code).await;
+            let e = error(&r);
+            assert_eq!(e.kind, kind, "{code:?}: {e}");
+            assert_eq!(e.line, Some(lines as u32), "{code:?}: {e}");
+        }
+        let code = body("return [typeof arguments, 1] // a comment on the last line");
+        assert_eq!(value(&h.run(&code).await), json!(["undefined", 1]), "{code:?}");
+    }
+    // On the first line, before anything else.
+    let r = h.run("null.x;\nreturn 1").await;
+    assert_eq!(error(&r).line, Some(1), "{}", error(&r));
+}
