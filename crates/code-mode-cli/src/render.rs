@@ -107,5 +107,7 @@ pub fn event_line(event: &Event, color: bool) -> String {
             |s| s.bold().to_string(),
         ),
         EventKind::Custom { name, value } => format!("  • {name} {}", short(value, 80)),
+        // A kind added after this renderer: its wire name and JSON, plainly.
+        _ => format!("  • {} {}", event.name(), short(&event.value(), 80)),
     }
 }

@@ -49,7 +49,7 @@ pub struct Binding {
     name: Arc<str>,
     call: Arc<BindingFn>,
     declaration: Option<Arc<str>>,
-    approval: crate::approval::ApprovalPolicy,
+    approval: crate::approval_policy::ApprovalPolicy,
 }
 
 impl std::fmt::Debug for Binding {
@@ -82,7 +82,7 @@ impl Binding {
             name: name.into(),
             call: Arc::new(call),
             declaration: None,
-            approval: crate::approval::ApprovalPolicy::Never,
+            approval: crate::approval_policy::ApprovalPolicy::Never,
         })
     }
 
@@ -104,13 +104,13 @@ impl Binding {
     /// Calls of this binding need approval when run through [`CodeMode`](crate::CodeMode)
     /// (skills marked so use it); see the `approval` module.
     #[must_use]
-    pub fn with_approval(mut self, policy: crate::approval::ApprovalPolicy) -> Self {
+    pub fn with_approval(mut self, policy: crate::approval_policy::ApprovalPolicy) -> Self {
         self.approval = policy;
         self
     }
 
     /// When calls need approval.
-    pub fn approval_policy(&self) -> &crate::approval::ApprovalPolicy {
+    pub fn approval_policy(&self) -> &crate::approval_policy::ApprovalPolicy {
         &self.approval
     }
 
@@ -125,7 +125,7 @@ impl Binding {
             name,
             call,
             declaration: None,
-            approval: crate::approval::ApprovalPolicy::Never,
+            approval: crate::approval_policy::ApprovalPolicy::Never,
         }
     }
 

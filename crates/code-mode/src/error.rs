@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 use crate::identifier::IdentifierProblem;
 
 /// The normalised class of an execution failure.
+///
+/// Non-exhaustive: new failure classes may be added; match the ones you handle and keep a
+/// wildcard arm (or read [`ErrorKind::name`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The wall-clock timeout passed (`TimeoutError`). Terminal for the context.
     Timeout,
@@ -53,6 +57,25 @@ pub enum ErrorKind {
     Guest(String),
 }
 
+/// The kinds the sandbox names itself, with their wire names: the one table that
+/// [`ErrorKind::name`], [`ErrorKind::from_name`] and [`ErrorKind::DOCUMENTED`] agree with (a
+/// test holds them together). A new kind is added here and in the enum.
+const NAMED: &[(ErrorKind, &str)] = &[
+    (ErrorKind::Timeout, "TimeoutError"),
+    (ErrorKind::MemoryLimit, "MemoryLimitError"),
+    (ErrorKind::StackOverflow, "StackOverflowError"),
+    (ErrorKind::Disposed, "DisposedError"),
+    (ErrorKind::Syntax, "SyntaxError"),
+    (ErrorKind::TypeScript, "TypeScriptError"),
+    (ErrorKind::TypeCheck, "TypeCheckError"),
+    (ErrorKind::ToolCallLimit, "ToolCallLimitError"),
+    (ErrorKind::ResultTooLarge, "ResultTooLargeError"),
+    (ErrorKind::Result, "ResultError"),
+    (ErrorKind::Validation, "ValidationError"),
+    (ErrorKind::Deadlock, "DeadlockError"),
+    (ErrorKind::Cancelled, "CancelledError"),
+];
+
 impl ErrorKind {
     /// Every error name the sandbox itself gives, on every driver: the names of the kinds
     /// above and `InternalError`. A model sees these, or the name of an error the program
@@ -83,20 +106,11 @@ impl ErrorKind {
     /// ```
     pub fn name(&self) -> &str {
         match self {
-            Self::Timeout => "TimeoutError",
-            Self::MemoryLimit => "MemoryLimitError",
-            Self::StackOverflow => "StackOverflowError",
-            Self::Disposed => "DisposedError",
-            Self::Syntax => "SyntaxError",
-            Self::TypeScript => "TypeScriptError",
-            Self::TypeCheck => "TypeCheckError",
-            Self::ToolCallLimit => "ToolCallLimitError",
-            Self::ResultTooLarge => "ResultTooLargeError",
-            Self::Result => "ResultError",
-            Self::Validation => "ValidationError",
-            Self::Deadlock => "DeadlockError",
-            Self::Cancelled => "CancelledError",
             Self::Driver(name) | Self::Guest(name) => name,
+            kind => NAMED
+                .iter()
+                .find_map(|(k, name)| (k == kind).then_some(*name))
+                .unwrap_or(INTERNAL_ERROR),
         }
     }
 
@@ -110,22 +124,10 @@ impl ErrorKind {
 
     /// Parses a wire name back into a kind (the inverse of [`ErrorKind::name`]).
     pub fn from_name(name: &str) -> Self {
-        match name {
-            "TimeoutError" => Self::Timeout,
-            "MemoryLimitError" => Self::MemoryLimit,
-            "StackOverflowError" => Self::StackOverflow,
-            "DisposedError" => Self::Disposed,
-            "SyntaxError" => Self::Syntax,
-            "TypeScriptError" => Self::TypeScript,
-            "TypeCheckError" => Self::TypeCheck,
-            "ToolCallLimitError" => Self::ToolCallLimit,
-            "ResultTooLargeError" => Self::ResultTooLarge,
-            "ResultError" => Self::Result,
-            "ValidationError" => Self::Validation,
-            "DeadlockError" => Self::Deadlock,
-            "CancelledError" => Self::Cancelled,
-            other => Self::Guest(cap_text(other, MAX_ERROR_NAME_BYTES)),
-        }
+        NAMED
+            .iter()
+            .find_map(|(kind, n)| (*n == name).then(|| kind.clone()))
+            .unwrap_or_else(|| Self::Guest(cap_text(name, MAX_ERROR_NAME_BYTES)))
     }
 }
 
@@ -481,5 +483,45 @@ pub enum CodeModeError {
     /// A tool parameter looks like a credential and the policy is
     /// [`SecretParameterPolicy::Error`](crate::SecretParameterPolicy::Error).
     #[error("{0}")]
-    SecretParameter(crate::secrets::SecretParameter),
+    SecretParameter(SecretParameter),
+}
+
+/// One parameter that looks like a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretParameter {
+    /// The tool.
+    pub tool: String,
+    /// Where in its input: `apiKey`, `auth.token`, `headers[].value`.
+    pub path: String,
+    /// Why it was reported.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SecretParameter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tool {:?} asks the model for {:?}, which looks like a credential ({}); read credentials in the tool's handler instead, so they never pass through the model or the sandbox",
+            self.tool, self.path, self.reason
+        )
+    }
+}
+
+#[cfg(test)]
+mod named_table {
+    use super::*;
+
+    /// Every named kind reads back from its name, and the documented list is the table's
+    /// names plus `InternalError`, in order.
+    #[test]
+    fn the_table_is_the_one_source_of_names() {
+        for (kind, name) in NAMED {
+            assert_eq!(kind.name(), *name);
+            assert_eq!(&ErrorKind::from_name(name), kind);
+        }
+        let mut names: Vec<&str> = NAMED.iter().map(|(_, n)| *n).collect();
+        names.push(INTERNAL_ERROR);
+        assert_eq!(names, ErrorKind::DOCUMENTED);
+        assert_eq!(ErrorKind::from_name("TypeError"), ErrorKind::Guest("TypeError".into()));
+    }
 }

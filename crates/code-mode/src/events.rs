@@ -60,7 +60,11 @@ impl Phase {
 }
 
 /// What happened.
+///
+/// Non-exhaustive: new event kinds will be added (each with its wire name in
+/// [`Event::name`]); match the ones you handle and keep a wildcard arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum EventKind {
     /// `code_mode:execution_started`.
     ExecutionStarted {

@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod approval;
+mod approval_policy;
 mod bindings;
 mod clock;
 mod code_mode;
@@ -67,6 +68,7 @@ mod secrets;
 mod stubs;
 mod text;
 mod tool;
+mod tool_names;
 mod trace;
 mod typecheck;
 mod typescript;
@@ -79,7 +81,7 @@ pub use bindings::{Binding, Bindings, GuestError};
 pub use clock::ExecutionClock;
 pub use code_mode::{
     BindingProvider, CodeMode, CodeModeBuilder, DEFAULT_MAX_CODE_BYTES, ExecuteOptions,
-    ExecutionScope, ToolSpec,
+    ExecutionScope,
 };
 pub use console::{ConsoleSink, LogEntry, LogLevel, TRUNCATION_MARKER};
 pub use depth::{MAX_VALUE_DEPTH, parse_tool_input};
@@ -95,7 +97,7 @@ pub use result::{CodeModeResult, result_schema};
 pub use runtime_paths::{absolute, path_from_env, provisioned_in_checkout};
 pub use secrets::{SecretParameter, SecretParameterPolicy, find_secret_parameters};
 pub use stubs::{generate_checker_stubs, generate_stubs};
-pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, schema_of};
+pub use tool::{RESERVED_TOOL_NAMES, Tool, ToolContext, ToolFuture, ToolSpec, schema_of};
 pub use trace::{
     TraceContext, TraceContextAdopter, TraceContextInjector, adopt_trace_context,
     set_trace_context_adopter, set_trace_context_injector,

@@ -12,10 +12,7 @@ use crate::schema::object_parts;
 use crate::stubs::generate_stubs;
 use crate::tool::Tool;
 
-/// Name of the execution tool.
-pub const EXECUTE_TOOL_NAME: &str = "execute_typescript";
-/// Name of the discovery tool.
-pub const DISCOVER_TOOL_NAME: &str = "discover_tools";
+pub use crate::tool_names::{DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME};
 
 /// How much of a lazy tool's description the catalogue shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

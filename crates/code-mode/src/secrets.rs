@@ -35,26 +35,7 @@ use serde_json::Value;
 
 use crate::tool::Tool;
 
-/// One parameter that looks like a credential.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretParameter {
-    /// The tool.
-    pub tool: String,
-    /// Where in its input: `apiKey`, `auth.token`, `headers[].value`.
-    pub path: String,
-    /// Why it was reported.
-    pub reason: String,
-}
-
-impl fmt::Display for SecretParameter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "tool {:?} asks the model for {:?}, which looks like a credential ({}); read credentials in the tool's handler instead, so they never pass through the model or the sandbox",
-            self.tool, self.path, self.reason
-        )
-    }
-}
+pub use crate::error::SecretParameter;
 
 /// What [`CodeModeBuilder::build`](crate::CodeModeBuilder::build) does with each
 /// [`SecretParameter`].

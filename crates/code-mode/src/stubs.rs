@@ -188,7 +188,7 @@ impl StubGenerator {
         let optional = input_is_optional(tool.input_schema());
         let mut func = String::new();
         let description = match tool.approval_policy() {
-            crate::approval::ApprovalPolicy::Never => tool.description().to_owned(),
+            crate::approval_policy::ApprovalPolicy::Never => tool.description().to_owned(),
             policy => format!(
                 "{}{}{}: the call waits for the decision and throws an ApprovalDeniedError (catchable, with the reason) when it is denied.",
                 tool.description(),
@@ -197,7 +197,7 @@ impl StubGenerator {
                 } else {
                     "\n\n"
                 },
-                if matches!(policy, crate::approval::ApprovalPolicy::Always) {
+                if matches!(policy, crate::approval_policy::ApprovalPolicy::Always) {
                     "Needs a person's approval"
                 } else {
                     "May need a person's approval, depending on the input"

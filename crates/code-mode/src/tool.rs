@@ -15,7 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::approval::{ApprovalPolicy, Approver};
+use crate::approval::Approver;
+use crate::approval_policy::ApprovalPolicy;
 use crate::clock::ExecutionClock;
 use crate::error::{ToolDefinitionError, ToolError};
 use crate::events::EventSink;
@@ -23,8 +24,7 @@ use crate::identifier::check_identifier;
 use crate::schema::CompiledSchema;
 use tokio_util::sync::CancellationToken;
 
-/// Names of code-mode's own tools, which an application tool may not take.
-pub const RESERVED_TOOL_NAMES: &[&str] = &["execute_typescript", "discover_tools"];
+pub use crate::tool_names::RESERVED_TOOL_NAMES;
 
 /// What a tool handler receives besides its input.
 #[derive(Clone)]
@@ -288,7 +288,7 @@ impl Tool {
 
     /// code-mode's own tools (`execute_typescript`, `discover_tools`), whose names are reserved
     /// for application tools and whose schemas are known to be valid.
-    pub(crate) fn internal(spec: crate::code_mode::ToolSpec, handler: Arc<Handler>) -> Self {
+    pub(crate) fn internal(spec: ToolSpec, handler: Arc<Handler>) -> Self {
         let input = CompiledSchema::compile(spec.input_schema.clone())
             .unwrap_or_else(|_| CompiledSchema::permissive(spec.input_schema.clone()));
         let output = spec.output_schema.map(|s| {
@@ -508,4 +508,17 @@ mod tests {
             "{err}"
         );
     }
+}
+
+/// Name, description and schemas of a tool, as sent to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// Tool name.
+    pub name: String,
+    /// Description shown to the model.
+    pub description: String,
+    /// Input JSON Schema.
+    pub input_schema: Value,
+    /// Output JSON Schema, if any.
+    pub output_schema: Option<Value>,
 }

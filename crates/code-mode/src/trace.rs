@@ -130,7 +130,7 @@ impl ExecTrace {
             otel.name = "execute_tool execute_typescript",
             otel.status_code = tracing::field::Empty,
             gen_ai.operation.name = "execute_tool",
-            gen_ai.tool.name = crate::prompt::EXECUTE_TOOL_NAME,
+            gen_ai.tool.name = crate::tool_names::EXECUTE_TOOL_NAME,
             gen_ai.tool.call.id = tool_call_id.unwrap_or_default(),
             code_mode.driver = driver,
             code_mode.code.bytes = code_bytes,

@@ -28,7 +28,7 @@ use crate::prompt::{
 use crate::result::{CodeModeResult, result_schema};
 use crate::secrets::SecretParameterPolicy;
 use crate::stubs::{generate_checker_stubs, generate_stubs};
-use crate::tool::{Tool, ToolContext};
+use crate::tool::{Tool, ToolContext, ToolSpec};
 use crate::trace::ExecTrace;
 use crate::typecheck::{
     CheckRequest, SANDBOX_DECLARATIONS, TypeCheckMode, TypeChecker, TypeDiagnostic,

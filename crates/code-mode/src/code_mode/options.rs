@@ -39,19 +39,6 @@ pub(super) fn cancelled() -> ExecutionError {
     ExecutionError::new(ErrorKind::Cancelled, "The execution was cancelled")
 }
 
-/// Name, description and schemas of a tool, as sent to the model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolSpec {
-    /// Tool name.
-    pub name: String,
-    /// Description shown to the model.
-    pub description: String,
-    /// Input JSON Schema.
-    pub input_schema: Value,
-    /// Output JSON Schema, if any.
-    pub output_schema: Option<Value>,
-}
-
 /// Computes extra sandbox functions for one execution from its tool context
 /// (see [`CodeMode::as_tools_with`]).
 pub type BindingProvider =
