@@ -156,6 +156,8 @@ impl Agent {
         response_stream(rx, guard)
     }
 
+    /// One run: the model is called until it answers without tool calls (or a call parks
+    /// waiting for an approval), each turn streamed as it comes.
     async fn drive(
         &self,
         thread_id: String,
@@ -163,15 +165,12 @@ impl Agent {
         mut messages: Vec<Message>,
         relay: Arc<Relay>,
     ) {
-        let model = self.llm.model().to_owned();
-        let meta = |extra: Value| {
-            let mut tanstack = json!({"model": model});
-            if let (Value::Object(t), Value::Object(e)) = (&mut tanstack, extra) {
-                t.extend(e);
-            }
-            Some(json!({"tanstack": tanstack}))
+        let run = RunChunks {
+            model: self.llm.model().to_owned(),
+            run_id,
+            thread_id,
+            relay: relay.clone(),
         };
-        let send = |chunk: Chunk| relay.send(chunk);
         let tools: Vec<LlmTool> = self
             .tools
             .iter()
@@ -181,22 +180,14 @@ impl Agent {
                 parameters: t.input_schema().clone(),
             })
             .collect();
-        send(Chunk::RunStarted {
-            run_id: run_id.clone(),
-            thread_id: thread_id.clone(),
+        run.send(Chunk::RunStarted {
+            run_id: run.run_id.clone(),
+            thread_id: run.thread_id.clone(),
             timestamp: now_ms(),
-            metadata: meta(json!({})),
+            metadata: run.meta(json!({})),
         });
-        let parked = |usage: Option<Usage>| Chunk::RunFinished {
-            run_id: run_id.clone(),
-            thread_id: thread_id.clone(),
-            timestamp: now_ms(),
-            usage: usage.map(|u| vec![u]),
-            metadata: meta(json!({"finishReason": "tool_calls"})),
-            outcome: None,
-        };
         if self.settle(&mut messages, &relay).await {
-            return send(parked(None));
+            return run.send(run.finished("tool_calls", None));
         }
         for _ in 0..self.max_iterations {
             let request = LlmRequest {
@@ -204,154 +195,27 @@ impl Agent {
                 messages: messages.clone(),
                 tools: tools.clone(),
             };
-            let chat = tracing::info_span!(
-                target: "code_mode_chat",
-                "code_mode_chat.model_call",
-                otel.name = format!("chat {model}"),
-                otel.status_code = tracing::field::Empty,
-                gen_ai.operation.name = "chat",
-                gen_ai.request.model = %model,
-                gen_ai.response.finish_reasons = tracing::field::Empty,
-                gen_ai.usage.input_tokens = tracing::field::Empty,
-                gen_ai.usage.output_tokens = tracing::field::Empty,
-                error.type = tracing::field::Empty,
-            );
-            let mut stream = match self.llm.stream(request).instrument(chat.clone()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    chat.record("error.type", e.code.as_deref().unwrap_or("error"));
-                    chat.record("otel.status_code", "ERROR");
-                    return send(Chunk::run_error(Some(run_id), now_ms(), e.message, e.code));
-                }
+            let turn = match self.model_turn(request, &run).await {
+                Ok(turn) => turn,
+                Err(error) => return run.send(error),
             };
-            let message_id = next_id("msg");
-            let mut text = String::new();
-            let mut text_open = false;
-            let mut calls: Vec<ToolCall> = Vec::new();
-            let mut finish = ("stop".to_owned(), None);
-            while let Some(event) = stream.next().instrument(chat.clone()).await {
-                match event {
-                    Err(e) => {
-                        chat.record("error.type", e.code.as_deref().unwrap_or("error"));
-                        chat.record("otel.status_code", "ERROR");
-                        return send(Chunk::run_error(Some(run_id), now_ms(), e.message, e.code));
-                    }
-                    Ok(LlmEvent::TextDelta(delta)) => {
-                        if !text_open {
-                            text_open = true;
-                            send(Chunk::TextMessageStart {
-                                message_id: message_id.clone(),
-                                timestamp: now_ms(),
-                                role: "assistant".into(),
-                                metadata: meta(json!({})),
-                            });
-                        }
-                        text.push_str(&delta);
-                        send(Chunk::TextMessageContent {
-                            message_id: message_id.clone(),
-                            timestamp: now_ms(),
-                            delta,
-                        });
-                    }
-                    Ok(LlmEvent::ToolCallStart { index, id, name }) => {
-                        if calls.len() <= index {
-                            calls.resize(
-                                index + 1,
-                                ToolCall {
-                                    id: String::new(),
-                                    name: String::new(),
-                                    arguments: String::new(),
-                                },
-                            );
-                        }
-                        calls[index].id = id.clone();
-                        calls[index].name = name.clone();
-                        send(Chunk::ToolCallStart {
-                            tool_call_id: id,
-                            tool_call_name: name,
-                            parent_message_id: Some(message_id.clone()),
-                            timestamp: now_ms(),
-                            metadata: meta(json!({"index": index})),
-                        });
-                    }
-                    Ok(LlmEvent::ToolCallArgs { index, delta }) => {
-                        let Some(call) = calls.get_mut(index) else {
-                            return send(Chunk::run_error(
-                                Some(run_id),
-                                now_ms(),
-                                format!("the model sent arguments for unknown tool call #{index}"),
-                                Some("malformed".into()),
-                            ));
-                        };
-                        call.arguments.push_str(&delta);
-                        send(Chunk::ToolCallArgs {
-                            tool_call_id: call.id.clone(),
-                            timestamp: now_ms(),
-                            delta,
-                        });
-                    }
-                    Ok(LlmEvent::Finish { reason, usage }) => finish = (reason, usage),
-                }
-            }
-            chat.record("gen_ai.response.finish_reasons", finish.0.as_str());
-            if let Some(u) = &finish.1 {
-                chat.record("gen_ai.usage.input_tokens", u.input_tokens);
-                chat.record("gen_ai.usage.output_tokens", u.output_tokens);
-            }
-            drop(chat);
-            if text_open {
-                send(Chunk::TextMessageEnd {
-                    message_id: message_id.clone(),
-                    timestamp: now_ms(),
-                    metadata: meta(json!({})),
-                });
-            }
-            for call in &calls {
-                let input: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
-                send(Chunk::ToolCallEnd {
-                    tool_call_id: call.id.clone(),
-                    timestamp: now_ms(),
-                    metadata: meta(
-                        json!({"toolCallName": call.name, "toolName": call.name, "input": input}),
-                    ),
-                });
-            }
+            run.end_turn(&turn);
             messages.push(Message::Assistant {
-                content: text,
-                tool_calls: calls.clone(),
+                content: turn.text,
+                tool_calls: turn.calls.clone(),
             });
-            let finished = |reason: &str, usage: Option<Usage>| Chunk::RunFinished {
-                run_id: run_id.clone(),
-                thread_id: thread_id.clone(),
-                timestamp: now_ms(),
-                usage: usage.map(|u| vec![u]),
-                metadata: meta(json!({"finishReason": reason})),
-                outcome: None,
-            };
-            if calls.is_empty() {
-                return send(finished(&finish.0, finish.1));
+            if turn.calls.is_empty() {
+                return run.send(run.finished(&turn.finish.0, turn.finish.1));
             }
             // Tool calls of one turn run one after the other, each streaming its events live.
             // As in TanStack's server, this turn's RUN_FINISHED (`tool_calls`) follows those
             // events and precedes the results.
-            let mut results = Vec::with_capacity(calls.len());
-            let mut paused = false;
-            for call in calls {
-                match self.call_tool(&call, &relay).await {
-                    Called::Content(content) => results.push((call.id, content)),
-                    // Sealed until the client answers: the turn ends here; the calls
-                    // after it run when the answer comes.
-                    Called::Parked => {
-                        paused = true;
-                        break;
-                    }
-                }
-            }
-            send(finished(&finish.0, finish.1));
+            let (results, paused) = self.call_tools(turn.calls, &relay).await;
+            run.send(run.finished(&turn.finish.0, turn.finish.1));
             for (tool_call_id, content) in results {
-                send(Chunk::ToolCallResult {
+                run.send(Chunk::ToolCallResult {
                     timestamp: now_ms(),
-                    message_id: message_id.clone(),
+                    message_id: turn.message_id.clone(),
                     tool_call_id: tool_call_id.clone(),
                     content: content.clone(),
                     role: "tool".into(),
@@ -365,15 +229,130 @@ impl Agent {
                 return;
             }
         }
-        send(Chunk::run_error(
-            Some(run_id),
-            now_ms(),
+        run.send(run.error(
             format!(
                 "stopped after {} model calls without a final answer",
                 self.max_iterations
             ),
             Some("max_iterations".into()),
         ));
+    }
+
+    /// One model call, streamed to the client as it comes (text and tool-call chunks) in its
+    /// `chat` span: what the model said, or the `RUN_ERROR` to end the run with.
+    async fn model_turn(&self, request: LlmRequest, run: &RunChunks) -> Result<ModelTurn, Chunk> {
+        let model = &run.model;
+        let chat = tracing::info_span!(
+            target: "code_mode_chat",
+            "code_mode_chat.model_call",
+            otel.name = format!("chat {model}"),
+            otel.status_code = tracing::field::Empty,
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = %model,
+            gen_ai.response.finish_reasons = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
+        let failed = |e: crate::llm::LlmError| {
+            chat.record("error.type", e.code.as_deref().unwrap_or("error"));
+            chat.record("otel.status_code", "ERROR");
+            run.error(e.message, e.code)
+        };
+        let mut stream = self
+            .llm
+            .stream(request)
+            .instrument(chat.clone())
+            .await
+            .map_err(failed)?;
+        let mut turn = ModelTurn {
+            message_id: next_id("msg"),
+            text: String::new(),
+            text_open: false,
+            calls: Vec::new(),
+            finish: ("stop".to_owned(), None),
+        };
+        while let Some(event) = stream.next().instrument(chat.clone()).await {
+            match event.map_err(failed)? {
+                LlmEvent::TextDelta(delta) => {
+                    if !turn.text_open {
+                        turn.text_open = true;
+                        run.send(Chunk::TextMessageStart {
+                            message_id: turn.message_id.clone(),
+                            timestamp: now_ms(),
+                            role: "assistant".into(),
+                            metadata: run.meta(json!({})),
+                        });
+                    }
+                    turn.text.push_str(&delta);
+                    run.send(Chunk::TextMessageContent {
+                        message_id: turn.message_id.clone(),
+                        timestamp: now_ms(),
+                        delta,
+                    });
+                }
+                LlmEvent::ToolCallStart { index, id, name } => {
+                    if turn.calls.len() <= index {
+                        turn.calls.resize(
+                            index + 1,
+                            ToolCall {
+                                id: String::new(),
+                                name: String::new(),
+                                arguments: String::new(),
+                            },
+                        );
+                    }
+                    turn.calls[index].id = id.clone();
+                    turn.calls[index].name = name.clone();
+                    run.send(Chunk::ToolCallStart {
+                        tool_call_id: id,
+                        tool_call_name: name,
+                        parent_message_id: Some(turn.message_id.clone()),
+                        timestamp: now_ms(),
+                        metadata: run.meta(json!({"index": index})),
+                    });
+                }
+                LlmEvent::ToolCallArgs { index, delta } => {
+                    let Some(call) = turn.calls.get_mut(index) else {
+                        return Err(run.error(
+                            format!("the model sent arguments for unknown tool call #{index}"),
+                            Some("malformed".into()),
+                        ));
+                    };
+                    call.arguments.push_str(&delta);
+                    run.send(Chunk::ToolCallArgs {
+                        tool_call_id: call.id.clone(),
+                        timestamp: now_ms(),
+                        delta,
+                    });
+                }
+                LlmEvent::Finish { reason, usage } => turn.finish = (reason, usage),
+            }
+        }
+        chat.record("gen_ai.response.finish_reasons", turn.finish.0.as_str());
+        if let Some(u) = &turn.finish.1 {
+            chat.record("gen_ai.usage.input_tokens", u.input_tokens);
+            chat.record("gen_ai.usage.output_tokens", u.output_tokens);
+        }
+        Ok(turn)
+    }
+
+    /// Runs a turn's tool calls one after the other: their results, and whether one parked
+    /// (sealed until the client answers: the turn ends there; the calls after it run when
+    /// the answer comes).
+    async fn call_tools(
+        &self,
+        calls: Vec<ToolCall>,
+        relay: &Arc<Relay>,
+    ) -> (Vec<(String, String)>, bool) {
+        let mut results = Vec::with_capacity(calls.len());
+        for call in calls {
+            match self.call_tool(&call, relay).await {
+                Called::Content(content) => results.push((call.id, content)),
+                Called::Parked => return (results, true),
+            }
+        }
+        (results, false)
     }
 
     /// Runs one tool call, in its `execute_tool` span; failures become a JSON error the
@@ -577,6 +556,76 @@ impl Agent {
         let _ = (call, approved, relay);
         None
     }
+}
+
+/// The chunks of one run: each carries the run's ids and TanStack's `metadata` with the model.
+struct RunChunks {
+    model: String,
+    run_id: String,
+    thread_id: String,
+    relay: Arc<Relay>,
+}
+
+impl RunChunks {
+    fn send(&self, chunk: Chunk) {
+        self.relay.send(chunk);
+    }
+
+    /// `{"tanstack": {"model": …, …extra}}`.
+    fn meta(&self, extra: Value) -> Option<Value> {
+        let mut tanstack = json!({"model": self.model});
+        if let (Value::Object(t), Value::Object(e)) = (&mut tanstack, extra) {
+            t.extend(e);
+        }
+        Some(json!({"tanstack": tanstack}))
+    }
+
+    fn finished(&self, reason: &str, usage: Option<Usage>) -> Chunk {
+        Chunk::RunFinished {
+            run_id: self.run_id.clone(),
+            thread_id: self.thread_id.clone(),
+            timestamp: now_ms(),
+            usage: usage.map(|u| vec![u]),
+            metadata: self.meta(json!({"finishReason": reason})),
+            outcome: None,
+        }
+    }
+
+    fn error(&self, message: String, code: Option<String>) -> Chunk {
+        Chunk::run_error(Some(self.run_id.clone()), now_ms(), message, code)
+    }
+
+    /// Closes what a model turn opened: its text message and its tool calls (with their
+    /// parsed input).
+    fn end_turn(&self, turn: &ModelTurn) {
+        if turn.text_open {
+            self.send(Chunk::TextMessageEnd {
+                message_id: turn.message_id.clone(),
+                timestamp: now_ms(),
+                metadata: self.meta(json!({})),
+            });
+        }
+        for call in &turn.calls {
+            let input: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+            self.send(Chunk::ToolCallEnd {
+                tool_call_id: call.id.clone(),
+                timestamp: now_ms(),
+                metadata: self.meta(
+                    json!({"toolCallName": call.name, "toolName": call.name, "input": input}),
+                ),
+            });
+        }
+    }
+}
+
+/// What the model said in one turn.
+struct ModelTurn {
+    message_id: String,
+    text: String,
+    text_open: bool,
+    calls: Vec<ToolCall>,
+    /// The finish reason and token usage.
+    finish: (String, Option<Usage>),
 }
 
 /// How a tool call ended for this response.
