@@ -6,7 +6,7 @@
 //! deadline) and detects deadlock. One step of it is one entry into the engine: resolve the
 //! finished calls' promises, drain the job queue, look at the program's promise.
 //!
-//! Every entry into the engine goes through [`Engine::enter`], which guarantees native stack
+//! Every entry into the engine goes through [`QuickJsEngine::enter`], which guarantees native stack
 //! headroom above the configured QuickJS stack limit. QuickJS measures its stack limit from the
 //! stack top recorded when the engine is entered (rquickjs's `parallel` feature re-records it
 //! on each entry), so with the headroom guaranteed a runaway recursion always hits QuickJS's
@@ -100,7 +100,7 @@ unsafe impl Send for ProgramPromise {}
 // SAFETY: the handles are only created, restored and dropped while the owning engine is
 // entered through `Context::with`/`Runtime` calls, which take the runtime lock (rquickjs
 // `parallel`), and the engine itself is only used by one task at a time (the context's
-// mutex). They never outlive the runtime: `Engine::shutdown` and `Engine::clear_pending`
+// mutex). They never outlive the runtime: `QuickJsEngine::shutdown` and `QuickJsEngine::clear_pending`
 // release them inside the engine before it is dropped.
 unsafe impl Send for Resolvers {}
 
@@ -108,7 +108,7 @@ type CallResult = Result<serde_json::Value, GuestError>;
 
 /// A running program: the engine and the program's promise, driven by the core's call pump.
 struct Program<'a> {
-    engine: &'a mut Engine,
+    engine: &'a mut QuickJsEngine,
     promise: ProgramPromise,
 }
 
@@ -197,7 +197,7 @@ impl Shared {
     }
 }
 
-pub(crate) struct Engine {
+pub(crate) struct QuickJsEngine {
     // Field order is drop order: no JS handle may outlive the context and runtime.
     pending: Vec<(u32, Resolvers)>,
     shared: Arc<Shared>,
@@ -211,7 +211,7 @@ pub(crate) struct Engine {
 
 type Outcome = Result<Option<serde_json::Value>, ExecutionError>;
 
-impl Engine {
+impl QuickJsEngine {
     /// Builds the engine of a context, on a pooled blank engine when one is given.
     pub(crate) fn new(
         config: ContextConfig,
@@ -482,7 +482,7 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
+impl Drop for QuickJsEngine {
     fn drop(&mut self) {
         // Handles dropped outside `shutdown` (e.g. a panic unwinding) still go first.
         self.clear_pending();

@@ -48,7 +48,7 @@ use code_mode::{
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::engine::Engine;
+use crate::engine::QuickJsEngine;
 use crate::pool::Pool;
 
 /// Driver name.
@@ -168,7 +168,7 @@ impl IsolateDriver for QuickJsDriver {
         // Its first execution usually follows at once: have an engine thread running by then.
         runner::expect_job();
         let timing = config.clone();
-        let engine = Engine::new(config, self.pool.take(), self.style)
+        let engine = QuickJsEngine::new(config, self.pool.take(), self.style)
             .map_err(|e| DriverError::new(DRIVER_NAME, e))?;
         Ok(Box::new(EngineContext::new(
             Box::new(Pooled {
@@ -189,7 +189,7 @@ pub const HARD_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_m
 /// nesting check); this runs each execution on an engine thread (see `runner`), so a
 /// built-in that ignores the deadline holds up neither the caller nor other contexts.
 struct Pooled {
-    engine: Box<Engine>,
+    engine: Box<QuickJsEngine>,
     pool: Arc<Pool>,
 }
 
