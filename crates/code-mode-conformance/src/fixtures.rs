@@ -88,6 +88,20 @@ pub fn bindings(f: &Fixtures) -> Bindings {
         .expect("valid fixture binding");
         b.insert(binding).expect("unique fixture names");
     }
+    // Fails with the error name and message it is given, as a binding of a JavaScript host
+    // can (a tool that itself overflowed its stack rejects with the engine's exact error).
+    let calls = f.clone();
+    let fail_as = Binding::new("external_fail_as", move |args| {
+        calls.calls.fetch_add(1, Ordering::SeqCst);
+        let text = |key: &str| args.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let error = GuestError {
+            name: text("name"),
+            message: text("message"),
+        };
+        Box::pin(async move { Err(error) })
+    })
+    .expect("valid fixture binding");
+    b.insert(fail_as).expect("unique fixture names");
     b
 }
 

@@ -107,6 +107,7 @@ macro_rules! conformance_tests {
             an_application_cancels_mid_call,
             limit_phrases_in_guest_text_decide_nothing,
             forged_engine_errors_are_the_programs_own,
+            a_tools_engine_like_error_is_the_tools,
             guest_code_during_an_approval_is_charged,
             replaced_intrinsics_change_no_output,
             literals_keep_their_line_terminators,

@@ -34,7 +34,8 @@
 //                             to done and resolves the returned promise. Never rejects.
 //   deliver(id, text)         settles tool call id: 'v' + JSON value or 'e' + JSON {name, message}.
 //   describe(e, syntax)       the failure record ('e' + JSON) of a thrown value.
-// The failure record is {kind, name, message, line, size}: code_mode::driver::GuestFailure.
+// The failure record is {kind, name, message, line, size, tool}: code_mode::driver::GuestFailure
+// (`tool` is present, true, when the thrown value is the error a tool call rejected with).
 ((hooks) => {
   'use strict';
   const stringify = JSON.stringify, parse = JSON.parse, ErrorCtor = Error, StringCtor = String;
@@ -52,6 +53,11 @@
   const symbolDescription = getOwnPropertyDescriptor(Symbol.prototype, 'description').get;
   const typeOf = (v) => typeof v;
   const isError = (v) => apply(hasInstance, ErrorCtor, [v]);
+  // The errors tool calls rejected with. A failure whose thrown value is one of them is the
+  // tool's, and may never be read as the engine's own error (a tool that itself overflowed
+  // its stack rejects with V8's exact overflow error). The set is out of the program's reach;
+  // the worst a program can do is rethrow a copy, which is then its own error.
+  const toolErrors = new WeakSet(), weakAdd = WeakSet.prototype.add, weakHas = WeakSet.prototype.has;
   const hostCall = hooks.call, hostLog = hooks.log, frames = hooks.frames;
   const firstLine = hooks.firstLine || 1, lastLine = hooks.lastLine || Infinity;
   let maxLogs = 0, maxLogBytes = 0, maxCalls = 0, maxResultBytes = Infinity;
@@ -201,7 +207,9 @@
     try { e = parse(body); } catch { e = null; }
     const name = e !== null && typeOf(e.name) === 'string' && e.name ? e.name : 'Error';
     const message = e !== null && typeOf(e.message) === 'string' ? e.message : 'the tool call failed';
-    entry[1](rename(entry[2], name, message));
+    const err = rename(entry[2], name, message);
+    apply(weakAdd, toolErrors, [err]);
+    entry[1](err);
   };
 
   // ---------- failures ----------
@@ -236,11 +244,14 @@
     }
     return out + '"';
   };
-  const failure = (kind, name, message, line, size) => {
-    try { return 'e' + stringify({ __proto__: null, kind, name, message, line, size }); }
-    catch {
+  const failure = (kind, name, message, line, size, tool) => {
+    try {
+      return 'e' + stringify(tool === true
+        ? { __proto__: null, kind, name, message, line, size, tool }
+        : { __proto__: null, kind, name, message, line, size });
+    } catch {
       return 'e{"kind":' + quote(kind) + ',"name":' + quote(name) + ',"message":' + quote(message)
-        + ',"line":' + (line | 0) + ',"size":' + (+size || 0) + '}';
+        + ',"line":' + (line | 0) + ',"size":' + (+size || 0) + (tool === true ? ',"tool":true' : '') + '}';
     }
   };
   // Whatever was thrown, described; its `name` and `message` may be getters that throw, or a
@@ -259,7 +270,9 @@
     let error = false;
     try { error = isError(e); } catch {}
     const kind = syntax && name === 'SyntaxError' ? 'syntax' : 'guest';
-    return failure(kind, name, message, error ? lineOf(e) : 0, 0);
+    let tool = false;
+    try { tool = apply(weakHas, toolErrors, [e]); } catch {}
+    return failure(kind, name, message, error ? lineOf(e) : 0, 0, tool);
   };
 
   // ---------- the result ----------

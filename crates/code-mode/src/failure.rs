@@ -144,6 +144,12 @@ pub struct GuestFailure {
     /// For `too_large`: the result's size in UTF-8 bytes of JSON.
     #[serde(default)]
     pub size: u64,
+    /// The thrown value is the error a tool call rejected with (the prelude knows the errors
+    /// it made). Such a failure is the tool's, never the engine's: a driver that recognises
+    /// its engine's own error by name and message (no stack-guard signal) skips it. Said by
+    /// the guest's realm, it can only make a failure the program's own, never a limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tool: bool,
 }
 
 impl GuestFailure {
@@ -155,6 +161,7 @@ impl GuestFailure {
             message: message.into(),
             line: 0,
             size: 0,
+            tool: false,
         }
     }
 

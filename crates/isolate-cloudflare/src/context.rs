@@ -329,6 +329,7 @@ fn classify(f: GuestFailure, limits: &Limits) -> ExecutionError {
     // workerd gives no stack-guard signal: V8's own overflow error is recognised by its exact
     // name and message (a longer message that merely contains it is the program's).
     if f.kind == FailureKind::Guest
+        && !f.tool
         && f.name == "RangeError"
         && f.message == "Maximum call stack size exceeded"
     {

@@ -50,8 +50,10 @@ async function authorized(request, env) {
   return crypto.subtle.timingSafeEqual(a, b)
 }
 
-function fail(kind, name, message, line = 0, size = 0) {
-  return { kind, name, message: String(message), line, size }
+function fail(kind, name, message, line = 0, size = 0, tool = false) {
+  return tool === true
+    ? { kind, name, message: String(message), line, size, tool }
+    : { kind, name, message: String(message), line, size }
 }
 
 // What the program's realm may report about the program; limits (timeout, memory, stack,
@@ -71,7 +73,9 @@ function decodeOutcome(text) {
       if (e && GUEST_KINDS.has(e.kind) && typeof e.name === 'string' && typeof e.message === 'string') {
         const line = Number.isInteger(e.line) && e.line > 0 ? e.line : 0
         const size = Number.isSafeInteger(e.size) && e.size > 0 ? e.size : 0
-        return { error: fail(e.kind, e.name, e.message, line, size) }
+        // `tool` (the thrown value is a tool call's error) can only make a failure the
+        // program's own, so it is passed on as the realm said it.
+        return { error: fail(e.kind, e.name, e.message, line, size, e.tool === true) }
       }
     }
   }

@@ -545,6 +545,7 @@ impl Sandbox {
         }
         if hit.stack
             && f.kind == FailureKind::Guest
+            && !f.tool
             && f.name == "RangeError"
             && f.message == ENGINE_STACK_OVERFLOW
         {

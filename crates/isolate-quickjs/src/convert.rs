@@ -188,7 +188,7 @@ fn guest_error_parts<'js>(ctx: &Ctx<'js>, v: &Value<'js>) -> Option<(String, Str
 }
 
 /// The message of the `RangeError` QuickJS throws when its stack guard fires.
-const ENGINE_STACK_OVERFLOW: &str = "Maximum call stack size exceeded";
+pub(crate) const ENGINE_STACK_OVERFLOW: &str = "Maximum call stack size exceeded";
 
 /// Turns a thrown value into the normalised error. Time and memory were decided by the
 /// caller from the engine's own signals; nothing here reads a limit from the thrown value's
@@ -201,6 +201,7 @@ pub(crate) fn classify<'js>(
     limits: &Limits,
     deadline: &Deadline,
     style: ValueStyle,
+    is_tool_error: &dyn Fn(&Object<'js>) -> bool,
 ) -> ExecutionError {
     let value = match thrown {
         Thrown::Error(e) => return e,
@@ -260,7 +261,9 @@ pub(crate) fn classify<'js>(
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "Error".into());
     let message = message.unwrap_or_default();
-    if name == "RangeError" && message == ENGINE_STACK_OVERFLOW {
+    // A tool's error that reads like the engine's (a JavaScript tool that overflowed its own
+    // stack rejects with this very error) is the tool's.
+    if name == "RangeError" && message == ENGINE_STACK_OVERFLOW && !is_tool_error(obj) {
         return ExecutionError::stack_overflow(limits.stack_bytes());
     }
     let line = stack.as_deref().and_then(line_in_stack);
@@ -438,4 +441,12 @@ mod tests {
         );
         assert_eq!(line_in_stack("    at native\n"), None);
     }
+}
+
+/// The address of an object, to tell later whether a thrown value is that object. Only
+/// compared, never followed: an address reused after the object was freed can only make a
+/// failure read as the program's own (see `Shared::tool_errors`).
+pub(crate) fn address(obj: &Object<'_>) -> usize {
+    // SAFETY: reads the pointer field of an object value; nothing is dereferenced.
+    unsafe { rquickjs::qjs::JS_VALUE_GET_PTR(obj.as_raw()) as usize }
 }

@@ -186,9 +186,18 @@ pub(crate) struct Shared {
     pub(crate) deadline: Deadline,
     /// The guest heap budget; `exhausted` is set when the heap hit the memory limit.
     pub(crate) budget: Arc<Budget>,
+    /// Addresses of the errors this execution's tool calls rejected with that read exactly
+    /// like the engine's stack overflow (a JavaScript tool that overflowed its own stack):
+    /// such a thrown value is the tool's error, never the engine's. Compared only, never
+    /// followed; a freed address reused by the engine's own error could only make a real
+    /// overflow read as the program's own error, which a program that catches it gets anyway.
+    tool_errors: Mutex<Vec<usize>>,
 }
 
 impl Shared {
+    fn tool_errors(&self) -> MutexGuard<'_, Vec<usize>> {
+        self.tool_errors.lock().unwrap_or_else(|p| p.into_inner())
+    }
     pub(crate) fn logs(&self) -> MutexGuard<'_, LogBuffer> {
         self.logs.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -240,6 +249,7 @@ impl QuickJsEngine {
                 next_id: AtomicU64::new(0),
                 deadline: Deadline::default(),
                 budget,
+                tool_errors: Mutex::new(Vec::new()),
             });
             shared.deadline.disarm();
             let s = shared.clone();
@@ -297,6 +307,7 @@ impl QuickJsEngine {
         time: &code_mode::driver::Budget,
     ) -> ExecutionResult {
         self.shared.bridge.begin_execution();
+        self.shared.tool_errors().clear();
         self.shared.budget.exhausted.store(false, Ordering::Relaxed);
         self.shared.deadline.set(time.deadline());
         let outcome = self.run(code, time).await;
@@ -373,7 +384,7 @@ impl QuickJsEngine {
         self.enter(|ctx| {
             let mut deliveries = deliveries.into_iter();
             while let Some((resolvers, result)) = deliveries.next() {
-                if deliver(&ctx, resolvers, result).is_err() {
+                if deliver(&ctx, resolvers, result, &self.shared).is_err() {
                     // Release the remaining handles inside the engine before failing.
                     for (r, _) in deliveries.by_ref() {
                         r.release(&ctx);
@@ -452,7 +463,16 @@ impl QuickJsEngine {
             // Whatever was thrown, the heap ran out: the context cannot be trusted further.
             return ExecutionError::memory_limit(self.limits.memory_bytes());
         }
-        convert::classify(ctx, thrown, &self.limits, &self.shared.deadline, self.style)
+        // A copy: reading the thrown value's `name` may run a getter of the program.
+        let tool_errors = self.shared.tool_errors().clone();
+        convert::classify(
+            ctx,
+            thrown,
+            &self.limits,
+            &self.shared.deadline,
+            self.style,
+            &|obj| tool_errors.contains(&convert::address(obj)),
+        )
     }
 
     /// Drops the handles of calls that will never be delivered (the program finished or
@@ -494,6 +514,7 @@ fn deliver<'js>(
     ctx: &Ctx<'js>,
     resolvers: Resolvers,
     result: Result<serde_json::Value, GuestError>,
+    shared: &Shared,
 ) -> rquickjs::Result<()> {
     let resolve = resolvers.resolve.restore(ctx)?;
     let reject = resolvers.reject.restore(ctx)?;
@@ -506,6 +527,9 @@ fn deliver<'js>(
         }
         Err(err) => {
             convert::name_error(&site, &err.name, &err.message)?;
+            if err.name == "RangeError" && err.message == convert::ENGINE_STACK_OVERFLOW {
+                shared.tool_errors().push(convert::address(&site));
+            }
             call_in_place(ctx, &reject, site.into_value())
         }
     }

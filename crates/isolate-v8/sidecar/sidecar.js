@@ -721,7 +721,7 @@ class Ctx {
     // one is the program's own error), or by the isolate having been disposed.
     if (!GUEST_KINDS.has(err.kind)) return this.fail(run, 'internal', 'Error', 'the program reported an outcome only the sandbox may report')
     if (this.isolate && this.isolate.isDisposed) return this.memory(run)
-    if (err.kind === 'guest' && err.name === 'RangeError' && err.message === STACK_OVERFLOW) return this.stack(run)
+    if (err.kind === 'guest' && err.name === 'RangeError' && err.message === STACK_OVERFLOW && err.tool !== true) return this.stack(run)
     // V8's refusal ends the run as a memory limit only when the buffer guards saw the
     // allocator refuse in this run (see `v8Hooks`); the text alone is the program's own.
     if (err.kind === 'guest' && err.name === 'RangeError' && err.message === BUFFER_REFUSED && run.refused) return this.memory(run)

@@ -143,6 +143,7 @@ pub async fn absent_host_globals(h: &Harness) {
             "external_big",
             "external_echo",
             "external_fail",
+            "external_fail_as",
             "external_never",
             "external_sleep"
         ])

@@ -239,6 +239,39 @@ pub async fn forged_engine_errors_are_the_programs_own(h: &Harness) {
     h.assert_healthy().await;
 }
 
+/// A tool whose error reads exactly like an engine's own failure (a JavaScript tool that
+/// itself overflowed its stack, ran out of memory or timed out) fails the program with that
+/// tool's error, never a limit, on every driver, whether the program awaits it, returns it or
+/// leaves it in `Promise.all`; the context lives on. Generated over the engines' own texts.
+pub async fn a_tools_engine_like_error_is_the_tools(h: &Harness) {
+    let fixtures = Fixtures::default();
+    let ctx = h.context_with(&fixtures, h.limits(), None).await;
+    for (name, message) in [
+        ("RangeError", "Maximum call stack size exceeded"),
+        ("RangeError", "Array buffer allocation failed"),
+        ("InternalError", "out of memory"),
+        ("InternalError", "stack overflow"),
+        ("Error", "Script execution timed out."),
+        ("Error", "Worker exceeded memory limit."),
+    ] {
+        let args = json!({"name": name, "message": message});
+        for form in [
+            format!("await external_fail_as({args});"),
+            format!("return await external_fail_as({args});"),
+            format!("await Promise.all([external_echo({{}}), external_fail_as({args})]);"),
+        ] {
+            let r = ctx.execute(&form).await;
+            let e = super::error(&r);
+            assert_eq!(e.kind, ErrorKind::from_guest_name(name), "{form}: {e}");
+            assert_eq!(e.message, message, "{form}: {e}");
+        }
+    }
+    let r = ctx.execute("return 1 + 1").await;
+    assert_eq!(r.value(), Some(&json!(2)), "{r:?}");
+    ctx.dispose().await;
+    h.assert_healthy().await;
+}
+
 /// Built-ins a program may replace before it calls `console.log`, a tool or `return`.
 pub const REPLACED_INTRINSICS: [&str; 10] = [
     "Object.defineProperty(Symbol.prototype, 'description', { get() { throw new Error('boom'); }, configurable: true });",
