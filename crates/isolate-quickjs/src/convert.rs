@@ -429,6 +429,14 @@ fn deeper<'js>(
     false
 }
 
+/// The address of an object, to tell later whether a thrown value is that object. Only
+/// compared, never followed: an address reused after the object was freed can only make a
+/// failure read as the program's own (see `Shared::tool_errors`).
+pub(crate) fn address(obj: &Object<'_>) -> usize {
+    // SAFETY: reads the pointer field of an object value; nothing is dereferenced.
+    unsafe { rquickjs::qjs::JS_VALUE_GET_PTR(obj.as_raw()) as usize }
+}
+
 #[cfg(test)]
 mod tests {
     use super::line_in_stack;
@@ -441,12 +449,4 @@ mod tests {
         );
         assert_eq!(line_in_stack("    at native\n"), None);
     }
-}
-
-/// The address of an object, to tell later whether a thrown value is that object. Only
-/// compared, never followed: an address reused after the object was freed can only make a
-/// failure read as the program's own (see `Shared::tool_errors`).
-pub(crate) fn address(obj: &Object<'_>) -> usize {
-    // SAFETY: reads the pointer field of an object value; nothing is dereferenced.
-    unsafe { rquickjs::qjs::JS_VALUE_GET_PTR(obj.as_raw()) as usize }
 }
