@@ -65,4 +65,3 @@ impl ApprovalPolicy {
         matches!(self, Self::Never)
     }
 }
-

@@ -45,7 +45,9 @@ pub use crate::program::{
     PROGRAM_FIRST_LINE, PROGRAM_HEAD, PROGRAM_TAIL, program_line, program_source,
 };
 pub use crate::pump::{Delivery, PumpedEngine, pump};
-pub use crate::runtime_paths::{NpmInstallError, content_hash, install_pinned_npm, write_if_changed};
+pub use crate::runtime_paths::{
+    NpmInstallError, content_hash, install_pinned_npm, write_if_changed,
+};
 pub use crate::stubs::generate_stubs_with_prefix;
 pub use crate::text::{parse_guest_json, wtf8_to_string};
 pub use async_trait::async_trait;

@@ -522,6 +522,9 @@ mod named_table {
         let mut names: Vec<&str> = NAMED.iter().map(|(_, n)| *n).collect();
         names.push(INTERNAL_ERROR);
         assert_eq!(names, ErrorKind::DOCUMENTED);
-        assert_eq!(ErrorKind::from_name("TypeError"), ErrorKind::Guest("TypeError".into()));
+        assert_eq!(
+            ErrorKind::from_name("TypeError"),
+            ErrorKind::Guest("TypeError".into())
+        );
     }
 }

@@ -64,7 +64,10 @@ mod tests {
     /// The head is one line, and the first line says so.
     #[test]
     fn the_head_is_one_line() {
-        assert_eq!(PROGRAM_HEAD.matches('\n').count() as u32, PROGRAM_FIRST_LINE - 1);
+        assert_eq!(
+            PROGRAM_HEAD.matches('\n').count() as u32,
+            PROGRAM_FIRST_LINE - 1
+        );
         assert!(PROGRAM_TAIL.starts_with('\n'));
     }
 }

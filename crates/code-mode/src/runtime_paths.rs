@@ -96,7 +96,10 @@ pub fn install_pinned_npm(
         path: dir.to_path_buf(),
         reason: e.to_string(),
     })?;
-    for (name, text) in [("package.json", package_json), ("package-lock.json", package_lock)] {
+    for (name, text) in [
+        ("package.json", package_json),
+        ("package-lock.json", package_lock),
+    ] {
         let path = dir.join(name);
         write_if_changed(&path, text).map_err(|e| NpmInstallError::Io {
             path,

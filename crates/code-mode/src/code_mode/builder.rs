@@ -1,6 +1,24 @@
 //! [`CodeModeBuilder`]: tools, driver, limits and policies, checked once at `build`.
 
-use super::*;
+use super::CodeMode;
+use super::Inner;
+use super::TypeCheckSetup;
+use crate::approval::Approver;
+use crate::driver::IsolateDriver;
+use crate::error::CodeModeError;
+use crate::error::ToolDefinitionError;
+use crate::limits::Limits;
+use crate::prompt::CatalogDetail;
+use crate::prompt::discover_description;
+use crate::prompt::execute_description;
+use crate::prompt::system_prompt;
+use crate::secrets::SecretParameterPolicy;
+use crate::stubs::generate_checker_stubs;
+use crate::tool::Tool;
+use crate::typecheck::SANDBOX_DECLARATIONS;
+use crate::typecheck::TypeCheckMode;
+use crate::typecheck::TypeChecker;
+use std::sync::Arc;
 
 /// Builder of [`CodeMode`].
 #[must_use]

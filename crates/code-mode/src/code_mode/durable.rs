@@ -11,12 +11,34 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::*;
+use super::CodeMode;
+use super::options::DRIVER_GRACE;
+use super::options::ExecuteOptions;
+use super::options::ExecutionScope;
+use super::options::cancelled;
+use crate::approval::ApprovalPolicy;
 use crate::approval::{denied, next_approval_id};
+use crate::bindings::GuestError;
 use crate::durable::{
     Answer, DurableError, DurableOptions, DurableOutcome, Opened, Park, Paused, PausedExecution,
     Reply, ResumeError, SealError, SnapshotVault, Step, WaitingCall, admit, durable_driver,
 };
+use crate::error::ErrorKind;
+use crate::error::ExecutionError;
+use crate::events::EventKind;
+use crate::events::Phase;
+use crate::events::now_ms;
+use crate::result::CodeModeResult;
+use crate::trace::ExecTrace;
+use crate::typecheck::TypeDiagnostic;
+use crate::typescript::StrippedCode;
+use crate::typescript::strip_typescript;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What a `CodeMode` seals with an execution ([`Suspended::meta`](crate::durable::Suspended::meta)).
 #[derive(Debug, Serialize, Deserialize)]

@@ -5,37 +5,15 @@
 //! `execute_typescript` call gets a fresh sandbox context, its own event tagging and its own
 //! tool-call budget, and disposes the context when done.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use serde_json::{Value, json};
-
-use crate::approval::{APPROVAL_DENIED_ERROR, ApprovalPolicy, Approver, Gate};
-use crate::bindings::{Binding, Bindings, GuestError};
-use crate::clock::ExecutionClock;
-use crate::console::{ConsoleSink, LogLevel};
-use crate::driver::{ContextConfig, IsolateContext, IsolateDriver};
-use crate::error::{CodeModeError, ErrorKind, ExecutionError, ToolDefinitionError, ToolError};
-use crate::events::{EventKind, EventSink, Phase, now_ms};
+use crate::approval::Approver;
+use crate::driver::IsolateDriver;
 use crate::limits::Limits;
-use crate::prompt::{
-    CatalogDetail, DISCOVER_TOOL_NAME, EXECUTE_TOOL_NAME, catalog_entry, discover_description,
-    execute_description, system_prompt,
-};
-use crate::result::{CodeModeResult, result_schema};
+use crate::prompt::CatalogDetail;
 use crate::secrets::SecretParameterPolicy;
-use crate::stubs::{generate_checker_stubs, generate_stubs};
-use crate::tool::{Tool, ToolContext, ToolSpec};
-use crate::trace::ExecTrace;
-use crate::typecheck::{
-    CheckRequest, SANDBOX_DECLARATIONS, TypeCheckMode, TypeChecker, TypeDiagnostic,
-};
-use crate::typescript::{StrippedCode, strip_typescript};
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use crate::tool::Tool;
+use crate::typecheck::{TypeCheckMode, TypeChecker};
 
 mod builder;
 #[cfg(feature = "durable")]
@@ -46,8 +24,7 @@ mod tool_calls;
 mod tools;
 
 pub use builder::CodeModeBuilder;
-pub use options::*;
-use tool_calls::*;
+pub use options::{BindingProvider, DEFAULT_MAX_CODE_BYTES, ExecuteOptions, ExecutionScope};
 
 struct Inner {
     tools: Vec<Tool>,

@@ -1,7 +1,18 @@
 //! What an execution is given: its options, its scope (clock and cancellation), and the tool
 //! specs handed to a model.
 
-use super::*;
+use crate::approval::Approver;
+use crate::bindings::Binding;
+use crate::clock::ExecutionClock;
+use crate::error::ErrorKind;
+use crate::error::ExecutionError;
+use crate::events::EventSink;
+use crate::tool::ToolContext;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Largest program accepted by default, in bytes.
 pub const DEFAULT_MAX_CODE_BYTES: usize = 256 * 1024;

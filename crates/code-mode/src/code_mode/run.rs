@@ -1,6 +1,35 @@
 //! One execution: type check, strip, create a context with the bindings, run, report.
 
-use super::*;
+use super::CodeMode;
+use super::options::DRIVER_GRACE;
+use super::options::ExecuteOptions;
+use super::options::ExecutionScope;
+use super::options::cancelled;
+use super::tool_calls::tool_binding;
+use super::tool_calls::traced_binding;
+use crate::approval::Gate;
+use crate::bindings::Bindings;
+use crate::console::ConsoleSink;
+use crate::console::LogLevel;
+use crate::driver::ContextConfig;
+use crate::driver::IsolateContext;
+use crate::error::ErrorKind;
+use crate::error::ExecutionError;
+use crate::error::ToolDefinitionError;
+use crate::events::EventKind;
+use crate::events::Phase;
+use crate::events::now_ms;
+use crate::result::CodeModeResult;
+use crate::trace::ExecTrace;
+use crate::typecheck::CheckRequest;
+use crate::typecheck::TypeCheckMode;
+use crate::typecheck::TypeDiagnostic;
+use crate::typescript::StrippedCode;
+use crate::typescript::strip_typescript;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 impl CodeMode {
     /// Strips, runs and reports one TypeScript program in a fresh sandbox context.

@@ -2,7 +2,25 @@
 //! context, the span and metrics, and the `code_mode:*` events (`external_call` once the
 //! gate let the call through, so a denied call is only an `external_error`).
 
-use super::*;
+use std::panic::AssertUnwindSafe;
+
+use crate::approval::APPROVAL_DENIED_ERROR;
+use crate::approval::ApprovalPolicy;
+use crate::approval::Gate;
+use crate::bindings::Binding;
+use crate::bindings::GuestError;
+use crate::error::ToolError;
+use crate::events::EventKind;
+use crate::events::EventSink;
+use crate::events::now_ms;
+use crate::tool::Tool;
+use crate::tool::ToolContext;
+use crate::trace::ExecTrace;
+use futures::FutureExt;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
 
 pub(super) fn tool_binding(
     tool: Tool,

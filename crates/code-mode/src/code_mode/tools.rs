@@ -1,7 +1,29 @@
 //! `execute_typescript` and `discover_tools` as tools: their specs for a model, their
 //! handlers, and `discover_tools` itself.
 
-use super::*;
+use super::CodeMode;
+use super::options::BindingProvider;
+use super::options::ExecuteOptions;
+use crate::bindings::Binding;
+use crate::error::ErrorKind;
+use crate::error::ExecutionError;
+use crate::events::Phase;
+use crate::prompt::CatalogDetail;
+use crate::prompt::DISCOVER_TOOL_NAME;
+use crate::prompt::EXECUTE_TOOL_NAME;
+use crate::prompt::catalog_entry;
+use crate::result::CodeModeResult;
+use crate::result::result_schema;
+use crate::stubs::generate_stubs;
+use crate::tool::Tool;
+use crate::tool::ToolContext;
+use crate::tool::ToolSpec;
+use crate::typecheck::TypeCheckMode;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
 
 impl CodeMode {
     /// The `execute_typescript` tool as sent to the model.
