@@ -317,6 +317,197 @@ fn event_json(event: &Event) -> Value {
     json!({"name": event.name(), "value": event.value()})
 }
 
+/// The task that sends a call's events to its client, in order (as progress notifications
+/// when the request has a progress token, else as log messages where the client opted in).
+struct Forwarder {
+    done: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    /// Sends what is still queued, then ends: the call's result goes out after its last event.
+    async fn finish(self) {
+        let _ = self.done.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// The call's span; it continues the client's trace when the request's `_meta` carries one
+/// (W3C trace context, SEP-414).
+fn call_span(
+    request: &CallToolRequestParams,
+    context: &RequestContext<RoleServer>,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: "code_mode_mcp",
+        "code_mode_mcp.tool_call",
+        otel.name = format!("execute_tool {}", request.name),
+        otel.kind = "server",
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %request.name,
+        mcp.request.id = %context.id,
+    );
+    if let Some(traceparent) = context.meta.get_traceparent() {
+        code_mode::adopt_trace_context(
+            &span,
+            &code_mode::TraceContext {
+                traceparent: traceparent.to_owned(),
+                tracestate: context.meta.get_tracestate().map(str::to_owned),
+            },
+        );
+    }
+    span
+}
+
+/// Who decides the call's approvals: this client's user through elicitation during the call
+/// (before protocol 2026-07-28); the parked execution's own rounds (`parks`: 2026-07-28 and
+/// newer, which forbid requests during a call); or a denial saying why the client cannot be
+/// asked (it declared no elicitation, or the program cannot be paused until its next request).
+fn approver_for(
+    context: &RequestContext<RoleServer>,
+    parks: bool,
+    modern: bool,
+    can_elicit: bool,
+) -> (
+    Arc<dyn code_mode::Approver>,
+    Option<crate::parked::ParkedAsks>,
+) {
+    if parks {
+        let (approver, asks) = crate::parked::Parked::approver();
+        return (approver, Some(asks));
+    }
+    if modern {
+        let why = if can_elicit {
+            crate::approval::NO_PAUSE
+        } else {
+            crate::approval::NO_ELICITATION
+        };
+        return (Arc::new(code_mode::DenyAll(why.into())), None);
+    }
+    if can_elicit {
+        let approver = crate::approval::ElicitationApprover {
+            peer: context.peer.clone(),
+        };
+        return (Arc::new(approver), None);
+    }
+    (
+        Arc::new(code_mode::DenyAll(crate::approval::NO_ELICITATION.into())),
+        None,
+    )
+}
+
+impl CodeModeServer {
+    /// Starts the task that forwards a call's events to its client (see [`Forwarder`]).
+    fn forward_events(&self, context: &RequestContext<RoleServer>) -> (EventSink, Forwarder) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let sink = EventSink::from_fn(move |e| {
+            let _ = tx.send(e);
+        });
+        let peer = context.peer.clone();
+        let token = context.meta.get_progress_token();
+        // Events go out at `info`. From protocol 2026-07-28 a request opts in to log
+        // notifications in its own `_meta` (`io.modelcontextprotocol/logLevel`); without it
+        // none may be sent. Before, the session's `logging/setLevel` decides.
+        let info_logs = if crate::approval::is_modern(context) {
+            context
+                .meta
+                .log_level()
+                .is_some_and(|l| matches!(l, LoggingLevel::Debug | LoggingLevel::Info))
+        } else {
+            self.info_logs.load(std::sync::atomic::Ordering::SeqCst)
+        };
+        let (done, mut finished) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut n = 0.0;
+            let mut over = false;
+            loop {
+                // Events first; once the run is over, what is queued, then stop (tools may
+                // keep clones of the sink).
+                let event = if over {
+                    match rx.try_recv() {
+                        Ok(e) => e,
+                        Err(_) => break,
+                    }
+                } else {
+                    tokio::select! {
+                        biased;
+                        Some(e) = rx.recv() => e,
+                        _ = &mut finished => {
+                            over = true;
+                            continue;
+                        }
+                    }
+                };
+                let data = event_json(&event);
+                let sent = match &token {
+                    Some(token) => {
+                        n += 1.0;
+                        let mut p = ProgressNotificationParam::new(token.clone(), n);
+                        p.message = Some(data.to_string());
+                        peer.notify_progress(p).await
+                    }
+                    None if !info_logs => Ok(()),
+                    None => {
+                        peer.notify_logging_message(
+                            LoggingMessageNotificationParam::new(LoggingLevel::Info, data)
+                                .with_logger("code_mode"),
+                        )
+                        .await
+                    }
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+        });
+        (sink, Forwarder { done, task })
+    }
+}
+
+impl CodeModeServer {
+    /// A call on the durable path: for a client on protocol 2026-07-28 or newer, approvals
+    /// travel as `input_required` rounds with the execution sealed in between, or as a task
+    /// when the client has tasks (see the `durable` module).
+    #[cfg(feature = "durable")]
+    async fn call_durable(
+        &self,
+        code_mode: Arc<CodeMode>,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+        sink: EventSink,
+        forwarder: Forwarder,
+        span: tracing::Span,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks())
+        {
+            // The task outlives this request: its progress is its status.
+            forwarder.finish().await;
+            let id = context.id.to_string();
+            let options = rmcp::task_manager::TaskOptions::new()
+                .with_ttl_ms(Some(24 * 60 * 60 * 1000))
+                .with_poll_interval_ms(500);
+            let task = self.inner.tasks.spawn(options, move |task| {
+                Box::pin(crate::durable::run_task(code_mode, request, id, task))
+            });
+            return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                task,
+            )));
+        }
+        let opts = code_mode::ExecuteOptions::new(context.id.to_string(), sink);
+        let run = crate::durable::call(&code_mode, &request, opts);
+        let response = tokio::select! {
+            r = tracing::Instrument::instrument(run, span) => Some(r),
+            () = context.ct.cancelled() => None,
+        };
+        forwarder.finish().await;
+        response.ok_or_else(|| {
+            ErrorData::internal_error("the execution was cancelled by the client", None)
+        })
+    }
+}
+
 impl ServerHandler for CodeModeServer {
     fn get_info(&self) -> InitializeAnswer {
         let instructions = self
@@ -425,122 +616,15 @@ impl ServerHandler for CodeModeServer {
                 None,
             ));
         };
-        // Events go to the client in order, through one forwarding task; the result is
-        // answered after the last of them.
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let sink = EventSink::from_fn(move |e| {
-            let _ = tx.send(e);
-        });
-        let peer = context.peer.clone();
-        let token = context.meta.get_progress_token();
-        // Events go out at `info`. From protocol 2026-07-28 a request opts in to log
-        // notifications in its own `_meta` (`io.modelcontextprotocol/logLevel`); without it
-        // none may be sent. Before, the session's `logging/setLevel` decides.
-        let info_logs = if crate::approval::is_modern(&context) {
-            context
-                .meta
-                .log_level()
-                .is_some_and(|l| matches!(l, LoggingLevel::Debug | LoggingLevel::Info))
-        } else {
-            self.info_logs.load(std::sync::atomic::Ordering::SeqCst)
-        };
-        let (done, mut finished) = tokio::sync::oneshot::channel::<()>();
-        let forward = tokio::spawn(async move {
-            let mut n = 0.0;
-            let mut over = false;
-            loop {
-                // Events first; once the run is over, what is queued, then stop (tools may
-                // keep clones of the sink).
-                let event = if over {
-                    match rx.try_recv() {
-                        Ok(e) => e,
-                        Err(_) => break,
-                    }
-                } else {
-                    tokio::select! {
-                        biased;
-                        Some(e) = rx.recv() => e,
-                        _ = &mut finished => {
-                            over = true;
-                            continue;
-                        }
-                    }
-                };
-                let data = event_json(&event);
-                let sent = match &token {
-                    Some(token) => {
-                        n += 1.0;
-                        let mut p = ProgressNotificationParam::new(token.clone(), n);
-                        p.message = Some(data.to_string());
-                        peer.notify_progress(p).await
-                    }
-                    None if !info_logs => Ok(()),
-                    None => {
-                        peer.notify_logging_message(
-                            LoggingMessageNotificationParam::new(LoggingLevel::Info, data)
-                                .with_logger("code_mode"),
-                        )
-                        .await
-                    }
-                };
-                if sent.is_err() {
-                    break;
-                }
-            }
-        });
-        // The call's span continues the client's trace when its `_meta` carries one (W3C
-        // trace context, SEP-414).
-        let span = tracing::info_span!(
-            target: "code_mode_mcp",
-            "code_mode_mcp.tool_call",
-            otel.name = format!("execute_tool {}", request.name),
-            otel.kind = "server",
-            gen_ai.operation.name = "execute_tool",
-            gen_ai.tool.name = %request.name,
-            mcp.request.id = %context.id,
-        );
-        if let Some(traceparent) = context.meta.get_traceparent() {
-            code_mode::adopt_trace_context(
-                &span,
-                &code_mode::TraceContext {
-                    traceparent: traceparent.to_owned(),
-                    tracestate: context.meta.get_tracestate().map(str::to_owned),
-                },
-            );
-        }
+        let (sink, forwarder) = self.forward_events(&context);
+        let span = call_span(&request, &context);
         // A client on protocol 2026-07-28 or newer is asked through `input_required`
         // rounds, the execution sealed in between (see the `durable` module).
         #[cfg(feature = "durable")]
         if let Some(code_mode) = self.durable_code_mode(&context, &request.name).await {
-            if context
-                .client_capabilities()
-                .is_some_and(|caps| caps.supports_tasks())
-            {
-                // The task outlives this request: its progress is its status.
-                let _ = done.send(());
-                let _ = forward.await;
-                let id = context.id.to_string();
-                let options = rmcp::task_manager::TaskOptions::new()
-                    .with_ttl_ms(Some(24 * 60 * 60 * 1000))
-                    .with_poll_interval_ms(500);
-                let task = self.inner.tasks.spawn(options, move |task| {
-                    Box::pin(crate::durable::run_task(code_mode, request, id, task))
-                });
-                return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
-                    task,
-                )));
-            }
-            let opts = code_mode::ExecuteOptions::new(context.id.to_string(), sink);
-            let run = crate::durable::call(&code_mode, &request, opts);
-            let response = tokio::select! {
-                r = tracing::Instrument::instrument(run, span) => Some(r),
-                () = context.ct.cancelled() => None,
-            };
-            let _ = done.send(());
-            let _ = forward.await;
-            return response.ok_or_else(|| {
-                ErrorData::internal_error("the execution was cancelled by the client", None)
-            });
+            return self
+                .call_durable(code_mode, request, context, sink, forwarder, span)
+                .await;
         }
         // Calls that need approval are asked of this client's user (elicitation during the
         // call, before protocol 2026-07-28), or denied saying why when the client cannot be
@@ -557,31 +641,10 @@ impl ServerHandler for CodeModeServer {
                 .parked
                 .resume(self.session, state, request.input_responses.as_ref())
                 .await;
-            let _ = done.send(());
-            let _ = forward.await;
+            forwarder.finish().await;
             return Ok(response);
         }
-        let (approver, parked_asks): (Arc<dyn code_mode::Approver>, _) = if parks {
-            let (approver, asks) = crate::parked::Parked::approver();
-            (approver, Some(asks))
-        } else if modern {
-            let why = if can_elicit {
-                crate::approval::NO_PAUSE
-            } else {
-                crate::approval::NO_ELICITATION
-            };
-            (Arc::new(code_mode::DenyAll(why.into())), None)
-        } else if can_elicit {
-            let approver = crate::approval::ElicitationApprover {
-                peer: context.peer.clone(),
-            };
-            (Arc::new(approver), None)
-        } else {
-            (
-                Arc::new(code_mode::DenyAll(crate::approval::NO_ELICITATION.into())),
-                None,
-            )
-        };
+        let (approver, parked_asks) = approver_for(&context, parks, modern, can_elicit);
         let ctx = ToolContext {
             tool_call_id: Some(context.id.to_string().into()),
             events: sink,
@@ -610,8 +673,7 @@ impl ServerHandler for CodeModeServer {
                 () = context.ct.cancelled() => None,
             },
         };
-        let _ = done.send(());
-        let _ = forward.await;
+        forwarder.finish().await;
         response.ok_or_else(|| {
             ErrorData::internal_error("the execution was cancelled by the client", None)
         })
