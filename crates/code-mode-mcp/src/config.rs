@@ -229,11 +229,7 @@ impl McpConfig {
             origin: origin.to_owned(),
             source,
         })?;
-        let field = |field: &str, message: &str| ConfigError::Field {
-            origin: origin.to_owned(),
-            field: field.to_owned(),
-            message: message.to_owned(),
-        };
+        let field = |field: &str, message: &str| field_error(origin, field, message);
         let Some(root) = root.as_object() else {
             return Err(field("(top level)", "expected an object with `mcpServers`"));
         };
@@ -249,7 +245,6 @@ impl McpConfig {
         };
         let mut out = Vec::new();
         for (name, entry) in servers {
-            let at = |f: &str| format!("mcpServers.{name}.{f}");
             if name.trim().is_empty() {
                 return Err(field("mcpServers", "a server has an empty name"));
             }
@@ -259,157 +254,190 @@ impl McpConfig {
             if entry.get("disabled").and_then(Value::as_bool) == Some(true) {
                 continue;
             }
-            let string = |key: &str| -> Result<Option<String>, ConfigError> {
-                match entry.get(key) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(s.clone())),
-                    Some(_) => Err(field(&at(key), "expected a string")),
-                }
-            };
-            let map = |key: &str| -> Result<BTreeMap<String, String>, ConfigError> {
-                let mut out = BTreeMap::new();
-                match entry.get(key) {
-                    None | Some(Value::Null) => {}
-                    Some(Value::Object(m)) => {
-                        for (k, v) in m {
-                            let Some(v) = v.as_str() else {
-                                return Err(field(
-                                    &format!("{}.{k}", at(key)),
-                                    "expected a string",
-                                ));
-                            };
-                            let value = expand(v, &|var| lookup(var)).map_err(|var| {
-                                ConfigError::MissingVariable {
-                                    origin: origin.to_owned(),
-                                    field: format!("{}.{k}", at(key)),
-                                    var,
-                                }
-                            })?;
-                            out.insert(k.clone(), value);
-                        }
-                    }
-                    Some(_) => return Err(field(&at(key), "expected an object of strings")),
-                }
-                Ok(out)
-            };
-            let kind = string("type")?.or(string("transport")?);
-            let command = string("command")?;
-            let url = string("url")?;
-            let transport = match (kind.as_deref(), command, url) {
-                (Some("sse"), _, _) => {
-                    return Err(field(
-                        &at("type"),
-                        "the SSE transport (deprecated by the MCP specification) is not supported; use the server's Streamable HTTP endpoint (`\"type\": \"http\"`)",
-                    ));
-                }
-                (Some(k), _, _)
-                    if !matches!(k, "stdio" | "http" | "streamable-http" | "streamableHttp") =>
-                {
-                    return Err(field(
-                        &at("type"),
-                        &format!("unknown transport {k:?}; expected \"stdio\" or \"http\""),
-                    ));
-                }
-                (_, Some(_), Some(_)) => {
-                    return Err(field(
-                        &format!("mcpServers.{name}"),
-                        "has both `command` and `url`; keep one",
-                    ));
-                }
-                (_, Some(command), None) => {
-                    if command.trim().is_empty() {
-                        return Err(field(&at("command"), "is empty"));
-                    }
-                    let args = match entry.get("args") {
-                        None | Some(Value::Null) => Vec::new(),
-                        Some(Value::Array(a)) => a
-                            .iter()
-                            .enumerate()
-                            .map(|(i, v)| {
-                                v.as_str().map(str::to_owned).ok_or_else(|| {
-                                    field(&format!("{}[{i}]", at("args")), "expected a string")
-                                })
-                            })
-                            .collect::<Result<_, _>>()?,
-                        Some(_) => return Err(field(&at("args"), "expected an array of strings")),
-                    };
-                    Transport::Stdio {
-                        command,
-                        args,
-                        env: map("env")?,
-                        cwd: string("cwd")?.map(PathBuf::from),
-                    }
-                }
-                (_, None, Some(url)) => {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(field(&at("url"), "must start with http:// or https://"));
-                    }
-                    let headers = map("headers")?;
-                    for (k, v) in &headers {
-                        if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                            return Err(field(
-                                &format!("{}.{k}", at("headers")),
-                                "is not a valid header name",
-                            ));
-                        }
-                        if http::HeaderValue::from_str(v).is_err() {
-                            return Err(field(
-                                &format!("{}.{k}", at("headers")),
-                                "is not a valid header value",
-                            ));
-                        }
-                    }
-                    Transport::Http { url, headers }
-                }
-                (_, None, None) => {
-                    return Err(field(
-                        &format!("mcpServers.{name}"),
-                        "needs `command` (a program speaking MCP on stdio) or `url` (a Streamable HTTP endpoint)",
-                    ));
-                }
-            };
-            let require_approval = match entry.get("requireApproval") {
-                None | Some(Value::Null) | Some(Value::Bool(false)) => RequireApproval::default(),
-                Some(Value::Bool(true)) => RequireApproval {
-                    all: true,
-                    ..RequireApproval::default()
-                },
-                Some(Value::String(s)) if s == "destructive" => RequireApproval {
-                    destructive: true,
-                    ..RequireApproval::default()
-                },
-                Some(Value::Array(list)) => {
-                    let mut rule = RequireApproval::default();
-                    for (i, v) in list.iter().enumerate() {
-                        match v.as_str() {
-                            Some("destructive") => rule.destructive = true,
-                            Some(t) if !t.is_empty() => rule.tools.push(t.to_owned()),
-                            _ => {
-                                return Err(field(
-                                    &format!("{}[{i}]", at("requireApproval")),
-                                    "expected a tool name (or \"destructive\")",
-                                ));
-                            }
-                        }
-                    }
-                    rule
-                }
-                Some(_) => {
-                    return Err(field(
-                        &at("requireApproval"),
-                        "expected true, false, \"destructive\" or an array of tool names",
-                    ));
-                }
+            let entry = Entry {
+                origin,
+                name,
+                entry,
+                lookup,
             };
             out.push(ServerConfig {
                 name: name.clone(),
-                transport,
-                require_approval,
+                transport: entry.transport()?,
+                require_approval: entry.require_approval()?,
             });
         }
         Ok(Self {
             servers: out,
             source: None,
+        })
+    }
+}
+
+fn field_error(origin: &str, field: &str, message: &str) -> ConfigError {
+    ConfigError::Field {
+        origin: origin.to_owned(),
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// One server's entry of `mcpServers`, read field by field; every error names the field
+/// (`mcpServers.NAME.FIELD`).
+struct Entry<'a> {
+    origin: &'a str,
+    name: &'a str,
+    entry: &'a serde_json::Map<String, Value>,
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Entry<'_> {
+    fn at(&self, field: &str) -> String {
+        format!("mcpServers.{}.{field}", self.name)
+    }
+
+    fn field(&self, field: &str, message: &str) -> ConfigError {
+        field_error(self.origin, field, message)
+    }
+
+    /// An optional string field.
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.entry.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.field(&self.at(key), "expected a string")),
+        }
+    }
+
+    /// An optional object of strings, `${VAR}` expanded from the environment.
+    fn map(&self, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        match self.entry.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, v) in m {
+                    let Some(v) = v.as_str() else {
+                        return Err(
+                            self.field(&format!("{}.{k}", self.at(key)), "expected a string")
+                        );
+                    };
+                    let value = expand(v, &|var| (self.lookup)(var)).map_err(|var| {
+                        ConfigError::MissingVariable {
+                            origin: self.origin.to_owned(),
+                            field: format!("{}.{k}", self.at(key)),
+                            var,
+                        }
+                    })?;
+                    out.insert(k.clone(), value);
+                }
+            }
+            Some(_) => return Err(self.field(&self.at(key), "expected an object of strings")),
+        }
+        Ok(out)
+    }
+
+    /// How the server is reached: `command` (stdio) or `url` (Streamable HTTP).
+    fn transport(&self) -> Result<Transport, ConfigError> {
+        let kind = self.string("type")?.or(self.string("transport")?);
+        let whole = format!("mcpServers.{}", self.name);
+        match (kind.as_deref(), self.string("command")?, self.string("url")?) {
+            (Some("sse"), _, _) => Err(self.field(
+                &self.at("type"),
+                "the SSE transport (deprecated by the MCP specification) is not supported; use the server's Streamable HTTP endpoint (`\"type\": \"http\"`)",
+            )),
+            (Some(k), _, _)
+                if !matches!(k, "stdio" | "http" | "streamable-http" | "streamableHttp") =>
+            {
+                Err(self.field(
+                    &self.at("type"),
+                    &format!("unknown transport {k:?}; expected \"stdio\" or \"http\""),
+                ))
+            }
+            (_, Some(_), Some(_)) => Err(self.field(&whole, "has both `command` and `url`; keep one")),
+            (_, Some(command), None) => self.stdio(command),
+            (_, None, Some(url)) => self.http(url),
+            (_, None, None) => Err(self.field(
+                &whole,
+                "needs `command` (a program speaking MCP on stdio) or `url` (a Streamable HTTP endpoint)",
+            )),
+        }
+    }
+
+    fn stdio(&self, command: String) -> Result<Transport, ConfigError> {
+        if command.trim().is_empty() {
+            return Err(self.field(&self.at("command"), "is empty"));
+        }
+        let args = match self.entry.get("args") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_str().map(str::to_owned).ok_or_else(|| {
+                        self.field(&format!("{}[{i}]", self.at("args")), "expected a string")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(self.field(&self.at("args"), "expected an array of strings")),
+        };
+        Ok(Transport::Stdio {
+            command,
+            args,
+            env: self.map("env")?,
+            cwd: self.string("cwd")?.map(PathBuf::from),
+        })
+    }
+
+    fn http(&self, url: String) -> Result<Transport, ConfigError> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(self.field(&self.at("url"), "must start with http:// or https://"));
+        }
+        let headers = self.map("headers")?;
+        for (k, v) in &headers {
+            let at = format!("{}.{k}", self.at("headers"));
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                return Err(self.field(&at, "is not a valid header name"));
+            }
+            if http::HeaderValue::from_str(v).is_err() {
+                return Err(self.field(&at, "is not a valid header value"));
+            }
+        }
+        Ok(Transport::Http { url, headers })
+    }
+
+    /// `requireApproval`: `true`, `false`, `"destructive"` or a list of tool names.
+    fn require_approval(&self) -> Result<RequireApproval, ConfigError> {
+        Ok(match self.entry.get("requireApproval") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => RequireApproval::default(),
+            Some(Value::Bool(true)) => RequireApproval {
+                all: true,
+                ..RequireApproval::default()
+            },
+            Some(Value::String(s)) if s == "destructive" => RequireApproval {
+                destructive: true,
+                ..RequireApproval::default()
+            },
+            Some(Value::Array(list)) => {
+                let mut rule = RequireApproval::default();
+                for (i, v) in list.iter().enumerate() {
+                    match v.as_str() {
+                        Some("destructive") => rule.destructive = true,
+                        Some(t) if !t.is_empty() => rule.tools.push(t.to_owned()),
+                        _ => {
+                            return Err(self.field(
+                                &format!("{}[{i}]", self.at("requireApproval")),
+                                "expected a tool name (or \"destructive\")",
+                            ));
+                        }
+                    }
+                }
+                rule
+            }
+            Some(_) => {
+                return Err(self.field(
+                    &self.at("requireApproval"),
+                    "expected true, false, \"destructive\" or an array of tool names",
+                ));
+            }
         })
     }
 }
