@@ -11,11 +11,25 @@ use crate::skill::Skill;
 /// The three management tools.
 pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) -> Vec<Tool> {
     let mut out = Vec::new();
+    for tool in [
+        search_tool(library),
+        get_tool(library),
+        register_tool(library),
+    ] {
+        match tool {
+            Ok(t) => out.push(t),
+            Err(e) => tracing::error!(error = %e, "a skill management tool is invalid"),
+        }
+    }
+    out
+}
+
+/// `search_skills`: names, descriptions, trust and usage by keywords; no code.
+fn search_tool(library: &SkillLibrary) -> Result<Tool, ToolDefinitionError> {
     let v = library.vocabulary();
     let noun = v.noun();
-    let prefix = v.function_prefix();
     let lib = library.clone();
-    let search = Tool::new(
+    Tool::new(
         v.search_tool(),
         format!(
             "Search the {noun} library (saved, reusable programs) by keywords. Returns names, descriptions, trust levels and usage; no code."
@@ -47,9 +61,16 @@ pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) ->
                 Ok::<_, ToolError>(json!(found))
             }
         },
-    );
+    )
+}
+
+/// `get_skill`: one skill whole (code, schemas, hints, stats, trust, version).
+fn get_tool(library: &SkillLibrary) -> Result<Tool, ToolDefinitionError> {
+    let v = library.vocabulary();
+    let noun = v.noun();
+    let prefix = v.function_prefix();
     let lib = library.clone();
-    let get = Tool::new(
+    Tool::new(
         v.get_tool(),
         format!("Read one {noun}: code, schemas, usage hints, stats, trust level and version."),
         json!({"type": "object", "properties": {
@@ -72,9 +93,16 @@ pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) ->
                 }
             }
         },
-    );
+    )
+}
+
+/// `register_skill`: saves a program that worked; callable at once as `skill_<name>`.
+fn register_tool(library: &SkillLibrary) -> Result<Tool, ToolDefinitionError> {
+    let v = library.vocabulary();
+    let noun = v.noun();
+    let prefix = v.function_prefix();
     let lib = library.clone();
-    let register = Tool::new(
+    Tool::new(
         v.register_tool(),
         format!(
             "Save a program that worked as a reusable {noun}. It becomes callable from execute_typescript as {prefix}<name>(input) at once."
@@ -117,14 +145,7 @@ pub(crate) fn management_tools(library: &SkillLibrary, _code_mode: &CodeMode) ->
                 }))
             }
         },
-    );
-    for tool in [search, get, register] {
-        match tool {
-            Ok(t) => out.push(t),
-            Err(e) => tracing::error!(error = %e, "a skill management tool is invalid"),
-        }
-    }
-    out
+    )
 }
 
 /// A selected skill as a direct tool.
