@@ -35,11 +35,6 @@ pub(super) fn tool_binding(
     Binding::unchecked(
         function.clone(),
         Arc::new(move |args: Value| {
-            let tool = tool.clone();
-            let events = events.clone();
-            let id = tool_call_id.clone();
-            let function = function.clone();
-            let gate = gate.clone();
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let span = tool_call_span(&ExecTrace::shared_span(&shared), tool.name(), &function);
             if !span.is_disabled() {
@@ -48,93 +43,118 @@ pub(super) fn tool_binding(
                     span.record("gen_ai.tool.call.arguments", args.to_string());
                 }
             }
-            let traced = span.clone();
-            Box::pin(
-                async move {
-                    let args = match admit(
-                        &gate,
-                        tool.approval_policy(),
-                        &function,
-                        args,
-                        |edited| tool.validate_input(edited),
-                        &traced,
-                    )
-                    .await
-                    {
-                        Ok(args) => args,
-                        Err(denied) => {
-                            events.emit_kind(
-                                id,
-                                EventKind::ExternalError {
-                                    function: function.to_string(),
-                                    error: denied.message.clone(),
-                                    duration_ms: 0.0,
-                                },
-                            );
-                            return Err(denied);
-                        }
-                    };
-                    // Announced once it may run (a denied call never started), with the
-                    // input it runs with (an approver may have edited it).
-                    if events.is_active() {
-                        events.emit_kind(
-                            id.clone(),
-                            EventKind::ExternalCall {
-                                function: function.to_string(),
-                                args: args.clone(),
-                                timestamp: now_ms(),
-                            },
-                        );
-                    }
-                    let start = Instant::now();
-                    let ctx = ToolContext {
-                        tool_call_id: id.clone(),
-                        events: events.clone(),
-                        span: traced.clone(),
-                        approver: gate.approver.clone(),
-                        clock: gate.clock.clone(),
-                        cancel: gate.cancel.clone(),
-                    };
-                    let outcome = match AssertUnwindSafe(tool.call(args, ctx)).catch_unwind().await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Err(ToolError::new(
-                            "The tool failed unexpectedly (its handler panicked)",
-                        )),
-                    };
-                    let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
-                    record_tool_call(&traced, &tool, &outcome, duration_ms, values);
-                    match outcome {
-                        Ok(result) => {
-                            if events.is_active() {
-                                events.emit_kind(
-                                    id,
-                                    EventKind::ExternalResult {
-                                        function: function.to_string(),
-                                        result: result.clone(),
-                                        duration_ms,
-                                    },
-                                );
-                            }
-                            Ok(result)
-                        }
-                        Err(e) => {
-                            events.emit_kind(
-                                id,
-                                EventKind::ExternalError {
-                                    function: function.to_string(),
-                                    error: e.message().to_owned(),
-                                    duration_ms,
-                                },
-                            );
-                            Err(GuestError::error(e.message()))
-                        }
-                    }
-                }
-                .instrument(span),
-            )
+            let call = ToolCallRun {
+                tool: tool.clone(),
+                events: events.clone(),
+                id: tool_call_id.clone(),
+                function: function.clone(),
+                gate: gate.clone(),
+                span: span.clone(),
+                values,
+            };
+            Box::pin(call.run(args).instrument(span))
         }),
     )
+}
+
+/// One call of an application tool from the sandbox, from the approval gate to its events.
+struct ToolCallRun {
+    tool: Tool,
+    events: EventSink,
+    id: Option<Arc<str>>,
+    function: Arc<str>,
+    gate: Gate,
+    span: tracing::Span,
+    values: bool,
+}
+
+impl ToolCallRun {
+    async fn run(self, args: Value) -> Result<Value, GuestError> {
+        let admitted = admit(
+            &self.gate,
+            self.tool.approval_policy(),
+            &self.function,
+            args,
+            |edited| self.tool.validate_input(edited),
+            &self.span,
+        )
+        .await;
+        let args = match admitted {
+            Ok(args) => args,
+            Err(denied) => {
+                self.failed(denied.message.clone(), 0.0);
+                return Err(denied);
+            }
+        };
+        // Announced once it may run (a denied call never started), with the input it runs
+        // with (an approver may have edited it).
+        if self.events.is_active() {
+            self.events.emit_kind(
+                self.id.clone(),
+                EventKind::ExternalCall {
+                    function: self.function.to_string(),
+                    args: args.clone(),
+                    timestamp: now_ms(),
+                },
+            );
+        }
+        let start = Instant::now();
+        let outcome = self.handler(args).await;
+        let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+        record_tool_call(&self.span, &self.tool, &outcome, duration_ms, self.values);
+        match outcome {
+            Ok(result) => {
+                if self.events.is_active() {
+                    self.events.emit_kind(
+                        self.id.clone(),
+                        EventKind::ExternalResult {
+                            function: self.function.to_string(),
+                            result: result.clone(),
+                            duration_ms,
+                        },
+                    );
+                }
+                Ok(result)
+            }
+            Err(e) => {
+                self.failed(e.message().to_owned(), duration_ms);
+                Err(GuestError::error(e.message()))
+            }
+        }
+    }
+
+    /// The tool's handler with its context; a panic is the tool's failure.
+    async fn handler(&self, args: Value) -> Result<Value, ToolError> {
+        let ctx = ToolContext {
+            tool_call_id: self.id.clone(),
+            events: self.events.clone(),
+            span: self.span.clone(),
+            approver: self.gate.approver.clone(),
+            clock: self.gate.clock.clone(),
+            cancel: self.gate.cancel.clone(),
+        };
+        match AssertUnwindSafe(self.tool.call(args, ctx))
+            .catch_unwind()
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(ToolError::new(
+                "The tool failed unexpectedly (its handler panicked)",
+            )),
+        }
+    }
+
+    /// `code_mode:external_error`.
+    fn failed(&self, error: String, duration_ms: f64) {
+        self.events.emit_kind(
+            self.id.clone(),
+            EventKind::ExternalError {
+                function: self.function.to_string(),
+                error,
+                duration_ms,
+            },
+        );
+    }
 }
 
 /// An extra binding (a skill function, ...) whose calls get a `code_mode.tool_call` span
