@@ -138,99 +138,10 @@ const WASI_ERRNO_INVAL: i32 = 28;
 /// The imports every instance gets.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    linker.func_wrap(
-        "cm",
-        "call",
-        |mut caller: Caller<'_, HostState>,
-         id: i32,
-         np: i32,
-         nl: i32,
-         ap: i32,
-         al: i32|
-         -> wasmtime::Result<i32> {
-            let Some(bridge) = caller.data().bridge.clone() else {
-                return Ok(1);
-            };
-            // Past the budget, refuse at once: nothing is queued, so a flood costs no host memory.
-            if bridge.calls() >= bridge.max_calls() {
-                return Ok(1);
-            }
-            let name = guest_string(&mut caller, np, nl)?;
-            let args = guest_string(&mut caller, ap, al)?;
-            // A value nested past the limit (or not JSON) is refused as on every driver: the
-            // call throws a TypeError and no tool runs; it never reaches a tool changed.
-            let future = match code_mode::parse_tool_input(&name, &args) {
-                Ok(args) if held(caller.data(), &bridge, &name, &args) => match bridge.count() {
-                    Ok(()) => {
-                        caller.data_mut().parked.push(PendingCall {
-                            call_id: id.cast_unsigned(),
-                            function: name,
-                            args,
-                        });
-                        return Ok(0);
-                    }
-                    Err(refused) => Box::pin(async move { Err(refused) }),
-                },
-                Ok(args) => bridge.call(&name, args),
-                Err(message) => refuse(message),
-            };
-            caller.data_mut().requests.push(Request {
-                id: id.cast_unsigned(),
-                future,
-            });
-            Ok(0)
-        },
-    )?;
-    linker.func_wrap(
-        "cm",
-        "log",
-        |mut caller: Caller<'_, HostState>,
-         level: i32,
-         ptr: i32,
-         len: i32|
-         -> wasmtime::Result<()> {
-            if caller.data().logs.as_ref().is_none_or(LogBuffer::is_full) {
-                return Ok(());
-            }
-            let text = guest_string(&mut caller, ptr, len)?;
-            let level = match level {
-                1 => LogLevel::Info,
-                2 => LogLevel::Warn,
-                3 => LogLevel::Error,
-                4 => LogLevel::Debug,
-                _ => LogLevel::Log,
-            };
-            if let Some(logs) = caller.data_mut().logs.as_mut() {
-                logs.push(level, text);
-            }
-            Ok(())
-        },
-    )?;
+    linker.func_wrap("cm", "call", cm_call)?;
+    linker.func_wrap("cm", "log", cm_log)?;
     // WASI preview 1: only what wasi-libc links in. A clock for `Date`; no file descriptors.
-    linker.func_wrap(
-        "wasi_snapshot_preview1",
-        "clock_time_get",
-        |mut caller: Caller<'_, HostState>,
-         _id: i32,
-         _precision: i64,
-         out: i32|
-         -> wasmtime::Result<i32> {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-                .unwrap_or(0);
-            let Some(memory) = caller.data().memory else {
-                return Ok(WASI_ERRNO_INVAL);
-            };
-            let Ok(at) = usize::try_from(out) else {
-                return Ok(WASI_ERRNO_INVAL);
-            };
-            Ok(match memory.write(&mut caller, at, &nanos.to_le_bytes()) {
-                Ok(()) => 0,
-                Err(_) => WASI_ERRNO_INVAL,
-            })
-        },
-    )?;
+    linker.func_wrap("wasi_snapshot_preview1", "clock_time_get", clock_time_get)?;
     linker.func_wrap(
         "wasi_snapshot_preview1",
         "fd_write",
@@ -250,6 +161,96 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
         |_: i32, _: i64, _: i32, _: i32| -> i32 { WASI_ERRNO_BADF },
     )?;
     Ok(linker)
+}
+
+/// `cm.call(id, name, args)`: the guest called a binding. 0 when the call was taken (queued,
+/// or held back by a durable execution), 1 when refused at once (no bridge, past the budget).
+fn cm_call(
+    mut caller: Caller<'_, HostState>,
+    id: i32,
+    np: i32,
+    nl: i32,
+    ap: i32,
+    al: i32,
+) -> wasmtime::Result<i32> {
+    let Some(bridge) = caller.data().bridge.clone() else {
+        return Ok(1);
+    };
+    // Past the budget, refuse at once: nothing is queued, so a flood costs no host memory.
+    if bridge.calls() >= bridge.max_calls() {
+        return Ok(1);
+    }
+    let name = guest_string(&mut caller, np, nl)?;
+    let args = guest_string(&mut caller, ap, al)?;
+    // A value nested past the limit (or not JSON) is refused as on every driver: the call
+    // throws a TypeError and no tool runs; it never reaches a tool changed.
+    let future = match code_mode::parse_tool_input(&name, &args) {
+        Ok(args) if held(caller.data(), &bridge, &name, &args) => match bridge.count() {
+            Ok(()) => {
+                caller.data_mut().parked.push(PendingCall {
+                    call_id: id.cast_unsigned(),
+                    function: name,
+                    args,
+                });
+                return Ok(0);
+            }
+            Err(refused) => Box::pin(async move { Err(refused) }),
+        },
+        Ok(args) => bridge.call(&name, args),
+        Err(message) => refuse(message),
+    };
+    caller.data_mut().requests.push(Request {
+        id: id.cast_unsigned(),
+        future,
+    });
+    Ok(0)
+}
+
+/// `cm.log(level, text)`: one console line, kept while the buffer has room.
+fn cm_log(
+    mut caller: Caller<'_, HostState>,
+    level: i32,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<()> {
+    if caller.data().logs.as_ref().is_none_or(LogBuffer::is_full) {
+        return Ok(());
+    }
+    let text = guest_string(&mut caller, ptr, len)?;
+    let level = match level {
+        1 => LogLevel::Info,
+        2 => LogLevel::Warn,
+        3 => LogLevel::Error,
+        4 => LogLevel::Debug,
+        _ => LogLevel::Log,
+    };
+    if let Some(logs) = caller.data_mut().logs.as_mut() {
+        logs.push(level, text);
+    }
+    Ok(())
+}
+
+/// WASI `clock_time_get`: the wall clock in nanoseconds, whichever clock was asked for.
+fn clock_time_get(
+    mut caller: Caller<'_, HostState>,
+    _id: i32,
+    _precision: i64,
+    out: i32,
+) -> wasmtime::Result<i32> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let Some(memory) = caller.data().memory else {
+        return Ok(WASI_ERRNO_INVAL);
+    };
+    let Ok(at) = usize::try_from(out) else {
+        return Ok(WASI_ERRNO_INVAL);
+    };
+    Ok(match memory.write(&mut caller, at, &nanos.to_le_bytes()) {
+        Ok(()) => 0,
+        Err(_) => WASI_ERRNO_INVAL,
+    })
 }
 
 /// Whether a durable execution holds the call back (only calls of real bindings: any other
